@@ -1,0 +1,136 @@
+// Routing table from KV: /healthz, hot reload, and bad tables (the last good one keeps serving).
+
+import { test, before, after, beforeEach } from "node:test";
+import assert from "node:assert/strict";
+import { startFake } from "./helpers/fake-openai.mjs";
+import { startWorker, scenarioTable, chatOnce, FAKE_SECRET, USER_MSG } from "./helpers/worker.mjs";
+
+let fake, w, good;
+
+before(async () => {
+  fake = await startFake();
+  w = await startWorker();
+});
+after(async () => {
+  await w?.dispose();
+  await fake?.close();
+});
+beforeEach(() => fake.script(good?.scenario("primary") ?? "unused", [{ ok: "still served" }]));
+
+async function healthz() {
+  const res = await w.fetch("/healthz");
+  const json = await res.json();
+  return { res, json };
+}
+
+async function modelIds() {
+  const res = await w.fetch("/v1/models");
+  assert.equal(res.status, 200);
+  return (await res.json()).data.map((m) => m.id).sort();
+}
+
+async function stillServesGoodTable() {
+  const r = await chatOnce(w, { model: "good-route", messages: USER_MSG });
+  assert.equal(r.status, 200, r.text);
+  assert.equal(r.json.choices[0].message.content, "still served");
+  assert.deepEqual(await modelIds(), ["good-route"]);
+}
+
+test("healthz with a good table in KV: ok, source kv, no error", async () => {
+  good = await scenarioTable(w, fake, {
+    deployments: { primary: {} },
+    routes: { "good-route": { chain: ["primary"] } },
+  });
+  fake.script(good.scenario("primary"), [{ ok: "still served" }]);
+  const { res, json } = await healthz();
+  assert.equal(res.status, 200);
+  assert.equal(json.status, "ok");
+  assert.equal(json.config.source, "kv");
+  assert.equal(json.config.error, null);
+  const before = good.hits("primary");
+  await stillServesGoodTable();
+  assert.equal(good.hits("primary"), before + 1);
+});
+
+test("invalid JSON in KV -> degraded, last good table keeps serving", async () => {
+  await w.putRaw("{ this is : not json");
+  const { json } = await healthz();
+  assert.equal(json.status, "degraded");
+  assert.equal(json.config.source, "last-good");
+  assert.equal(typeof json.config.error, "string");
+  assert.ok(json.config.error.length > 0);
+  const before = good.hits("primary");
+  await stillServesGoodTable();
+  assert.equal(good.hits("primary"), before + 1);
+});
+
+test("schema error (chain names an unknown deployment) -> degraded with the path routes.x.chain[0]", async () => {
+  const bad = structuredClone(good.table);
+  bad.routes.x = { chain: ["no-such-deployment"] };
+  await w.putTable(bad);
+  const { json } = await healthz();
+  assert.equal(json.status, "degraded");
+  assert.equal(json.config.source, "last-good");
+  assert.ok(json.config.error.includes("routes.x.chain[0]"), `error names the path: ${json.config.error}`);
+  await stillServesGoodTable();
+  const r = await chatOnce(w, { model: "x", messages: USER_MSG });
+  assert.equal(r.status, 404, "routes of the rejected table are not served");
+});
+
+test("unknown field -> rejected, degraded, error names the field", async () => {
+  const bad = structuredClone(good.table);
+  bad.deployments.primary.surprise_field = true;
+  await w.putTable(bad);
+  const { json } = await healthz();
+  assert.equal(json.status, "degraded");
+  assert.ok(/surprise_field/.test(json.config.error), json.config.error);
+  await stillServesGoodTable();
+  assert.ok(json.config.error.includes("deployments.primary"), `error names the path: ${json.config.error}`);
+});
+
+test("schema error: provider kind unknown -> degraded, path names the provider", async () => {
+  const bad = structuredClone(good.table);
+  bad.providers["p-primary"].kind = "carrier-pigeon";
+  await w.putTable(bad);
+  const { json } = await healthz();
+  assert.equal(json.status, "degraded");
+  assert.ok(json.config.error.includes("providers.p-primary"), json.config.error);
+  await stillServesGoodTable();
+});
+
+test("schema error: deployment names an unknown provider -> degraded", async () => {
+  const bad = structuredClone(good.table);
+  bad.deployments.primary.provider = "nobody";
+  await w.putTable(bad);
+  const { json } = await healthz();
+  assert.equal(json.status, "degraded");
+  assert.ok(json.config.error.includes("deployments.primary"), json.config.error);
+  await stillServesGoodTable();
+});
+
+test("a good table again -> ok, new routes visible on the next request", async () => {
+  const t = await scenarioTable(w, fake, {
+    deployments: { fresh: {} },
+    routes: { "new-route": { chain: ["fresh"] }, "new-route-2": { chain: ["fresh"] } },
+  });
+  t.script("fresh", [{ ok: "fresh table" }]);
+  const { json } = await healthz();
+  assert.equal(json.status, "ok");
+  assert.equal(json.config.source, "kv");
+  assert.equal(json.config.error, null);
+  assert.deepEqual(await modelIds(), ["new-route", "new-route-2"]);
+  const r = await chatOnce(w, { model: "new-route", messages: USER_MSG });
+  assert.equal(r.status, 200, r.text);
+  assert.equal(r.json.choices[0].message.content, "fresh table");
+  assert.equal(t.hits("fresh"), 1);
+  const old = await chatOnce(w, { model: "good-route", messages: USER_MSG });
+  assert.equal(old.status, 404);
+});
+
+test("healthz and errors never show the secret", async () => {
+  const seen = await w.allSeen();
+  for (const e of seen) {
+    assert.ok(!JSON.stringify(e.headers).includes(FAKE_SECRET), `secret in headers of ${e.url}`);
+    assert.ok(!e.body.includes(FAKE_SECRET), `secret in body of ${e.url}`);
+  }
+});

@@ -1,0 +1,379 @@
+// Fault-injecting fake OpenAI-compatible provider for the workerd integration tests.
+//
+// A real node:http server on 127.0.0.1:<free port>. Every deployment of a test routing table
+// points at `fake.baseUrl(scenario)` = http://127.0.0.1:PORT/s/<scenario>/v1, so the URL path
+// selects the scenario. `fake.script(scenario, steps)` decides how the i-th request to that
+// scenario is answered (the last step repeats).
+//
+// Step shapes:
+//   { ok: "answer text", model?, id?, usage?, chunkDelayMs?, delayMs?, headers?,
+//     firstTokenDelayMs?,        // stream: headers at once, first content chunk after N ms
+//                                // non-stream: the whole answer after N ms
+//     cutAfterChunks?,           // stream: N content chunks, then the socket is destroyed
+//     stallAfterChunks?,         // stream: N content chunks, then silence until close()
+//     malformedAfterChunks?,     // stream: N content chunks, then `data: {not json`, then end
+//     errorAfterChunks?,         // stream: N content chunks, then an in-band `data: {"error":...}`, then end
+//     noDone?: true | "close",   // stream: full stream (finish + usage if asked) without [DONE];
+//                                //   true = connection stays open, "close" = response ends
+//     noUsage?: true,            // stream: ignore stream_options.include_usage (no usage chunk)
+//   }
+//   { status: 429, headers?: {...}, body?: object | string, delayMs? }   any HTTP error answer
+//   { reset: true, delayMs? }    destroy the socket before sending any header
+//   { hang: true }               never answer (until close())
+//
+// Every content chunk is one word (split before whitespace, like the real API: "Hello", " world").
+// The "role" chunk (delta {role:"assistant", content:""}) is not a content chunk and is sent
+// together with the headers.
+
+import http from "node:http";
+
+export const FIXTURE_ERRORS = {
+  rate_limited: {
+    error: {
+      message:
+        "Rate limit reached for gpt-4o-mini in organization org-fake on tokens per min. Limit: 10000 / min.",
+      type: "requests",
+      param: null,
+      code: "rate_limit_exceeded",
+    },
+  },
+  server_error: {
+    error: {
+      message: "The server had an error processing your request.",
+      type: "server_error",
+      param: null,
+      code: null,
+    },
+  },
+  overloaded: {
+    error: {
+      message: "Our servers are currently overloaded. Please try again later.",
+      type: "service_unavailable_error",
+      param: null,
+      code: "server_is_overloaded",
+    },
+  },
+  context_length_exceeded: {
+    error: {
+      message:
+        "This model's maximum context length is 16385 tokens. However, your messages resulted in 20000 tokens. Please reduce the length of the messages.",
+      type: "invalid_request_error",
+      param: "messages",
+      code: "context_length_exceeded",
+    },
+  },
+  content_policy: {
+    error: {
+      message: "Your request was rejected as a result of our safety system (fake-policy-42).",
+      type: "invalid_request_error",
+      param: null,
+      code: "content_policy_violation",
+    },
+  },
+  invalid_request: {
+    error: {
+      message: "Invalid value for 'temperature': must be between 0 and 2 (fake-invalid-7).",
+      type: "invalid_request_error",
+      param: "temperature",
+      code: "invalid_value",
+    },
+  },
+  auth_error: {
+    error: {
+      message: "Incorrect API key provided: sk-fa**********. You can find your API key at https://platform.openai.com/account/api-keys.",
+      type: "invalid_request_error",
+      param: null,
+      code: "invalid_api_key",
+    },
+  },
+  not_found: {
+    error: {
+      message: "The model `nope` does not exist or you do not have access to it.",
+      type: "invalid_request_error",
+      param: null,
+      code: "model_not_found",
+    },
+  },
+};
+
+/** Common steps. */
+export const steps = {
+  ok: (text, extra = {}) => ({ ok: text, ...extra }),
+  r429: (retryAfter = "1", extra = {}) => ({
+    status: 429,
+    headers: retryAfter == null ? {} : { "retry-after": String(retryAfter) },
+    body: FIXTURE_ERRORS.rate_limited,
+    ...extra,
+  }),
+  r500: () => ({ status: 500, body: FIXTURE_ERRORS.server_error }),
+  r503: () => ({ status: 503, body: FIXTURE_ERRORS.overloaded }),
+  r401: () => ({ status: 401, body: FIXTURE_ERRORS.auth_error }),
+  r404: () => ({ status: 404, body: FIXTURE_ERRORS.not_found }),
+  contextLength: () => ({ status: 400, body: FIXTURE_ERRORS.context_length_exceeded }),
+  contentPolicy: () => ({ status: 400, body: FIXTURE_ERRORS.content_policy }),
+  invalid: () => ({ status: 400, body: FIXTURE_ERRORS.invalid_request }),
+  reset: () => ({ reset: true }),
+  hang: () => ({ hang: true }),
+};
+
+/** Split text into OpenAI-like word tokens whose concatenation is the text. */
+export function words(text) {
+  const out = text.match(/\s*\S+/g) ?? [];
+  if (out.length === 0) return [text];
+  const trailing = text.slice(out.join("").length);
+  if (trailing) out[out.length - 1] += trailing;
+  return out;
+}
+
+function countTokens(messages) {
+  if (!Array.isArray(messages)) return 1;
+  let n = 0;
+  for (const m of messages) {
+    const c = typeof m?.content === "string" ? m.content : JSON.stringify(m?.content ?? "");
+    n += 4 + Math.ceil(c.length / 4);
+  }
+  return n;
+}
+
+export async function startFake({ host = "127.0.0.1" } = {}) {
+  const scripts = new Map(); // scenario -> steps[]
+  const received = new Map(); // scenario -> [{method,url,headers,body,rawBody,at}]
+  const sockets = new Set();
+  const timers = new Set();
+  const pendingResponses = new Set();
+  let closed = false;
+  let idSeq = 0;
+
+  const sleep = (ms) =>
+    new Promise((resolve) => {
+      if (!ms || ms <= 0) return resolve();
+      const t = setTimeout(() => {
+        timers.delete(t);
+        resolve();
+      }, ms);
+      timers.add(t);
+    });
+
+  function stepFor(scenario, index) {
+    const s = scripts.get(scenario);
+    if (!s || s.length === 0) return { ok: `default answer from ${scenario}` };
+    return s[Math.min(index, s.length - 1)];
+  }
+
+  const server = http.createServer((req, res) => {
+    const chunks = [];
+    req.on("data", (c) => chunks.push(c));
+    req.on("error", () => {});
+    req.on("end", () => {
+      handle(req, res, Buffer.concat(chunks).toString("utf8")).catch((err) => {
+        // The client went away or the fake was closed mid-answer: nothing to do.
+        if (!closed && !res.headersSent) {
+          try {
+            res.writeHead(599, { "content-type": "text/plain" });
+            res.end(`fake-openai internal error: ${err?.stack ?? err}`);
+          } catch {}
+        }
+      });
+    });
+  });
+  server.keepAliveTimeout = 1000;
+  server.on("connection", (sock) => {
+    sockets.add(sock);
+    sock.on("close", () => sockets.delete(sock));
+  });
+  server.on("clientError", (_err, sock) => sock.destroy());
+
+  async function handle(req, res, rawBody) {
+    pendingResponses.add(res);
+    res.on("close", () => pendingResponses.delete(res));
+    const m = /^\/s\/([^/]+)\/v1\/chat\/completions\/?(?:\?.*)?$/.exec(req.url);
+    if (!m) {
+      res.writeHead(404, { "content-type": "application/json" });
+      res.end(JSON.stringify({ error: { message: `fake: unknown path ${req.method} ${req.url}`, type: "invalid_request_error", param: null, code: "unknown_url" } }));
+      return;
+    }
+    if (req.method !== "POST") {
+      res.writeHead(405, { "content-type": "application/json" });
+      res.end(JSON.stringify({ error: { message: "fake: method not allowed", type: "invalid_request_error", param: null, code: null } }));
+      return;
+    }
+    const scenario = decodeURIComponent(m[1]);
+    let body;
+    try {
+      body = JSON.parse(rawBody);
+    } catch {
+      body = undefined;
+    }
+    const list = received.get(scenario) ?? [];
+    received.set(scenario, list);
+    const index = list.length;
+    list.push({ method: req.method, url: req.url, headers: { ...req.headers }, body, rawBody, at: Date.now() });
+    const step = stepFor(scenario, index);
+
+    if (step.hang) return; // never answer; close() destroys the socket
+    if (step.delayMs) await sleep(step.delayMs);
+    if (closed) return;
+    if (step.reset) {
+      req.socket.destroy();
+      return;
+    }
+    if (step.status !== undefined) {
+      const isString = typeof step.body === "string";
+      const payload = step.body === undefined ? "" : isString ? step.body : JSON.stringify(step.body);
+      const headers = {
+        "content-type": isString ? "text/plain" : "application/json",
+        ...(step.headers ?? {}),
+      };
+      res.writeHead(step.status, headers);
+      res.end(payload);
+      return;
+    }
+    if (step.ok === undefined) throw new Error(`fake: step has no known shape: ${JSON.stringify(step)}`);
+
+    const model = step.model ?? `fake-${scenario}`;
+    const id = step.id ?? `chatcmpl-fake${++idSeq}`;
+    const created = Math.floor(Date.now() / 1000);
+    const tokens = words(step.ok);
+    const usage = step.usage ?? {
+      prompt_tokens: countTokens(body?.messages),
+      completion_tokens: tokens.length,
+      total_tokens: countTokens(body?.messages) + tokens.length,
+      prompt_tokens_details: { cached_tokens: 0, audio_tokens: 0 },
+      completion_tokens_details: { reasoning_tokens: 0, audio_tokens: 0, accepted_prediction_tokens: 0, rejected_prediction_tokens: 0 },
+    };
+
+    if (body?.stream !== true) {
+      if (step.firstTokenDelayMs) await sleep(step.firstTokenDelayMs);
+      if (closed) return;
+      const answer = {
+        id,
+        object: "chat.completion",
+        created,
+        model,
+        choices: [
+          {
+            index: 0,
+            message: { role: "assistant", content: step.ok, refusal: null, annotations: [] },
+            logprobs: null,
+            finish_reason: "stop",
+          },
+        ],
+        usage,
+        service_tier: "default",
+        system_fingerprint: "fp_fake",
+      };
+      res.writeHead(200, { "content-type": "application/json", ...(step.headers ?? {}) });
+      res.end(JSON.stringify(answer));
+      return;
+    }
+
+    // ---- streaming ----
+    const includeUsage = body?.stream_options?.include_usage === true && !step.noUsage;
+    const chunk = (choices, extra = {}) =>
+      `data: ${JSON.stringify({
+        id,
+        object: "chat.completion.chunk",
+        created,
+        model,
+        service_tier: "default",
+        system_fingerprint: "fp_fake",
+        choices,
+        ...(includeUsage ? { usage: null } : {}),
+        ...extra,
+      })}\n\n`;
+    const write = (s) => {
+      if (closed || res.destroyed || res.writableEnded) return false;
+      res.write(s);
+      return true;
+    };
+
+    res.writeHead(200, {
+      "content-type": "text/event-stream; charset=utf-8",
+      "cache-control": "no-cache",
+      connection: "keep-alive",
+      ...(step.headers ?? {}),
+    });
+    res.flushHeaders();
+    write(chunk([{ index: 0, delta: { role: "assistant", content: "", refusal: null }, logprobs: null, finish_reason: null }]));
+
+    if (step.firstTokenDelayMs) await sleep(step.firstTokenDelayMs);
+    const limit = Math.min(
+      tokens.length,
+      step.cutAfterChunks ?? Infinity,
+      step.stallAfterChunks ?? Infinity,
+      step.malformedAfterChunks ?? Infinity,
+      step.errorAfterChunks ?? Infinity,
+    );
+    for (let i = 0; i < limit; i++) {
+      if (i > 0 && step.chunkDelayMs) await sleep(step.chunkDelayMs);
+      if (!write(chunk([{ index: 0, delta: { content: tokens[i] }, logprobs: null, finish_reason: null }]))) return;
+    }
+    if (step.cutAfterChunks !== undefined) {
+      // Give the written chunks a moment to leave, then kill the connection mid-stream.
+      await sleep(20);
+      req.socket.destroy();
+      return;
+    }
+    if (step.stallAfterChunks !== undefined) return; // silence until close()
+    if (step.malformedAfterChunks !== undefined) {
+      write("data: {not json\n\n");
+      await sleep(20);
+      if (!closed) res.end();
+      return;
+    }
+    if (step.errorAfterChunks !== undefined) {
+      write(`data: ${JSON.stringify({ error: { message: "fake in-band upstream failure", type: "server_error", param: null, code: null } })}\n\n`);
+      if (!closed) res.end();
+      return;
+    }
+    if (step.chunkDelayMs) await sleep(step.chunkDelayMs);
+    if (!write(chunk([{ index: 0, delta: {}, logprobs: null, finish_reason: "stop" }]))) return;
+    if (includeUsage) {
+      if (!write(chunk([], { usage }))) return;
+    }
+    if (step.noDone === true) return; // stream complete but neither [DONE] nor end
+    if (step.noDone === "close") {
+      res.end();
+      return;
+    }
+    write("data: [DONE]\n\n");
+    res.end();
+  }
+
+  await new Promise((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(0, host, resolve);
+  });
+  const port = server.address().port;
+  const origin = `http://${host}:${port}`;
+
+  return {
+    port,
+    origin,
+    baseUrl: (scenario) => `${origin}/s/${encodeURIComponent(scenario)}/v1`,
+    script(scenario, stepList) {
+      if (!Array.isArray(stepList) || stepList.length === 0) throw new Error("script needs a non-empty array of steps");
+      scripts.set(scenario, stepList);
+      received.set(scenario, []);
+    },
+    hits: (scenario) => (received.get(scenario) ?? []).length,
+    requests: (scenario) => received.get(scenario) ?? [],
+    /** Forget all scripts and recorded requests; destroy connections left hanging by earlier steps. */
+    reset() {
+      scripts.clear();
+      received.clear();
+      for (const t of timers) clearTimeout(t);
+      timers.clear();
+      for (const r of pendingResponses) r.destroy();
+      pendingResponses.clear();
+    },
+    async close() {
+      closed = true;
+      for (const t of timers) clearTimeout(t);
+      timers.clear();
+      for (const s of sockets) s.destroy();
+      sockets.clear();
+      await new Promise((resolve) => server.close(() => resolve()));
+    },
+  };
+}

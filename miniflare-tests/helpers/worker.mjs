@@ -1,0 +1,327 @@
+// Starts the built gateway (build/index.js + wasm, from `bash scripts/build.sh`) in Miniflare 4
+// (one workerd process per test file) and offers small helpers to talk to it.
+
+import { Miniflare } from "miniflare";
+import { existsSync, readFileSync } from "node:fs";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+
+export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..");
+// GATEWAY_SCRIPT overrides the script (e.g. to check the harness against a stand-in worker).
+export const SCRIPT_PATH = process.env.GATEWAY_SCRIPT
+  ? path.resolve(process.env.GATEWAY_SCRIPT)
+  : path.join(REPO_ROOT, "build", "index.js");
+export const FAKE_SECRET = "sk-fake-secret-123";
+export const TABLE_KEY = "routing-table";
+export const KV_BINDING = "ROUTER_CONFIG";
+
+/** compatibility_date / compatibility_flags / [vars] from wrangler.toml when present. */
+function wranglerCompat() {
+  const out = { compatibilityDate: "2026-04-20", compatibilityFlags: [], vars: {} };
+  const file = path.join(REPO_ROOT, "wrangler.toml");
+  if (!existsSync(file)) return out;
+  const text = readFileSync(file, "utf8");
+  const date = /^\s*compatibility_date\s*=\s*"([^"]+)"/m.exec(text);
+  if (date) out.compatibilityDate = date[1];
+  const flags = /^\s*compatibility_flags\s*=\s*\[([^\]]*)\]/m.exec(text);
+  if (flags) out.compatibilityFlags = [...flags[1].matchAll(/"([^"]+)"/g)].map((m) => m[1]);
+  // Plain string [vars] (top-level section only), so the worker sees what `wrangler dev` gives it.
+  const vars = /^\[vars\]\s*$([\s\S]*?)(?=^\[|(?![\s\S]))/m.exec(text);
+  if (vars) for (const m of vars[1].matchAll(/^\s*([A-Za-z_][A-Za-z0-9_]*)\s*=\s*"([^"]*)"/gm)) out.vars[m[1]] = m[2];
+  return out;
+}
+
+/**
+ * Start the worker.
+ * @param {object} [opts]
+ * @param {object} [opts.table]     routing table written to KV before the first request (omit = no KV key)
+ * @param {object} [opts.bindings]  extra/overriding plain string bindings (vars and secrets)
+ */
+export async function startWorker({ table, bindings = {} } = {}) {
+  if (!existsSync(SCRIPT_PATH)) {
+    throw new Error(`${SCRIPT_PATH} is missing: run \`bash scripts/build.sh\` first`);
+  }
+  const logs = [];
+  const seen = []; // every response received through w.fetch / w.recordingFetch: {url,status,headers,body}
+  const collect = (stream, name) => {
+    stream.setEncoding?.("utf8");
+    stream.on("data", (d) => {
+      logs.push(`[${name}] ${d}`);
+      if (logs.length > 2000) logs.splice(0, 1000);
+      if (process.env.WORKER_LOGS) process.stderr.write(`[workerd ${name}] ${d}`);
+    });
+  };
+  const compat = wranglerCompat();
+  const mf = new Miniflare({
+    host: "127.0.0.1",
+    port: 0,
+    modules: true,
+    scriptPath: SCRIPT_PATH,
+    modulesRoot: path.dirname(SCRIPT_PATH),
+    modulesRules: [
+      { type: "ESModule", include: ["**/*.js"] },
+      { type: "CompiledWasm", include: ["**/*.wasm"] },
+    ],
+    compatibilityDate: compat.compatibilityDate,
+    compatibilityFlags: compat.compatibilityFlags,
+    cf: false,
+    kvNamespaces: [KV_BINDING],
+    bindings: {
+      ...compat.vars,
+      CONFIG_CACHE_TTL_MS: "0",
+      FAKE_API_KEY: FAKE_SECRET,
+      ...bindings,
+    },
+    handleRuntimeStdio(stdout, stderr) {
+      collect(stdout, "out");
+      collect(stderr, "err");
+    },
+  });
+  let url;
+  try {
+    url = (await mf.ready).toString(); // "http://127.0.0.1:PORT/"
+  } catch (err) {
+    await mf.dispose().catch(() => {});
+    err.message += `\n--- workerd output ---\n${logs.join("")}`;
+    throw err;
+  }
+  const kv = await mf.getKVNamespace(KV_BINDING);
+
+  const w = {
+    mf,
+    url,
+    logs,
+    /** base URL for the OpenAI SDK */
+    v1: url + "v1",
+    async putTable(obj) {
+      await kv.put(TABLE_KEY, JSON.stringify(obj));
+    },
+    async putRaw(text) {
+      await kv.put(TABLE_KEY, text);
+    },
+    async deleteTable() {
+      await kv.delete(TABLE_KEY);
+    },
+    seen,
+    /** fetch that records every response (headers + full body text) for the secret-leak checks. */
+    async recordingFetch(input, init) {
+      const res = await fetch(input, init);
+      const entry = { url: String(input?.url ?? input), status: res.status, headers: headersObject(res.headers), body: "" };
+      seen.push(entry);
+      if (res.body) {
+        const copy = res.clone();
+        entry.done = copy.text().then(
+          (t) => (entry.body = t),
+          () => {},
+        );
+      }
+      return res;
+    },
+    /** Wait (bounded) until every recorded body has been read, then return all of them. */
+    async allSeen(timeoutMs = 3000) {
+      await Promise.race([
+        Promise.all(seen.map((e) => e.done)),
+        new Promise((r) => setTimeout(r, timeoutMs).unref()),
+      ]);
+      return seen;
+    },
+    /** Real fetch against the worker's socket. `p` starts with "/". */
+    fetch(p, init = {}) {
+      return w.recordingFetch(url + p.replace(/^\//, ""), { signal: AbortSignal.timeout(20_000), ...init });
+    },
+    /** POST /v1/chat/completions with a JSON body; returns the Response. */
+    chat(body, { headers = {}, signal } = {}) {
+      return w.fetch("/v1/chat/completions", {
+        method: "POST",
+        headers: { "content-type": "application/json", ...headers },
+        body: typeof body === "string" ? body : JSON.stringify(body),
+        ...(signal ? { signal } : {}),
+      });
+    },
+    async dispose() {
+      await mf.dispose();
+    },
+  };
+  // Warm-up: the first request instantiates the wasm module (~1 s), which would otherwise count
+  // against the timing assertions of whichever test runs first.
+  const warm = await fetch(url + "healthz", { signal: AbortSignal.timeout(20_000) });
+  await warm.arrayBuffer();
+  if (table !== undefined) await w.putTable(table);
+  return w;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Routing-table builders
+
+// connect_ms < first_token_ms so that "no headers at all" is unambiguously timeout_connect.
+export const FAST_TIMEOUTS = { connect_ms: 500, first_token_ms: 800, idle_ms: 500, attempt_ms: 2000 };
+export const FAST_RETRY = { max_attempts: 2, backoff_base_ms: 20, backoff_max_ms: 50, max_retry_after_ms: 3000 };
+
+/**
+ * Build a routing table where every deployment is an `openai` provider pointing at one scenario of
+ * the fake. `deployments` maps a deployment name to { scenario?, model?, context_window?, timeouts?, retry? }
+ * (scenario defaults to the deployment name); `routes` maps a public name to { chain, ...route options }.
+ */
+export function fakeTable(fake, { deployments, routes, defaults = {}, providerHeaders } = {}) {
+  const providers = {};
+  const deps = {};
+  for (const [name, d] of Object.entries(deployments)) {
+    const scenario = d.scenario ?? name;
+    const provName = `p-${name}`;
+    providers[provName] = {
+      kind: "openai",
+      base_url: fake.baseUrl(scenario),
+      api_key_secret: "FAKE_API_KEY",
+      ...(providerHeaders ? { headers: providerHeaders } : {}),
+    };
+    deps[name] = {
+      provider: provName,
+      model: d.model ?? `up-${name}`,
+      context_window: d.context_window ?? 128000,
+      price: { input_per_mtok_usd: 0.15, output_per_mtok_usd: 0.6 },
+      ...(d.timeouts ? { timeouts: d.timeouts } : {}),
+      ...(d.retry ? { retry: d.retry } : {}),
+    };
+  }
+  return {
+    version: 1,
+    defaults: {
+      retry: { ...FAST_RETRY, ...(defaults.retry ?? {}) },
+      timeouts: { ...FAST_TIMEOUTS, ...(defaults.timeouts ?? {}) },
+      request_timeout_ms: defaults.request_timeout_ms ?? 15000,
+    },
+    providers,
+    deployments: deps,
+    routes,
+  };
+}
+
+/**
+ * Per-test routing tables with scenario names that never repeat inside a test file, so a late
+ * request left over from an earlier test can never be counted by a later one.
+ *   const t = await scenarioTable(w, fake, { deployments: { primary: {}, secondary: {} }, routes: {...} });
+ *   t.script("primary", [...]); t.hits("primary"); t.requests("primary");
+ */
+let tableSeq = 0;
+export async function scenarioTable(w, fake, { deployments, routes, defaults, providerHeaders }) {
+  const prefix = `t${++tableSeq}`;
+  const deps = {};
+  for (const [name, d] of Object.entries(deployments)) deps[name] = { ...d, scenario: `${prefix}-${name}` };
+  const table = fakeTable(fake, { deployments: deps, routes, defaults, providerHeaders });
+  await w.putTable(table);
+  return {
+    table,
+    scenario: (dep) => `${prefix}-${dep}`,
+    script: (dep, stepList) => fake.script(`${prefix}-${dep}`, stepList),
+    hits: (dep) => fake.hits(`${prefix}-${dep}`),
+    requests: (dep) => fake.requests(`${prefix}-${dep}`),
+    /** {dep: hits} for all deployments, for one deepEqual assertion */
+    allHits: () => Object.fromEntries(Object.keys(deployments).map((d) => [d, fake.hits(`${prefix}-${d}`)])),
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Response helpers
+
+/** POST a chat request, read the whole body; returns {res, status, text, json, elapsedMs}. */
+export async function chatOnce(w, body, opts) {
+  const t0 = Date.now();
+  const res = await w.chat(body, opts);
+  const text = await res.text();
+  let json;
+  try {
+    json = JSON.parse(text);
+  } catch {}
+  return { res, status: res.status, text, json, elapsedMs: Date.now() - t0 };
+}
+
+/** POST a streaming chat request and read the stream; returns readStream()'s result plus res. */
+export async function chatStream(w, body, { timeoutMs = 10_000, ...opts } = {}) {
+  const t0 = Date.now();
+  const res = await w.chat({ stream: true, ...body }, opts);
+  const headersMs = Date.now() - t0;
+  const r = await readStream(res, { timeoutMs });
+  return { res, status: res.status, headersMs, ...r, elapsedMs: Date.now() - t0 };
+}
+
+/** Assert an OpenAI-shaped error body {error:{message,type,code,param}}. */
+export function errorShape(json) {
+  if (!json || typeof json !== "object" || !json.error || typeof json.error !== "object") {
+    throw new Error(`not an OpenAI error body: ${JSON.stringify(json)}`);
+  }
+  const e = json.error;
+  for (const k of ["message", "type", "code", "param"]) {
+    if (!(k in e)) throw new Error(`error body lacks "${k}": ${JSON.stringify(json)}`);
+  }
+  if (typeof e.message !== "string" || e.message.length === 0) throw new Error(`error.message empty: ${JSON.stringify(json)}`);
+  return e;
+}
+
+export const USER_MSG = [{ role: "user", content: "Say hello." }];
+
+/** Parse an SSE body (string) into events: {data: string, json: object|undefined}. */
+export function parseSse(text) {
+  const events = [];
+  for (const block of text.split(/\r?\n\r?\n/)) {
+    const lines = block.split(/\r?\n/).filter((l) => l.startsWith("data:"));
+    if (lines.length === 0) continue;
+    const data = lines.map((l) => l.slice(5).replace(/^ /, "")).join("\n");
+    let json;
+    try {
+      json = JSON.parse(data);
+    } catch {}
+    events.push({ data, json });
+  }
+  return events;
+}
+
+/** Concatenated delta.content of all chunks. */
+export function sseContent(events) {
+  let s = "";
+  for (const e of events) for (const c of e.json?.choices ?? []) s += c.delta?.content ?? "";
+  return s;
+}
+
+/**
+ * Read a streaming Response to its end (or until `timeoutMs`), returning text, events and timing.
+ * Never throws on a cut connection: `error` says what happened.
+ */
+export async function readStream(res, { timeoutMs = 10_000 } = {}) {
+  const t0 = Date.now();
+  const reader = res.body.getReader();
+  const dec = new TextDecoder();
+  let text = "";
+  let error = null;
+  let timedOut = false;
+  let doneAt = null; // ms since start when "data: [DONE]" was first seen
+  const timer = setTimeout(() => {
+    timedOut = true;
+    reader.cancel().catch(() => {});
+  }, timeoutMs);
+  try {
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      text += dec.decode(value, { stream: true });
+      if (doneAt === null && text.includes("data: [DONE]")) doneAt = Date.now() - t0;
+    }
+  } catch (err) {
+    error = err;
+  } finally {
+    clearTimeout(timer);
+  }
+  return { text, events: parseSse(text), error, timedOut, elapsedMs: Date.now() - t0, doneAt };
+}
+
+/** The headers as a plain object, for assertions about secrets. */
+export function headersObject(h) {
+  const o = {};
+  h.forEach((v, k) => (o[k] = v));
+  return o;
+}
+
+/** Split x-router-fallback-reasons into entries. */
+export function reasons(res) {
+  const h = res.headers.get("x-router-fallback-reasons");
+  return h ? h.split(", ") : [];
+}

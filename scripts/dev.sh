@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Installs what is missing, seeds the local KV with the default routing table (first run
+# only), and runs the gateway locally with `wrangler dev` on http://127.0.0.1:${PORT:-8787}.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/env.sh
+bash scripts/setup.sh
+PORT=${PORT:-8787}
+current=$(wrangler kv key get --binding ROUTER_CONFIG routing-table --local 2>/dev/null || true)
+if [ -z "$current" ] || [ "$current" = "Value not found" ]; then
+  echo "[dev] seeding local KV key routing-table from config/default-routing-table.json"
+  wrangler kv key put --binding ROUTER_CONFIG routing-table --path config/default-routing-table.json --local
+fi
+exec wrangler dev --port "$PORT" --inspector-port "${INSPECTOR_PORT:-9229}" "$@"

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Installs what is missing, then runs every test: formatting and lints, native Rust tests of
+# the core, then the built worker in workerd (Miniflare) against fake providers on 127.0.0.1.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/env.sh
+bash scripts/setup.sh
+
+echo "== cargo fmt / clippy"
+cargo fmt --check
+cargo clippy --quiet --all-targets -- -D warnings
+cargo clippy --quiet --target wasm32-unknown-unknown -- -D warnings
+
+echo "== native tests (cargo test)"
+cargo test --quiet
+
+echo "== build the worker"
+bash scripts/build.sh > /dev/null
+
+echo "== workerd tests (node --test)"
+node --test --test-concurrency=1 miniflare-tests/*.test.mjs

@@ -1,0 +1,229 @@
+//! Client-facing OpenAI chat-completions request: parsed just enough to route and validate,
+//! with the whole JSON object kept so unknown fields reach a same-format upstream untouched.
+
+use super::error::ApiError;
+use serde_json::{Map, Value};
+
+#[derive(Debug, Clone)]
+pub struct ChatRequest {
+    /// The full request body as sent by the client.
+    pub body: Map<String, Value>,
+    /// Public model (route) name the client asked for.
+    pub model: String,
+    pub stream: bool,
+    /// The client asked for a final usage chunk (`stream_options.include_usage`).
+    pub include_usage: bool,
+    /// Characters of message text, for rough token estimates.
+    pub prompt_chars: usize,
+}
+
+const ROLES: [&str; 6] = [
+    "system",
+    "developer",
+    "user",
+    "assistant",
+    "tool",
+    "function",
+];
+
+pub fn parse_chat_request(bytes: &[u8]) -> Result<ChatRequest, ApiError> {
+    let value: Value = serde_json::from_slice(bytes).map_err(|e| {
+        ApiError::new(
+            400,
+            "invalid_request_error",
+            "invalid_json",
+            format!("request body is not valid JSON: {e}"),
+        )
+    })?;
+    let Value::Object(body) = value else {
+        return Err(ApiError::new(
+            400,
+            "invalid_request_error",
+            "invalid_json",
+            "request body must be a JSON object",
+        ));
+    };
+    let model = match body.get("model") {
+        Some(Value::String(m)) if !m.trim().is_empty() => m.clone(),
+        Some(_) => {
+            return Err(ApiError::invalid(
+                "invalid_type",
+                "model",
+                "`model` must be a non-empty string",
+            ))
+        }
+        None => {
+            return Err(ApiError::invalid(
+                "missing_required_parameter",
+                "model",
+                "missing required parameter: `model`",
+            ))
+        }
+    };
+    let messages = match body.get("messages") {
+        Some(Value::Array(m)) if !m.is_empty() => m,
+        Some(Value::Array(_)) => {
+            return Err(ApiError::invalid(
+                "invalid_value",
+                "messages",
+                "`messages` must not be empty",
+            ))
+        }
+        Some(_) => {
+            return Err(ApiError::invalid(
+                "invalid_type",
+                "messages",
+                "`messages` must be an array",
+            ))
+        }
+        None => {
+            return Err(ApiError::invalid(
+                "missing_required_parameter",
+                "messages",
+                "missing required parameter: `messages`",
+            ))
+        }
+    };
+    let mut prompt_chars = 0;
+    for (i, m) in messages.iter().enumerate() {
+        let param = format!("messages[{i}]");
+        let Value::Object(m) = m else {
+            return Err(ApiError::invalid(
+                "invalid_type",
+                &param,
+                format!("`{param}` must be an object"),
+            ));
+        };
+        match m.get("role") {
+            Some(Value::String(r)) if ROLES.contains(&r.as_str()) => {}
+            Some(r) => {
+                return Err(ApiError::invalid(
+                    "invalid_value",
+                    &format!("{param}.role"),
+                    format!("`{param}.role` {r} is not one of {ROLES:?}"),
+                ))
+            }
+            None => {
+                return Err(ApiError::invalid(
+                    "missing_required_parameter",
+                    &format!("{param}.role"),
+                    format!("missing `{param}.role`"),
+                ))
+            }
+        }
+        prompt_chars += content_chars(m.get("content"));
+    }
+    let stream = match body.get("stream") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => *b,
+        Some(_) => {
+            return Err(ApiError::invalid(
+                "invalid_type",
+                "stream",
+                "`stream` must be a boolean",
+            ))
+        }
+    };
+    let include_usage = match body.get("stream_options") {
+        None | Some(Value::Null) => false,
+        Some(Value::Object(o)) => match o.get("include_usage") {
+            None | Some(Value::Null) => false,
+            Some(Value::Bool(b)) => *b,
+            Some(_) => {
+                return Err(ApiError::invalid(
+                    "invalid_type",
+                    "stream_options.include_usage",
+                    "`stream_options.include_usage` must be a boolean",
+                ))
+            }
+        },
+        Some(_) => {
+            return Err(ApiError::invalid(
+                "invalid_type",
+                "stream_options",
+                "`stream_options` must be an object",
+            ))
+        }
+    };
+    Ok(ChatRequest {
+        body,
+        model,
+        stream,
+        include_usage: stream && include_usage,
+        prompt_chars,
+    })
+}
+
+fn content_chars(content: Option<&Value>) -> usize {
+    match content {
+        Some(Value::String(s)) => s.chars().count(),
+        Some(Value::Array(parts)) => parts
+            .iter()
+            .filter_map(|p| p.get("text").and_then(Value::as_str))
+            .map(|t| t.chars().count())
+            .sum(),
+        _ => 0,
+    }
+}
+
+/// The text of the last user message (used by the mock provider to echo something useful).
+pub fn last_user_text(body: &Map<String, Value>) -> String {
+    let Some(Value::Array(messages)) = body.get("messages") else {
+        return String::new();
+    };
+    let Some(m) = messages
+        .iter()
+        .rev()
+        .find(|m| m.get("role").and_then(Value::as_str) == Some("user"))
+    else {
+        return String::new();
+    };
+    match m.get("content") {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Array(parts)) => parts
+            .iter()
+            .filter_map(|p| p.get("text").and_then(Value::as_str))
+            .collect::<Vec<_>>()
+            .join(" "),
+        _ => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepts_and_keeps_unknown_fields() {
+        let r = parse_chat_request(br#"{"model":"m","messages":[{"role":"user","content":"hello"}],"stream":true,"stream_options":{"include_usage":true},"x_custom":1}"#).unwrap();
+        assert!(r.stream && r.include_usage);
+        assert_eq!(r.prompt_chars, 5);
+        assert_eq!(r.body["x_custom"], 1);
+    }
+
+    #[test]
+    fn rejects_with_param() {
+        let cases: [(&[u8], &str); 6] = [
+            (b"nope", "invalid_json"),
+            (b"[]", "invalid_json"),
+            (
+                br#"{"messages":[{"role":"user"}]}"#,
+                "missing_required_parameter",
+            ),
+            (br#"{"model":"m","messages":[]}"#, "invalid_value"),
+            (
+                br#"{"model":"m","messages":[{"role":"wizard"}]}"#,
+                "invalid_value",
+            ),
+            (
+                br#"{"model":"m","messages":[{"role":"user"}],"stream":"yes"}"#,
+                "invalid_type",
+            ),
+        ];
+        for (body, code) in cases {
+            let e = parse_chat_request(body).unwrap_err();
+            assert_eq!(e.status, 400);
+            assert_eq!(e.code, code, "{}", String::from_utf8_lossy(body));
+        }
+    }
+}

@@ -1,0 +1,29 @@
+//! Routing-table configuration: a JSON document (kept in Workers KV) parsed in two phases,
+//! raw serde types first, then validation into typed config with path-named errors.
+
+pub mod money;
+mod raw;
+mod types;
+mod validate;
+
+pub use types::*;
+pub use validate::{DEFAULT_REQUEST_TIMEOUT_MS, DEFAULT_RETRY, DEFAULT_TIMEOUTS};
+
+/// The table served when KV holds none: mock providers only, so the gateway answers with no keys.
+pub const EMBEDDED_DEFAULT: &str = include_str!("../../config/default-routing-table.json");
+
+/// Parses and validates a routing table. On failure returns every problem found, each
+/// starting with the JSON path it concerns.
+pub fn parse_table(json: &str) -> Result<RoutingTable, Vec<String>> {
+    let de = &mut serde_json::Deserializer::from_str(json);
+    let raw: raw::RawTable = serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        if inner.is_syntax() || inner.is_eof() || path == "." {
+            vec![format!("invalid routing table JSON: {inner}")]
+        } else {
+            vec![format!("{path}: {inner}")]
+        }
+    })?;
+    validate::validate(raw)
+}

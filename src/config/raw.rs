@@ -1,0 +1,99 @@
+//! Raw routing-table schema, exactly as written in KV. Every struct rejects unknown fields so
+//! a typo (`"max_attempt"`) is an error instead of a silently ignored setting.
+
+use serde::Deserialize;
+use serde_json::Value;
+use std::collections::BTreeMap;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTable {
+    pub version: Value,
+    #[serde(default)]
+    pub defaults: RawDefaults,
+    pub providers: BTreeMap<String, RawProvider>,
+    pub deployments: BTreeMap<String, RawDeployment>,
+    pub routes: BTreeMap<String, RawRoute>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDefaults {
+    #[serde(default)]
+    pub retry: RawRetry,
+    #[serde(default)]
+    pub timeouts: RawTimeouts,
+    pub request_timeout_ms: Option<u64>,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRetry {
+    pub max_attempts: Option<u32>,
+    pub backoff_base_ms: Option<u64>,
+    pub backoff_max_ms: Option<u64>,
+    pub max_retry_after_ms: Option<u64>,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTimeouts {
+    pub connect_ms: Option<u64>,
+    pub first_token_ms: Option<u64>,
+    pub idle_ms: Option<u64>,
+    pub attempt_ms: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawProvider {
+    pub kind: String,
+    pub base_url: Option<String>,
+    pub api_key_secret: Option<String>,
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    pub mock: Option<RawMock>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMock {
+    pub fail_status: Option<u16>,
+    pub retry_after_s: Option<u32>,
+    pub latency_ms: Option<u64>,
+    pub chunk_delay_ms: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDeployment {
+    pub provider: String,
+    pub model: String,
+    pub context_window: u32,
+    pub price: Option<RawPrice>,
+    #[serde(default)]
+    pub timeouts: RawTimeouts,
+    #[serde(default)]
+    pub retry: RawRetry,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPrice {
+    /// USD per million input tokens, as a JSON number or a decimal string.
+    pub input_per_mtok_usd: Value,
+    /// USD per million output tokens, as a JSON number or a decimal string.
+    pub output_per_mtok_usd: Value,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRoute {
+    pub chain: Vec<String>,
+    #[serde(default)]
+    pub retry: RawRetry,
+    pub request_timeout_ms: Option<u64>,
+    #[serde(default)]
+    pub fallback_on_content_policy: bool,
+    pub description: Option<String>,
+}

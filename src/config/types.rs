@@ -1,0 +1,129 @@
+//! Validated routing table. Everything here has passed `validate`: every reference resolves,
+//! every chain is non-empty, every number is in range, and money is integer nano-USD.
+
+use std::collections::BTreeMap;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Attempts on one deployment before moving on (1 = no retry).
+    pub max_attempts: u32,
+    pub backoff_base_ms: u64,
+    pub backoff_max_ms: u64,
+    /// A Retry-After longer than this is not waited for: the engine falls back instead.
+    pub max_retry_after_ms: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Timeouts {
+    /// Until response headers (streaming requests).
+    pub connect_ms: u64,
+    /// From sending until the first content chunk (streaming requests).
+    pub first_token_ms: u64,
+    /// Longest silence between chunks once the stream has content.
+    pub idle_ms: u64,
+    /// The whole attempt; for non-streaming requests, waiting for the complete answer.
+    pub attempt_ms: u64,
+}
+
+/// Price in nano-USD per million tokens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Price {
+    pub input_nanos_per_mtok: u64,
+    pub output_nanos_per_mtok: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenAiProvider {
+    /// Base URL without trailing slash, e.g. `https://api.openai.com/v1`.
+    pub base_url: String,
+    /// Name of the Worker secret holding the API key, if the provider needs one.
+    pub api_key_secret: Option<String>,
+    pub headers: Vec<(String, String)>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct MockProvider {
+    pub fail_status: Option<u16>,
+    pub retry_after_s: Option<u32>,
+    pub latency_ms: u64,
+    pub chunk_delay_ms: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProviderKind {
+    OpenAi(OpenAiProvider),
+    Mock(MockProvider),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Provider {
+    pub name: String,
+    pub kind: ProviderKind,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Deployment {
+    pub name: String,
+    /// Index into `RoutingTable::providers`.
+    pub provider: usize,
+    pub model: String,
+    pub context_window: u32,
+    pub price: Price,
+    pub timeouts: Timeouts,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChainStep {
+    /// Index into `RoutingTable::deployments`.
+    pub deployment: usize,
+    /// Retry policy for this step: defaults, then the deployment's, then the route's fields.
+    pub retry: RetryPolicy,
+}
+
+/// A non-empty ordered fallback chain; only `validate` can build one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Chain(Vec<ChainStep>);
+
+impl Chain {
+    pub(crate) fn new(steps: Vec<ChainStep>) -> Option<Self> {
+        if steps.is_empty() {
+            None
+        } else {
+            Some(Chain(steps))
+        }
+    }
+    pub fn steps(&self) -> &[ChainStep] {
+        &self.0
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    pub name: String,
+    pub chain: Chain,
+    pub request_timeout_ms: u64,
+    pub fallback_on_content_policy: bool,
+    pub description: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoutingTable {
+    pub providers: Vec<Provider>,
+    pub deployments: Vec<Deployment>,
+    pub routes: BTreeMap<String, Route>,
+}
+
+impl RoutingTable {
+    pub fn route(&self, name: &str) -> Option<&Route> {
+        self.routes.get(name)
+    }
+    pub fn deployment(&self, index: usize) -> Option<&Deployment> {
+        self.deployments.get(index)
+    }
+    pub fn provider_of(&self, deployment: &Deployment) -> Option<&Provider> {
+        self.providers.get(deployment.provider)
+    }
+    pub fn route_names(&self) -> impl Iterator<Item = &str> {
+        self.routes.keys().map(String::as_str)
+    }
+}

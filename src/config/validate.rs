@@ -1,0 +1,420 @@
+//! Raw → validated routing table. Collects every error (not just the first), each prefixed
+//! with the JSON path it concerns, so an operator can fix a table in one pass.
+
+use super::money::usd_to_nanos;
+use super::raw::{RawDefaults, RawMock, RawProvider, RawRetry, RawTable, RawTimeouts};
+use super::types::*;
+use std::collections::BTreeMap;
+
+/// Hard bounds that keep a table from disabling the gateway's guarantees.
+const MAX_TIMEOUT_MS: u64 = 3_600_000;
+const MAX_ATTEMPTS: u32 = 10;
+const MAX_CHAIN: usize = 20;
+
+pub const DEFAULT_RETRY: RetryPolicy = RetryPolicy {
+    max_attempts: 2,
+    backoff_base_ms: 200,
+    backoff_max_ms: 2_000,
+    max_retry_after_ms: 5_000,
+};
+pub const DEFAULT_TIMEOUTS: Timeouts = Timeouts {
+    connect_ms: 10_000,
+    first_token_ms: 30_000,
+    idle_ms: 30_000,
+    attempt_ms: 120_000,
+};
+pub const DEFAULT_REQUEST_TIMEOUT_MS: u64 = 300_000;
+
+struct Errors(Vec<String>);
+
+impl Errors {
+    fn push(&mut self, path: &str, msg: impl std::fmt::Display) {
+        self.0.push(format!("{path}: {msg}"));
+    }
+    fn ms(&mut self, path: &str, value: Option<u64>, fallback: u64) -> u64 {
+        match value {
+            Some(0) => {
+                self.push(path, "must be at least 1 ms");
+                fallback
+            }
+            Some(v) if v > MAX_TIMEOUT_MS => {
+                self.push(path, format!("must be at most {MAX_TIMEOUT_MS} ms"));
+                fallback
+            }
+            Some(v) => v,
+            None => fallback,
+        }
+    }
+}
+
+pub fn validate(raw: RawTable) -> Result<RoutingTable, Vec<String>> {
+    let mut errs = Errors(Vec::new());
+    if raw.version != serde_json::json!(1) {
+        errs.push(
+            "version",
+            format!("unsupported version {}, expected 1", raw.version),
+        );
+    }
+    let (default_retry, default_timeouts, default_request_ms) = defaults(&raw.defaults, &mut errs);
+
+    let mut provider_index = BTreeMap::new();
+    let mut providers = Vec::new();
+    for (name, p) in &raw.providers {
+        let path = format!("providers.{name}");
+        check_name(&path, name, &mut errs);
+        if let Some(kind) = provider_kind(&path, p, &mut errs) {
+            provider_index.insert(name.as_str(), providers.len());
+            providers.push(Provider {
+                name: name.clone(),
+                kind,
+            });
+        }
+    }
+
+    let mut deployment_index = BTreeMap::new();
+    let mut deployments = Vec::new();
+    let mut deployment_retry = Vec::new();
+    for (name, d) in &raw.deployments {
+        let path = format!("deployments.{name}");
+        check_name(&path, name, &mut errs);
+        let provider = match provider_index.get(d.provider.as_str()) {
+            Some(i) => *i,
+            None => {
+                let known = join_keys(raw.providers.keys());
+                errs.push(
+                    &format!("{path}.provider"),
+                    format!("unknown provider {:?} (known: {known})", d.provider),
+                );
+                continue;
+            }
+        };
+        if d.model.trim().is_empty() {
+            errs.push(&format!("{path}.model"), "must not be empty");
+        }
+        if d.context_window == 0 {
+            errs.push(&format!("{path}.context_window"), "must be at least 1");
+        }
+        let price = match &d.price {
+            None => Price::default(),
+            Some(p) => {
+                let mut nanos = |field: &str, v| match usd_to_nanos(v) {
+                    Ok(n) => n,
+                    Err(e) => {
+                        errs.push(&format!("{path}.price.{field}"), e);
+                        0
+                    }
+                };
+                Price {
+                    input_nanos_per_mtok: nanos("input_per_mtok_usd", &p.input_per_mtok_usd),
+                    output_nanos_per_mtok: nanos("output_per_mtok_usd", &p.output_per_mtok_usd),
+                }
+            }
+        };
+        let timeouts = timeouts(
+            &format!("{path}.timeouts"),
+            &d.timeouts,
+            &default_timeouts,
+            &mut errs,
+        );
+        let retry = retry(
+            &format!("{path}.retry"),
+            &d.retry,
+            &default_retry,
+            &mut errs,
+        );
+        deployment_index.insert(name.as_str(), deployments.len());
+        deployment_retry.push(retry);
+        deployments.push(Deployment {
+            name: name.clone(),
+            provider,
+            model: d.model.clone(),
+            context_window: d.context_window,
+            price,
+            timeouts,
+        });
+    }
+
+    let mut routes = BTreeMap::new();
+    if raw.routes.is_empty() {
+        errs.push("routes", "must define at least one route");
+    }
+    for (name, r) in &raw.routes {
+        let path = format!("routes.{name}");
+        check_name(&path, name, &mut errs);
+        if r.chain.len() > MAX_CHAIN {
+            errs.push(
+                &format!("{path}.chain"),
+                format!("at most {MAX_CHAIN} deployments"),
+            );
+        }
+        let mut steps = Vec::new();
+        for (i, dep) in r.chain.iter().enumerate() {
+            let step_path = format!("{path}.chain[{i}]");
+            match deployment_index.get(dep.as_str()) {
+                Some(&idx) => {
+                    if steps.iter().any(|s: &ChainStep| s.deployment == idx) {
+                        errs.push(&step_path, format!("deployment {dep:?} appears twice"));
+                    }
+                    let base = &deployment_retry[idx];
+                    let retry = retry(&format!("{path}.retry"), &r.retry, base, &mut errs);
+                    steps.push(ChainStep {
+                        deployment: idx,
+                        retry,
+                    });
+                }
+                None if raw.deployments.contains_key(dep) => {} // already reported under deployments
+                None => {
+                    let known = join_keys(raw.deployments.keys());
+                    errs.push(
+                        &step_path,
+                        format!("unknown deployment {dep:?} (known: {known})"),
+                    );
+                }
+            }
+        }
+        let request_timeout_ms = errs.ms(
+            &format!("{path}.request_timeout_ms"),
+            r.request_timeout_ms,
+            default_request_ms,
+        );
+        match Chain::new(steps) {
+            Some(chain) => {
+                routes.insert(
+                    name.clone(),
+                    Route {
+                        name: name.clone(),
+                        chain,
+                        request_timeout_ms,
+                        fallback_on_content_policy: r.fallback_on_content_policy,
+                        description: r.description.clone(),
+                    },
+                );
+            }
+            None if r.chain.is_empty() => errs.push(
+                &format!("{path}.chain"),
+                "must list at least one deployment",
+            ),
+            None => {}
+        }
+    }
+
+    if errs.0.is_empty() {
+        Ok(RoutingTable {
+            providers,
+            deployments,
+            routes,
+        })
+    } else {
+        Err(errs.0)
+    }
+}
+
+fn defaults(raw: &RawDefaults, errs: &mut Errors) -> (RetryPolicy, Timeouts, u64) {
+    let retry = retry("defaults.retry", &raw.retry, &DEFAULT_RETRY, errs);
+    let timeouts = timeouts("defaults.timeouts", &raw.timeouts, &DEFAULT_TIMEOUTS, errs);
+    let request = errs.ms(
+        "defaults.request_timeout_ms",
+        raw.request_timeout_ms,
+        DEFAULT_REQUEST_TIMEOUT_MS,
+    );
+    (retry, timeouts, request)
+}
+
+fn retry(path: &str, raw: &RawRetry, base: &RetryPolicy, errs: &mut Errors) -> RetryPolicy {
+    let max_attempts = match raw.max_attempts {
+        Some(n) if n == 0 || n > MAX_ATTEMPTS => {
+            errs.push(
+                &format!("{path}.max_attempts"),
+                format!("must be between 1 and {MAX_ATTEMPTS}"),
+            );
+            base.max_attempts
+        }
+        Some(n) => n,
+        None => base.max_attempts,
+    };
+    let backoff_base_ms = errs.ms(
+        &format!("{path}.backoff_base_ms"),
+        raw.backoff_base_ms,
+        base.backoff_base_ms,
+    );
+    let backoff_max_ms = errs.ms(
+        &format!("{path}.backoff_max_ms"),
+        raw.backoff_max_ms,
+        base.backoff_max_ms,
+    );
+    if backoff_max_ms < backoff_base_ms {
+        errs.push(
+            &format!("{path}.backoff_max_ms"),
+            "must not be below backoff_base_ms",
+        );
+    }
+    let max_retry_after_ms = match raw.max_retry_after_ms {
+        Some(v) if v > MAX_TIMEOUT_MS => {
+            errs.push(
+                &format!("{path}.max_retry_after_ms"),
+                format!("must be at most {MAX_TIMEOUT_MS} ms"),
+            );
+            base.max_retry_after_ms
+        }
+        Some(v) => v,
+        None => base.max_retry_after_ms,
+    };
+    RetryPolicy {
+        max_attempts,
+        backoff_base_ms,
+        backoff_max_ms,
+        max_retry_after_ms,
+    }
+}
+
+fn timeouts(path: &str, raw: &RawTimeouts, base: &Timeouts, errs: &mut Errors) -> Timeouts {
+    Timeouts {
+        connect_ms: errs.ms(
+            &format!("{path}.connect_ms"),
+            raw.connect_ms,
+            base.connect_ms,
+        ),
+        first_token_ms: errs.ms(
+            &format!("{path}.first_token_ms"),
+            raw.first_token_ms,
+            base.first_token_ms,
+        ),
+        idle_ms: errs.ms(&format!("{path}.idle_ms"), raw.idle_ms, base.idle_ms),
+        attempt_ms: errs.ms(
+            &format!("{path}.attempt_ms"),
+            raw.attempt_ms,
+            base.attempt_ms,
+        ),
+    }
+}
+
+fn provider_kind(path: &str, p: &RawProvider, errs: &mut Errors) -> Option<ProviderKind> {
+    match p.kind.as_str() {
+        "openai" => {
+            if p.mock.is_some() {
+                errs.push(&format!("{path}.mock"), "only allowed for kind \"mock\"");
+            }
+            let base_url = match p.base_url.as_deref().map(str::trim) {
+                Some(u) if valid_base_url(u) => u.trim_end_matches('/').to_string(),
+                Some(u) => {
+                    errs.push(
+                        &format!("{path}.base_url"),
+                        format!("{u:?} is not an http(s) URL"),
+                    );
+                    return None;
+                }
+                None => {
+                    errs.push(&format!("{path}.base_url"), "required for kind \"openai\"");
+                    return None;
+                }
+            };
+            if let Some(secret) = &p.api_key_secret {
+                if secret.is_empty()
+                    || !secret
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'_')
+                {
+                    errs.push(
+                        &format!("{path}.api_key_secret"),
+                        "must be a Worker secret name (letters, digits, _)",
+                    );
+                }
+            }
+            let mut headers = Vec::new();
+            for (k, v) in &p.headers {
+                let hpath = format!("{path}.headers.{k}");
+                if k.is_empty() || !k.bytes().all(is_token_byte) {
+                    errs.push(&hpath, "not a valid header name");
+                } else if v.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0) {
+                    errs.push(&hpath, "header value must not contain CR, LF or NUL");
+                } else {
+                    headers.push((k.to_ascii_lowercase(), v.clone()));
+                }
+            }
+            Some(ProviderKind::OpenAi(OpenAiProvider {
+                base_url,
+                api_key_secret: p.api_key_secret.clone(),
+                headers,
+            }))
+        }
+        "mock" => {
+            for (field, present) in [
+                ("base_url", p.base_url.is_some()),
+                ("api_key_secret", p.api_key_secret.is_some()),
+                ("headers", !p.headers.is_empty()),
+            ] {
+                if present {
+                    errs.push(&format!("{path}.{field}"), "not used by kind \"mock\"");
+                }
+            }
+            Some(ProviderKind::Mock(mock(path, p.mock.as_ref(), errs)))
+        }
+        other => {
+            errs.push(
+                &format!("{path}.kind"),
+                format!("unknown kind {other:?} (known: \"openai\", \"mock\")"),
+            );
+            None
+        }
+    }
+}
+
+fn mock(path: &str, raw: Option<&RawMock>, errs: &mut Errors) -> MockProvider {
+    let default = RawMock::default();
+    let raw = raw.unwrap_or(&default);
+    if let Some(s) = raw.fail_status {
+        if !(400..=599).contains(&s) {
+            errs.push(
+                &format!("{path}.mock.fail_status"),
+                "must be an HTTP error status (400-599)",
+            );
+        }
+    }
+    let cap = |field: &str, v: Option<u64>, errs: &mut Errors| match v {
+        Some(v) if v > 60_000 => {
+            errs.push(&format!("{path}.mock.{field}"), "must be at most 60000 ms");
+            0
+        }
+        v => v.unwrap_or(0),
+    };
+    MockProvider {
+        fail_status: raw.fail_status,
+        retry_after_s: raw.retry_after_s,
+        latency_ms: cap("latency_ms", raw.latency_ms, errs),
+        chunk_delay_ms: cap("chunk_delay_ms", raw.chunk_delay_ms, errs),
+    }
+}
+
+fn check_name(path: &str, name: &str, errs: &mut Errors) {
+    let ok = !name.is_empty()
+        && name.len() <= 128
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.:/@".contains(&b));
+    if !ok {
+        errs.push(
+            path,
+            "name must be 1-128 characters of letters, digits and - _ . : / @",
+        );
+    }
+}
+
+fn valid_base_url(u: &str) -> bool {
+    let rest = u
+        .strip_prefix("https://")
+        .or_else(|| u.strip_prefix("http://"));
+    matches!(rest, Some(r) if !r.is_empty() && !r.starts_with('/') && !r.bytes().any(|b| b.is_ascii_whitespace() || b.is_ascii_control()) && !r.contains(['?', '#']))
+}
+
+fn is_token_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+fn join_keys<'a>(keys: impl Iterator<Item = &'a String>) -> String {
+    let v: Vec<String> = keys.map(|k| format!("{k:?}")).collect();
+    if v.is_empty() {
+        "none".into()
+    } else {
+        v.join(", ")
+    }
+}

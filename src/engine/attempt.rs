@@ -1,0 +1,234 @@
+//! One attempt on one deployment: send, wait under the attempt's deadlines, classify. For
+//! streams it reads until the first content chunk (the commit point) and hands the live
+//! stream back; everything before that point is buffered and invisible to the caller.
+
+use super::body::{AttemptBody, MockBody, ReadAllError};
+use super::ports::{Clock, Transport, TransportError};
+use super::stream::LiveStream;
+use crate::config::Deployment;
+use crate::providers::openai::{classify_error, parse_response, StreamEvent, StreamTranslator};
+use crate::providers::Target;
+use crate::resilience::retry_after::parse_retry_after;
+use crate::resilience::{ErrorClass, UpstreamError};
+use crate::usage::Usage;
+
+/// Largest non-streaming answer accepted from an upstream.
+const MAX_ANSWER_BYTES: usize = 32 << 20;
+/// Largest error body read from an upstream.
+const MAX_ERROR_BYTES: usize = 64 << 10;
+
+pub enum AttemptOutcome<B> {
+    Complete {
+        body: Vec<u8>,
+        usage: Option<Usage>,
+        model: Option<String>,
+    },
+    Committed(Box<LiveStream<B>>),
+    Failed(UpstreamError),
+}
+
+pub struct AttemptInput<'a> {
+    pub deployment: &'a Deployment,
+    pub target: Target,
+    pub stream: bool,
+    pub client_wants_usage: bool,
+    /// The whole request must be over by then.
+    pub request_deadline_ms: u64,
+}
+
+/// Deadlines of one attempt, absolute ms.
+#[derive(Debug, Clone, Copy)]
+pub struct Deadlines {
+    pub headers: (u64, ErrorClass),
+    pub first_token: (u64, ErrorClass),
+    pub attempt: (u64, ErrorClass),
+    pub idle_ms: u64,
+}
+
+impl Deadlines {
+    fn new(d: &Deployment, stream: bool, start: u64, request_deadline: u64) -> Self {
+        let t = &d.timeouts;
+        let attempt = earliest(&[
+            (start + t.attempt_ms, ErrorClass::TimeoutAttempt),
+            (request_deadline, ErrorClass::TimeoutAttempt),
+        ]);
+        if !stream {
+            return Deadlines {
+                headers: attempt,
+                first_token: attempt,
+                attempt,
+                idle_ms: t.idle_ms,
+            };
+        }
+        let first_token = earliest(&[
+            (start + t.first_token_ms, ErrorClass::TimeoutFirstToken),
+            attempt,
+        ]);
+        let headers = earliest(&[
+            (start + t.connect_ms, ErrorClass::TimeoutConnect),
+            first_token,
+        ]);
+        Deadlines {
+            headers,
+            first_token,
+            attempt,
+            idle_ms: t.idle_ms,
+        }
+    }
+}
+
+pub fn earliest(options: &[(u64, ErrorClass)]) -> (u64, ErrorClass) {
+    options
+        .iter()
+        .copied()
+        .min_by_key(|(t, _)| *t)
+        .unwrap_or((0, ErrorClass::TimeoutAttempt))
+}
+
+pub async fn run_attempt<T: Transport, C: Clock>(
+    input: AttemptInput<'_>,
+    transport: &T,
+    clock: &C,
+) -> AttemptOutcome<T::Body> {
+    let start = clock.now_ms();
+    let dl = Deadlines::new(
+        input.deployment,
+        input.stream,
+        start,
+        input.request_deadline_ms,
+    );
+    let head = match send(
+        input.target,
+        dl.headers.0.saturating_sub(start),
+        transport,
+        clock,
+    )
+    .await
+    {
+        Ok(h) => h,
+        Err(TransportError::Timeout) => {
+            return AttemptOutcome::Failed(timeout_error(dl.headers, "response headers"))
+        }
+        Err(TransportError::Connect(m) | TransportError::Reset(m)) => {
+            return AttemptOutcome::Failed(UpstreamError::new(
+                ErrorClass::ConnectError,
+                format!("connection failed: {m}"),
+            ))
+        }
+    };
+    let (status, retry_after, mut body) = head;
+    if !(200..300).contains(&status) {
+        let bytes = match body.read_all(MAX_ERROR_BYTES, dl.attempt.0, clock).await {
+            Ok(b) | Err(ReadAllError::Transport(_, b)) => b,
+            Err(ReadAllError::TooLarge) => Vec::new(),
+        };
+        let hint = parse_retry_after(
+            retry_after.0.as_deref(),
+            retry_after.1.as_deref(),
+            clock.now_ms(),
+        );
+        return AttemptOutcome::Failed(classify_error(status, &bytes, hint));
+    }
+    if !input.stream {
+        return match body.read_all(MAX_ANSWER_BYTES, dl.attempt.0, clock).await {
+            Ok(bytes) => match parse_response(&bytes) {
+                Ok(p) => AttemptOutcome::Complete {
+                    body: bytes,
+                    usage: p.usage,
+                    model: p.model,
+                },
+                Err(e) => AttemptOutcome::Failed(e),
+            },
+            Err(ReadAllError::TooLarge) => AttemptOutcome::Failed(UpstreamError::new(
+                ErrorClass::MalformedResponse,
+                format!("upstream answer is larger than {MAX_ANSWER_BYTES} bytes"),
+            )),
+            Err(ReadAllError::Transport(TransportError::Timeout, _)) => {
+                AttemptOutcome::Failed(timeout_error(dl.attempt, "the answer"))
+            }
+            Err(ReadAllError::Transport(e, _)) => AttemptOutcome::Failed(UpstreamError::new(
+                ErrorClass::StreamCut,
+                format!(
+                    "connection broke while reading the answer: {}",
+                    describe(&e)
+                ),
+            )),
+        };
+    }
+    let mut live = LiveStream::new(body, StreamTranslator::new(input.client_wants_usage), dl);
+    match live.until_commit(clock).await {
+        Ok(()) => AttemptOutcome::Committed(Box::new(live)),
+        Err(e) => AttemptOutcome::Failed(e),
+    }
+}
+
+type Head<B> = (u16, (Option<String>, Option<String>), AttemptBody<B>);
+
+async fn send<T: Transport, C: Clock>(
+    target: Target,
+    timeout_ms: u64,
+    transport: &T,
+    clock: &C,
+) -> Result<Head<T::Body>, TransportError> {
+    match target {
+        Target::Http(req) => {
+            let head = transport.send(req, timeout_ms).await?;
+            let ra = (
+                head.header("retry-after-ms").map(str::to_string),
+                head.header("retry-after").map(str::to_string),
+            );
+            Ok((head.status, ra, AttemptBody::Net(head.body)))
+        }
+        Target::Mock(plan) => {
+            if plan.latency_ms > timeout_ms {
+                clock.sleep(timeout_ms).await;
+                return Err(TransportError::Timeout);
+            }
+            if plan.latency_ms > 0 {
+                clock.sleep(plan.latency_ms).await;
+            }
+            let find = |name: &str| {
+                plan.headers
+                    .iter()
+                    .find(|(k, _)| k == name)
+                    .map(|(_, v)| v.clone())
+            };
+            let ra = (find("retry-after-ms"), find("retry-after"));
+            Ok((
+                plan.status,
+                ra,
+                AttemptBody::Mock(MockBody::new(plan.chunks, plan.chunk_delay_ms)),
+            ))
+        }
+    }
+}
+
+pub fn timeout_error((_, class): (u64, ErrorClass), waiting_for: &str) -> UpstreamError {
+    let what = match class {
+        ErrorClass::TimeoutConnect => "connect timeout",
+        ErrorClass::TimeoutFirstToken => "time-to-first-token timeout",
+        ErrorClass::TimeoutIdle => "idle timeout",
+        _ => "attempt deadline",
+    };
+    UpstreamError::new(
+        class,
+        format!("no {waiting_for} from upstream before the {what}"),
+    )
+}
+
+pub fn describe(e: &TransportError) -> String {
+    match e {
+        TransportError::Timeout => "timeout".into(),
+        TransportError::Connect(m) | TransportError::Reset(m) => m.clone(),
+    }
+}
+
+/// Feeds one upstream piece through the translator (shared by pre- and post-commit reading).
+pub fn translate(translator: &mut StreamTranslator, bytes: Option<&[u8]>) -> Vec<StreamEvent> {
+    let mut out = Vec::new();
+    match bytes {
+        Some(b) => translator.feed(b, &mut out),
+        None => translator.end(&mut out),
+    }
+    out
+}

@@ -1,0 +1,61 @@
+//! What happened while serving one request: every attempt, who answered, usage and timing.
+//! Response headers and the per-request log line are both rendered from this.
+
+use crate::resilience::ErrorClass;
+use crate::usage::Usage;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttemptRecord {
+    pub deployment: String,
+    /// None for the attempt that answered.
+    pub class: Option<ErrorClass>,
+    pub status: Option<u16>,
+    pub started_ms: u64,
+    pub duration_ms: u64,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Meta {
+    pub request_id: String,
+    pub route: String,
+    pub stream: bool,
+    pub started_ms: u64,
+    pub attempts: Vec<AttemptRecord>,
+    /// Deployments passed over without an attempt (for example too small a context window).
+    pub skipped: Vec<String>,
+    pub deployment: Option<String>,
+    pub provider: Option<String>,
+    /// The model that answered, as the upstream named it.
+    pub model: Option<String>,
+    pub usage: Option<Usage>,
+    pub cost_nanos: Option<u64>,
+    /// Time spent waiting on upstreams and backoff sleeps; the rest is the gateway's own.
+    pub waiting_ms: u64,
+    /// Set when the request ended: HTTP status given to the client (200 for streams even if
+    /// they ended with an in-band error) and the final error class, if any.
+    pub status: u16,
+    pub error: Option<String>,
+}
+
+impl Meta {
+    pub fn overhead_ms(&self, now_ms: u64) -> u64 {
+        now_ms
+            .saturating_sub(self.started_ms)
+            .saturating_sub(self.waiting_ms)
+    }
+
+    /// `deployment:class[:status]` for every failed attempt, comma-separated.
+    pub fn fallback_reasons(&self) -> String {
+        let parts: Vec<String> = self
+            .attempts
+            .iter()
+            .filter_map(|a| {
+                a.class.map(|c| match a.status {
+                    Some(s) => format!("{}:{}:{}", a.deployment, c, s),
+                    None => format!("{}:{}", a.deployment, c),
+                })
+            })
+            .collect();
+        parts.join(", ")
+    }
+}

@@ -1,0 +1,55 @@
+//! Ports: what the engine needs from the outside world. No `Send` bounds: JS futures are not
+//! `Send`, and the worker runs one request per task.
+
+use crate::providers::HttpRequest;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TransportError {
+    /// The given timeout elapsed first (the transport cancelled the request).
+    Timeout,
+    /// The connection could not be made or failed before response headers.
+    Connect(String),
+    /// The connection broke while reading the body.
+    Reset(String),
+}
+
+#[derive(Debug)]
+pub struct ResponseHead<B> {
+    pub status: u16,
+    /// Header names in lower case.
+    pub headers: Vec<(String, String)>,
+    pub body: B,
+}
+
+impl<B> ResponseHead<B> {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+#[allow(async_fn_in_trait)]
+pub trait ResponseBody {
+    /// The next piece of the body; `Ok(None)` at its end. Gives up after `timeout_ms`.
+    async fn next_chunk(&mut self, timeout_ms: u64) -> Result<Option<Vec<u8>>, TransportError>;
+}
+
+#[allow(async_fn_in_trait)]
+pub trait Transport {
+    type Body: ResponseBody;
+    /// Sends the request and waits at most `timeout_ms` for the response headers.
+    async fn send(
+        &self,
+        req: HttpRequest,
+        timeout_ms: u64,
+    ) -> Result<ResponseHead<Self::Body>, TransportError>;
+}
+
+#[allow(async_fn_in_trait)]
+pub trait Clock {
+    /// Milliseconds since the Unix epoch.
+    fn now_ms(&self) -> u64;
+    async fn sleep(&self, ms: u64);
+}

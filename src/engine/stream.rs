@@ -1,0 +1,196 @@
+//! A live upstream stream, before and after the commit point.
+//!
+//! Invariant (the streaming contract): the caller sees bytes only after the first content
+//! chunk; after that the stream ends either with `data: [DONE]` because the upstream finished
+//! (finish_reason on every choice, or its own `[DONE]`), or with one in-band error event and
+//! no `[DONE]`. A cut, stall, malformed chunk or in-band error never looks like success.
+
+use super::attempt::{timeout_error, translate, Deadlines};
+use super::body::AttemptBody;
+use super::ports::{Clock, ResponseBody, TransportError};
+use crate::providers::openai::{StreamEvent, StreamTranslator};
+use crate::resilience::{ErrorClass, UpstreamError};
+use crate::sse::{encode_data, DONE};
+use crate::usage::Usage;
+use serde_json::json;
+use std::collections::VecDeque;
+
+/// After finish_reason, how long to wait for the usage chunk or `[DONE]` before finalising.
+const FINISH_GRACE_MS: u64 = 1_000;
+
+pub struct LiveStream<B> {
+    body: AttemptBody<B>,
+    translator: StreamTranslator,
+    dl: Deadlines,
+    pending: VecDeque<Vec<u8>>,
+    committed: bool,
+    finished: bool,
+    done: bool,
+    ended: bool,
+    pub usage: Option<Usage>,
+    /// Why the stream ended early, once it has.
+    pub end_error: Option<UpstreamError>,
+    /// Time spent waiting on the upstream.
+    pub waiting_ms: u64,
+}
+
+impl<B: ResponseBody> LiveStream<B> {
+    pub fn new(body: AttemptBody<B>, translator: StreamTranslator, dl: Deadlines) -> Self {
+        LiveStream {
+            body,
+            translator,
+            dl,
+            pending: VecDeque::new(),
+            committed: false,
+            finished: false,
+            done: false,
+            ended: false,
+            usage: None,
+            end_error: None,
+            waiting_ms: 0,
+        }
+    }
+
+    /// The model the upstream named in its chunks.
+    pub fn model(&self) -> Option<&str> {
+        self.translator.model.as_deref()
+    }
+
+    /// Reads until the first content chunk. Any failure before it is returned, not shown.
+    pub async fn until_commit<C: Clock>(&mut self, clock: &C) -> Result<(), UpstreamError> {
+        loop {
+            let now = clock.now_ms();
+            let left = self.dl.first_token.0.saturating_sub(now);
+            if left == 0 {
+                return Err(timeout_error(self.dl.first_token, "first token"));
+            }
+            let piece = self.body.next_chunk(left, clock).await;
+            self.waiting_ms += clock.now_ms().saturating_sub(now);
+            let events = match piece {
+                Ok(Some(bytes)) => translate(&mut self.translator, Some(&bytes)),
+                Ok(None) => translate(&mut self.translator, None),
+                Err(TransportError::Timeout) => {
+                    return Err(timeout_error(self.dl.first_token, "first token"))
+                }
+                Err(TransportError::Connect(m) | TransportError::Reset(m)) => {
+                    return Err(UpstreamError::new(
+                        ErrorClass::StreamCut,
+                        format!("connection broke before the first token: {m}"),
+                    ))
+                }
+            };
+            if let Some(e) = self.apply(events) {
+                if !self.committed {
+                    return Err(e);
+                }
+                self.end_with_error(e);
+            }
+            if self.committed {
+                return Ok(());
+            }
+            if self.done {
+                return Err(UpstreamError::new(
+                    ErrorClass::MalformedResponse,
+                    "upstream stream ended before any content",
+                ));
+            }
+        }
+    }
+
+    /// Next bytes for the client, or None when the stream is over.
+    pub async fn next_bytes<C: Clock>(&mut self, clock: &C) -> Option<Vec<u8>> {
+        loop {
+            if let Some(b) = self.pending.pop_front() {
+                return Some(b);
+            }
+            if self.ended {
+                return None;
+            }
+            if self.done || (self.finished && self.usage.is_some()) {
+                self.finish_ok();
+                continue;
+            }
+            let now = clock.now_ms();
+            let attempt_left = self.dl.attempt.0.saturating_sub(now);
+            if attempt_left == 0 {
+                self.end_with_error(timeout_error(self.dl.attempt, "end of stream"));
+                continue;
+            }
+            let wait = if self.finished {
+                FINISH_GRACE_MS.min(self.dl.idle_ms)
+            } else {
+                self.dl.idle_ms
+            };
+            let timeout = wait.min(attempt_left);
+            let piece = self.body.next_chunk(timeout, clock).await;
+            self.waiting_ms += clock.now_ms().saturating_sub(now);
+            let result = match piece {
+                Ok(Some(bytes)) => {
+                    let events = translate(&mut self.translator, Some(&bytes));
+                    self.apply(events)
+                }
+                Ok(None) => {
+                    let events = translate(&mut self.translator, None);
+                    let error = self.apply(events);
+                    if error.is_none() {
+                        // The translator reports a cut unless the answer had finished.
+                        self.finish_ok();
+                    }
+                    error
+                }
+                Err(TransportError::Timeout) if wait <= attempt_left => {
+                    let idle = self.dl.idle_ms;
+                    Some(UpstreamError::new(
+                        ErrorClass::TimeoutIdle,
+                        format!("upstream stream stalled: no data for {idle} ms"),
+                    ))
+                }
+                Err(TransportError::Timeout) => {
+                    Some(timeout_error(self.dl.attempt, "end of stream"))
+                }
+                Err(TransportError::Connect(m) | TransportError::Reset(m)) => {
+                    Some(UpstreamError::new(
+                        ErrorClass::StreamCut,
+                        format!("connection broke mid-stream: {m}"),
+                    ))
+                }
+            };
+            match result {
+                // The answer was already complete: a late failure loses only the usage chunk.
+                Some(_) if self.finished => self.finish_ok(),
+                Some(e) => self.end_with_error(e),
+                None => {}
+            }
+        }
+    }
+
+    fn apply(&mut self, events: Vec<StreamEvent>) -> Option<UpstreamError> {
+        for ev in events {
+            match ev {
+                StreamEvent::Chunk { bytes, content } => {
+                    self.committed |= content;
+                    self.pending.push_back(bytes);
+                }
+                StreamEvent::Finish => self.finished = true,
+                StreamEvent::Usage(u) => self.usage = Some(u),
+                StreamEvent::Done => self.done = true,
+                StreamEvent::Error(e) => return Some(e),
+            }
+        }
+        None
+    }
+
+    fn finish_ok(&mut self) {
+        self.pending.push_back(DONE.to_vec());
+        self.ended = true;
+    }
+
+    fn end_with_error(&mut self, e: UpstreamError) {
+        let body = json!({"error": {
+            "message": format!("{} (the answer above is incomplete)", e.message),
+            "type": "upstream_error", "code": e.class.as_str(), "param": null}});
+        self.pending.push_back(encode_data(&body.to_string()));
+        self.ended = true;
+        self.end_error = Some(e);
+    }
+}

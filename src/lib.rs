@@ -1,0 +1,15 @@
+//! Edge LLM router: an OpenAI-compatible gateway with fallback chains, built as a pure core
+//! (config, wire formats, providers, resilience, engine) and thin Cloudflare Worker glue.
+
+pub mod api;
+pub mod config;
+pub mod engine;
+pub mod hash;
+pub mod providers;
+pub mod report;
+pub mod resilience;
+pub mod sse;
+pub mod usage;
+
+#[cfg(target_arch = "wasm32")]
+mod worker;

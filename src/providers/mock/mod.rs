@@ -1,0 +1,103 @@
+//! The built-in mock provider: answers in OpenAI's wire format with no network, so the gateway
+//! works out of the box. Its output depends only on the request, the deployment and the
+//! configured behaviour (fail with a status, latency, delay between stream chunks).
+
+use crate::api::chat::last_user_text;
+use crate::api::ChatRequest;
+use crate::config::{Deployment, MockProvider};
+use crate::hash::fnv1a;
+use crate::sse::{encode_data, DONE};
+use serde_json::json;
+
+/// A mock answer, ready for the engine to play back with its delays.
+#[derive(Debug, Clone)]
+pub struct MockPlan {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    /// Body pieces; for streams one SSE event each.
+    pub chunks: Vec<Vec<u8>>,
+    /// Delay before the response headers.
+    pub latency_ms: u64,
+    /// Delay before each stream chunk after the first.
+    pub chunk_delay_ms: u64,
+}
+
+pub fn plan(m: &MockProvider, dep: &Deployment, req: &ChatRequest) -> MockPlan {
+    let mut plan = MockPlan {
+        status: 200,
+        headers: Vec::new(),
+        chunks: Vec::new(),
+        latency_ms: m.latency_ms,
+        chunk_delay_ms: 0,
+    };
+    if let Some(status) = m.fail_status {
+        plan.status = status;
+        if let Some(s) = m.retry_after_s {
+            plan.headers.push(("retry-after".into(), s.to_string()));
+        }
+        let body = json!({"error": {
+            "message": format!("mock deployment {} is configured to fail with HTTP {status}", dep.name),
+            "type": if status >= 500 { "server_error" } else { "invalid_request_error" },
+            "param": null, "code": "mock_failure"}});
+        plan.headers
+            .push(("content-type".into(), "application/json".into()));
+        plan.chunks.push(body.to_string().into_bytes());
+        return plan;
+    }
+    let echo: String = last_user_text(&req.body).chars().take(200).collect();
+    let text = format!(
+        "This is a mock answer from {}. You said: \"{}\"",
+        dep.model, echo
+    );
+    let words: Vec<String> = split_words(&text);
+    let prompt_tokens = (req.prompt_chars as u64).div_ceil(4).max(1);
+    let usage = json!({"prompt_tokens": prompt_tokens, "completion_tokens": words.len(),
+        "total_tokens": prompt_tokens + words.len() as u64});
+    let id = format!("chatcmpl-mock-{:016x}", fnv1a(text.as_bytes()));
+    if !req.stream {
+        plan.headers
+            .push(("content-type".into(), "application/json".into()));
+        let body = json!({"id": id, "object": "chat.completion", "created": 0, "model": dep.model,
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": text, "refusal": null},
+                         "logprobs": null, "finish_reason": "stop"}],
+            "usage": usage});
+        plan.chunks.push(body.to_string().into_bytes());
+        return plan;
+    }
+    plan.headers
+        .push(("content-type".into(), "text/event-stream".into()));
+    plan.chunk_delay_ms = m.chunk_delay_ms;
+    let chunk = |delta: serde_json::Value, finish: serde_json::Value| {
+        encode_data(
+            &json!({"id": id, "object": "chat.completion.chunk", "created": 0, "model": dep.model,
+            "choices": [{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish}]})
+            .to_string(),
+        )
+    };
+    plan.chunks.push(chunk(
+        json!({"role": "assistant", "content": ""}),
+        json!(null),
+    ));
+    for w in &words {
+        plan.chunks.push(chunk(json!({"content": w}), json!(null)));
+    }
+    plan.chunks.push(chunk(json!({}), json!("stop")));
+    plan.chunks.push(encode_data(
+        &json!({"id": id, "object": "chat.completion.chunk", "created": 0, "model": dep.model, "choices": [], "usage": usage}).to_string(),
+    ));
+    plan.chunks.push(DONE.to_vec());
+    plan
+}
+
+/// Splits text into words that keep their leading space, so concatenation restores it.
+fn split_words(text: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for (i, w) in text.split(' ').enumerate() {
+        out.push(if i == 0 {
+            w.to_string()
+        } else {
+            format!(" {w}")
+        });
+    }
+    out
+}

@@ -1,0 +1,11 @@
+//! OpenAI-compatible upstreams (OpenAI, DeepSeek, Groq, Mistral, OpenRouter, Together, vLLM…).
+
+mod errors;
+mod request;
+mod response;
+mod stream;
+
+pub use errors::classify_error;
+pub use request::build_request;
+pub use response::{parse_response, ParsedResponse};
+pub use stream::{StreamEvent, StreamTranslator};

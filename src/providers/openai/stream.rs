@@ -1,0 +1,288 @@
+//! OpenAI SSE → OpenAI SSE translator with explicit state. It forwards each upstream event's
+//! bytes unchanged (no re-serialisation), and tells the engine what each event means: content
+//! (the commit point), finish, usage, end marker, in-band error, or malformed data.
+//!
+//! Invariant: after an `Error` event the translator emits nothing more; the stream is over.
+
+use super::errors::in_band_class;
+use crate::resilience::{ErrorClass, UpstreamError};
+use crate::sse::{encode_data, SseEvent, SseParser};
+use crate::usage::Usage;
+use serde::Deserialize;
+use serde_json::Value;
+
+/// Longest single SSE line accepted from an upstream (a chunk is normally < 2 KB).
+const MAX_LINE: usize = 1 << 20;
+
+#[derive(Debug, PartialEq)]
+pub enum StreamEvent {
+    /// Bytes for the client. `content` marks a chunk carrying answer content or a finish.
+    Chunk {
+        bytes: Vec<u8>,
+        content: bool,
+    },
+    /// Every choice has a `finish_reason`: the answer is complete.
+    Finish,
+    Usage(Usage),
+    /// The upstream's `[DONE]`.
+    Done,
+    Error(UpstreamError),
+}
+
+#[derive(Deserialize)]
+struct Chunk {
+    #[serde(default)]
+    choices: Vec<Choice>,
+    usage: Option<Value>,
+    error: Option<Value>,
+    model: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Choice {
+    #[serde(default)]
+    index: u64,
+    delta: Option<Delta>,
+    finish_reason: Option<Value>,
+}
+
+#[derive(Deserialize)]
+struct Delta {
+    content: Option<Value>,
+    tool_calls: Option<Value>,
+    refusal: Option<Value>,
+    function_call: Option<Value>,
+    reasoning_content: Option<Value>,
+    reasoning: Option<Value>,
+}
+
+pub struct StreamTranslator {
+    parser: SseParser,
+    events: Vec<SseEvent>,
+    /// Forward usage-only chunks to the client (it asked with `stream_options.include_usage`).
+    client_wants_usage: bool,
+    /// Choice indexes that have not finished yet (choice 0 is expected until seen finishing).
+    open_choices: Vec<u64>,
+    finished: bool,
+    failed: bool,
+    pub model: Option<String>,
+}
+
+impl StreamTranslator {
+    pub fn new(client_wants_usage: bool) -> Self {
+        StreamTranslator {
+            parser: SseParser::new(MAX_LINE),
+            events: Vec::new(),
+            client_wants_usage,
+            open_choices: vec![0],
+            finished: false,
+            failed: false,
+            model: None,
+        }
+    }
+
+    pub fn feed(&mut self, bytes: &[u8], out: &mut Vec<StreamEvent>) {
+        if self.failed {
+            return;
+        }
+        if self.parser.feed(bytes, &mut self.events).is_err() {
+            self.fail(
+                out,
+                UpstreamError::new(
+                    ErrorClass::MalformedResponse,
+                    "upstream sent an SSE line over 1 MiB",
+                ),
+            );
+            return;
+        }
+        let events = std::mem::take(&mut self.events);
+        for ev in events {
+            if self.failed {
+                break;
+            }
+            self.event(ev, out);
+        }
+    }
+
+    /// The upstream body ended. Reports a cut if the answer was not complete.
+    pub fn end(&mut self, out: &mut Vec<StreamEvent>) {
+        if self.failed || self.finished {
+            return;
+        }
+        let what = if self.parser.has_partial() {
+            "in the middle of an event"
+        } else {
+            "before the answer finished"
+        };
+        self.fail(
+            out,
+            UpstreamError::new(
+                ErrorClass::StreamCut,
+                format!("upstream closed the stream {what}"),
+            ),
+        );
+    }
+
+    pub fn is_finished(&self) -> bool {
+        self.finished
+    }
+
+    fn fail(&mut self, out: &mut Vec<StreamEvent>, e: UpstreamError) {
+        self.failed = true;
+        out.push(StreamEvent::Error(e));
+    }
+
+    fn event(&mut self, ev: SseEvent, out: &mut Vec<StreamEvent>) {
+        let data = ev.data.trim();
+        if data == "[DONE]" {
+            out.push(StreamEvent::Done);
+            return;
+        }
+        if data.is_empty() {
+            return;
+        }
+        let chunk: Chunk = match serde_json::from_str(data) {
+            Ok(c) => c,
+            Err(e) => {
+                let msg = format!("upstream sent a malformed stream chunk: {e}");
+                return self.fail(out, UpstreamError::new(ErrorClass::MalformedResponse, msg));
+            }
+        };
+        if let Some(err) = chunk.error.filter(|e| !e.is_null()) {
+            return self.fail(out, in_band_error(&err));
+        }
+        if ev.event.as_deref() == Some("error") {
+            return self.fail(
+                out,
+                UpstreamError::new(
+                    ErrorClass::ServerError,
+                    format!("upstream error event: {data}"),
+                ),
+            );
+        }
+        if self.model.is_none() {
+            self.model = chunk.model;
+        }
+        let usage = chunk.usage.as_ref().and_then(Usage::from_openai);
+        let mut content = false;
+        for c in &chunk.choices {
+            if c.delta.as_ref().is_some_and(Delta::has_content) {
+                content = true;
+            }
+            if !self.open_choices.contains(&c.index) && !self.finished {
+                self.open_choices.push(c.index);
+            }
+            if c.finish_reason.as_ref().is_some_and(|f| !f.is_null()) {
+                content = true;
+                self.open_choices.retain(|&i| i != c.index);
+            }
+        }
+        let usage_only = chunk.choices.is_empty() && usage.is_some();
+        if !usage_only || self.client_wants_usage {
+            out.push(StreamEvent::Chunk {
+                bytes: encode_data(data),
+                content,
+            });
+        }
+        if let Some(u) = usage {
+            out.push(StreamEvent::Usage(u));
+        }
+        if !self.finished && self.open_choices.is_empty() {
+            self.finished = true;
+            out.push(StreamEvent::Finish);
+        }
+    }
+}
+
+impl Delta {
+    fn has_content(&self) -> bool {
+        let non_empty = |v: &Option<Value>| match v {
+            None | Some(Value::Null) => false,
+            Some(Value::String(s)) => !s.is_empty(),
+            Some(Value::Array(a)) => !a.is_empty(),
+            Some(_) => true,
+        };
+        non_empty(&self.content)
+            || non_empty(&self.tool_calls)
+            || non_empty(&self.refusal)
+            || non_empty(&self.function_call)
+            || non_empty(&self.reasoning_content)
+            || non_empty(&self.reasoning)
+    }
+}
+
+fn in_band_error(err: &Value) -> UpstreamError {
+    let s = |k: &str| err.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+    let code = err
+        .get("code")
+        .map(|c| {
+            c.as_str()
+                .map(str::to_string)
+                .unwrap_or_else(|| c.to_string())
+        })
+        .unwrap_or_default();
+    let message = err
+        .get("message")
+        .and_then(Value::as_str)
+        .map(str::to_string)
+        .unwrap_or_else(|| err.to_string());
+    let class = in_band_class(&code, &s("type"), &message.to_ascii_lowercase());
+    UpstreamError::new(class, message)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(input: &[u8], wants_usage: bool) -> Vec<StreamEvent> {
+        let mut t = StreamTranslator::new(wants_usage);
+        let mut out = Vec::new();
+        t.feed(input, &mut out);
+        t.end(&mut out);
+        out
+    }
+
+    #[test]
+    fn role_chunk_is_not_content() {
+        let ev = run(b"data: {\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\"}}]}\n\n", false);
+        assert!(matches!(&ev[0], StreamEvent::Chunk { content: false, .. }));
+        assert!(matches!(&ev[1], StreamEvent::Error(e) if e.class == ErrorClass::StreamCut));
+    }
+
+    #[test]
+    fn usage_chunk_hidden_unless_asked() {
+        let body = b"data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"hi\"}}]}\n\ndata: {\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}\n\ndata: {\"choices\":[],\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":1}}\n\ndata: [DONE]\n\n";
+        let hidden = run(body, false);
+        let shown = run(body, true);
+        let chunks = |ev: &[StreamEvent]| {
+            ev.iter()
+                .filter(|e| matches!(e, StreamEvent::Chunk { .. }))
+                .count()
+        };
+        assert_eq!(chunks(&hidden), 2);
+        assert_eq!(chunks(&shown), 3);
+        assert!(hidden.contains(&StreamEvent::Finish));
+        assert!(hidden.contains(&StreamEvent::Usage(Usage {
+            prompt_tokens: 3,
+            completion_tokens: 1,
+            cached_tokens: None
+        })));
+        assert_eq!(hidden.last(), Some(&StreamEvent::Done));
+    }
+
+    #[test]
+    fn malformed_and_in_band_errors() {
+        let ev = run(b"data: {not json\n\n", false);
+        assert!(
+            matches!(&ev[0], StreamEvent::Error(e) if e.class == ErrorClass::MalformedResponse)
+        );
+        let ev = run(
+            b"data: {\"error\":{\"message\":\"Overloaded\",\"type\":\"overloaded_error\"}}\n\n",
+            false,
+        );
+        assert!(
+            matches!(&ev[0], StreamEvent::Error(e) if e.class == ErrorClass::Overloaded && e.message == "Overloaded")
+        );
+        assert_eq!(ev.len(), 1);
+    }
+}

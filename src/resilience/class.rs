@@ -1,0 +1,97 @@
+//! The error taxonomy. Every upstream failure is reduced to one `ErrorClass`, and the class
+//! alone decides what the engine does next (see `policy`).
+
+use std::fmt;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorClass {
+    RateLimited,
+    Overloaded,
+    ServerError,
+    ConnectError,
+    TimeoutConnect,
+    TimeoutFirstToken,
+    TimeoutIdle,
+    TimeoutAttempt,
+    StreamCut,
+    MalformedResponse,
+    ContextLengthExceeded,
+    ContentPolicy,
+    InvalidRequest,
+    AuthError,
+    NotFound,
+}
+
+impl ErrorClass {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorClass::RateLimited => "rate_limited",
+            ErrorClass::Overloaded => "overloaded",
+            ErrorClass::ServerError => "server_error",
+            ErrorClass::ConnectError => "connect_error",
+            ErrorClass::TimeoutConnect => "timeout_connect",
+            ErrorClass::TimeoutFirstToken => "timeout_first_token",
+            ErrorClass::TimeoutIdle => "timeout_idle",
+            ErrorClass::TimeoutAttempt => "timeout_attempt",
+            ErrorClass::StreamCut => "stream_cut",
+            ErrorClass::MalformedResponse => "malformed_response",
+            ErrorClass::ContextLengthExceeded => "context_length_exceeded",
+            ErrorClass::ContentPolicy => "content_policy",
+            ErrorClass::InvalidRequest => "invalid_request",
+            ErrorClass::AuthError => "auth_error",
+            ErrorClass::NotFound => "not_found",
+        }
+    }
+
+    pub fn is_timeout(self) -> bool {
+        matches!(
+            self,
+            ErrorClass::TimeoutConnect
+                | ErrorClass::TimeoutFirstToken
+                | ErrorClass::TimeoutIdle
+                | ErrorClass::TimeoutAttempt
+        )
+    }
+
+    /// The caller's request itself is at fault: the same request fails everywhere.
+    pub fn is_client_fault(self) -> bool {
+        matches!(
+            self,
+            ErrorClass::InvalidRequest
+                | ErrorClass::ContentPolicy
+                | ErrorClass::ContextLengthExceeded
+        )
+    }
+}
+
+impl fmt::Display for ErrorClass {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One classified upstream failure, carrying what the caller may need to see.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpstreamError {
+    pub class: ErrorClass,
+    /// HTTP status from the upstream, when there was one.
+    pub status: Option<u16>,
+    /// The provider's own reason (its error message), or what the gateway observed.
+    pub message: String,
+    /// Retry-After hint in ms, when the upstream gave one.
+    pub retry_after_ms: Option<u64>,
+    /// The upstream's error body, kept for errors returned to the caller unchanged.
+    pub body: Option<Vec<u8>>,
+}
+
+impl UpstreamError {
+    pub fn new(class: ErrorClass, message: impl Into<String>) -> Self {
+        UpstreamError {
+            class,
+            status: None,
+            message: message.into(),
+            retry_after_ms: None,
+            body: None,
+        }
+    }
+}

@@ -1,0 +1,81 @@
+//! Token usage and cost. "Not reported" (None) is kept apart from "reported as zero", and
+//! money is integer nano-USD computed from integer prices, so sums never drift.
+
+use crate::config::Price;
+use serde_json::Value;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Usage {
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+    /// Prompt tokens served from the provider's cache, when reported.
+    pub cached_tokens: Option<u64>,
+}
+
+impl Usage {
+    /// Reads an OpenAI-style `usage` object; None when absent or not an object.
+    pub fn from_openai(v: &Value) -> Option<Usage> {
+        let o = v.as_object()?;
+        let n = |k: &str| o.get(k).and_then(Value::as_u64);
+        Some(Usage {
+            prompt_tokens: n("prompt_tokens").unwrap_or(0),
+            completion_tokens: n("completion_tokens").unwrap_or(0),
+            cached_tokens: o
+                .get("prompt_tokens_details")
+                .and_then(|d| d.get("cached_tokens"))
+                .and_then(Value::as_u64),
+        })
+    }
+
+    /// Cost in nano-USD, rounded up to the next nano-USD.
+    pub fn cost_nanos(&self, price: &Price) -> u64 {
+        let total = u128::from(self.prompt_tokens) * u128::from(price.input_nanos_per_mtok)
+            + u128::from(self.completion_tokens) * u128::from(price.output_nanos_per_mtok);
+        u64::try_from(total.div_ceil(1_000_000)).unwrap_or(u64::MAX)
+    }
+}
+
+/// Formats nano-USD as a decimal USD string without float rounding (`1234` → `0.000001234`).
+pub fn format_usd(nanos: u64) -> String {
+    let whole = nanos / 1_000_000_000;
+    let frac = nanos % 1_000_000_000;
+    if frac == 0 {
+        return whole.to_string();
+    }
+    let s = format!("{whole}.{frac:09}");
+    s.trim_end_matches('0').to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cost_is_exact() {
+        let price = Price {
+            input_nanos_per_mtok: 150_000_000,
+            output_nanos_per_mtok: 600_000_000,
+        };
+        let u = Usage {
+            prompt_tokens: 1000,
+            completion_tokens: 500,
+            cached_tokens: None,
+        };
+        // 1000 * 0.15/1e6 + 500 * 0.6/1e6 = 0.00015 + 0.0003 = 0.00045 USD
+        assert_eq!(u.cost_nanos(&price), 450_000);
+        assert_eq!(format_usd(450_000), "0.00045");
+        assert_eq!(format_usd(2_000_000_000), "2");
+        assert_eq!(
+            Usage {
+                prompt_tokens: 1,
+                completion_tokens: 0,
+                cached_tokens: None
+            }
+            .cost_nanos(&Price {
+                input_nanos_per_mtok: 1,
+                output_nanos_per_mtok: 0
+            }),
+            1
+        );
+    }
+}

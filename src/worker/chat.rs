@@ -1,0 +1,139 @@
+//! POST /v1/chat/completions: read and validate the body, pick the route, run the engine,
+//! and turn its outcome into a response (JSON, or an SSE stream pulled from the engine).
+
+use super::config_source;
+use super::respond::{bytes_response, config_unavailable, error_response, headers_from};
+use super::transport::{FetchTransport, WorkerClock};
+use crate::api::{parse_chat_request, ApiError};
+use crate::engine::{Clock, Engine, Outcome, RequestContext};
+use crate::providers::Secrets;
+use crate::report::{log_line, response_headers};
+use futures_util::StreamExt;
+use worker::{console_log, Context, Env, Request, Response, Result};
+
+const DEFAULT_MAX_BODY_BYTES: usize = 8 << 20;
+
+struct EnvSecrets<'a>(&'a Env);
+
+impl Secrets for EnvSecrets<'_> {
+    fn get(&self, name: &str) -> Option<String> {
+        self.0.secret(name).ok().map(|s| s.to_string())
+    }
+}
+
+pub async fn handle(mut req: Request, env: Env, ctx: Context) -> Result<Response> {
+    let clock = WorkerClock;
+    let started = clock.now_ms();
+    let limit = env
+        .var("MAX_BODY_BYTES")
+        .ok()
+        .and_then(|v| v.to_string().parse().ok())
+        .unwrap_or(DEFAULT_MAX_BODY_BYTES);
+    let body = match read_limited(&mut req, limit).await {
+        Ok(b) => b,
+        Err(e) => return error_response(&e, None),
+    };
+    let chat = match parse_chat_request(&body) {
+        Ok(c) => c,
+        Err(e) => return error_response(&e, None),
+    };
+    let loaded = match config_source::current(&env, &ctx, clock.now_ms()).await {
+        Ok(l) => l,
+        Err(msg) => return error_response(&config_unavailable(msg), None),
+    };
+    let table = loaded.table.clone();
+    let Some(route) = table.route(&chat.model) else {
+        let known: Vec<&str> = table.route_names().collect();
+        let mut e = ApiError::new(
+            404,
+            "invalid_request_error",
+            "model_not_found",
+            format!(
+                "The model `{}` does not exist. Available models: {}",
+                chat.model,
+                known.join(", ")
+            ),
+        );
+        e.param = Some("model".into());
+        return error_response(&e, None);
+    };
+    let transport = FetchTransport;
+    let secrets = EnvSecrets(&env);
+    let engine = Engine {
+        table: &table,
+        transport: &transport,
+        clock: &clock,
+        secrets: &secrets,
+    };
+    let ctx_req = RequestContext {
+        request_id: request_id(),
+        started_ms: started,
+        jitter_seed: random_u64(),
+    };
+    match engine.run(route, &chat, ctx_req).await {
+        Outcome::Complete { body, meta } => {
+            let now = clock.now_ms();
+            console_log!("{}", log_line(&meta, now));
+            bytes_response(200, "application/json", body, &response_headers(&meta, now))
+        }
+        Outcome::Failed { error, meta } => {
+            let now = clock.now_ms();
+            console_log!("{}", log_line(&meta, now));
+            error_response(&error, Some((&meta, now)))
+        }
+        Outcome::Stream(stream) => {
+            let mut headers = response_headers(stream.meta(), clock.now_ms());
+            headers.push(("content-type", "text/event-stream; charset=utf-8".into()));
+            headers.push(("cache-control", "no-cache".into()));
+            let body = futures_util::stream::unfold(Some(stream), |state| async move {
+                let mut stream = state?;
+                match stream.next(&WorkerClock).await {
+                    Some(bytes) => Some((Ok::<Vec<u8>, worker::Error>(bytes), Some(stream))),
+                    None => {
+                        console_log!("{}", log_line(stream.meta(), WorkerClock.now_ms()));
+                        None
+                    }
+                }
+            })
+            .boxed_local();
+            Ok(Response::from_stream(body)?.with_headers(headers_from(&headers)?))
+        }
+    }
+}
+
+async fn read_limited(req: &mut Request, limit: usize) -> std::result::Result<Vec<u8>, ApiError> {
+    if let Ok(Some(len)) = req.headers().get("content-length") {
+        if len.parse::<usize>().is_ok_and(|n| n > limit) {
+            return Err(ApiError::too_large(limit));
+        }
+    }
+    let mut stream = req
+        .stream()
+        .map_err(|e| ApiError::new(400, "invalid_request_error", "invalid_body", e.to_string()))?;
+    let mut out = Vec::new();
+    while let Some(piece) = stream.next().await {
+        let piece = piece.map_err(|e| {
+            ApiError::new(
+                400,
+                "invalid_request_error",
+                "invalid_body",
+                format!("reading the body failed: {e}"),
+            )
+        })?;
+        if out.len() + piece.len() > limit {
+            return Err(ApiError::too_large(limit));
+        }
+        out.extend_from_slice(&piece);
+    }
+    Ok(out)
+}
+
+fn random_u64() -> u64 {
+    let hi = (js_sys::Math::random() * 4_294_967_296.0) as u64;
+    let lo = (js_sys::Math::random() * 4_294_967_296.0) as u64;
+    (hi << 32) | lo
+}
+
+fn request_id() -> String {
+    format!("req_{:016x}", random_u64())
+}

@@ -1,0 +1,67 @@
+//! Cloudflare Worker glue: entry point, path routing, and the adapters behind the engine's
+//! ports (fetch transport, clock, KV config source, secrets). All I/O lives here.
+
+mod chat;
+mod config_source;
+mod respond;
+mod transport;
+
+use crate::api::ApiError;
+use crate::engine::Clock;
+use respond::{error_response, json_response};
+use serde_json::json;
+use transport::WorkerClock;
+use worker::{event, Context, Env, Method, Request, Response, Result};
+
+#[event(fetch)]
+async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
+    console_error_panic_hook::set_once();
+    let path = req.path();
+    let method = req.method();
+    match (path.as_str(), method) {
+        ("/v1/chat/completions", Method::Post) => chat::handle(req, env, ctx).await,
+        ("/v1/chat/completions", _) => error_response(&ApiError::method_not_allowed("POST"), None),
+        ("/v1/models", Method::Get) => models(&env, &ctx).await,
+        ("/healthz", Method::Get) => healthz(&env, &ctx).await,
+        ("/v1/models" | "/healthz", _) => {
+            error_response(&ApiError::method_not_allowed("GET"), None)
+        }
+        (p, _) => error_response(
+            &ApiError::not_found(format!(
+                "unknown path {p}; see /v1/chat/completions, /v1/models, /healthz"
+            )),
+            None,
+        ),
+    }
+}
+
+async fn models(env: &Env, ctx: &Context) -> Result<Response> {
+    let loaded = match config_source::current(env, ctx, WorkerClock.now_ms()).await {
+        Ok(l) => l,
+        Err(msg) => return error_response(&respond::config_unavailable(msg), None),
+    };
+    let data: Vec<_> = loaded
+        .table
+        .routes
+        .values()
+        .map(|r| json!({"id": r.name, "object": "model", "created": 0, "owned_by": "edge-router", "description": r.description}))
+        .collect();
+    json_response(200, &json!({"object": "list", "data": data}))
+}
+
+async fn healthz(env: &Env, ctx: &Context) -> Result<Response> {
+    match config_source::current(env, ctx, WorkerClock.now_ms()).await {
+        Ok(l) => {
+            let status = if l.error.is_some() { "degraded" } else { "ok" };
+            json_response(
+                200,
+                &json!({"status": status, "config": {"source": l.source.as_str(), "error": l.error,
+                        "routes": l.table.routes.len(), "checked_at_ms": l.checked_at_ms}}),
+            )
+        }
+        Err(msg) => json_response(
+            503,
+            &json!({"status": "down", "config": {"source": null, "error": msg}}),
+        ),
+    }
+}
