@@ -1,6 +1,16 @@
 //! Edge LLM router: an OpenAI-compatible gateway with fallback chains, built as a pure core
 //! (config, wire formats, providers, resilience, engine) and thin Cloudflare Worker glue.
 
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing
+    )
+)]
+
 pub mod api;
 pub mod config;
 pub mod engine;

@@ -49,16 +49,18 @@ impl SseParser {
             }
         }
         while let Some(pos) = rest.iter().position(|&b| b == b'\n' || b == b'\r') {
-            self.line.extend_from_slice(&rest[..pos]);
-            let is_cr = rest[pos] == b'\r';
-            rest = &rest[pos + 1..];
-            if is_cr {
-                match rest.first() {
-                    Some(b'\n') => rest = &rest[1..],
-                    None => self.after_cr = true,
-                    Some(_) => {}
+            let (head, tail) = rest.split_at(pos);
+            self.line.extend_from_slice(head);
+            // `tail` starts with the line break found at `pos`.
+            rest = match tail {
+                [b'\r', b'\n', after @ ..] => after,
+                [b'\r'] => {
+                    self.after_cr = true;
+                    &[]
                 }
-            }
+                [_, after @ ..] => after,
+                [] => &[],
+            };
             let line = std::mem::take(&mut self.line);
             self.line_done(&line, out);
         }
@@ -87,13 +89,14 @@ impl SseParser {
             self.has_data = false;
             return;
         }
-        if line[0] == b':' {
+        if line.first() == Some(&b':') {
             return; // comment / keep-alive
         }
         let (field, value) = match line.iter().position(|&b| b == b':') {
             Some(i) => {
-                let v = &line[i + 1..];
-                (&line[..i], v.strip_prefix(b" ").unwrap_or(v))
+                let (field, colon_value) = line.split_at(i);
+                let v = colon_value.get(1..).unwrap_or_default();
+                (field, v.strip_prefix(b" ").unwrap_or(v))
             }
             None => (line, &[][..]),
         };

@@ -173,3 +173,11 @@ fn secrets_and_headers_are_checked() {
         );
     }
 }
+
+#[test]
+fn a_bad_route_retry_is_reported_once() {
+    let mut t = good();
+    t["routes"]["workhorse"]["retry"] = json!({"max_attempts": 0});
+    let errs = errors_of(&t);
+    assert_eq!(errs.iter().filter(|e| e.starts_with("routes.workhorse.retry.max_attempts")).count(), 1, "{errs:#?}");
+}

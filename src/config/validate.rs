@@ -147,6 +147,12 @@ pub fn validate(raw: RawTable) -> Result<RoutingTable, Vec<String>> {
                 format!("at most {MAX_CHAIN} deployments"),
             );
         }
+        retry(
+            &format!("{path}.retry"),
+            &r.retry,
+            &default_retry,
+            &mut errs,
+        );
         let mut steps = Vec::new();
         for (i, dep) in r.chain.iter().enumerate() {
             let step_path = format!("{path}.chain[{i}]");
@@ -155,8 +161,14 @@ pub fn validate(raw: RawTable) -> Result<RoutingTable, Vec<String>> {
                     if steps.iter().any(|s: &ChainStep| s.deployment == idx) {
                         errs.push(&step_path, format!("deployment {dep:?} appears twice"));
                     }
-                    let base = &deployment_retry[idx];
-                    let retry = retry(&format!("{path}.retry"), &r.retry, base, &mut errs);
+                    let base = deployment_retry.get(idx).unwrap_or(&default_retry);
+                    // Errors in the route's retry block are reported once, below.
+                    let retry = retry(
+                        &format!("{path}.retry"),
+                        &r.retry,
+                        base,
+                        &mut Errors(Vec::new()),
+                    );
                     steps.push(ChainStep {
                         deployment: idx,
                         retry,

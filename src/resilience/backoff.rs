@@ -36,9 +36,10 @@ pub fn backoff_ms(policy: &RetryPolicy, retry: u32, jitter: &mut Jitter) -> u64 
 /// Earliest start for the next attempt on a deployment so that no two attempts before it
 /// fall within one second of it: the attempt two back must be ≥ 1000 ms earlier.
 pub fn earliest_next_start(previous_starts: &[u64]) -> u64 {
-    match previous_starts.len() {
-        0 | 1 => 0,
-        n => previous_starts[n - 2] + 1000,
+    let n = previous_starts.len();
+    match n.checked_sub(2).and_then(|i| previous_starts.get(i)) {
+        Some(two_back) => two_back + 1000,
+        None => 0,
     }
 }
 
