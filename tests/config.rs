@@ -179,5 +179,11 @@ fn a_bad_route_retry_is_reported_once() {
     let mut t = good();
     t["routes"]["workhorse"]["retry"] = json!({"max_attempts": 0});
     let errs = errors_of(&t);
-    assert_eq!(errs.iter().filter(|e| e.starts_with("routes.workhorse.retry.max_attempts")).count(), 1, "{errs:#?}");
+    assert_eq!(
+        errs.iter()
+            .filter(|e| e.starts_with("routes.workhorse.retry.max_attempts"))
+            .count(),
+        1,
+        "{errs:#?}"
+    );
 }

@@ -3,9 +3,9 @@
 
 use super::config_source;
 use super::respond::{bytes_response, config_unavailable, error_response, headers_from};
-use super::transport::{FetchTransport, WorkerClock};
+use super::transport::{FetchBody, FetchTransport, WorkerClock};
 use crate::api::{parse_chat_request, ApiError};
-use crate::engine::{Clock, Engine, Outcome, RequestContext};
+use crate::engine::{Clock, CommittedStream, Engine, Outcome, RequestContext};
 use crate::providers::Secrets;
 use crate::report::{log_line, response_headers};
 use futures_util::StreamExt;
@@ -85,12 +85,15 @@ pub async fn handle(mut req: Request, env: Env, ctx: Context) -> Result<Response
             let mut headers = response_headers(stream.meta(), clock.now_ms());
             headers.push(("content-type", "text/event-stream; charset=utf-8".into()));
             headers.push(("cache-control", "no-cache".into()));
-            let body = futures_util::stream::unfold(Some(stream), |state| async move {
-                let mut stream = state?;
-                match stream.next(&WorkerClock).await {
-                    Some(bytes) => Some((Ok::<Vec<u8>, worker::Error>(bytes), Some(stream))),
+            let guard = StreamLog {
+                stream,
+                done: false,
+            };
+            let body = futures_util::stream::unfold(guard, |mut guard| async move {
+                match guard.stream.next(&WorkerClock).await {
+                    Some(bytes) => Some((Ok::<Vec<u8>, worker::Error>(bytes), guard)),
                     None => {
-                        console_log!("{}", log_line(stream.meta(), WorkerClock.now_ms()));
+                        guard.mark_done();
                         None
                     }
                 }
@@ -98,6 +101,30 @@ pub async fn handle(mut req: Request, env: Env, ctx: Context) -> Result<Response
             .boxed_local();
             Ok(Response::from_stream(body)?.with_headers(headers_from(&headers)?))
         }
+    }
+}
+
+/// Logs a streamed request exactly once: when the stream ends, or when the client goes away
+/// and the runtime drops the body (the upstream fetch is aborted with it).
+struct StreamLog {
+    stream: Box<CommittedStream<FetchBody>>,
+    done: bool,
+}
+
+impl StreamLog {
+    fn mark_done(&mut self) {
+        self.done = true;
+    }
+}
+
+impl Drop for StreamLog {
+    fn drop(&mut self) {
+        let mut meta = self.stream.meta().clone();
+        if !self.done {
+            meta.error =
+                Some("client_disconnected: the client closed the stream before it ended".into());
+        }
+        console_log!("{}", log_line(&meta, WorkerClock.now_ms()));
     }
 }
 
