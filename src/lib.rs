@@ -21,5 +21,6 @@ pub mod resilience;
 pub mod sse;
 pub mod usage;
 
+pub mod egress;
 #[cfg(target_arch = "wasm32")]
 mod worker;

@@ -10,6 +10,8 @@ pub struct Usage {
     pub completion_tokens: u64,
     /// Prompt tokens served from the provider's cache, when reported.
     pub cached_tokens: Option<u64>,
+    /// Prompt tokens written to the provider's cache (Anthropic), when reported.
+    pub cache_write_tokens: Option<u64>,
 }
 
 impl Usage {
@@ -24,6 +26,7 @@ impl Usage {
                 .get("prompt_tokens_details")
                 .and_then(|d| d.get("cached_tokens"))
                 .and_then(Value::as_u64),
+            cache_write_tokens: None,
         })
     }
 
@@ -60,6 +63,7 @@ mod tests {
             prompt_tokens: 1000,
             completion_tokens: 500,
             cached_tokens: None,
+            cache_write_tokens: None,
         };
         // 1000 * 0.15/1e6 + 500 * 0.6/1e6 = 0.00015 + 0.0003 = 0.00045 USD
         assert_eq!(u.cost_nanos(&price), 450_000);
@@ -69,7 +73,8 @@ mod tests {
             Usage {
                 prompt_tokens: 1,
                 completion_tokens: 0,
-                cached_tokens: None
+                cached_tokens: None,
+                cache_write_tokens: None
             }
             .cost_nanos(&Price {
                 input_nanos_per_mtok: 1,

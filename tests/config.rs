@@ -165,7 +165,7 @@ fn secrets_and_headers_are_checked() {
         "providers.openai.api_key_secret: must be a Worker secret name",
         "providers.openai.headers.x-bad: header value must not contain CR, LF or NUL",
         "providers.openai.headers.bad name: not a valid header name",
-        "providers.mock.base_url: not used by kind \"mock\"",
+        "providers.mock.base_url: only allowed for kind",
     ] {
         assert!(
             errs.iter().any(|x| x.starts_with(e)),

@@ -371,7 +371,10 @@ fn context_length_skips_to_a_larger_deployment() {
     let (body, meta) = complete(run(&t, &s, &clock, req(false)));
     assert_eq!(body["choices"][0]["message"]["content"], "big");
     assert_eq!((s.hits(A), s.hits(B), s.hits(C)), (1, 0, 1));
-    assert_eq!(meta.skipped, vec!["b".to_string()]);
+    assert_eq!(
+        meta.skipped,
+        vec![("b".to_string(), "context_window".to_string())]
+    );
 }
 
 #[test]
@@ -658,4 +661,58 @@ fn chunks_are_forwarded_as_they_arrive() {
         times[0] < times[1] && times[1] < times[2],
         "each chunk is handed over before the next arrives: {times:?}"
     );
+}
+
+// ---------- capabilities ----------
+
+fn capability_table(a_caps: Value, b_caps: Value) -> RoutingTable {
+    let t = json!({"version": 1,
+        "providers": {"pa": {"kind": "openai", "base_url": A}, "pb": {"kind": "openai", "base_url": B}},
+        "deployments": {
+            "a": {"provider": "pa", "model": "text-only", "context_window": 8000, "capabilities": a_caps},
+            "b": {"provider": "pb", "model": "omni", "context_window": 8000, "capabilities": b_caps}},
+        "routes": {"r": {"chain": ["a", "b"]}}});
+    parse_table(&t.to_string()).unwrap()
+}
+
+#[test]
+fn a_request_skips_deployments_without_the_capability_it_needs() {
+    let clock = ManualClock::at(0);
+    let t = capability_table(json!({"vision": false, "tools": false}), json!({}));
+    let image = json!({"model": "r", "messages": [{"role": "user", "content": [
+        {"type": "text", "text": "what is this?"}, {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}}]}]});
+    let s = Script::new(&clock);
+    s.on(B, vec![Step::json(200, &completion("a cat"))]);
+    let (_, meta) = complete(run(&t, &s, &clock, image));
+    assert_eq!((s.hits(A), s.hits(B)), (0, 1));
+    assert_eq!(
+        meta.fallback_reasons(),
+        "a:skipped_missing_capability_vision"
+    );
+    assert_eq!(meta.attempts.len(), 1);
+
+    let tools = json!({"model": "r", "messages": [{"role": "user", "content": "weather?"}],
+        "tools": [{"type": "function", "function": {"name": "w", "parameters": {"type": "object"}}}]});
+    let s = Script::new(&clock);
+    s.on(B, vec![Step::json(200, &completion("ok"))]);
+    let (_, meta) = complete(run(&t, &s, &clock, tools));
+    assert_eq!(
+        meta.fallback_reasons(),
+        "a:skipped_missing_capability_tools"
+    );
+}
+
+#[test]
+fn a_request_no_deployment_can_serve_gets_a_400_naming_the_capability() {
+    let clock = ManualClock::at(0);
+    let t = capability_table(json!({"json": false}), json!({"json": false}));
+    let s = Script::new(&clock);
+    let body = json!({"model": "r", "messages": [{"role": "user", "content": "x"}], "response_format": {"type": "json_object"}});
+    let (e, _) = failed(run(&t, &s, &clock, body));
+    assert_eq!(
+        (e.status, e.code.as_str(), e.param.as_deref()),
+        (400, "capability_unsupported", Some("response_format"))
+    );
+    assert!(e.message.contains("supports json"), "{}", e.message);
+    assert!(s.requests.borrow().is_empty());
 }

@@ -4,10 +4,22 @@
 use super::error::ApiError;
 use serde_json::{Map, Value};
 
+/// The wire format the client speaks (and gets its answer in).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientFormat {
+    OpenAi,
+    Anthropic,
+}
+
 #[derive(Debug, Clone)]
 pub struct ChatRequest {
-    /// The full request body as sent by the client.
+    /// The request as an OpenAI chat-completions body (the pivot format): the client's own
+    /// body for OpenAI clients, a translation for Anthropic clients.
     pub body: Map<String, Value>,
+    pub client: ClientFormat,
+    /// An Anthropic client's original body, sent as is (model replaced) to Anthropic upstreams
+    /// so provider-specific fields (`thinking`, `cache_control`, …) survive.
+    pub native_anthropic: Option<Map<String, Value>>,
     /// Public model (route) name the client asked for.
     pub model: String,
     pub stream: bool,
@@ -147,6 +159,8 @@ pub fn parse_chat_request(bytes: &[u8]) -> Result<ChatRequest, ApiError> {
     };
     Ok(ChatRequest {
         body,
+        client: ClientFormat::OpenAi,
+        native_anthropic: None,
         model,
         stream,
         include_usage: stream && include_usage,
@@ -163,6 +177,39 @@ fn content_chars(content: Option<&Value>) -> usize {
             .map(|t| t.chars().count())
             .sum(),
         _ => 0,
+    }
+}
+
+/// Capabilities a request needs from a deployment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Needs {
+    pub tools: bool,
+    pub vision: bool,
+    pub json: bool,
+    pub streaming: bool,
+}
+
+impl ChatRequest {
+    /// What a deployment must support to serve this request (read from the pivot body).
+    pub fn needs(&self) -> Needs {
+        let b = &self.body;
+        let tools = matches!(b.get("tools"), Some(Value::Array(t)) if !t.is_empty());
+        let vision = matches!(b.get("messages"), Some(Value::Array(ms)) if ms.iter().any(|m| {
+            matches!(m.get("content"), Some(Value::Array(parts))
+                if parts.iter().any(|p| p.get("type").and_then(Value::as_str) == Some("image_url")))
+        }));
+        let json = matches!(
+            b.get("response_format")
+                .and_then(|f| f.get("type"))
+                .and_then(Value::as_str),
+            Some("json_object" | "json_schema")
+        );
+        Needs {
+            tools,
+            vision,
+            json,
+            streaming: self.stream,
+        }
     }
 }
 

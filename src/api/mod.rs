@@ -1,7 +1,8 @@
 //! Client-facing wire types (OpenAI chat completions) and the gateway's own error bodies.
 
+pub mod anthropic;
 pub mod chat;
 pub mod error;
 
-pub use chat::{parse_chat_request, ChatRequest};
+pub use chat::{parse_chat_request, ChatRequest, ClientFormat};
 pub use error::ApiError;

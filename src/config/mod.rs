@@ -2,10 +2,12 @@
 //! raw serde types first, then validation into typed config with path-named errors.
 
 pub mod money;
+mod providers;
 mod raw;
 mod types;
 mod validate;
 
+pub use providers::{ANTHROPIC_BASE_URL, ANTHROPIC_VERSION, GEMINI_BASE_URL};
 pub use types::*;
 pub use validate::{DEFAULT_REQUEST_TIMEOUT_MS, DEFAULT_RETRY, DEFAULT_TIMEOUTS};
 

@@ -53,6 +53,8 @@ pub struct RawProvider {
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
     pub mock: Option<RawMock>,
+    pub anthropic_version: Option<String>,
+    pub max_tokens_default: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -75,6 +77,18 @@ pub struct RawDeployment {
     pub timeouts: RawTimeouts,
     #[serde(default)]
     pub retry: RawRetry,
+    #[serde(default)]
+    pub capabilities: RawCapabilities,
+}
+
+/// What a deployment can do; every capability defaults to true.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCapabilities {
+    pub tools: Option<bool>,
+    pub vision: Option<bool>,
+    pub json: Option<bool>,
+    pub streaming: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]

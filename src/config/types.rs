@@ -32,13 +32,23 @@ pub struct Price {
     pub output_nanos_per_mtok: u64,
 }
 
+/// Connection settings shared by every HTTP provider kind.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OpenAiProvider {
+pub struct HttpProvider {
     /// Base URL without trailing slash, e.g. `https://api.openai.com/v1`.
     pub base_url: String,
     /// Name of the Worker secret holding the API key, if the provider needs one.
     pub api_key_secret: Option<String>,
     pub headers: Vec<(String, String)>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AnthropicProvider {
+    pub http: HttpProvider,
+    /// Sent as `anthropic-version`.
+    pub version: String,
+    /// `max_tokens` sent when the client gave none (Anthropic requires it).
+    pub default_max_tokens: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -51,7 +61,9 @@ pub struct MockProvider {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ProviderKind {
-    OpenAi(OpenAiProvider),
+    OpenAi(HttpProvider),
+    Anthropic(AnthropicProvider),
+    Gemini(HttpProvider),
     Mock(MockProvider),
 }
 
@@ -70,6 +82,27 @@ pub struct Deployment {
     pub context_window: u32,
     pub price: Price,
     pub timeouts: Timeouts,
+    pub capabilities: Capabilities,
+}
+
+/// What a deployment can serve; a request needing more skips it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Capabilities {
+    pub tools: bool,
+    pub vision: bool,
+    pub json: bool,
+    pub streaming: bool,
+}
+
+impl Default for Capabilities {
+    fn default() -> Self {
+        Capabilities {
+            tools: true,
+            vision: true,
+            json: true,
+            streaming: true,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -2,7 +2,8 @@
 //! with the JSON path it concerns, so an operator can fix a table in one pass.
 
 use super::money::usd_to_nanos;
-use super::raw::{RawDefaults, RawMock, RawProvider, RawRetry, RawTable, RawTimeouts};
+use super::providers::provider_kind;
+use super::raw::{RawCapabilities, RawDefaults, RawRetry, RawTable, RawTimeouts};
 use super::types::*;
 use std::collections::BTreeMap;
 
@@ -25,13 +26,13 @@ pub const DEFAULT_TIMEOUTS: Timeouts = Timeouts {
 };
 pub const DEFAULT_REQUEST_TIMEOUT_MS: u64 = 300_000;
 
-struct Errors(Vec<String>);
+pub(super) struct Errors(pub(super) Vec<String>);
 
 impl Errors {
-    fn push(&mut self, path: &str, msg: impl std::fmt::Display) {
+    pub(super) fn push(&mut self, path: &str, msg: impl std::fmt::Display) {
         self.0.push(format!("{path}: {msg}"));
     }
-    fn ms(&mut self, path: &str, value: Option<u64>, fallback: u64) -> u64 {
+    pub(super) fn ms(&mut self, path: &str, value: Option<u64>, fallback: u64) -> u64 {
         match value {
             Some(0) => {
                 self.push(path, "must be at least 1 ms");
@@ -131,6 +132,7 @@ pub fn validate(raw: RawTable) -> Result<RoutingTable, Vec<String>> {
             context_window: d.context_window,
             price,
             timeouts,
+            capabilities: capabilities(&d.capabilities),
         });
     }
 
@@ -300,100 +302,13 @@ fn timeouts(path: &str, raw: &RawTimeouts, base: &Timeouts, errs: &mut Errors) -
     }
 }
 
-fn provider_kind(path: &str, p: &RawProvider, errs: &mut Errors) -> Option<ProviderKind> {
-    match p.kind.as_str() {
-        "openai" => {
-            if p.mock.is_some() {
-                errs.push(&format!("{path}.mock"), "only allowed for kind \"mock\"");
-            }
-            let base_url = match p.base_url.as_deref().map(str::trim) {
-                Some(u) if valid_base_url(u) => u.trim_end_matches('/').to_string(),
-                Some(u) => {
-                    errs.push(
-                        &format!("{path}.base_url"),
-                        format!("{u:?} is not an http(s) URL"),
-                    );
-                    return None;
-                }
-                None => {
-                    errs.push(&format!("{path}.base_url"), "required for kind \"openai\"");
-                    return None;
-                }
-            };
-            if let Some(secret) = &p.api_key_secret {
-                if secret.is_empty()
-                    || !secret
-                        .bytes()
-                        .all(|b| b.is_ascii_alphanumeric() || b == b'_')
-                {
-                    errs.push(
-                        &format!("{path}.api_key_secret"),
-                        "must be a Worker secret name (letters, digits, _)",
-                    );
-                }
-            }
-            let mut headers = Vec::new();
-            for (k, v) in &p.headers {
-                let hpath = format!("{path}.headers.{k}");
-                if k.is_empty() || !k.bytes().all(is_token_byte) {
-                    errs.push(&hpath, "not a valid header name");
-                } else if v.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0) {
-                    errs.push(&hpath, "header value must not contain CR, LF or NUL");
-                } else {
-                    headers.push((k.to_ascii_lowercase(), v.clone()));
-                }
-            }
-            Some(ProviderKind::OpenAi(OpenAiProvider {
-                base_url,
-                api_key_secret: p.api_key_secret.clone(),
-                headers,
-            }))
-        }
-        "mock" => {
-            for (field, present) in [
-                ("base_url", p.base_url.is_some()),
-                ("api_key_secret", p.api_key_secret.is_some()),
-                ("headers", !p.headers.is_empty()),
-            ] {
-                if present {
-                    errs.push(&format!("{path}.{field}"), "not used by kind \"mock\"");
-                }
-            }
-            Some(ProviderKind::Mock(mock(path, p.mock.as_ref(), errs)))
-        }
-        other => {
-            errs.push(
-                &format!("{path}.kind"),
-                format!("unknown kind {other:?} (known: \"openai\", \"mock\")"),
-            );
-            None
-        }
-    }
-}
-
-fn mock(path: &str, raw: Option<&RawMock>, errs: &mut Errors) -> MockProvider {
-    let default = RawMock::default();
-    let raw = raw.unwrap_or(&default);
-    if let Some(s) = raw.fail_status {
-        if !(400..=599).contains(&s) {
-            errs.push(
-                &format!("{path}.mock.fail_status"),
-                "must be an HTTP error status (400-599)",
-            );
-        }
-    }
-    let cap = |field: &str, v: Option<u64>, errs: &mut Errors| match v {
-        Some(v) if v > 60_000 => {
-            errs.push(&format!("{path}.mock.{field}"), "must be at most 60000 ms");
-            0
-        }
-        v => v.unwrap_or(0),
-    };
-    MockProvider {
-        fail_status: raw.fail_status,
-        retry_after_s: raw.retry_after_s,
-        latency_ms: cap("latency_ms", raw.latency_ms, errs),
-        chunk_delay_ms: cap("chunk_delay_ms", raw.chunk_delay_ms, errs),
+fn capabilities(raw: &RawCapabilities) -> Capabilities {
+    let d = Capabilities::default();
+    Capabilities {
+        tools: raw.tools.unwrap_or(d.tools),
+        vision: raw.vision.unwrap_or(d.vision),
+        json: raw.json.unwrap_or(d.json),
+        streaming: raw.streaming.unwrap_or(d.streaming),
     }
 }
 
@@ -409,17 +324,6 @@ fn check_name(path: &str, name: &str, errs: &mut Errors) {
             "name must be 1-128 characters of letters, digits and - _ . : / @",
         );
     }
-}
-
-fn valid_base_url(u: &str) -> bool {
-    let rest = u
-        .strip_prefix("https://")
-        .or_else(|| u.strip_prefix("http://"));
-    matches!(rest, Some(r) if !r.is_empty() && !r.starts_with('/') && !r.bytes().any(|b| b.is_ascii_whitespace() || b.is_ascii_control()) && !r.contains(['?', '#']))
-}
-
-fn is_token_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
 }
 
 fn join_keys<'a>(keys: impl Iterator<Item = &'a String>) -> String {

@@ -5,9 +5,11 @@
 use super::body::{AttemptBody, MockBody, ReadAllError};
 use super::ports::{Clock, Transport, TransportError};
 use super::stream::LiveStream;
+use crate::api::ClientFormat;
 use crate::config::Deployment;
-use crate::providers::openai::{classify_error, parse_response, StreamEvent, StreamTranslator};
+use crate::egress::StreamEgress;
 use crate::providers::Target;
+use crate::providers::{classify_error, parse_response, Format, StreamEvent, Translator};
 use crate::resilience::retry_after::parse_retry_after;
 use crate::resilience::{ErrorClass, UpstreamError};
 use crate::usage::Usage;
@@ -32,6 +34,7 @@ pub struct AttemptInput<'a> {
     pub target: Target,
     pub stream: bool,
     pub client_wants_usage: bool,
+    pub client: ClientFormat,
     /// The whole request must be over by then.
     pub request_deadline_ms: u64,
 }
@@ -97,6 +100,10 @@ pub async fn run_attempt<T: Transport, C: Clock>(
         start,
         input.request_deadline_ms,
     );
+    let format = match &input.target {
+        Target::Http(_, f) => *f,
+        Target::Mock(_) => Format::OpenAi,
+    };
     let head = match send(
         input.target,
         dl.headers.0.saturating_sub(start),
@@ -127,13 +134,13 @@ pub async fn run_attempt<T: Transport, C: Clock>(
             retry_after.1.as_deref(),
             clock.now_ms(),
         );
-        return AttemptOutcome::Failed(classify_error(status, &bytes, hint));
+        return AttemptOutcome::Failed(classify_error(format, status, &bytes, hint));
     }
     if !input.stream {
         return match body.read_all(MAX_ANSWER_BYTES, dl.attempt.0, clock).await {
-            Ok(bytes) => match parse_response(&bytes) {
+            Ok(bytes) => match parse_response(format, bytes) {
                 Ok(p) => AttemptOutcome::Complete {
-                    body: bytes,
+                    body: p.body,
                     usage: p.usage,
                     model: p.model,
                 },
@@ -155,7 +162,12 @@ pub async fn run_attempt<T: Transport, C: Clock>(
             )),
         };
     }
-    let mut live = LiveStream::new(body, StreamTranslator::new(input.client_wants_usage), dl);
+    let mut live = LiveStream::new(
+        body,
+        Translator::new(format, input.client_wants_usage),
+        StreamEgress::new(input.client),
+        dl,
+    );
     match live.until_commit(clock).await {
         Ok(()) => AttemptOutcome::Committed(Box::new(live)),
         Err(e) => AttemptOutcome::Failed(e),
@@ -171,7 +183,7 @@ async fn send<T: Transport, C: Clock>(
     clock: &C,
 ) -> Result<Head<T::Body>, TransportError> {
     match target {
-        Target::Http(req) => {
+        Target::Http(req, _) => {
             let head = transport.send(req, timeout_ms).await?;
             let ra = (
                 head.header("retry-after-ms").map(str::to_string),
@@ -224,7 +236,7 @@ pub fn describe(e: &TransportError) -> String {
 }
 
 /// Feeds one upstream piece through the translator (shared by pre- and post-commit reading).
-pub fn translate(translator: &mut StreamTranslator, bytes: Option<&[u8]>) -> Vec<StreamEvent> {
+pub fn translate(translator: &mut Translator, bytes: Option<&[u8]>) -> Vec<StreamEvent> {
     let mut out = Vec::new();
     match bytes {
         Some(b) => translator.feed(b, &mut out),

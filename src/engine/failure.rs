@@ -34,6 +34,29 @@ pub fn client_fault(e: &UpstreamError) -> ApiError {
     api
 }
 
+/// No deployment of the route has a capability the request needs.
+pub fn unsupported(route: &Route, capability: &str) -> ApiError {
+    let mut e = ApiError::new(
+        400,
+        "invalid_request_error",
+        "capability_unsupported",
+        format!(
+            "no deployment of model \"{}\" supports {capability}, which this request needs",
+            route.name
+        ),
+    );
+    e.param = Some(
+        match capability {
+            "tools" => "tools",
+            "vision" => "messages",
+            "json" => "response_format",
+            _ => "stream",
+        }
+        .to_string(),
+    );
+    e
+}
+
 pub fn exhausted(
     route: &Route,
     meta: &Meta,

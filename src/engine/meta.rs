@@ -21,8 +21,9 @@ pub struct Meta {
     pub stream: bool,
     pub started_ms: u64,
     pub attempts: Vec<AttemptRecord>,
-    /// Deployments passed over without an attempt (for example too small a context window).
-    pub skipped: Vec<String>,
+    /// Deployments passed over without an attempt, with why (`context_window`,
+    /// `missing_capability_vision`, …).
+    pub skipped: Vec<(String, String)>,
     pub deployment: Option<String>,
     pub provider: Option<String>,
     /// The model that answered, as the upstream named it.
@@ -44,8 +45,13 @@ impl Meta {
             .saturating_sub(self.waiting_ms)
     }
 
-    /// `deployment:class[:status]` for every failed attempt, comma-separated.
+    /// `deployment:class[:status]` for every failed attempt, then `deployment:skipped_<why>`
+    /// for every deployment passed over, comma-separated.
     pub fn fallback_reasons(&self) -> String {
+        let skips = self
+            .skipped
+            .iter()
+            .map(|(d, why)| format!("{d}:skipped_{why}"));
         let parts: Vec<String> = self
             .attempts
             .iter()
@@ -55,6 +61,7 @@ impl Meta {
                     None => format!("{}:{}", a.deployment, c),
                 })
             })
+            .chain(skips)
             .collect();
         parts.join(", ")
     }

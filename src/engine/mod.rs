@@ -13,8 +13,9 @@ pub use meta::{AttemptRecord, Meta};
 pub use outcome::{CommittedStream, Outcome};
 pub use ports::{Clock, ResponseBody, ResponseHead, Transport, TransportError};
 
-use crate::api::{ApiError, ChatRequest};
-use crate::config::{Route, RoutingTable};
+use crate::api::chat::Needs;
+use crate::api::{ApiError, ChatRequest, ClientFormat};
+use crate::config::{Capabilities, Route, RoutingTable};
 use crate::providers::{build_target, Secrets};
 use crate::resilience::backoff::{earliest_next_start, Jitter};
 use crate::resilience::policy::{decide, Action, Decision};
@@ -56,13 +57,22 @@ impl<T: Transport, C: Clock> Engine<'_, T, C> {
         let mut last_error: Option<UpstreamError> = None;
         let mut min_context: Option<u32> = None;
         let mut deadline_hit = false;
+        let needs = req.needs();
+        let mut unserved: Option<&'static str> = None;
 
         'chain: for step in route.chain.steps() {
             let Some(dep) = self.table.deployment(step.deployment) else {
                 continue;
             };
             if min_context.is_some_and(|min| dep.context_window <= min) {
-                meta.skipped.push(dep.name.clone());
+                meta.skipped
+                    .push((dep.name.clone(), "context_window".into()));
+                continue;
+            }
+            if let Some(missing) = missing_capability(&needs, &dep.capabilities) {
+                meta.skipped
+                    .push((dep.name.clone(), format!("missing_capability_{missing}")));
+                unserved.get_or_insert(missing);
                 continue;
             }
             let provider_name = self.table.provider_of(dep).map(|p| p.name.clone());
@@ -80,7 +90,9 @@ impl<T: Transport, C: Clock> Engine<'_, T, C> {
                             deployment: dep,
                             target,
                             stream: req.stream,
-                            client_wants_usage: req.include_usage,
+                            client_wants_usage: req.include_usage
+                                || req.client == ClientFormat::Anthropic,
+                            client: req.client,
                             request_deadline_ms: request_deadline,
                         };
                         run_attempt(input, self.transport, self.clock).await
@@ -170,9 +182,24 @@ impl<T: Transport, C: Clock> Engine<'_, T, C> {
                 }
             }
         }
-        let api = failure::exhausted(route, &meta, last_error.as_ref(), deadline_hit);
+        let api = match unserved {
+            Some(cap) if meta.attempts.is_empty() => failure::unsupported(route, cap),
+            _ => failure::exhausted(route, &meta, last_error.as_ref(), deadline_hit),
+        };
         failed(meta, api)
     }
+}
+
+/// The first capability the request needs that the deployment lacks.
+fn missing_capability(needs: &Needs, has: &Capabilities) -> Option<&'static str> {
+    [
+        (needs.tools && !has.tools, "tools"),
+        (needs.vision && !has.vision, "vision"),
+        (needs.json && !has.json, "json"),
+        (needs.streaming && !has.streaming, "streaming"),
+    ]
+    .into_iter()
+    .find_map(|(missing, name)| missing.then_some(name))
 }
 
 fn failed<B>(mut meta: Meta, error: ApiError) -> Outcome<B> {

@@ -8,11 +8,10 @@
 use super::attempt::{timeout_error, translate, Deadlines};
 use super::body::AttemptBody;
 use super::ports::{Clock, ResponseBody, TransportError};
-use crate::providers::openai::{StreamEvent, StreamTranslator};
+use crate::egress::StreamEgress;
+use crate::providers::{StreamEvent, Translator};
 use crate::resilience::{ErrorClass, UpstreamError};
-use crate::sse::{encode_data, DONE};
 use crate::usage::Usage;
-use serde_json::json;
 use std::collections::VecDeque;
 
 /// After finish_reason, how long to wait for the usage chunk or `[DONE]` before finalising.
@@ -20,7 +19,8 @@ const FINISH_GRACE_MS: u64 = 1_000;
 
 pub struct LiveStream<B> {
     body: AttemptBody<B>,
-    translator: StreamTranslator,
+    translator: Translator,
+    egress: StreamEgress,
     dl: Deadlines,
     pending: VecDeque<Vec<u8>>,
     committed: bool,
@@ -35,10 +35,16 @@ pub struct LiveStream<B> {
 }
 
 impl<B: ResponseBody> LiveStream<B> {
-    pub fn new(body: AttemptBody<B>, translator: StreamTranslator, dl: Deadlines) -> Self {
+    pub fn new(
+        body: AttemptBody<B>,
+        translator: Translator,
+        egress: StreamEgress,
+        dl: Deadlines,
+    ) -> Self {
         LiveStream {
             body,
             translator,
+            egress,
             dl,
             pending: VecDeque::new(),
             committed: false,
@@ -53,7 +59,7 @@ impl<B: ResponseBody> LiveStream<B> {
 
     /// The model the upstream named in its chunks.
     pub fn model(&self) -> Option<&str> {
-        self.translator.model.as_deref()
+        self.translator.model()
     }
 
     /// Reads until the first content chunk. Any failure before it is returned, not shown.
@@ -165,31 +171,38 @@ impl<B: ResponseBody> LiveStream<B> {
     }
 
     fn apply(&mut self, events: Vec<StreamEvent>) -> Option<UpstreamError> {
+        let mut out = Vec::new();
+        let mut error = None;
         for ev in events {
             match ev {
                 StreamEvent::Chunk { bytes, content } => {
                     self.committed |= content;
-                    self.pending.push_back(bytes);
+                    self.egress.chunk(bytes, &mut out);
                 }
                 StreamEvent::Finish => self.finished = true,
                 StreamEvent::Usage(u) => self.usage = Some(u),
                 StreamEvent::Done => self.done = true,
-                StreamEvent::Error(e) => return Some(e),
+                StreamEvent::Error(e) => {
+                    error = Some(e);
+                    break;
+                }
             }
         }
-        None
+        self.pending.extend(out);
+        error
     }
 
     fn finish_ok(&mut self) {
-        self.pending.push_back(DONE.to_vec());
+        let mut out = Vec::new();
+        self.egress.done(&mut out);
+        self.pending.extend(out);
         self.ended = true;
     }
 
     fn end_with_error(&mut self, e: UpstreamError) {
-        let body = json!({"error": {
-            "message": format!("{} (the answer above is incomplete)", e.message),
-            "type": "upstream_error", "code": e.class.as_str(), "param": null}});
-        self.pending.push_back(encode_data(&body.to_string()));
+        let mut out = Vec::new();
+        self.egress.error(&e, &mut out);
+        self.pending.extend(out);
         self.ended = true;
         self.end_error = Some(e);
     }

@@ -1,12 +1,25 @@
 //! Upstream adapters, one folder per wire format. An adapter builds an HTTP request *value*,
-//! classifies error responses and translates answers; no adapter does I/O.
+//! classifies error responses, and translates answers into the pivot format (OpenAI chat
+//! completions: a `chat.completion` body, or `chat.completion.chunk` SSE events); no adapter
+//! does I/O. Egress encoders turn the pivot into whatever format the client speaks.
 
+pub mod anthropic;
+pub mod gemini;
 pub mod mock;
 pub mod openai;
 
 use crate::api::ChatRequest;
 use crate::config::{Deployment, ProviderKind, RoutingTable};
 use crate::resilience::{ErrorClass, UpstreamError};
+use crate::usage::Usage;
+
+/// An upstream wire format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    OpenAi,
+    Anthropic,
+    Gemini,
+}
 
 /// An outbound HTTP POST, as a value. The transport sends it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,11 +34,40 @@ pub trait Secrets {
     fn get(&self, name: &str) -> Option<String>;
 }
 
-/// Where an attempt goes: over the network, or to the built-in mock.
+/// Where an attempt goes: over the network in some format, or to the built-in mock (which
+/// speaks the OpenAI format).
 #[derive(Debug, Clone)]
 pub enum Target {
-    Http(HttpRequest),
+    Http(HttpRequest, Format),
     Mock(mock::MockPlan),
+}
+
+/// A complete non-streaming answer in the pivot format.
+#[derive(Debug)]
+pub struct ParsedResponse {
+    /// An OpenAI `chat.completion` JSON body.
+    pub body: Vec<u8>,
+    pub usage: Option<Usage>,
+    /// The model that answered, as the upstream named it.
+    pub model: Option<String>,
+}
+
+/// What a stream translator reports for each piece of upstream data.
+#[derive(Debug, PartialEq)]
+pub enum StreamEvent {
+    /// One OpenAI `chat.completion.chunk` SSE event (`data: {...}\n\n`). `content` marks a
+    /// chunk carrying answer content or a finish: the commit point.
+    Chunk {
+        bytes: Vec<u8>,
+        content: bool,
+    },
+    /// Every choice has finished: the answer is complete.
+    Finish,
+    Usage(Usage),
+    /// The upstream said the stream is over (`[DONE]`, `message_stop`).
+    Done,
+    /// The stream failed (malformed data, in-band error event, cut); nothing follows.
+    Error(UpstreamError),
 }
 
 /// Builds the upstream call for one deployment.
@@ -42,9 +84,80 @@ pub fn build_target(
         )
     })?;
     match &provider.kind {
-        ProviderKind::OpenAi(p) => {
-            openai::build_request(p, deployment, req, secrets).map(Target::Http)
-        }
+        ProviderKind::OpenAi(p) => openai::build_request(p, deployment, req, secrets)
+            .map(|r| Target::Http(r, Format::OpenAi)),
+        ProviderKind::Anthropic(p) => anthropic::build_request(p, deployment, req, secrets)
+            .map(|r| Target::Http(r, Format::Anthropic)),
+        ProviderKind::Gemini(p) => gemini::build_request(p, deployment, req, secrets)
+            .map(|r| Target::Http(r, Format::Gemini)),
         ProviderKind::Mock(m) => Ok(Target::Mock(mock::plan(m, deployment, req))),
+    }
+}
+
+/// Classifies an error response (non-2xx status) of an upstream in `format`.
+pub fn classify_error(
+    format: Format,
+    status: u16,
+    body: &[u8],
+    retry_after_ms: Option<u64>,
+) -> UpstreamError {
+    match format {
+        Format::OpenAi => openai::classify_error(status, body, retry_after_ms),
+        Format::Anthropic => anthropic::classify_error(status, body, retry_after_ms),
+        Format::Gemini => gemini::classify_error(status, body, retry_after_ms),
+    }
+}
+
+/// Checks a complete 2xx answer and converts it to the pivot format.
+pub fn parse_response(format: Format, body: Vec<u8>) -> Result<ParsedResponse, UpstreamError> {
+    match format {
+        Format::OpenAi => openai::parse_response(body),
+        Format::Anthropic => anthropic::parse_response(body),
+        Format::Gemini => gemini::parse_response(body),
+    }
+}
+
+/// A stream translator for one upstream format, producing pivot chunks.
+pub enum Translator {
+    OpenAi(openai::StreamTranslator),
+    Anthropic(anthropic::StreamTranslator),
+    Gemini(gemini::StreamTranslator),
+}
+
+impl Translator {
+    /// `client_wants_usage`: pass usage-only chunks on to the client.
+    pub fn new(format: Format, client_wants_usage: bool) -> Self {
+        match format {
+            Format::OpenAi => Translator::OpenAi(openai::StreamTranslator::new(client_wants_usage)),
+            Format::Anthropic => {
+                Translator::Anthropic(anthropic::StreamTranslator::new(client_wants_usage))
+            }
+            Format::Gemini => Translator::Gemini(gemini::StreamTranslator::new(client_wants_usage)),
+        }
+    }
+
+    pub fn feed(&mut self, bytes: &[u8], out: &mut Vec<StreamEvent>) {
+        match self {
+            Translator::OpenAi(t) => t.feed(bytes, out),
+            Translator::Anthropic(t) => t.feed(bytes, out),
+            Translator::Gemini(t) => t.feed(bytes, out),
+        }
+    }
+
+    /// The upstream body ended; reports a cut unless the answer was complete.
+    pub fn end(&mut self, out: &mut Vec<StreamEvent>) {
+        match self {
+            Translator::OpenAi(t) => t.end(out),
+            Translator::Anthropic(t) => t.end(out),
+            Translator::Gemini(t) => t.end(out),
+        }
+    }
+
+    pub fn model(&self) -> Option<&str> {
+        match self {
+            Translator::OpenAi(t) => t.model(),
+            Translator::Anthropic(t) => t.model(),
+            Translator::Gemini(t) => t.model(),
+        }
     }
 }

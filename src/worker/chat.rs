@@ -2,9 +2,11 @@
 //! and turn its outcome into a response (JSON, or an SSE stream pulled from the engine).
 
 use super::config_source;
-use super::respond::{bytes_response, config_unavailable, error_response, headers_from};
+use super::respond::{bytes_response, client_error_response, config_unavailable, headers_from};
 use super::transport::{FetchBody, FetchTransport, WorkerClock};
-use crate::api::{parse_chat_request, ApiError};
+use crate::api::anthropic::parse_messages_request;
+use crate::api::{parse_chat_request, ApiError, ClientFormat};
+use crate::egress::completion_for_client;
 use crate::engine::{Clock, CommittedStream, Engine, Outcome, RequestContext};
 use crate::providers::Secrets;
 use crate::report::{log_line, response_headers};
@@ -21,7 +23,14 @@ impl Secrets for EnvSecrets<'_> {
     }
 }
 
-pub async fn handle(mut req: Request, env: Env, ctx: Context) -> Result<Response> {
+/// Serves `/v1/chat/completions` (OpenAI clients) and `/v1/messages` (Anthropic clients).
+pub async fn handle(
+    mut req: Request,
+    env: Env,
+    ctx: Context,
+    client: ClientFormat,
+) -> Result<Response> {
+    let error_response = |e: &ApiError, meta| client_error_response(client, e, meta);
     let clock = WorkerClock;
     let started = clock.now_ms();
     let limit = env
@@ -33,7 +42,11 @@ pub async fn handle(mut req: Request, env: Env, ctx: Context) -> Result<Response
         Ok(b) => b,
         Err(e) => return error_response(&e, None),
     };
-    let chat = match parse_chat_request(&body) {
+    let parsed = match client {
+        ClientFormat::OpenAi => parse_chat_request(&body),
+        ClientFormat::Anthropic => parse_messages_request(&body),
+    };
+    let chat = match parsed {
         Ok(c) => c,
         Err(e) => return error_response(&e, None),
     };
@@ -74,6 +87,7 @@ pub async fn handle(mut req: Request, env: Env, ctx: Context) -> Result<Response
         Outcome::Complete { body, meta } => {
             let now = clock.now_ms();
             console_log!("{}", log_line(&meta, now));
+            let body = completion_for_client(client, body);
             bytes_response(200, "application/json", body, &response_headers(&meta, now))
         }
         Outcome::Failed { error, meta } => {

@@ -6,7 +6,7 @@ mod config_source;
 mod respond;
 mod transport;
 
-use crate::api::ApiError;
+use crate::api::{ApiError, ClientFormat};
 use crate::engine::Clock;
 use respond::{error_response, json_response};
 use serde_json::json;
@@ -19,8 +19,18 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
     let path = req.path();
     let method = req.method();
     match (path.as_str(), method) {
-        ("/v1/chat/completions", Method::Post) => chat::handle(req, env, ctx).await,
+        ("/v1/chat/completions", Method::Post) => {
+            chat::handle(req, env, ctx, ClientFormat::OpenAi).await
+        }
+        ("/v1/messages", Method::Post) => {
+            chat::handle(req, env, ctx, ClientFormat::Anthropic).await
+        }
         ("/v1/chat/completions", _) => error_response(&ApiError::method_not_allowed("POST"), None),
+        ("/v1/messages", _) => respond::client_error_response(
+            ClientFormat::Anthropic,
+            &ApiError::method_not_allowed("POST"),
+            None,
+        ),
         ("/v1/models", Method::Get) => models(&env, &ctx).await,
         ("/healthz", Method::Get) => healthz(&env, &ctx).await,
         ("/v1/models" | "/healthz", _) => {
@@ -28,7 +38,7 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
         }
         (p, _) => error_response(
             &ApiError::not_found(format!(
-                "unknown path {p}; see /v1/chat/completions, /v1/models, /healthz"
+                "unknown path {p}; see /v1/chat/completions, /v1/messages, /v1/models, /healthz"
             )),
             None,
         ),

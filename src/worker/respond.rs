@@ -1,6 +1,7 @@
 //! Building worker responses: JSON bodies, OpenAI-style errors, and the `x-router-*` headers.
 
-use crate::api::ApiError;
+use crate::api::{ApiError, ClientFormat};
+use crate::egress::error_for_client;
 use crate::engine::Meta;
 use crate::report::response_headers;
 use serde_json::Value;
@@ -32,6 +33,15 @@ pub fn bytes_response(
 }
 
 pub fn error_response(e: &ApiError, meta: Option<(&Meta, u64)>) -> Result<Response> {
+    client_error_response(ClientFormat::OpenAi, e, meta)
+}
+
+/// An error in the shape the client's SDK expects (OpenAI or Anthropic).
+pub fn client_error_response(
+    client: ClientFormat,
+    e: &ApiError,
+    meta: Option<(&Meta, u64)>,
+) -> Result<Response> {
     let mut extra: Vec<(&str, String)> = meta
         .map(|(m, now)| response_headers(m, now))
         .unwrap_or_default();
@@ -46,7 +56,12 @@ pub fn error_response(e: &ApiError, meta: Option<(&Meta, u64)>) -> Result<Respon
         };
         extra.push(("allow", allow.to_string()));
     }
-    bytes_response(e.status, "application/json", e.to_body(), &extra)
+    bytes_response(
+        e.status,
+        "application/json",
+        error_for_client(client, e),
+        &extra,
+    )
 }
 
 pub fn config_unavailable(msg: String) -> ApiError {

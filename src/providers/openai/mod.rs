@@ -7,5 +7,5 @@ mod stream;
 
 pub use errors::classify_error;
 pub use request::build_request;
-pub use response::{parse_response, ParsedResponse};
-pub use stream::{StreamEvent, StreamTranslator};
+pub use response::parse_response;
+pub use stream::StreamTranslator;

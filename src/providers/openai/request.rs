@@ -2,13 +2,13 @@
 //! model and, for streams, `stream_options.include_usage` forced on so spend is always known.
 
 use crate::api::ChatRequest;
-use crate::config::{Deployment, OpenAiProvider};
+use crate::config::{Deployment, HttpProvider};
 use crate::providers::{HttpRequest, Secrets};
 use crate::resilience::{ErrorClass, UpstreamError};
 use serde_json::{Map, Value};
 
 pub fn build_request(
-    provider: &OpenAiProvider,
+    provider: &HttpProvider,
     deployment: &Deployment,
     req: &ChatRequest,
     secrets: &dyn Secrets,

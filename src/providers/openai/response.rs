@@ -1,16 +1,11 @@
 //! Non-streaming answers: checked and measured, then forwarded byte for byte.
 
 use super::errors::in_band_class;
+use crate::providers::ParsedResponse;
 use crate::resilience::{ErrorClass, UpstreamError};
 use crate::usage::Usage;
 use serde::Deserialize;
 use serde_json::Value;
-
-#[derive(Debug)]
-pub struct ParsedResponse {
-    pub usage: Option<Usage>,
-    pub model: Option<String>,
-}
 
 #[derive(Deserialize)]
 struct Light {
@@ -20,8 +15,8 @@ struct Light {
     error: Option<Value>,
 }
 
-pub fn parse_response(body: &[u8]) -> Result<ParsedResponse, UpstreamError> {
-    let light: Light = serde_json::from_slice(body).map_err(|e| {
+pub fn parse_response(body: Vec<u8>) -> Result<ParsedResponse, UpstreamError> {
+    let light: Light = serde_json::from_slice(&body).map_err(|e| {
         UpstreamError::new(
             ErrorClass::MalformedResponse,
             format!("upstream answer is not valid JSON: {e}"),
@@ -38,7 +33,7 @@ pub fn parse_response(body: &[u8]) -> Result<ParsedResponse, UpstreamError> {
             in_band_class(&s("code"), &s("type"), &message.to_ascii_lowercase()),
             message,
         );
-        e.body = Some(body.to_vec());
+        e.body = Some(body);
         return Err(e);
     }
     match light.choices {
@@ -53,5 +48,6 @@ pub fn parse_response(body: &[u8]) -> Result<ParsedResponse, UpstreamError> {
     Ok(ParsedResponse {
         usage: light.usage.as_ref().and_then(Usage::from_openai),
         model: light.model,
+        body,
     })
 }

@@ -5,6 +5,7 @@
 //! Invariant: after an `Error` event the translator emits nothing more; the stream is over.
 
 use super::errors::in_band_class;
+use crate::providers::StreamEvent;
 use crate::resilience::{ErrorClass, UpstreamError};
 use crate::sse::{encode_data, SseEvent, SseParser};
 use crate::usage::Usage;
@@ -13,21 +14,6 @@ use serde_json::Value;
 
 /// Longest single SSE line accepted from an upstream (a chunk is normally < 2 KB).
 const MAX_LINE: usize = 1 << 20;
-
-#[derive(Debug, PartialEq)]
-pub enum StreamEvent {
-    /// Bytes for the client. `content` marks a chunk carrying answer content or a finish.
-    Chunk {
-        bytes: Vec<u8>,
-        content: bool,
-    },
-    /// Every choice has a `finish_reason`: the answer is complete.
-    Finish,
-    Usage(Usage),
-    /// The upstream's `[DONE]`.
-    Done,
-    Error(UpstreamError),
-}
 
 #[derive(Deserialize)]
 struct Chunk {
@@ -65,7 +51,7 @@ pub struct StreamTranslator {
     open_choices: Vec<u64>,
     finished: bool,
     failed: bool,
-    pub model: Option<String>,
+    model: Option<String>,
 }
 
 impl StreamTranslator {
@@ -123,8 +109,9 @@ impl StreamTranslator {
         );
     }
 
-    pub fn is_finished(&self) -> bool {
-        self.finished
+    /// The model the upstream named in its chunks.
+    pub fn model(&self) -> Option<&str> {
+        self.model.as_deref()
     }
 
     fn fail(&mut self, out: &mut Vec<StreamEvent>, e: UpstreamError) {
@@ -265,7 +252,8 @@ mod tests {
         assert!(hidden.contains(&StreamEvent::Usage(Usage {
             prompt_tokens: 3,
             completion_tokens: 1,
-            cached_tokens: None
+            cached_tokens: None,
+            cache_write_tokens: None
         })));
         assert_eq!(hidden.last(), Some(&StreamEvent::Done));
     }
