@@ -44,7 +44,7 @@ test("400 context_length_exceeded -> skips smaller/equal-context deployments, la
   assert.equal(r.json.model, "large-model");
   assert.equal(r.res.headers.get("x-router-deployment"), "large");
   assert.equal(r.res.headers.get("x-router-attempts"), "2");
-  assert.deepEqual(reasons(r.res), ["medium:context_length_exceeded:400"]);
+  assert.deepEqual(reasons(r.res), ["medium:context_length_exceeded:400", "tiny:skipped_context_window", "same:skipped_context_window"]);
   assert.deepEqual(t.allHits(), { medium: 1, tiny: 0, same: 0, large: 1 });
 });
 
