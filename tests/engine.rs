@@ -77,7 +77,7 @@ fn setup() -> (RoutingTable, ManualClock, Script) {
 
 fn complete(r: Run) -> (Value, Meta) {
     match r.outcome {
-        Outcome::Complete { body, meta } => (serde_json::from_slice(&body).unwrap(), meta),
+        Outcome::Complete { body, meta, .. } => (serde_json::from_slice(&body).unwrap(), meta),
         Outcome::Failed { error, .. } => panic!("expected an answer, got {error:?}"),
         Outcome::Stream(_) => panic!("expected a complete answer, got a stream"),
     }

@@ -47,7 +47,7 @@ fn run(t: &RoutingTable, stream: bool) -> (u16, String, String, ManualClock) {
         "the mock never touches the network"
     );
     match out {
-        Outcome::Complete { body, meta } => (
+        Outcome::Complete { body, meta, .. } => (
             200,
             String::from_utf8(body).unwrap(),
             meta.fallback_reasons(),

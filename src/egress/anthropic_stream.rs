@@ -202,20 +202,25 @@ impl AnthropicStreamEncoder {
             return;
         }
         self.ended = true;
-        let kind = match e.class {
-            ErrorClass::Overloaded => "overloaded_error",
-            ErrorClass::RateLimited => "rate_limit_error",
-            ErrorClass::TimeoutIdle
-            | ErrorClass::TimeoutAttempt
-            | ErrorClass::TimeoutFirstToken
-            | ErrorClass::TimeoutConnect => "timeout_error",
-            _ => "api_error",
-        };
-        out.push(event(
-            "error",
-            &json!({"type": "error", "error": {"type": kind, "message": message}}),
-        ));
+        out.push(error_event(e, message));
     }
+}
+
+/// An Anthropic `error` stream event for a failure after the stream started.
+pub fn error_event(e: &UpstreamError, message: &str) -> Vec<u8> {
+    let kind = match e.class {
+        ErrorClass::Overloaded => "overloaded_error",
+        ErrorClass::RateLimited => "rate_limit_error",
+        ErrorClass::TimeoutIdle
+        | ErrorClass::TimeoutAttempt
+        | ErrorClass::TimeoutFirstToken
+        | ErrorClass::TimeoutConnect => "timeout_error",
+        _ => "api_error",
+    };
+    event(
+        "error",
+        &json!({"type": "error", "error": {"type": kind, "message": message}}),
+    )
 }
 
 #[cfg(test)]

@@ -17,13 +17,36 @@ use serde_json::json;
 pub enum StreamEgress {
     OpenAi,
     Anthropic(Box<AnthropicStreamEncoder>),
+    /// An Anthropic client served by an Anthropic upstream: the upstream's own events pass
+    /// through (thinking signatures and all); pivot chunks are ignored.
+    AnthropicNative {
+        saw_stop: bool,
+        ended: bool,
+    },
 }
 
 impl StreamEgress {
-    pub fn new(client: ClientFormat) -> Self {
-        match client {
-            ClientFormat::OpenAi => StreamEgress::OpenAi,
-            ClientFormat::Anthropic => StreamEgress::Anthropic(Box::default()),
+    /// `native`: the upstream speaks the client's format and its translator emits native events.
+    pub fn new(client: ClientFormat, native: bool) -> Self {
+        match (client, native) {
+            (ClientFormat::OpenAi, _) => StreamEgress::OpenAi,
+            (ClientFormat::Anthropic, false) => StreamEgress::Anthropic(Box::default()),
+            (ClientFormat::Anthropic, true) => StreamEgress::AnthropicNative {
+                saw_stop: false,
+                ended: false,
+            },
+        }
+    }
+
+    /// One upstream event in its own format (native mode only).
+    pub fn native(&mut self, bytes: Vec<u8>, out: &mut Vec<Vec<u8>>) {
+        if let StreamEgress::AnthropicNative {
+            saw_stop,
+            ended: false,
+        } = self
+        {
+            *saw_stop |= bytes.starts_with(b"event: message_stop");
+            out.push(bytes);
         }
     }
 
@@ -32,6 +55,7 @@ impl StreamEgress {
         match self {
             StreamEgress::OpenAi => out.push(bytes),
             StreamEgress::Anthropic(enc) => enc.chunk(&bytes, out),
+            StreamEgress::AnthropicNative { .. } => {}
         }
     }
 
@@ -40,6 +64,14 @@ impl StreamEgress {
         match self {
             StreamEgress::OpenAi => out.push(DONE.to_vec()),
             StreamEgress::Anthropic(enc) => enc.done(out),
+            StreamEgress::AnthropicNative { saw_stop, ended } => {
+                if !*saw_stop && !*ended {
+                    out.push(
+                        b"event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n".to_vec(),
+                    );
+                }
+                *ended = true;
+            }
         }
     }
 
@@ -52,6 +84,12 @@ impl StreamEgress {
                 out.push(encode_data(&body.to_string()));
             }
             StreamEgress::Anthropic(enc) => enc.error(e, &message, out),
+            StreamEgress::AnthropicNative { ended, .. } => {
+                if !*ended {
+                    *ended = true;
+                    out.push(anthropic_stream::error_event(e, &message));
+                }
+            }
         }
     }
 }

@@ -22,6 +22,8 @@ const MAX_ERROR_BYTES: usize = 64 << 10;
 pub enum AttemptOutcome<B> {
     Complete {
         body: Vec<u8>,
+        /// `body` is already in the client's format (a same-format native answer).
+        client_ready: bool,
         usage: Option<Usage>,
         model: Option<String>,
     },
@@ -104,6 +106,8 @@ pub async fn run_attempt<T: Transport, C: Clock>(
         Target::Http(_, f) => *f,
         Target::Mock(_) => Format::OpenAi,
     };
+    // The client speaks the upstream's format: pass its own answer through, not the pivot.
+    let native = input.client == ClientFormat::Anthropic && format == Format::Anthropic;
     let head = match send(
         input.target,
         dl.headers.0.saturating_sub(start),
@@ -140,7 +144,11 @@ pub async fn run_attempt<T: Transport, C: Clock>(
         return match body.read_all(MAX_ANSWER_BYTES, dl.attempt.0, clock).await {
             Ok(bytes) => match parse_response(format, bytes) {
                 Ok(p) => AttemptOutcome::Complete {
-                    body: p.body,
+                    client_ready: native && p.native.is_some(),
+                    body: match p.native {
+                        Some(n) if native => n,
+                        _ => p.body,
+                    },
                     usage: p.usage,
                     model: p.model,
                 },
@@ -164,8 +172,8 @@ pub async fn run_attempt<T: Transport, C: Clock>(
     }
     let mut live = LiveStream::new(
         body,
-        Translator::new(format, input.client_wants_usage),
-        StreamEgress::new(input.client),
+        Translator::new(format, input.client_wants_usage, native),
+        StreamEgress::new(input.client, native),
         dl,
     );
     match live.until_commit(clock).await {

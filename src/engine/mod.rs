@@ -108,7 +108,12 @@ impl<T: Transport, C: Clock> Engine<'_, T, C> {
                     duration_ms: end.saturating_sub(now),
                 };
                 match outcome {
-                    AttemptOutcome::Complete { body, usage, model } => {
+                    AttemptOutcome::Complete {
+                        body,
+                        client_ready,
+                        usage,
+                        model,
+                    } => {
                         meta.waiting_ms += record.duration_ms;
                         record.status = Some(200);
                         meta.attempts.push(record);
@@ -117,7 +122,11 @@ impl<T: Transport, C: Clock> Engine<'_, T, C> {
                         meta.model = model.or_else(|| Some(dep.model.clone()));
                         meta.usage = usage;
                         meta.cost_nanos = usage.map(|u| u.cost_nanos(&dep.price));
-                        return Outcome::Complete { body, meta };
+                        return Outcome::Complete {
+                            body,
+                            client_ready,
+                            meta,
+                        };
                     }
                     AttemptOutcome::Committed(live) => {
                         meta.waiting_ms += record.duration_ms;

@@ -7,9 +7,17 @@ use crate::api::ApiError;
 use crate::config::Price;
 
 pub enum Outcome<B> {
-    Complete { body: Vec<u8>, meta: Meta },
+    /// `client_ready`: the body is already in the client's format; otherwise it is the pivot.
+    Complete {
+        body: Vec<u8>,
+        client_ready: bool,
+        meta: Meta,
+    },
     Stream(Box<CommittedStream<B>>),
-    Failed { error: ApiError, meta: Meta },
+    Failed {
+        error: ApiError,
+        meta: Meta,
+    },
 }
 
 /// A stream committed to one deployment. Pull bytes with `next`; when it returns None the

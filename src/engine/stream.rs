@@ -182,6 +182,7 @@ impl<B: ResponseBody> LiveStream<B> {
                 StreamEvent::Finish => self.finished = true,
                 StreamEvent::Usage(u) => self.usage = Some(u),
                 StreamEvent::Done => self.done = true,
+                StreamEvent::Native(bytes) => self.egress.native(bytes, &mut out),
                 StreamEvent::Error(e) => {
                     error = Some(e);
                     break;

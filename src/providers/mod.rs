@@ -50,6 +50,9 @@ pub struct ParsedResponse {
     pub usage: Option<Usage>,
     /// The model that answered, as the upstream named it.
     pub model: Option<String>,
+    /// The upstream's own body, for a client that speaks the same format (Anthropic → Anthropic
+    /// keeps thinking signatures and other fields the pivot has no place for).
+    pub native: Option<Vec<u8>>,
 }
 
 /// What a stream translator reports for each piece of upstream data.
@@ -68,6 +71,9 @@ pub enum StreamEvent {
     Done,
     /// The stream failed (malformed data, in-band error event, cut); nothing follows.
     Error(UpstreamError),
+    /// One upstream event as it arrived, for a client that speaks the upstream's format
+    /// (emitted only by translators created in native mode, before the event's pivot chunks).
+    Native(Vec<u8>),
 }
 
 /// Builds the upstream call for one deployment.
@@ -125,13 +131,14 @@ pub enum Translator {
 }
 
 impl Translator {
-    /// `client_wants_usage`: pass usage-only chunks on to the client.
-    pub fn new(format: Format, client_wants_usage: bool) -> Self {
+    /// `client_wants_usage`: pass usage-only chunks on to the client. `native`: also emit the
+    /// upstream's own events (the client speaks the upstream's format; Anthropic only).
+    pub fn new(format: Format, client_wants_usage: bool, native: bool) -> Self {
         match format {
             Format::OpenAi => Translator::OpenAi(openai::StreamTranslator::new(client_wants_usage)),
-            Format::Anthropic => {
-                Translator::Anthropic(anthropic::StreamTranslator::new(client_wants_usage))
-            }
+            Format::Anthropic => Translator::Anthropic(
+                anthropic::StreamTranslator::new(client_wants_usage).with_native(native),
+            ),
             Format::Gemini => Translator::Gemini(gemini::StreamTranslator::new(client_wants_usage)),
         }
     }

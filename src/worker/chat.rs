@@ -84,10 +84,18 @@ pub async fn handle(
         jitter_seed: random_u64(),
     };
     match engine.run(route, &chat, ctx_req).await {
-        Outcome::Complete { body, meta } => {
+        Outcome::Complete {
+            body,
+            client_ready,
+            meta,
+        } => {
             let now = clock.now_ms();
             console_log!("{}", log_line(&meta, now));
-            let body = completion_for_client(client, body);
+            let body = if client_ready {
+                body
+            } else {
+                completion_for_client(client, body)
+            };
             bytes_response(200, "application/json", body, &response_headers(&meta, now))
         }
         Outcome::Failed { error, meta } => {

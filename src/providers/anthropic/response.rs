@@ -173,11 +173,12 @@ pub fn parse_response(body: Vec<u8>) -> Result<ParsedResponse, UpstreamError> {
     if let Some(t) = &tokens {
         out.insert("usage".into(), t.openai());
     }
-    let body = serde_json::to_vec(&out).map_err(|e| malformed(e.to_string()))?;
+    let pivot = serde_json::to_vec(&out).map_err(|e| malformed(e.to_string()))?;
     Ok(ParsedResponse {
-        body,
+        body: pivot,
         usage: tokens.map(|t| t.usage()),
         model,
+        native: Some(body),
     })
 }
 

@@ -59,6 +59,8 @@ pub struct StreamTranslator {
     finished: bool,
     done: bool,
     failed: bool,
+    /// Also emit each upstream event as it arrived (`StreamEvent::Native`).
+    native: bool,
 }
 
 impl StreamTranslator {
@@ -75,7 +77,15 @@ impl StreamTranslator {
             finished: false,
             done: false,
             failed: false,
+            native: false,
         }
+    }
+
+    /// In native mode every event except errors is also emitted as it arrived, before its
+    /// pivot chunks, for a client that speaks Anthropic too.
+    pub fn with_native(mut self, native: bool) -> Self {
+        self.native = native;
+        self
     }
 
     pub fn feed(&mut self, bytes: &[u8], out: &mut Vec<StreamEvent>) {
@@ -143,6 +153,11 @@ impl StreamTranslator {
             .and_then(Value::as_str)
             .or(ev.event.as_deref())
             .unwrap_or("");
+        if self.native && kind != "error" && (!self.finished || kind == "message_stop") {
+            out.push(StreamEvent::Native(
+                format!("event: {kind}\ndata: {data}\n\n").into_bytes(),
+            ));
+        }
         match kind {
             "message_stop" => {
                 self.done = true;

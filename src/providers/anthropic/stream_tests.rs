@@ -36,6 +36,7 @@ struct Assembled {
     finishes: usize,
     done: bool,
     error: Option<UpstreamError>,
+    native: Vec<String>,
 }
 
 fn assemble(events: &[StreamEvent]) -> Assembled {
@@ -88,6 +89,7 @@ fn assemble(events: &[StreamEvent]) -> Assembled {
             }
             StreamEvent::Finish => a.finishes += 1,
             StreamEvent::Usage(u) => a.usage.push(*u),
+            StreamEvent::Native(bytes) => a.native.push(String::from_utf8(bytes.clone()).unwrap()),
             StreamEvent::Done => a.done = true,
             StreamEvent::Error(e) => a.error = Some(e.clone()),
         }
@@ -313,4 +315,26 @@ fn thinking_and_argumentless_tools() {
         }]
     );
     assert_eq!(ev.iter().filter(|e| **e == StreamEvent::Done).count(), 1);
+}
+
+#[test]
+fn native_mode_passes_every_upstream_event_through_unchanged() {
+    for fixture in [TEXT, TOOL] {
+        let mut t = StreamTranslator::new(false).with_native(true);
+        let mut out = Vec::new();
+        t.feed(fixture.as_bytes(), &mut out);
+        t.end(&mut out);
+        let a = assemble(&out);
+        assert_eq!(
+            a.native.concat(),
+            fixture,
+            "native events re-emitted byte for byte"
+        );
+        assert!(
+            a.done && (!a.text.is_empty() || !a.tools.is_empty()),
+            "pivot chunks still come for the engine"
+        );
+        // Off by default: no native events at all.
+        assert!(assemble(&run(fixture, false)).native.is_empty());
+    }
 }

@@ -120,6 +120,7 @@ pub fn parse_response(body: Vec<u8>) -> Result<ParsedResponse, UpstreamError> {
         body,
         usage: usage.map(|(u, _)| u),
         model,
+        native: None,
     })
 }
 

@@ -49,5 +49,6 @@ pub fn parse_response(body: Vec<u8>) -> Result<ParsedResponse, UpstreamError> {
         usage: light.usage.as_ref().and_then(Usage::from_openai),
         model: light.model,
         body,
+        native: None,
     })
 }
