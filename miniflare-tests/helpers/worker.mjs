@@ -220,6 +220,73 @@ export async function scenarioTable(w, fake, { deployments, routes, defaults, pr
   };
 }
 
+/**
+ * Like scenarioTable, for tables mixing provider kinds. Each deployment names its `fake` (the
+ * fake's `kind` decides the provider kind: "anthropic" / "gemini"; fakes without one, like
+ * helpers/fake-openai.mjs, are "openai") or is `{ kind: "mock", mock: {...} }`. Optional per
+ * deployment: model, context_window, capabilities, timeouts, retry, provider (extra provider
+ * fields such as anthropic_version or max_tokens_default).
+ *   const t = await mixedTable(w, { deployments: { claude: { fake: fakeA }, gpt: { fake: fakeO } }, routes });
+ *   t.script("claude", [...]); t.hits("claude"); t.requests("claude"); t.allHits();
+ */
+export async function mixedTable(w, { deployments, routes, defaults = {} }) {
+  const prefix = `m${++tableSeq}`;
+  const providers = {};
+  const deps = {};
+  const fakes = {};
+  for (const [name, d] of Object.entries(deployments)) {
+    const provName = `p-${name}`;
+    const kind = d.kind ?? d.fake?.kind ?? "openai";
+    if (kind === "mock") {
+      providers[provName] = { kind: "mock", ...(d.mock ? { mock: d.mock } : {}), ...(d.provider ?? {}) };
+    } else {
+      if (!d.fake) throw new Error(`mixedTable: deployment ${name} needs a fake`);
+      fakes[name] = d.fake;
+      providers[provName] = {
+        kind,
+        base_url: d.fake.baseUrl(`${prefix}-${name}`),
+        api_key_secret: "FAKE_API_KEY",
+        ...(d.provider ?? {}),
+      };
+    }
+    deps[name] = {
+      provider: provName,
+      model: d.model ?? `up-${name}`,
+      context_window: d.context_window ?? 128000,
+      price: { input_per_mtok_usd: 0.15, output_per_mtok_usd: 0.6 },
+      ...(d.capabilities ? { capabilities: d.capabilities } : {}),
+      ...(d.timeouts ? { timeouts: d.timeouts } : {}),
+      ...(d.retry ? { retry: d.retry } : {}),
+    };
+  }
+  const table = {
+    version: 1,
+    defaults: {
+      retry: { ...FAST_RETRY, ...(defaults.retry ?? {}) },
+      timeouts: { ...FAST_TIMEOUTS, ...(defaults.timeouts ?? {}) },
+      request_timeout_ms: defaults.request_timeout_ms ?? 15000,
+    },
+    providers,
+    deployments: deps,
+    routes,
+  };
+  await w.putTable(table);
+  const fakeOf = (dep) => {
+    const f = fakes[dep];
+    if (!f) throw new Error(`mixedTable: ${dep} has no fake`);
+    return f;
+  };
+  return {
+    table,
+    scenario: (dep) => `${prefix}-${dep}`,
+    script: (dep, stepList) => fakeOf(dep).script(`${prefix}-${dep}`, stepList),
+    hits: (dep) => fakeOf(dep).hits(`${prefix}-${dep}`),
+    requests: (dep) => fakeOf(dep).requests(`${prefix}-${dep}`),
+    /** {dep: hits} for every deployment backed by a fake */
+    allHits: () => Object.fromEntries(Object.keys(fakes).map((d) => [d, fakes[d].hits(`${prefix}-${d}`)])),
+  };
+}
+
 // ---------------------------------------------------------------------------------------------
 // Response helpers
 

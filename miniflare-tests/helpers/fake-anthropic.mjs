@@ -1,0 +1,374 @@
+// Fault-injecting fake Anthropic Messages API for the workerd integration tests.
+//
+// A real node:http server on 127.0.0.1:<free port>. Deployments point their provider's base_url at
+// `fake.baseUrl(scenario)` = http://127.0.0.1:PORT/s/<scenario>/v1; the gateway POSTs
+// `<base_url>/messages`. `fake.script(scenario, steps)` decides how the i-th request to that
+// scenario is answered (the last step repeats). The wire format follows
+// /work/shared/fixtures/anthropic/* exactly: `event: <type>\ndata: <json>\n\n` SSE with LF,
+// message_start, content_block_start, ping, content_block_delta (text_delta / input_json_delta,
+// the first input_json_delta empty), content_block_stop, message_delta (stop_reason + cumulative
+// output_tokens), message_stop; errors as {"type":"error","error":{type,message},"request_id"}.
+//
+// Step shapes:
+//   { ok: "answer text" ("" = no text block), model?, id?, stopReason? ("end_turn"),
+//     toolUse?: {id?, name, input} | [..],  // tool_use blocks after the text; stopReason defaults to "tool_use"
+//     stopSequence?: "END",      // with stopReason "stop_sequence": the matched sequence
+//     thinking?: "thoughts",     // a thinking block (with signature) before the text (extended thinking)
+//     usage?: {input_tokens, output_tokens, cache_read_input_tokens?, cache_creation_input_tokens?},
+//     headers?, delayMs?, chunkDelayMs?,
+//     splitBytes?: N,            // stream: every event is written in N-byte pieces (1 ms apart)
+//     firstTokenDelayMs?,        // stream: headers + message_start at once, first content delta after N ms
+//                                // non-stream: the whole answer after N ms
+//     errorAfterChunks?,         // stream: N content deltas, then `event: error` overloaded_error, then end
+//                                //   (0 = after message_start/content_block_start/ping, before any content)
+//     errorType?,                // type of that in-stream error (default "overloaded_error")
+//     cutAfterChunks?,           // stream: N content deltas, then the socket is destroyed
+//     stallAfterChunks?,         // stream: N content deltas, then silence until close()
+//     noPing?: true,
+//   }
+//   { status: 429, headers?, body?: object | string, delayMs? }   any HTTP error (see `steps` below)
+//   { reset: true, delayMs? }    destroy the socket before sending any header
+//   { hang: true }               never answer (until close())
+//
+// "Content deltas" count text_delta and input_json_delta events.
+
+import http from "node:http";
+import { words } from "./fake-openai.mjs";
+
+/** Error bodies, verbatim from /work/shared/fixtures/anthropic/error_*.json. */
+export const ANTHROPIC_ERRORS = {
+  prompt_too_long: {
+    type: "error",
+    error: { type: "invalid_request_error", message: "prompt is too long: 208310 tokens > 200000 maximum" },
+    request_id: "req_011CVQe1dLrGNMJyE1ghG1av",
+  },
+  authentication_error: {
+    type: "error",
+    error: { type: "authentication_error", message: "invalid x-api-key" },
+    request_id: "req_011CUBgWE2fdbDGiPKTUQTwy",
+  },
+  rate_limit_error: {
+    type: "error",
+    error: {
+      type: "rate_limit_error",
+      message:
+        "This request would exceed your organization's rate limit of 20,000,000 prompt bytes per hour (org: 5576611f-a1ee-427c-9800-298d9579899c, model: claude-sonnet-4-5-20250929). For details, refer to: https://docs.claude.com/en/api/rate-limits. You can see the response headers for current usage. Please reduce the prompt length or the maximum tokens requested, or try again later. You may also contact sales at https://www.anthropic.com/contact-sales to discuss your options for a rate limit increase.",
+    },
+    request_id: "req_011CYK5n67SytMUxm8WMZUWY",
+  },
+  overloaded_error: { type: "error", error: { type: "overloaded_error", message: "Overloaded" } },
+  api_error: { type: "error", error: { type: "api_error", message: "Internal server error" }, request_id: "req_fake_api_error" },
+  invalid_request_error: {
+    type: "error",
+    error: { type: "invalid_request_error", message: "temperature: range: 0..1 (fake-anthropic-invalid-3)" },
+    request_id: "req_fake_invalid",
+  },
+};
+
+/** The signature of every thinking block the fake sends (opaque, docs-like). */
+export const ANTHROPIC_SIGNATURE = "EqQBCgIYAhIM1gbcDa9GJwZA2b3hGgxBdjrkzLoky3dl1pkiMOYds";
+
+export const anthropicSteps = {
+  ok: (text, extra = {}) => ({ ok: text, ...extra }),
+  r429: (retryAfter = null) => ({
+    status: 429,
+    headers: { "x-should-retry": "true", ...(retryAfter == null ? {} : { "retry-after": String(retryAfter) }) },
+    body: ANTHROPIC_ERRORS.rate_limit_error,
+  }),
+  r529: () => ({ status: 529, headers: { "x-should-retry": "true" }, body: ANTHROPIC_ERRORS.overloaded_error }),
+  r500: () => ({ status: 500, body: ANTHROPIC_ERRORS.api_error }),
+  r401: () => ({ status: 401, body: ANTHROPIC_ERRORS.authentication_error }),
+  promptTooLong: () => ({ status: 400, body: ANTHROPIC_ERRORS.prompt_too_long }),
+  invalid: () => ({ status: 400, body: ANTHROPIC_ERRORS.invalid_request_error }),
+  reset: () => ({ reset: true }),
+  hang: () => ({ hang: true }),
+};
+
+function countInputTokens(body) {
+  const s = JSON.stringify(body?.messages ?? "") + JSON.stringify(body?.system ?? "");
+  return 3 + Math.ceil(s.length / 4);
+}
+
+/** Split a JSON text into fragments like the real API's input_json_delta partial_json values. */
+export function jsonFragments(json) {
+  const out = [""]; // the real stream starts with an empty partial_json
+  for (let i = 0; i < json.length; i += 7) out.push(json.slice(i, i + 7));
+  return out;
+}
+
+export async function startFakeAnthropic({ host = "127.0.0.1" } = {}) {
+  const scripts = new Map();
+  const received = new Map();
+  const sockets = new Set();
+  const timers = new Set();
+  const pendingResponses = new Set();
+  let closed = false;
+  let idSeq = 0;
+
+  const sleep = (ms) =>
+    new Promise((resolve) => {
+      if (!ms || ms <= 0) return resolve();
+      const t = setTimeout(() => {
+        timers.delete(t);
+        resolve();
+      }, ms);
+      timers.add(t);
+    });
+
+  function stepFor(scenario, index) {
+    const s = scripts.get(scenario);
+    if (!s || s.length === 0) return { ok: `default answer from ${scenario}` };
+    return s[Math.min(index, s.length - 1)];
+  }
+
+  const sendError = (res, status, type, message) => {
+    res.writeHead(status, { "content-type": "application/json", "request-id": "req_fake_path" });
+    res.end(JSON.stringify({ type: "error", error: { type, message }, request_id: "req_fake_path" }));
+  };
+
+  const server = http.createServer((req, res) => {
+    const chunks = [];
+    req.on("data", (c) => chunks.push(c));
+    req.on("error", () => {});
+    req.on("end", () => {
+      handle(req, res, Buffer.concat(chunks).toString("utf8")).catch((err) => {
+        if (!closed && !res.headersSent) {
+          try {
+            res.writeHead(599, { "content-type": "text/plain" });
+            res.end(`fake-anthropic internal error: ${err?.stack ?? err}`);
+          } catch {}
+        }
+      });
+    });
+  });
+  server.keepAliveTimeout = 1000;
+  server.on("connection", (sock) => {
+    sockets.add(sock);
+    sock.on("close", () => sockets.delete(sock));
+  });
+  server.on("clientError", (_err, sock) => sock.destroy());
+
+  async function handle(req, res, rawBody) {
+    pendingResponses.add(res);
+    res.on("close", () => pendingResponses.delete(res));
+    const m = /^\/s\/([^/]+)\/v1\/messages\/?(?:\?.*)?$/.exec(req.url);
+    if (!m) return sendError(res, 404, "not_found_error", `fake-anthropic: unknown path ${req.method} ${req.url}`);
+    if (req.method !== "POST") return sendError(res, 405, "invalid_request_error", "fake-anthropic: method not allowed");
+    const scenario = decodeURIComponent(m[1]);
+    let body;
+    try {
+      body = JSON.parse(rawBody);
+    } catch {
+      body = undefined;
+    }
+    const list = received.get(scenario) ?? [];
+    received.set(scenario, list);
+    const index = list.length;
+    list.push({ method: req.method, url: req.url, headers: { ...req.headers }, body, rawBody, at: Date.now() });
+    const step = stepFor(scenario, index);
+
+    if (step.hang) return;
+    if (step.delayMs) await sleep(step.delayMs);
+    if (closed) return;
+    if (step.reset) {
+      req.socket.destroy();
+      return;
+    }
+    if (step.status !== undefined) {
+      const isString = typeof step.body === "string";
+      const payload = step.body === undefined ? "" : isString ? step.body : JSON.stringify(step.body);
+      res.writeHead(step.status, {
+        "content-type": isString ? "text/plain" : "application/json",
+        "request-id": `req_fake_${scenario}_${index}`,
+        ...(step.headers ?? {}),
+      });
+      res.end(payload);
+      return;
+    }
+    if (step.ok === undefined) throw new Error(`fake-anthropic: step has no known shape: ${JSON.stringify(step)}`);
+
+    const model = step.model ?? `claude-fake-${scenario}`;
+    const id = step.id ?? `msg_fake${String(++idSeq).padStart(6, "0")}`;
+    const textTokens = step.ok === "" ? [] : words(step.ok);
+    const tools = (step.toolUse === undefined ? [] : Array.isArray(step.toolUse) ? step.toolUse : [step.toolUse]).map(
+      (t, i) => ({ id: t.id ?? `toolu_fake${idSeq}_${i}`, name: t.name, input: t.input ?? {} }),
+    );
+    const stopReason = step.stopReason ?? (tools.length ? "tool_use" : "end_turn");
+    const inputTokens = step.usage?.input_tokens ?? countInputTokens(body);
+    const outputTokens = step.usage?.output_tokens ?? textTokens.length + tools.length * 10;
+    const cacheRead = step.usage?.cache_read_input_tokens ?? 0;
+    const cacheCreation = step.usage?.cache_creation_input_tokens ?? 0;
+    const signature = ANTHROPIC_SIGNATURE;
+    const headers = { "request-id": `req_fake_${scenario}_${index}`, ...(step.headers ?? {}) };
+
+    if (body?.stream !== true) {
+      if (step.firstTokenDelayMs) await sleep(step.firstTokenDelayMs);
+      if (closed) return;
+      const content = [];
+      if (step.thinking !== undefined) content.push({ type: "thinking", thinking: step.thinking, signature });
+      if (textTokens.length) content.push({ type: "text", text: step.ok });
+      for (const t of tools) content.push({ type: "tool_use", id: t.id, name: t.name, input: t.input, caller: { type: "direct" } });
+      const answer = {
+        model,
+        id,
+        type: "message",
+        role: "assistant",
+        content,
+        stop_reason: stopReason,
+        stop_sequence: step.stopSequence ?? null,
+        usage: {
+          input_tokens: inputTokens,
+          cache_creation_input_tokens: cacheCreation,
+          cache_read_input_tokens: cacheRead,
+          cache_creation: { ephemeral_5m_input_tokens: cacheCreation, ephemeral_1h_input_tokens: 0 },
+          output_tokens: outputTokens,
+          service_tier: "standard",
+          inference_geo: "not_available",
+        },
+      };
+      res.writeHead(200, { "content-type": "application/json", ...headers });
+      res.end(JSON.stringify(answer));
+      return;
+    }
+
+    // ---- streaming ----
+    const alive = () => !(closed || res.destroyed || res.writableEnded);
+    const write = async (s) => {
+      if (!alive()) return false;
+      if (!step.splitBytes) {
+        res.write(s);
+        return true;
+      }
+      const buf = Buffer.from(s, "utf8"); // pieces may split a multi-byte character, like TCP can
+      for (let i = 0; i < buf.length; i += step.splitBytes) {
+        if (!alive()) return false;
+        res.write(buf.subarray(i, i + step.splitBytes));
+        await sleep(1);
+      }
+      return true;
+    };
+    const ev = (type, data) => write(`event: ${type}\ndata: ${JSON.stringify({ type, ...data })}\n\n`);
+
+    res.writeHead(200, {
+      "content-type": "text/event-stream; charset=utf-8",
+      "cache-control": "no-cache",
+      connection: "keep-alive",
+      ...headers,
+    });
+    res.flushHeaders();
+    await ev("message_start", {
+      message: {
+        id,
+        type: "message",
+        role: "assistant",
+        model,
+        content: [],
+        stop_reason: null,
+        stop_sequence: null,
+        usage: { input_tokens: inputTokens, cache_creation_input_tokens: cacheCreation, cache_read_input_tokens: cacheRead, output_tokens: 1, service_tier: "standard" },
+      },
+    });
+
+    // The whole stream as a list of events; content deltas are marked so faults can count them.
+    const events = [];
+    let block = 0;
+    if (step.thinking !== undefined) {
+      events.push(["content_block_start", { index: block, content_block: { type: "thinking", thinking: "", signature: "" } }]);
+      if (!step.noPing) events.push(["ping", {}]);
+      for (const t of words(step.thinking)) events.push(["content_block_delta", { index: block, delta: { type: "thinking_delta", thinking: t } }]);
+      events.push(["content_block_delta", { index: block, delta: { type: "signature_delta", signature } }]);
+      events.push(["content_block_stop", { index: block }]);
+      block++;
+    }
+    if (textTokens.length) {
+      events.push(["content_block_start", { index: block, content_block: { type: "text", text: "" } }]);
+      if (block === 0 && !step.noPing) events.push(["ping", {}]);
+      for (const t of textTokens) events.push(["content_block_delta", { index: block, delta: { type: "text_delta", text: t } }, true]);
+      events.push(["content_block_stop", { index: block }]);
+      block++;
+    }
+    for (const t of tools) {
+      events.push(["content_block_start", { index: block, content_block: { type: "tool_use", id: t.id, name: t.name, caller: { type: "direct" }, input: {} } }]);
+      if (block === 0 && !step.noPing) events.push(["ping", {}]);
+      for (const f of jsonFragments(JSON.stringify(t.input))) {
+        events.push(["content_block_delta", { index: block, delta: { type: "input_json_delta", partial_json: f } }, f !== ""]);
+      }
+      events.push(["content_block_stop", { index: block }]);
+      block++;
+    }
+    events.push(["message_delta", { delta: { stop_reason: stopReason, stop_sequence: step.stopSequence ?? null }, usage: { output_tokens: outputTokens } }]);
+    events.push(["message_stop", {}]);
+
+    const limit = Math.min(step.errorAfterChunks ?? Infinity, step.cutAfterChunks ?? Infinity, step.stallAfterChunks ?? Infinity);
+    let sent = 0;
+    let first = true;
+    let broke = false;
+    for (const [type, data, isContent] of events) {
+      if (isContent) {
+        if (sent >= limit) {
+          broke = true;
+          break;
+        }
+        if (first && step.firstTokenDelayMs) await sleep(step.firstTokenDelayMs);
+        else if (!first && step.chunkDelayMs) await sleep(step.chunkDelayMs);
+        first = false;
+        sent++;
+      }
+      if (!(await ev(type, data))) return;
+    }
+    if (!broke) {
+      res.end();
+      return;
+    }
+    if (step.errorAfterChunks !== undefined) {
+      const type = step.errorType ?? "overloaded_error";
+      // Verbatim shape of fixtures/anthropic/messages_stream_error_overloaded.sse (spaced JSON).
+      await write(`event: error\ndata: {"type": "error", "error": {"type": "${type}", "message": "${type === "overloaded_error" ? "Overloaded" : "Internal server error"}"}}\n\n`);
+      if (!closed) res.end();
+      return;
+    }
+    if (step.cutAfterChunks !== undefined) {
+      await sleep(20);
+      req.socket.destroy();
+      return;
+    }
+    // stallAfterChunks: silence until close()
+  }
+
+  await new Promise((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(0, host, resolve);
+  });
+  const port = server.address().port;
+  const origin = `http://${host}:${port}`;
+
+  return {
+    kind: "anthropic",
+    port,
+    origin,
+    baseUrl: (scenario) => `${origin}/s/${encodeURIComponent(scenario)}/v1`,
+    script(scenario, stepList) {
+      if (!Array.isArray(stepList) || stepList.length === 0) throw new Error("script needs a non-empty array of steps");
+      scripts.set(scenario, stepList);
+      received.set(scenario, []);
+    },
+    hits: (scenario) => (received.get(scenario) ?? []).length,
+    requests: (scenario) => received.get(scenario) ?? [],
+    reset() {
+      scripts.clear();
+      received.clear();
+      for (const t of timers) clearTimeout(t);
+      timers.clear();
+      for (const r of pendingResponses) r.destroy();
+      pendingResponses.clear();
+    },
+    async close() {
+      closed = true;
+      for (const t of timers) clearTimeout(t);
+      timers.clear();
+      for (const s of sockets) s.destroy();
+      sockets.clear();
+      await new Promise((resolve) => server.close(() => resolve()));
+    },
+  };
+}
