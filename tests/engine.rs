@@ -716,3 +716,37 @@ fn a_request_no_deployment_can_serve_gets_a_400_naming_the_capability() {
     assert!(e.message.contains("supports json"), "{}", e.message);
     assert!(s.requests.borrow().is_empty());
 }
+
+#[test]
+fn openai_server_quirks_shape_the_upstream_body() {
+    let clock = ManualClock::at(0);
+    let t = parse_table(
+        &json!({"version": 1,
+            "providers": {"old": {"kind": "openai", "base_url": A, "stream_usage": false, "max_tokens_field": "max_tokens"}},
+            "deployments": {"a": {"provider": "old", "model": "m", "context_window": 1000}},
+            "routes": {"r": {"chain": ["a"]}}})
+        .to_string(),
+    )
+    .unwrap();
+    let s = Script::new(&clock);
+    s.on(
+        A,
+        vec![Step::sse(
+            vec![(0, role_chunk()), (0, chunk("hi")), (0, finish_chunk())],
+            End::Close,
+        )],
+    );
+    let body = json!({"model": "r", "stream": true, "stream_options": {"include_usage": true}, "max_completion_tokens": 50,
+        "messages": [{"role": "user", "content": "x"}], "x_vendor_field": {"keep": true}});
+    let (text, _) = drain(run(&t, &s, &clock, body));
+    assert!(text.ends_with("data: [DONE]\n\n"));
+    let sent = &s.bodies(A)[0];
+    assert!(sent.get("stream_options").is_none(), "{sent}");
+    assert_eq!(sent["max_tokens"], 50);
+    assert!(sent.get("max_completion_tokens").is_none());
+    assert_eq!(
+        sent["x_vendor_field"],
+        json!({"keep": true}),
+        "unknown fields pass through"
+    );
+}

@@ -1,7 +1,7 @@
 //! Validation of `providers.<name>`: the kind decides which fields are allowed and required.
 
 use super::raw::{RawMock, RawProvider};
-use super::types::{AnthropicProvider, HttpProvider, MockProvider, ProviderKind};
+use super::types::{AnthropicProvider, HttpProvider, MockProvider, OpenAiProvider, ProviderKind};
 use super::validate::Errors;
 
 pub const ANTHROPIC_BASE_URL: &str = "https://api.anthropic.com/v1";
@@ -57,7 +57,25 @@ pub(super) fn provider_kind(
         errs,
     );
     match kind {
-        "openai" => http(path, p, None, errs).map(ProviderKind::OpenAi),
+        "openai" => {
+            let http = http(path, p, None, errs)?;
+            let max_tokens_field = match p.max_tokens_field.as_deref() {
+                None => None,
+                Some(f @ ("max_tokens" | "max_completion_tokens")) => Some(f.to_string()),
+                Some(other) => {
+                    errs.push(
+                        &format!("{path}.max_tokens_field"),
+                        format!("{other:?} is not \"max_tokens\" or \"max_completion_tokens\""),
+                    );
+                    None
+                }
+            };
+            Some(ProviderKind::OpenAi(OpenAiProvider {
+                http,
+                stream_usage: p.stream_usage.unwrap_or(true),
+                max_tokens_field,
+            }))
+        }
         "gemini" => http(path, p, Some(GEMINI_BASE_URL), errs).map(ProviderKind::Gemini),
         "anthropic" => {
             let http = http(path, p, Some(ANTHROPIC_BASE_URL), errs)?;

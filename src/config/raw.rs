@@ -55,6 +55,10 @@ pub struct RawProvider {
     pub mock: Option<RawMock>,
     pub anthropic_version: Option<String>,
     pub max_tokens_default: Option<u32>,
+    /// `openai` only: ask for usage in streams with `stream_options` (default true).
+    pub stream_usage: Option<bool>,
+    /// `openai` only: the field this server reads the output limit from.
+    pub max_tokens_field: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -42,6 +42,16 @@ pub struct HttpProvider {
     pub headers: Vec<(String, String)>,
 }
 
+/// An OpenAI-compatible server and its quirks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenAiProvider {
+    pub http: HttpProvider,
+    /// Send `stream_options.include_usage` on streams (some servers reject `stream_options`).
+    pub stream_usage: bool,
+    /// Rename the client's `max_tokens` / `max_completion_tokens` to this field, if set.
+    pub max_tokens_field: Option<String>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AnthropicProvider {
     pub http: HttpProvider,
@@ -61,7 +71,7 @@ pub struct MockProvider {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ProviderKind {
-    OpenAi(HttpProvider),
+    OpenAi(OpenAiProvider),
     Anthropic(AnthropicProvider),
     Gemini(HttpProvider),
     Mock(MockProvider),
