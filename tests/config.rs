@@ -77,11 +77,11 @@ fn good_table_resolves_defaults_and_overrides() {
         panic!()
     };
     assert_eq!(
-        p.base_url, "https://api.openai.com/v1",
+        p.http.base_url, "https://api.openai.com/v1",
         "trailing slash trimmed"
     );
     assert_eq!(
-        p.headers,
+        p.http.headers,
         vec![("openai-organization".to_string(), "org-1".to_string())]
     );
 }
