@@ -57,6 +57,15 @@ impl<B: ResponseBody> AttemptBody<B> {
         deadline_ms: u64,
         clock: &C,
     ) -> Result<Vec<u8>, ReadAllError> {
+        if let AttemptBody::Net(b) = self {
+            let left = deadline_ms.saturating_sub(clock.now_ms());
+            match b.read_whole(limit, left).await {
+                Some(Ok(Some(bytes))) => return Ok(bytes),
+                Some(Ok(None)) => return Err(ReadAllError::TooLarge),
+                Some(Err(e)) => return Err(ReadAllError::Transport(e, Vec::new())),
+                None => {}
+            }
+        }
         let mut out = Vec::new();
         loop {
             let left = deadline_ms.saturating_sub(clock.now_ms());

@@ -34,6 +34,16 @@ impl<B> ResponseHead<B> {
 pub trait ResponseBody {
     /// The next piece of the body; `Ok(None)` at its end. Gives up after `timeout_ms`.
     async fn next_chunk(&mut self, timeout_ms: u64) -> Result<Option<Vec<u8>>, TransportError>;
+
+    /// The whole body in one read, if the transport can do that more cheaply than piece by
+    /// piece (None: read it with `next_chunk`). `Some(Ok(None))` means it is over `limit`.
+    async fn read_whole(
+        &mut self,
+        _limit: usize,
+        _timeout_ms: u64,
+    ) -> Option<Result<Option<Vec<u8>>, TransportError>> {
+        None
+    }
 }
 
 #[allow(async_fn_in_trait)]

@@ -152,8 +152,20 @@ impl Drop for StreamLog {
 
 async fn read_limited(req: &mut Request, limit: usize) -> std::result::Result<Vec<u8>, ApiError> {
     if let Ok(Some(len)) = req.headers().get("content-length") {
-        if len.parse::<usize>().is_ok_and(|n| n > limit) {
-            return Err(ApiError::too_large(limit));
+        match len.parse::<usize>() {
+            Ok(n) if n > limit => return Err(ApiError::too_large(limit)),
+            // Declared and within the limit: one read (the runtime enforces the length).
+            Ok(_) => {
+                return req.bytes().await.map_err(|e| {
+                    ApiError::new(
+                        400,
+                        "invalid_request_error",
+                        "invalid_body",
+                        format!("reading the body failed: {e}"),
+                    )
+                })
+            }
+            Err(_) => {}
         }
     }
     let mut stream = req

@@ -23,15 +23,19 @@ impl Clock for WorkerClock {
 
 pub struct FetchTransport;
 
+/// A response body: read whole (`arrayBuffer`) or as a stream, whichever is asked first.
 pub struct FetchBody {
+    resp: Option<worker::Response>,
     stream: Option<ByteStream>,
     controller: Option<AbortController>,
+    /// Read to its end: nothing left to cancel.
+    complete: bool,
 }
 
 impl Drop for FetchBody {
     fn drop(&mut self) {
         self.stream = None;
-        if let Some(c) = self.controller.take() {
+        if let Some(c) = self.controller.take().filter(|_| !self.complete) {
             c.abort();
         }
     }
@@ -64,21 +68,23 @@ impl Transport for FetchTransport {
         let sent = pin!(fetch.send_with_signal(&signal));
         let timer = pin!(Delay::from(Duration::from_millis(timeout_ms)));
         match select(sent, timer).await {
-            Either::Left((Ok(mut resp), _)) => {
+            Either::Left((Ok(resp), _)) => {
                 let status = resp.status_code();
                 let headers = resp
                     .headers()
                     .entries()
                     .map(|(k, v)| (k.to_ascii_lowercase(), v))
                     .collect();
-                let stream = resp.stream().ok();
+                let body = FetchBody {
+                    resp: Some(resp),
+                    stream: None,
+                    controller: Some(controller),
+                    complete: false,
+                };
                 Ok(ResponseHead {
                     status,
                     headers,
-                    body: FetchBody {
-                        stream,
-                        controller: Some(controller),
-                    },
+                    body,
                 })
             }
             Either::Left((Err(e), _)) => Err(TransportError::Connect(e.to_string())),
@@ -92,6 +98,9 @@ impl Transport for FetchTransport {
 
 impl ResponseBody for FetchBody {
     async fn next_chunk(&mut self, timeout_ms: u64) -> Result<Option<Vec<u8>>, TransportError> {
+        if let Some(mut resp) = self.resp.take() {
+            self.stream = resp.stream().ok();
+        }
         let Some(stream) = self.stream.as_mut() else {
             return Ok(None);
         };
@@ -100,8 +109,40 @@ impl ResponseBody for FetchBody {
         match select(next, timer).await {
             Either::Left((Some(Ok(bytes)), _)) => Ok(Some(bytes)),
             Either::Left((Some(Err(e)), _)) => Err(TransportError::Reset(e.to_string())),
-            Either::Left((None, _)) => Ok(None),
+            Either::Left((None, _)) => {
+                self.complete = true;
+                Ok(None)
+            }
             Either::Right(_) => Err(TransportError::Timeout),
         }
+    }
+
+    /// One `arrayBuffer()` call instead of a reader loop: far fewer JS round trips for
+    /// non-streaming answers and error bodies.
+    async fn read_whole(
+        &mut self,
+        limit: usize,
+        timeout_ms: u64,
+    ) -> Option<Result<Option<Vec<u8>>, TransportError>> {
+        let mut resp = self.resp.take()?;
+        let declared = resp
+            .headers()
+            .get("content-length")
+            .ok()
+            .flatten()
+            .and_then(|v| v.parse::<usize>().ok());
+        if declared.is_some_and(|n| n > limit) {
+            return Some(Ok(None));
+        }
+        let read = pin!(resp.bytes());
+        let timer = pin!(Delay::from(Duration::from_millis(timeout_ms)));
+        Some(match select(read, timer).await {
+            Either::Left((Ok(bytes), _)) => {
+                self.complete = true;
+                Ok((bytes.len() <= limit).then_some(bytes))
+            }
+            Either::Left((Err(e), _)) => Err(TransportError::Reset(e.to_string())),
+            Either::Right(_) => Err(TransportError::Timeout),
+        })
     }
 }
