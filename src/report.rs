@@ -55,6 +55,7 @@ pub fn log_line(meta: &Meta, now_ms: u64) -> String {
         "model": meta.model,
         "attempts": attempts,
         "skipped": meta.skipped,
+        "resumes": meta.resumes,
         "error": meta.error,
         "usage": meta.usage.map(|u| json!({"prompt_tokens": u.prompt_tokens, "completion_tokens": u.completion_tokens, "cached_tokens": u.cached_tokens})),
         "cost_usd": meta.cost_nanos.map(format_usd),

@@ -58,7 +58,7 @@ fn run(t: &RoutingTable, stream: bool) -> (u16, String, String, ManualClock) {
         }
         Outcome::Stream(mut s) => {
             let mut text = String::new();
-            while let Some(b) = block_on(s.next(&clock)) {
+            while let Some(b) = block_on(s.next(&engine)) {
                 text.push_str(&String::from_utf8(b).unwrap());
             }
             (200, text, s.meta().fallback_reasons(), clock)

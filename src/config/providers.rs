@@ -1,7 +1,9 @@
 //! Validation of `providers.<name>`: the kind decides which fields are allowed and required.
 
 use super::raw::{RawMock, RawProvider};
-use super::types::{AnthropicProvider, HttpProvider, MockProvider, OpenAiProvider, ProviderKind};
+use super::types::{
+    AnthropicProvider, HttpProvider, MockProvider, OpenAiProvider, PrefillSupport, ProviderKind,
+};
 use super::validate::Errors;
 
 pub const ANTHROPIC_BASE_URL: &str = "https://api.anthropic.com/v1";
@@ -114,6 +116,41 @@ pub(super) fn provider_kind(
     }
 }
 
+/// Prefill support: declared for `openai` servers (default none), on by default for
+/// `anthropic` and `mock`, never for `gemini`.
+pub(super) fn prefill(
+    path: &str,
+    p: &RawProvider,
+    kind: &ProviderKind,
+    errs: &mut Errors,
+) -> PrefillSupport {
+    let default = match kind {
+        ProviderKind::Anthropic(_) | ProviderKind::Mock(_) => PrefillSupport::Assistant,
+        ProviderKind::OpenAi(_) | ProviderKind::Gemini(_) => PrefillSupport::None,
+    };
+    let allowed: &[&str] = match kind {
+        ProviderKind::OpenAi(_) => &["none", "assistant", "prefix_flag"],
+        ProviderKind::Anthropic(_) | ProviderKind::Mock(_) => &["none", "assistant"],
+        ProviderKind::Gemini(_) => &["none"],
+    };
+    match p.prefill.as_deref() {
+        None => default,
+        Some(v) if !allowed.contains(&v) => {
+            errs.push(
+                &format!("{path}.prefill"),
+                format!(
+                    "{v:?} is not supported for kind {:?} (allowed: {allowed:?})",
+                    p.kind
+                ),
+            );
+            default
+        }
+        Some("assistant") => PrefillSupport::Assistant,
+        Some("prefix_flag") => PrefillSupport::PrefixFlag,
+        Some(_) => PrefillSupport::None,
+    }
+}
+
 fn http(
     path: &str,
     p: &RawProvider,
@@ -191,6 +228,7 @@ fn mock(path: &str, raw: Option<&RawMock>, errs: &mut Errors) -> MockProvider {
         retry_after_s: raw.retry_after_s,
         latency_ms: cap("latency_ms", raw.latency_ms, errs),
         chunk_delay_ms: cap("chunk_delay_ms", raw.chunk_delay_ms, errs),
+        cut_after_chunks: raw.cut_after_chunks,
     }
 }
 

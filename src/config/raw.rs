@@ -59,6 +59,9 @@ pub struct RawProvider {
     pub stream_usage: Option<bool>,
     /// `openai` only: the field this server reads the output limit from.
     pub max_tokens_field: Option<String>,
+    /// How this provider continues a partial answer: "none", "assistant" (a trailing assistant
+    /// message) or "prefix_flag" (the same with `"prefix": true`, DeepSeek-style).
+    pub prefill: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -68,6 +71,8 @@ pub struct RawMock {
     pub retry_after_s: Option<u32>,
     pub latency_ms: Option<u64>,
     pub chunk_delay_ms: Option<u64>,
+    /// Streams that are not continuations end abruptly after this many words (resume demo).
+    pub cut_after_chunks: Option<u32>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -114,4 +119,7 @@ pub struct RawRoute {
     #[serde(default)]
     pub fallback_on_content_policy: bool,
     pub description: Option<String>,
+    /// Mid-stream resume: "auto" (default), "prefill", "replay" or "off".
+    pub resume: Option<String>,
+    pub max_resumes: Option<u32>,
 }

@@ -67,6 +67,7 @@ pub struct MockProvider {
     pub retry_after_s: Option<u32>,
     pub latency_ms: u64,
     pub chunk_delay_ms: u64,
+    pub cut_after_chunks: Option<u32>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -81,6 +82,33 @@ pub enum ProviderKind {
 pub struct Provider {
     pub name: String,
     pub kind: ProviderKind,
+    pub prefill: PrefillSupport,
+}
+
+/// How a provider can continue a partial answer (for mid-stream resume).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PrefillSupport {
+    None,
+    /// A trailing assistant message is continued (Anthropic, many local servers, the mock).
+    Assistant,
+    /// A trailing assistant message marked `"prefix": true` (DeepSeek-style).
+    PrefixFlag,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResumeMode {
+    /// Prefill where the provider supports it, else replay and verify.
+    Auto,
+    Prefill,
+    Replay,
+    Off,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ResumePolicy {
+    pub mode: ResumeMode,
+    /// Resumes allowed per request.
+    pub max: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -147,6 +175,7 @@ pub struct Route {
     pub request_timeout_ms: u64,
     pub fallback_on_content_policy: bool,
     pub description: Option<String>,
+    pub resume: ResumePolicy,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

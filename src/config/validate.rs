@@ -65,9 +65,11 @@ pub fn validate(raw: RawTable) -> Result<RoutingTable, Vec<String>> {
         check_name(&path, name, &mut errs);
         if let Some(kind) = provider_kind(&path, p, &mut errs) {
             provider_index.insert(name.as_str(), providers.len());
+            let prefill = super::providers::prefill(&path, p, &kind, &mut errs);
             providers.push(Provider {
                 name: name.clone(),
                 kind,
+                prefill,
             });
         }
     }
@@ -201,6 +203,7 @@ pub fn validate(raw: RawTable) -> Result<RoutingTable, Vec<String>> {
                         request_timeout_ms,
                         fallback_on_content_policy: r.fallback_on_content_policy,
                         description: r.description.clone(),
+                        resume: resume_policy(&path, r.resume.as_deref(), r.max_resumes, &mut errs),
                     },
                 );
             }
@@ -300,6 +303,36 @@ fn timeouts(path: &str, raw: &RawTimeouts, base: &Timeouts, errs: &mut Errors) -
             base.attempt_ms,
         ),
     }
+}
+
+fn resume_policy(
+    path: &str,
+    mode: Option<&str>,
+    max: Option<u32>,
+    errs: &mut Errors,
+) -> ResumePolicy {
+    let mode = match mode {
+        None | Some("auto") => ResumeMode::Auto,
+        Some("prefill") => ResumeMode::Prefill,
+        Some("replay") => ResumeMode::Replay,
+        Some("off") => ResumeMode::Off,
+        Some(other) => {
+            errs.push(
+                &format!("{path}.resume"),
+                format!("{other:?} is not one of \"auto\", \"prefill\", \"replay\", \"off\""),
+            );
+            ResumeMode::Auto
+        }
+    };
+    let max = match max {
+        Some(n) if n > 5 => {
+            errs.push(&format!("{path}.max_resumes"), "must be at most 5");
+            2
+        }
+        Some(n) => n,
+        None => 2,
+    };
+    ResumePolicy { mode, max }
 }
 
 fn capabilities(raw: &RawCapabilities) -> Capabilities {

@@ -10,7 +10,7 @@ use crate::resilience::{ErrorClass, UpstreamError};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-#[derive(Default)]
+#[derive(Default, Clone)]
 pub struct AnthropicStreamEncoder {
     started: bool,
     ended: bool,

@@ -14,6 +14,7 @@ use crate::sse::{encode_data, DONE};
 use serde_json::json;
 
 /// Encodes one client stream from pivot chunks.
+#[derive(Clone)]
 pub enum StreamEgress {
     OpenAi,
     Anthropic(Box<AnthropicStreamEncoder>),

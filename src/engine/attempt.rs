@@ -4,6 +4,7 @@
 
 use super::body::{AttemptBody, MockBody, ReadAllError};
 use super::ports::{Clock, Transport, TransportError};
+use super::resume::{Delivered, Filter};
 use super::stream::LiveStream;
 use crate::api::ClientFormat;
 use crate::config::Deployment;
@@ -39,6 +40,9 @@ pub struct AttemptInput<'a> {
     pub client: ClientFormat,
     /// The whole request must be over by then.
     pub request_deadline_ms: u64,
+    /// Set when this attempt resumes a broken stream: how to filter its chunks, what the
+    /// client already has, and the client-side encoder to continue with.
+    pub resume: Option<(Filter, Delivered, StreamEgress)>,
 }
 
 /// Deadlines of one attempt, absolute ms.
@@ -96,12 +100,16 @@ pub async fn run_attempt<T: Transport, C: Clock>(
     clock: &C,
 ) -> AttemptOutcome<T::Body> {
     let start = clock.now_ms();
-    let dl = Deadlines::new(
+    let mut dl = Deadlines::new(
         input.deployment,
         input.stream,
         start,
         input.request_deadline_ms,
     );
+    if matches!(input.resume, Some((Filter::Replay { .. }, _, _))) {
+        // A replay must regenerate the delivered text before its first new token.
+        dl.first_token = dl.attempt;
+    }
     let format = match &input.target {
         Target::Http(_, f) => *f,
         Target::Mock(_) => Format::OpenAi,
@@ -170,12 +178,18 @@ pub async fn run_attempt<T: Transport, C: Clock>(
             )),
         };
     }
-    let mut live = LiveStream::new(
-        body,
-        Translator::new(format, input.client_wants_usage, native),
-        StreamEgress::new(input.client, native),
-        dl,
-    );
+    let translator = Translator::new(format, input.client_wants_usage, native);
+    let mut live = match input.resume {
+        None => LiveStream::new(
+            body,
+            translator,
+            StreamEgress::new(input.client, native),
+            dl,
+        ),
+        Some((filter, delivered, egress)) => {
+            LiveStream::new(body, translator, egress, dl).resumed(filter, delivered)
+        }
+    };
     match live.until_commit(clock).await {
         Ok(()) => AttemptOutcome::Committed(Box::new(live)),
         Err(e) => AttemptOutcome::Failed(e),

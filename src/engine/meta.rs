@@ -36,6 +36,8 @@ pub struct Meta {
     /// they ended with an in-band error) and the final error class, if any.
     pub status: u16,
     pub error: Option<String>,
+    /// Mid-stream resumes, as `deployment:method`.
+    pub resumes: Vec<String>,
 }
 
 impl Meta {

@@ -7,11 +7,14 @@ mod failure;
 mod meta;
 mod outcome;
 pub mod ports;
+pub mod resume;
+mod resuming;
 mod stream;
 
 pub use meta::{AttemptRecord, Meta};
 pub use outcome::{CommittedStream, Outcome};
 pub use ports::{Clock, ResponseBody, ResponseHead, Transport, TransportError};
+use resuming::ResumeState;
 
 use crate::api::chat::Needs;
 use crate::api::{ApiError, ChatRequest, ClientFormat};
@@ -60,7 +63,7 @@ impl<T: Transport, C: Clock> Engine<'_, T, C> {
         let needs = req.needs();
         let mut unserved: Option<&'static str> = None;
 
-        'chain: for step in route.chain.steps() {
+        'chain: for (step_index, step) in route.chain.steps().iter().enumerate() {
             let Some(dep) = self.table.deployment(step.deployment) else {
                 continue;
             };
@@ -94,6 +97,7 @@ impl<T: Transport, C: Clock> Engine<'_, T, C> {
                                 || req.client == ClientFormat::Anthropic,
                             client: req.client,
                             request_deadline_ms: request_deadline,
+                            resume: None,
                         };
                         run_attempt(input, self.transport, self.clock).await
                     }
@@ -140,12 +144,10 @@ impl<T: Transport, C: Clock> Engine<'_, T, C> {
                             .or_else(|| Some(dep.model.clone()));
                         let mut live = live;
                         live.waiting_ms = 0;
-                        return Outcome::Stream(Box::new(CommittedStream {
-                            live,
-                            meta,
-                            price: dep.price,
-                            finalised: false,
-                        }));
+                        let resume = ResumeState::new(req, route, step_index, request_deadline);
+                        return Outcome::Stream(Box::new(CommittedStream::new(
+                            live, meta, dep.price, resume,
+                        )));
                     }
                     AttemptOutcome::Failed(error) => {
                         meta.waiting_ms += record.duration_ms;

@@ -1,8 +1,10 @@
 //! The engine's answer: a complete body, a committed live stream, or an error for the caller.
 
 use super::meta::Meta;
-use super::ports::{Clock, ResponseBody};
+use super::ports::{Clock, ResponseBody, Transport};
+use super::resuming::ResumeState;
 use super::stream::LiveStream;
+use super::Engine;
 use crate::api::ApiError;
 use crate::config::Price;
 
@@ -20,34 +22,76 @@ pub enum Outcome<B> {
     },
 }
 
-/// A stream committed to one deployment. Pull bytes with `next`; when it returns None the
-/// meta is final (usage, cost, and the in-band error if the stream broke).
+/// A stream committed to a deployment. Pull bytes with `next`; when the upstream breaks after
+/// the commit, `next` resumes it on a deployment (see `resuming`) or ends it with an in-band
+/// error. When `next` returns None the meta is final (usage, cost, resumes, error).
 pub struct CommittedStream<B> {
     pub(crate) live: Box<LiveStream<B>>,
     pub(crate) meta: Meta,
     pub(crate) price: Price,
     pub(crate) finalised: bool,
+    pub(crate) resume: ResumeState,
 }
 
 impl<B: ResponseBody> CommittedStream<B> {
+    pub(crate) fn new(
+        live: Box<LiveStream<B>>,
+        meta: Meta,
+        price: Price,
+        resume: ResumeState,
+    ) -> Self {
+        CommittedStream {
+            live,
+            meta,
+            price,
+            finalised: false,
+            resume,
+        }
+    }
+
     pub fn meta(&self) -> &Meta {
         &self.meta
     }
 
-    pub async fn next<C: Clock>(&mut self, clock: &C) -> Option<Vec<u8>> {
-        let before = self.live.waiting_ms;
-        let out = self.live.next_bytes(clock).await;
-        self.meta.waiting_ms += self.live.waiting_ms - before;
-        if out.is_none() && !self.finalised {
-            self.finalised = true;
-            self.meta.usage = self.live.usage;
-            self.meta.cost_nanos = self.live.usage.map(|u| u.cost_nanos(&self.price));
-            self.meta.error = self
-                .live
-                .end_error
-                .as_ref()
-                .map(|e| format!("{}: {}", e.class, e.message));
+    /// The next bytes for the client; None when the stream is over.
+    pub async fn next<T: Transport<Body = B>, C: Clock>(
+        &mut self,
+        engine: &Engine<'_, T, C>,
+    ) -> Option<Vec<u8>> {
+        loop {
+            let before = self.live.waiting_ms;
+            let pulled = self.live.next_bytes(engine.clock).await;
+            self.meta.waiting_ms += self.live.waiting_ms.saturating_sub(before);
+            match pulled {
+                Ok(Some(bytes)) => return Some(bytes),
+                Ok(None) => {
+                    self.finalise();
+                    return None;
+                }
+                Err(broken) => {
+                    if !self.resume_after(engine, &broken).await {
+                        self.live.fail(broken);
+                    }
+                }
+            }
         }
-        out
+    }
+
+    fn finalise(&mut self) {
+        if self.finalised {
+            return;
+        }
+        self.finalised = true;
+        self.meta.usage = self.resume.total_usage(self.live.usage);
+        let last = self.live.usage.map(|u| u.cost_nanos(&self.price));
+        self.meta.cost_nanos = match (last, self.resume.prior_cost_nanos()) {
+            (None, 0) => None,
+            (l, prior) => Some(l.unwrap_or(0) + prior),
+        };
+        self.meta.error = self
+            .live
+            .end_error
+            .as_ref()
+            .map(|e| format!("{}: {}", e.class, e.message));
     }
 }

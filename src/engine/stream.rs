@@ -8,6 +8,7 @@
 use super::attempt::{timeout_error, translate, Deadlines};
 use super::body::AttemptBody;
 use super::ports::{Clock, ResponseBody, TransportError};
+use super::resume::{Delivered, Filter};
 use crate::egress::StreamEgress;
 use crate::providers::{StreamEvent, Translator};
 use crate::resilience::{ErrorClass, UpstreamError};
@@ -32,6 +33,14 @@ pub struct LiveStream<B> {
     pub end_error: Option<UpstreamError>,
     /// Time spent waiting on the upstream.
     pub waiting_ms: u64,
+    /// Between the attempt's pivot chunks and the client (resumed attempts filter/rewrite).
+    filter: Filter,
+    /// What reached the client so far (carried across resumes).
+    pub delivered: Delivered,
+    /// A failure after commit, reported once the chunks before it are out.
+    broken: Option<UpstreamError>,
+    /// A replay produced text that contradicts what was delivered: never resume again.
+    pub diverged: bool,
 }
 
 impl<B: ResponseBody> LiveStream<B> {
@@ -54,7 +63,28 @@ impl<B: ResponseBody> LiveStream<B> {
             usage: None,
             end_error: None,
             waiting_ms: 0,
+            filter: Filter::Pass,
+            delivered: Delivered::default(),
+            broken: None,
+            diverged: false,
         }
+    }
+
+    /// A resumed attempt: chunks pass `filter`, and `delivered` continues the client's answer.
+    pub fn resumed(mut self, filter: Filter, delivered: Delivered) -> Self {
+        self.filter = filter;
+        self.delivered = delivered;
+        self
+    }
+
+    /// A copy of the client-side encoder's state, for an attempt that may take over.
+    pub fn egress_clone(&self) -> StreamEgress {
+        self.egress.clone()
+    }
+
+    /// The client's stream is native passthrough (no resume: the pivot is not what it sees).
+    pub fn is_native(&self) -> bool {
+        matches!(self.egress, StreamEgress::AnthropicNative { .. })
     }
 
     /// The model the upstream named in its chunks.
@@ -103,14 +133,21 @@ impl<B: ResponseBody> LiveStream<B> {
         }
     }
 
-    /// Next bytes for the client, or None when the stream is over.
-    pub async fn next_bytes<C: Clock>(&mut self, clock: &C) -> Option<Vec<u8>> {
+    /// Next bytes for the client, `Ok(None)` when the stream is over, or `Err` once when it
+    /// broke after commit (the caller resumes it or calls `fail`).
+    pub async fn next_bytes<C: Clock>(
+        &mut self,
+        clock: &C,
+    ) -> Result<Option<Vec<u8>>, UpstreamError> {
         loop {
             if let Some(b) = self.pending.pop_front() {
-                return Some(b);
+                return Ok(Some(b));
+            }
+            if let Some(e) = self.broken.take() {
+                return Err(e);
             }
             if self.ended {
-                return None;
+                return Ok(None);
             }
             if self.done || (self.finished && self.usage.is_some()) {
                 self.finish_ok();
@@ -164,7 +201,10 @@ impl<B: ResponseBody> LiveStream<B> {
             match result {
                 // The answer was already complete: a late failure loses only the usage chunk.
                 Some(_) if self.finished => self.finish_ok(),
-                Some(e) => self.end_with_error(e),
+                Some(e) => {
+                    self.ended = true;
+                    self.broken = Some(e);
+                }
                 None => {}
             }
         }
@@ -176,8 +216,19 @@ impl<B: ResponseBody> LiveStream<B> {
         for ev in events {
             match ev {
                 StreamEvent::Chunk { bytes, content } => {
-                    self.committed |= content;
-                    self.egress.chunk(bytes, &mut out);
+                    match self.filter.apply(bytes, &self.delivered) {
+                        Ok(Some(forward)) => {
+                            self.committed |= content;
+                            self.delivered.observe(&forward);
+                            self.egress.chunk(forward, &mut out);
+                        }
+                        Ok(None) => {}
+                        Err(e) => {
+                            self.diverged = true;
+                            error = Some(e);
+                            break;
+                        }
+                    }
                 }
                 StreamEvent::Finish => self.finished = true,
                 StreamEvent::Usage(u) => self.usage = Some(u),
@@ -198,6 +249,11 @@ impl<B: ResponseBody> LiveStream<B> {
         self.egress.done(&mut out);
         self.pending.extend(out);
         self.ended = true;
+    }
+
+    /// Ends the client's stream with an in-band error event (no resume, or resumes failed).
+    pub fn fail(&mut self, e: UpstreamError) {
+        self.end_with_error(e);
     }
 
     fn end_with_error(&mut self, e: UpstreamError) {

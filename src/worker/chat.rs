@@ -6,11 +6,13 @@ use super::respond::{bytes_response, client_error_response, config_unavailable, 
 use super::transport::{FetchBody, FetchTransport, WorkerClock};
 use crate::api::anthropic::parse_messages_request;
 use crate::api::{parse_chat_request, ApiError, ClientFormat};
+use crate::config::RoutingTable;
 use crate::egress::completion_for_client;
 use crate::engine::{Clock, CommittedStream, Engine, Outcome, RequestContext};
 use crate::providers::Secrets;
 use crate::report::{log_line, response_headers};
 use futures_util::StreamExt;
+use std::rc::Rc;
 use worker::{console_log, Context, Env, Request, Response, Result};
 
 const DEFAULT_MAX_BODY_BYTES: usize = 8 << 20;
@@ -110,9 +112,20 @@ pub async fn handle(
             let guard = StreamLog {
                 stream,
                 done: false,
+                table: table.clone(),
+                env: env.clone(),
             };
             let body = futures_util::stream::unfold(guard, |mut guard| async move {
-                match guard.stream.next(&WorkerClock).await {
+                // The engine again, for resuming the stream on another attempt if it breaks.
+                let secrets = EnvSecrets(&guard.env);
+                let engine = Engine {
+                    table: &guard.table,
+                    transport: &FetchTransport,
+                    clock: &WorkerClock,
+                    secrets: &secrets,
+                };
+                let next = guard.stream.next(&engine).await;
+                match next {
                     Some(bytes) => Some((Ok::<Vec<u8>, worker::Error>(bytes), guard)),
                     None => {
                         guard.mark_done();
@@ -131,6 +144,8 @@ pub async fn handle(
 struct StreamLog {
     stream: Box<CommittedStream<FetchBody>>,
     done: bool,
+    table: Rc<RoutingTable>,
+    env: Env,
 }
 
 impl StreamLog {

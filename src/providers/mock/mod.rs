@@ -49,6 +49,12 @@ pub fn plan(m: &MockProvider, dep: &Deployment, req: &ChatRequest) -> MockPlan {
         "This is a mock answer from {}. You said: \"{}\"",
         dep.model, echo
     );
+    // A trailing assistant message is a prefill: continue the answer after it, as models do.
+    let prefill = trailing_assistant_text(&req.body);
+    let text = match &prefill {
+        Some(p) if text.starts_with(p.as_str()) => text.get(p.len()..).unwrap_or("").to_string(),
+        _ => text,
+    };
     let words: Vec<String> = split_words(&text);
     let prompt_tokens = (req.prompt_chars as u64).div_ceil(4).max(1);
     let usage = json!({"prompt_tokens": prompt_tokens, "completion_tokens": words.len(),
@@ -78,7 +84,14 @@ pub fn plan(m: &MockProvider, dep: &Deployment, req: &ChatRequest) -> MockPlan {
         json!({"role": "assistant", "content": ""}),
         json!(null),
     ));
-    for w in &words {
+    let cut = m
+        .cut_after_chunks
+        .filter(|_| prefill.is_none())
+        .map(|n| n as usize);
+    for (i, w) in words.iter().enumerate() {
+        if cut == Some(i) {
+            return plan; // the connection ends mid-answer: no finish, no [DONE]
+        }
         plan.chunks.push(chunk(json!({"content": w}), json!(null)));
     }
     plan.chunks.push(chunk(json!({}), json!("stop")));
@@ -87,6 +100,14 @@ pub fn plan(m: &MockProvider, dep: &Deployment, req: &ChatRequest) -> MockPlan {
     ));
     plan.chunks.push(DONE.to_vec());
     plan
+}
+
+fn trailing_assistant_text(body: &serde_json::Map<String, serde_json::Value>) -> Option<String> {
+    let last = body.get("messages")?.as_array()?.last()?;
+    if last.get("role")?.as_str()? != "assistant" {
+        return None;
+    }
+    last.get("content")?.as_str().map(str::to_string)
 }
 
 /// Splits text into words that keep their leading space, so concatenation restores it.

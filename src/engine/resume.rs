@@ -1,0 +1,395 @@
+//! Mid-stream resume: what the client already has, and how a resumed upstream stream is
+//! filtered so the client sees one seamless answer.
+//!
+//! State: `Delivered` accumulates the text of choice 0 that went to the client, and whether a
+//! tool call is half-sent. A `Filter` sits between a resumed attempt's pivot chunks and the
+//! client: `Prefill` streams the continuation (dropping the role chunk and whitespace the
+//! prefill had to trim); `Replay` swallows output while it reproduces the delivered text
+//! exactly, then streams only what is new. Invariant: nothing that repeats or contradicts the
+//! delivered text is ever forwarded; a divergent replay is an error, not output. After a
+//! resume every chunk is rewritten to carry the first attempt's `id` and `model`, and usage
+//! chunks include the tokens of the attempts before.
+
+use crate::resilience::{ErrorClass, UpstreamError};
+use crate::sse::encode_data;
+use crate::usage::Usage;
+use serde_json::{Map, Value};
+
+/// What went to the client so far (choice 0).
+#[derive(Debug, Clone, Default)]
+pub struct Delivered {
+    pub text: String,
+    /// A tool call was started and not finished: tool arguments cannot be stitched by prefill.
+    pub tool_partial: bool,
+    pub id: Option<String>,
+    pub model: Option<String>,
+    pub created: Option<Value>,
+}
+
+impl Delivered {
+    /// Records one pivot chunk (`data: {...}\n\n`) that was forwarded to the client.
+    pub fn observe(&mut self, chunk: &[u8]) {
+        let Some(v) = parse_chunk(chunk) else { return };
+        if self.id.is_none() {
+            self.id = v.get("id").and_then(Value::as_str).map(str::to_string);
+            self.model = v.get("model").and_then(Value::as_str).map(str::to_string);
+            self.created = v.get("created").cloned();
+        }
+        let Some(c) = first_choice(&v) else { return };
+        if let Some(t) = c
+            .get("delta")
+            .and_then(|d| d.get("content"))
+            .and_then(Value::as_str)
+        {
+            self.text.push_str(t);
+        }
+        if c.get("delta")
+            .and_then(|d| d.get("tool_calls"))
+            .is_some_and(|t| !t.is_null())
+        {
+            self.tool_partial = true;
+        }
+        if c.get("finish_reason").is_some_and(|f| !f.is_null()) {
+            self.tool_partial = false;
+        }
+    }
+}
+
+/// How a resumed attempt continues.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    Prefill,
+    Replay,
+}
+
+impl Method {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::Prefill => "prefill",
+            Method::Replay => "replay",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub enum Filter {
+    /// The first attempt: chunks go through untouched.
+    #[default]
+    Pass,
+    Prefill {
+        /// Whitespace trimmed from the end of the prefill, dropped from the continuation's start.
+        strip_leading_ws: bool,
+        prior: Usage,
+    },
+    Replay {
+        expected: String,
+        cursor: usize,
+        prior: Usage,
+    },
+}
+
+impl Filter {
+    pub fn prefill(delivered: &Delivered, prior: Usage) -> Self {
+        let trimmed = delivered.text.trim_end().len();
+        Filter::Prefill {
+            strip_leading_ws: trimmed < delivered.text.len(),
+            prior,
+        }
+    }
+
+    pub fn replay(delivered: &Delivered, prior: Usage) -> Self {
+        Filter::Replay {
+            expected: delivered.text.clone(),
+            cursor: 0,
+            prior,
+        }
+    }
+
+    /// One pivot chunk from the attempt → what to forward (None: nothing), or the divergence.
+    pub fn apply(
+        &mut self,
+        chunk: Vec<u8>,
+        d: &Delivered,
+    ) -> Result<Option<Vec<u8>>, UpstreamError> {
+        let (prior, strip) = match self {
+            Filter::Pass => return Ok(Some(chunk)),
+            Filter::Prefill {
+                prior,
+                strip_leading_ws,
+            } => (*prior, strip_leading_ws),
+            Filter::Replay { prior, .. } => (*prior, &mut false),
+        };
+        let Some(mut v) = parse_chunk(&chunk) else {
+            return Ok(None);
+        };
+        let usage_only = v
+            .get("choices")
+            .and_then(Value::as_array)
+            .is_some_and(Vec::is_empty);
+        if usage_only {
+            add_prior_usage(&mut v, prior);
+            return Ok(Some(rewrite(v, d)));
+        }
+        let Some(choice) = first_choice(&v) else {
+            return Ok(None);
+        };
+        let finish = choice.get("finish_reason").is_some_and(|f| !f.is_null());
+        let text = choice
+            .get("delta")
+            .and_then(|x| x.get("content"))
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        let has_tools = choice
+            .get("delta")
+            .and_then(|x| x.get("tool_calls"))
+            .is_some_and(|t| !t.is_null());
+        let mut text = text;
+        if *strip && !text.is_empty() {
+            text = text.trim_start().to_string();
+            *strip = text.is_empty();
+        }
+        if let Filter::Replay {
+            expected, cursor, ..
+        } = self
+        {
+            if *cursor < expected.len() {
+                let rest = expected.get(*cursor..).unwrap_or("");
+                if rest.starts_with(text.as_str()) {
+                    *cursor += text.len();
+                    if finish || has_tools {
+                        return Err(diverged(&format!(
+                            "{DIVERGED} ended or called a tool before reaching the delivered text"
+                        )));
+                    }
+                    return Ok(None);
+                }
+                if let Some(new) = text.strip_prefix(rest) {
+                    *cursor = expected.len();
+                    text = new.to_string();
+                } else {
+                    return Err(diverged(&format!(
+                        "{DIVERGED} differs from the text already delivered"
+                    )));
+                }
+            }
+        }
+        if text.is_empty() && !finish && !has_tools {
+            return Ok(None); // role chunks and emptied deltas
+        }
+        set_content(&mut v, &text);
+        Ok(Some(rewrite(v, d)))
+    }
+
+    /// The replay has reproduced everything delivered (or this is not a replay).
+    pub fn caught_up(&self) -> bool {
+        match self {
+            Filter::Replay {
+                expected, cursor, ..
+            } => *cursor >= expected.len(),
+            _ => true,
+        }
+    }
+}
+
+/// Every divergence message starts with this (resuming stops on it).
+pub const DIVERGED: &str = "the replayed answer";
+
+fn diverged(msg: &str) -> UpstreamError {
+    UpstreamError::new(ErrorClass::MalformedResponse, msg)
+}
+
+fn parse_chunk(chunk: &[u8]) -> Option<Value> {
+    let text = std::str::from_utf8(chunk).ok()?;
+    let data = text.trim().strip_prefix("data:")?.trim();
+    serde_json::from_str(data).ok()
+}
+
+fn first_choice(v: &Value) -> Option<&Value> {
+    v.get("choices")
+        .and_then(Value::as_array)
+        .and_then(|c| c.first())
+}
+
+fn set_content(v: &mut Value, text: &str) {
+    let delta = v
+        .get_mut("choices")
+        .and_then(Value::as_array_mut)
+        .and_then(|c| c.first_mut())
+        .and_then(|c| c.get_mut("delta"))
+        .and_then(Value::as_object_mut);
+    if let Some(delta) = delta {
+        delta.remove("role");
+        if text.is_empty() {
+            delta.remove("content");
+        } else {
+            delta.insert("content".into(), Value::String(text.to_string()));
+        }
+    }
+}
+
+fn add_prior_usage(v: &mut Value, prior: Usage) {
+    let Some(u) = v.get_mut("usage").and_then(Value::as_object_mut) else {
+        return;
+    };
+    let add = |u: &mut Map<String, Value>, k: &str, n: u64| {
+        let cur = u.get(k).and_then(Value::as_u64).unwrap_or(0);
+        u.insert(k.into(), Value::from(cur + n));
+    };
+    add(u, "prompt_tokens", prior.prompt_tokens);
+    add(u, "completion_tokens", prior.completion_tokens);
+    add(
+        u,
+        "total_tokens",
+        prior.prompt_tokens + prior.completion_tokens,
+    );
+}
+
+/// The chunk with the first attempt's id, model and created time.
+fn rewrite(mut v: Value, d: &Delivered) -> Vec<u8> {
+    if let Some(o) = v.as_object_mut() {
+        if let Some(id) = &d.id {
+            o.insert("id".into(), Value::String(id.clone()));
+        }
+        if let Some(m) = &d.model {
+            o.insert("model".into(), Value::String(m.clone()));
+        }
+        if let Some(c) = &d.created {
+            o.insert("created".into(), c.clone());
+        }
+    }
+    encode_data(&v.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn chunk(id: &str, content: Option<&str>, finish: Option<&str>) -> Vec<u8> {
+        let delta = match content {
+            Some(c) => json!({"content": c}),
+            None => json!({"role": "assistant", "content": ""}),
+        };
+        encode_data(&json!({"id": id, "model": "m2", "created": 2, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}).to_string())
+    }
+
+    fn content_of(b: &[u8]) -> String {
+        parse_chunk(b)
+            .and_then(|v| {
+                first_choice(&v).and_then(|c| c["delta"]["content"].as_str().map(str::to_string))
+            })
+            .unwrap_or_default()
+    }
+
+    fn delivered(text: &str) -> Delivered {
+        let mut d = Delivered::default();
+        d.observe(&encode_data(&json!({"id": "orig", "model": "m1", "created": 1, "choices": [{"index": 0, "delta": {"content": text}}]}).to_string()));
+        d
+    }
+
+    #[test]
+    fn replay_swallows_the_delivered_prefix_then_streams_the_rest() {
+        let d = delivered("Hello wor");
+        let mut f = Filter::replay(&d, Usage::default());
+        let mut out = String::new();
+        for piece in ["Hel", "lo", " world", "!"] {
+            if let Some(b) = f.apply(chunk("new", Some(piece), None), &d).unwrap() {
+                let v = parse_chunk(&b).unwrap();
+                assert_eq!(
+                    (v["id"].as_str(), v["model"].as_str()),
+                    (Some("orig"), Some("m1"))
+                );
+                out.push_str(&content_of(&b));
+            }
+        }
+        assert_eq!(out, "ld!");
+        assert!(f.caught_up());
+    }
+
+    #[test]
+    fn divergent_or_short_replay_is_an_error() {
+        let d = delivered("Hello world");
+        let mut f = Filter::replay(&d, Usage::default());
+        assert!(f
+            .apply(chunk("n", Some("Hello"), None), &d)
+            .unwrap()
+            .is_none());
+        assert!(f.apply(chunk("n", Some(" there"), None), &d).is_err());
+        let mut f = Filter::replay(&d, Usage::default());
+        assert!(f
+            .apply(chunk("n", Some("Hello"), None), &d)
+            .unwrap()
+            .is_none());
+        assert!(f.apply(chunk("n", Some(""), Some("stop")), &d).is_err());
+    }
+
+    #[test]
+    fn prefill_drops_role_chunk_and_trimmed_whitespace() {
+        let d = delivered("Hello ");
+        let mut f = Filter::prefill(&d, Usage::default());
+        assert!(f.apply(chunk("n", None, None), &d).unwrap().is_none());
+        let b = f
+            .apply(chunk("n", Some(" world"), None), &d)
+            .unwrap()
+            .unwrap();
+        assert_eq!(content_of(&b), "world");
+        let b = f
+            .apply(chunk("n", Some(" again"), None), &d)
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            content_of(&b),
+            " again",
+            "only the first continuation piece is trimmed"
+        );
+        let fin = f
+            .apply(chunk("n", Some(""), Some("stop")), &d)
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            parse_chunk(&fin).unwrap()["choices"][0]["finish_reason"],
+            "stop"
+        );
+    }
+
+    #[test]
+    fn usage_after_a_resume_includes_earlier_attempts() {
+        let d = delivered("x");
+        let mut f = Filter::prefill(
+            &d,
+            Usage {
+                prompt_tokens: 10,
+                completion_tokens: 3,
+                ..Usage::default()
+            },
+        );
+        let u = encode_data(&json!({"id": "n", "choices": [], "usage": {"prompt_tokens": 12, "completion_tokens": 5, "total_tokens": 17}}).to_string());
+        let v = parse_chunk(&f.apply(u, &d).unwrap().unwrap()).unwrap();
+        assert_eq!(
+            (
+                v["usage"]["prompt_tokens"].as_u64(),
+                v["usage"]["completion_tokens"].as_u64(),
+                v["usage"]["total_tokens"].as_u64()
+            ),
+            (Some(22), Some(8), Some(30))
+        );
+        assert_eq!(v["id"], "orig");
+    }
+
+    #[test]
+    fn delivered_tracks_text_and_partial_tool_calls() {
+        let mut d = delivered("Hi");
+        d.observe(&encode_data(
+            &json!({"choices": [{"index": 0, "delta": {"tool_calls": [{"index": 0, "id": "c"}]}}]})
+                .to_string(),
+        ));
+        assert!(d.tool_partial);
+        d.observe(&encode_data(
+            &json!({"choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]})
+                .to_string(),
+        ));
+        assert!(!d.tool_partial);
+        assert_eq!(d.text, "Hi");
+    }
+}

@@ -1,0 +1,257 @@
+//! Resuming a committed stream that broke: which deployment to ask, by which method, and the
+//! bookkeeping that makes the client see one answer (usage summed over every attempt).
+//!
+//! State: the request and route, the chain position the next resume goes to (the deployment
+//! that broke once, then the ones after it), how many resumes were used, deployments that
+//! refused a prefill, and the usage of attempts that broke (estimated from delivered text:
+//! a cut stream reports none). Invariants: at most `route.resume.max` resumes, all inside the
+//! request deadline; a prefill refusal is never the caller's error (the original failure is).
+
+use super::attempt::{run_attempt, AttemptInput, AttemptOutcome};
+use super::meta::AttemptRecord;
+use super::outcome::CommittedStream;
+use super::ports::{Clock, ResponseBody, Transport};
+use super::resume::{Delivered, Filter, Method, DIVERGED};
+use super::Engine;
+use crate::api::{ChatRequest, ClientFormat};
+use crate::config::{PrefillSupport, ResumeMode, Route};
+use crate::providers::build_target;
+use crate::resilience::{ErrorClass, UpstreamError};
+use crate::usage::Usage;
+use serde_json::{json, Value};
+
+pub struct ResumeState {
+    req: ChatRequest,
+    route: Route,
+    /// Chain index of the next deployment to resume on.
+    cursor: usize,
+    used: u32,
+    request_deadline_ms: u64,
+    prefill_refused: Vec<usize>,
+    /// Usage of the attempts that broke (estimated) and what it cost.
+    prior: Usage,
+    prior_cost_nanos: u64,
+    /// Delivered characters already counted in `prior`.
+    counted_chars: usize,
+}
+
+impl ResumeState {
+    pub fn new(
+        req: &ChatRequest,
+        route: &Route,
+        step_index: usize,
+        request_deadline_ms: u64,
+    ) -> Self {
+        ResumeState {
+            req: req.clone(),
+            route: route.clone(),
+            cursor: step_index,
+            used: 0,
+            request_deadline_ms,
+            prefill_refused: Vec::new(),
+            prior: Usage::default(),
+            prior_cost_nanos: 0,
+            counted_chars: 0,
+        }
+    }
+
+    /// Usage of the whole answer: the final attempt's plus every broken attempt's estimate.
+    pub fn total_usage(&self, last: Option<Usage>) -> Option<Usage> {
+        if self.used == 0 {
+            return last;
+        }
+        let l = last.unwrap_or_default();
+        Some(Usage {
+            prompt_tokens: l.prompt_tokens + self.prior.prompt_tokens,
+            completion_tokens: l.completion_tokens + self.prior.completion_tokens,
+            cached_tokens: l.cached_tokens,
+            cache_write_tokens: l.cache_write_tokens,
+        })
+    }
+
+    pub fn prior_cost_nanos(&self) -> u64 {
+        self.prior_cost_nanos
+    }
+
+    /// Books the broken attempt's tokens: the prompt, and roughly 4 characters per token of
+    /// what it delivered (a cut stream never reports its usage).
+    fn count_broken(&mut self, delivered: &Delivered, price: &crate::config::Price) {
+        let chars = delivered.text.chars().count();
+        let new_chars = chars.saturating_sub(self.counted_chars);
+        self.counted_chars = chars;
+        let u = Usage {
+            prompt_tokens: (self.req.prompt_chars as u64).div_ceil(4).max(1),
+            completion_tokens: (new_chars as u64).div_ceil(4),
+            ..Usage::default()
+        };
+        self.prior_cost_nanos += u.cost_nanos(price);
+        self.prior.prompt_tokens += u.prompt_tokens;
+        self.prior.completion_tokens += u.completion_tokens;
+    }
+}
+
+/// The request that asks a deployment to continue after `text` (a trailing assistant turn).
+fn prefill_request(req: &ChatRequest, text: &str, support: PrefillSupport) -> ChatRequest {
+    let mut r = req.clone();
+    let turn = if support == PrefillSupport::PrefixFlag {
+        json!({"role": "assistant", "content": text, "prefix": true})
+    } else {
+        json!({"role": "assistant", "content": text})
+    };
+    if let Some(Value::Array(m)) = r.body.get_mut("messages") {
+        m.push(turn);
+    }
+    if let Some(Value::Array(m)) = r
+        .native_anthropic
+        .as_mut()
+        .and_then(|n| n.get_mut("messages"))
+    {
+        m.push(json!({"role": "assistant", "content": text}));
+    }
+    r
+}
+
+impl<B: ResponseBody> CommittedStream<B> {
+    /// Tries to continue the answer elsewhere after `broken`. True when a resumed attempt
+    /// took over the stream.
+    pub(crate) async fn resume_after<T: Transport<Body = B>, C: Clock>(
+        &mut self,
+        engine: &Engine<'_, T, C>,
+        broken: &UpstreamError,
+    ) -> bool {
+        let policy = self.resume.route.resume;
+        let delivered = self.live.delivered.clone();
+        if policy.mode == ResumeMode::Off
+            || self.live.diverged
+            || self.live.is_native()
+            || delivered.tool_partial
+        {
+            return false;
+        }
+        if broken.class == ErrorClass::ContentPolicy {
+            return false; // a refusal mid-answer is the provider's decision, not a fault
+        }
+        self.resume.count_broken(&delivered, &self.price);
+        let steps = self.resume.route.chain.steps().to_vec();
+        let mut forced: Option<Method> = None;
+        while self.resume.used < policy.max {
+            let Some(step) = steps.get(self.resume.cursor) else {
+                return false;
+            };
+            let now = engine.clock.now_ms();
+            if now >= self.resume.request_deadline_ms {
+                return false;
+            }
+            let Some(dep) = engine.table.deployment(step.deployment) else {
+                return false;
+            };
+            let Some(provider) = engine.table.provider_of(dep) else {
+                return false;
+            };
+            let can_prefill = provider.prefill != PrefillSupport::None
+                && !self.resume.prefill_refused.contains(&step.deployment);
+            let method = match (forced.take(), policy.mode) {
+                (Some(m), _) => Some(m),
+                (None, ResumeMode::Prefill) => can_prefill.then_some(Method::Prefill),
+                (None, ResumeMode::Replay) => Some(Method::Replay),
+                (None, _) => Some(if can_prefill {
+                    Method::Prefill
+                } else {
+                    Method::Replay
+                }),
+            };
+            let Some(method) = method else {
+                self.resume.cursor += 1;
+                continue;
+            };
+            self.resume.used += 1;
+            let (req, filter) = match method {
+                Method::Prefill => {
+                    let text = delivered.text.trim_end();
+                    (
+                        prefill_request(&self.resume.req, text, provider.prefill),
+                        Filter::prefill(&delivered, self.resume.prior),
+                    )
+                }
+                Method::Replay => (
+                    self.resume.req.clone(),
+                    Filter::replay(&delivered, self.resume.prior),
+                ),
+            };
+            let started = engine.clock.now_ms();
+            let outcome = match build_target(engine.table, dep, &req, engine.secrets) {
+                Ok(target) => {
+                    let input = AttemptInput {
+                        deployment: dep,
+                        target,
+                        stream: true,
+                        client_wants_usage: req.include_usage
+                            || req.client == ClientFormat::Anthropic,
+                        client: req.client,
+                        request_deadline_ms: self.resume.request_deadline_ms,
+                        resume: Some((filter, delivered.clone(), self.live.egress_clone())),
+                    };
+                    run_attempt(input, engine.transport, engine.clock).await
+                }
+                Err(e) => AttemptOutcome::Failed(e),
+            };
+            let duration_ms = engine.clock.now_ms().saturating_sub(started);
+            self.meta.waiting_ms += duration_ms;
+            let mut record = AttemptRecord {
+                deployment: dep.name.clone(),
+                class: None,
+                status: Some(200),
+                started_ms: started,
+                duration_ms,
+            };
+            match outcome {
+                AttemptOutcome::Committed(mut live) => {
+                    live.waiting_ms = 0;
+                    self.meta.attempts.push(record);
+                    self.meta
+                        .resumes
+                        .push(format!("{}:{}", dep.name, method.as_str()));
+                    self.meta.deployment = Some(dep.name.clone());
+                    self.live = live;
+                    self.price = dep.price;
+                    self.cursor_after_resume();
+                    return true;
+                }
+                AttemptOutcome::Failed(e) => {
+                    record.class = Some(e.class);
+                    record.status = e.status;
+                    self.meta.attempts.push(record);
+                    if method == Method::Prefill && e.class == ErrorClass::InvalidRequest {
+                        // Refused the prefill: never again on this request; replay it here instead.
+                        self.resume.prefill_refused.push(step.deployment);
+                        self.resume.used -= 1;
+                        if policy.mode != ResumeMode::Prefill {
+                            forced = Some(Method::Replay);
+                        } else {
+                            self.resume.cursor += 1;
+                        }
+                        continue;
+                    }
+                    if e.class == ErrorClass::MalformedResponse && self.resume_diverged(&e) {
+                        return false;
+                    }
+                    self.resume.cursor += 1;
+                }
+                AttemptOutcome::Complete { .. } => {
+                    self.resume.cursor += 1;
+                }
+            }
+        }
+        false
+    }
+
+    /// After a successful resume the next one goes to the following deployment.
+    fn cursor_after_resume(&mut self) {
+        self.resume.cursor += 1;
+    }
+
+    /// A replay that contradicted the delivered text ends resuming for this request.
+    fn resume_diverged(&self, e: &UpstreamError) -> bool {
+        e.message.starts_with(DIVERGED)
+    }
+}
