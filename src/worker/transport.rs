@@ -24,12 +24,19 @@ impl Clock for WorkerClock {
 pub struct FetchTransport;
 
 /// A response body: read whole (`arrayBuffer`) or as a stream, whichever is asked first.
+///
+/// Timeouts between stream reads reuse one armed timer: a chunk that arrives in time leaves
+/// the timer running, and a timer that fires early (its deadline was set by an earlier read)
+/// is re-armed for what is left. So a steady stream costs about one timer per idle window
+/// instead of a setTimeout/clearTimeout pair per chunk.
 pub struct FetchBody {
     resp: Option<worker::Response>,
     stream: Option<ByteStream>,
     controller: Option<AbortController>,
     /// Read to its end: nothing left to cancel.
     complete: bool,
+    /// The armed timer and when it fires (ms since the epoch).
+    timer: Option<(u64, std::pin::Pin<Box<Delay>>)>,
 }
 
 impl Drop for FetchBody {
@@ -80,6 +87,7 @@ impl Transport for FetchTransport {
                     stream: None,
                     controller: Some(controller),
                     complete: false,
+                    timer: None,
                 };
                 Ok(ResponseHead {
                     status,
@@ -104,16 +112,38 @@ impl ResponseBody for FetchBody {
         let Some(stream) = self.stream.as_mut() else {
             return Ok(None);
         };
-        let next = pin!(stream.next());
-        let timer = pin!(Delay::from(Duration::from_millis(timeout_ms)));
-        match select(next, timer).await {
-            Either::Left((Some(Ok(bytes)), _)) => Ok(Some(bytes)),
-            Either::Left((Some(Err(e)), _)) => Err(TransportError::Reset(e.to_string())),
-            Either::Left((None, _)) => {
-                self.complete = true;
-                Ok(None)
+        let deadline = WorkerClock.now_ms() + timeout_ms;
+        loop {
+            let now = WorkerClock.now_ms();
+            if now >= deadline {
+                return Err(TransportError::Timeout);
             }
-            Either::Right(_) => Err(TransportError::Timeout),
+            // A timer firing after our deadline cannot serve: arm one for this read.
+            if self
+                .timer
+                .as_ref()
+                .is_none_or(|(fires_at, _)| *fires_at > deadline)
+            {
+                let timer = Box::pin(Delay::from(Duration::from_millis(deadline - now)));
+                self.timer = Some((deadline, timer));
+            }
+            let Some((_, timer)) = self.timer.as_mut() else {
+                return Err(TransportError::Timeout);
+            };
+            let next = pin!(stream.next());
+            match select(next, timer.as_mut()).await {
+                Either::Left((Some(Ok(bytes)), _)) => return Ok(Some(bytes)),
+                Either::Left((Some(Err(e)), _)) => {
+                    return Err(TransportError::Reset(e.to_string()))
+                }
+                Either::Left((None, _)) => {
+                    self.complete = true;
+                    self.timer = None;
+                    return Ok(None);
+                }
+                // Fired: either our deadline passed, or it was an earlier, shorter one.
+                Either::Right(_) => self.timer = None,
+            }
         }
     }
 
