@@ -18,7 +18,7 @@ fn table(first_mock: Value) -> RoutingTable {
             "deployments": {
                 "m1": {"provider": "first", "model": "mock-one", "context_window": 1000, "retry": {"max_attempts": 1}},
                 "m2": {"provider": "ok", "model": "mock-two", "context_window": 1000}},
-            "routes": {"r": {"chain": ["m1", "m2"]}}})
+            "routes": {"r": {"chain": ["m1", "m2"], "resume": "off"}}})
         .to_string(),
     )
     .unwrap()
@@ -126,4 +126,34 @@ fn latency_and_slow_chunks_hit_the_deadlines() {
     let (_, sse, _, _) = run(&t, true);
     assert!(sse.contains("\"code\":\"timeout_idle\""), "{sse}");
     assert!(!sse.contains("[DONE]") && !sse.contains("mock-two"));
+}
+
+#[test]
+fn a_cut_mock_stream_is_resumed_by_prefill_into_the_whole_answer() {
+    let t = parse_table(
+        &json!({"version": 1,
+            "providers": {"cut": {"kind": "mock", "mock": {"cut_after_chunks": 4}}},
+            "deployments": {"m": {"provider": "cut", "model": "mock-one", "context_window": 1000}},
+            "routes": {"r": {"chain": ["m"]}}})
+        .to_string(),
+    )
+    .unwrap();
+    let (_, full, _, _) = run(&t, false);
+    let full: Value = serde_json::from_str(&full).unwrap();
+    let (_, sse, _, _) = run(&t, true);
+    let streamed: String = sse
+        .split("\n\n")
+        .filter_map(|e| e.strip_prefix("data: "))
+        .filter_map(|d| serde_json::from_str::<Value>(d).ok())
+        .filter_map(|c| {
+            c["choices"][0]["delta"]["content"]
+                .as_str()
+                .map(str::to_string)
+        })
+        .collect();
+    assert_eq!(
+        streamed,
+        full["choices"][0]["message"]["content"].as_str().unwrap()
+    );
+    assert!(sse.ends_with("data: [DONE]\n\n"));
 }
