@@ -9,7 +9,7 @@ pub mod mock;
 pub mod openai;
 
 use crate::api::ChatRequest;
-use crate::config::{Deployment, ProviderKind, RoutingTable};
+use crate::config::{Deployment, HttpProvider, ProviderKind, RoutingTable};
 use crate::resilience::{ErrorClass, UpstreamError};
 use crate::usage::Usage;
 
@@ -32,6 +32,37 @@ pub struct HttpRequest {
 /// Looks up Worker secrets by name.
 pub trait Secrets {
     fn get(&self, name: &str) -> Option<String>;
+}
+
+/// The provider's API key from the Worker secret it names, if it names one. A missing,
+/// empty or multi-line secret is an auth error of this deployment (the chain moves on).
+pub fn api_key(
+    http: &HttpProvider,
+    deployment: &Deployment,
+    secrets: &dyn Secrets,
+) -> Result<Option<String>, UpstreamError> {
+    let Some(secret) = &http.api_key_secret else {
+        return Ok(None);
+    };
+    let key = secrets
+        .get(secret)
+        .filter(|k| !k.is_empty())
+        .ok_or_else(|| {
+            UpstreamError::new(
+                ErrorClass::AuthError,
+                format!(
+                    "Worker secret {secret:?} for deployment {:?} is not set",
+                    deployment.name
+                ),
+            )
+        })?;
+    if key.bytes().any(|b| b == b'\r' || b == b'\n') {
+        return Err(UpstreamError::new(
+            ErrorClass::AuthError,
+            format!("Worker secret {secret:?} contains a line break"),
+        ));
+    }
+    Ok(Some(key))
 }
 
 /// Where an attempt goes: over the network in some format, or to the built-in mock (which

@@ -27,8 +27,8 @@
 use super::messages::{convert_messages, invalid};
 use crate::api::ChatRequest;
 use crate::config::{AnthropicProvider, Deployment};
-use crate::providers::{HttpRequest, Secrets};
-use crate::resilience::{ErrorClass, UpstreamError};
+use crate::providers::{api_key, HttpRequest, Secrets};
+use crate::resilience::UpstreamError;
 use serde_json::{json, Map, Value};
 
 pub fn build_request(
@@ -58,25 +58,7 @@ fn headers(
 ) -> Result<Vec<(String, String)>, UpstreamError> {
     let mut headers: Vec<(String, String)> = Vec::with_capacity(p.http.headers.len() + 4);
     headers.push(("content-type".into(), "application/json".into()));
-    if let Some(secret) = &p.http.api_key_secret {
-        let key = secrets
-            .get(secret)
-            .filter(|k| !k.is_empty())
-            .ok_or_else(|| {
-                UpstreamError::new(
-                    ErrorClass::AuthError,
-                    format!(
-                        "Worker secret {secret:?} for deployment {:?} is not set",
-                        deployment.name
-                    ),
-                )
-            })?;
-        if key.bytes().any(|b| b == b'\r' || b == b'\n') {
-            return Err(UpstreamError::new(
-                ErrorClass::AuthError,
-                format!("Worker secret {secret:?} contains a line break"),
-            ));
-        }
+    if let Some(key) = api_key(&p.http, deployment, secrets)? {
         headers.push(("x-api-key".into(), key));
     }
     headers.push(("anthropic-version".into(), p.version.clone()));

@@ -1,6 +1,7 @@
 //! Tests of the request builder: the OpenAI fixture, parameters, tools, secrets, native bodies.
 
 use super::*;
+use crate::resilience::ErrorClass;
 use crate::api::ClientFormat;
 use crate::config::{Capabilities, HttpProvider, Price, DEFAULT_TIMEOUTS};
 

@@ -26,8 +26,8 @@ use super::contents::{self, invalid};
 use super::schema;
 use crate::api::ChatRequest;
 use crate::config::{Deployment, HttpProvider};
-use crate::providers::{HttpRequest, Secrets};
-use crate::resilience::{ErrorClass, UpstreamError};
+use crate::providers::{api_key, HttpRequest, Secrets};
+use crate::resilience::UpstreamError;
 use serde_json::{json, Map, Value};
 
 pub fn build_request(
@@ -44,25 +44,7 @@ pub fn build_request(
         "application/json"
     };
     headers.push(("accept".into(), accept.into()));
-    if let Some(secret) = &provider.api_key_secret {
-        let key = secrets
-            .get(secret)
-            .filter(|k| !k.is_empty())
-            .ok_or_else(|| {
-                UpstreamError::new(
-                    ErrorClass::AuthError,
-                    format!(
-                        "Worker secret {secret:?} for deployment {:?} is not set",
-                        deployment.name
-                    ),
-                )
-            })?;
-        if key.bytes().any(|b| b == b'\r' || b == b'\n') {
-            return Err(UpstreamError::new(
-                ErrorClass::AuthError,
-                format!("Worker secret {secret:?} contains a line break"),
-            ));
-        }
+    if let Some(key) = api_key(provider, deployment, secrets)? {
         headers.push(("x-goog-api-key".into(), key));
     }
     for (k, v) in &provider.headers {

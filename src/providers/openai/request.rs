@@ -5,7 +5,7 @@
 
 use crate::api::ChatRequest;
 use crate::config::{Deployment, OpenAiProvider};
-use crate::providers::{HttpRequest, Secrets};
+use crate::providers::{api_key, HttpRequest, Secrets};
 use crate::resilience::{ErrorClass, UpstreamError};
 use serde_json::{Map, Value};
 
@@ -27,25 +27,7 @@ pub fn build_request(
         }
         .into(),
     ));
-    if let Some(secret) = &provider.api_key_secret {
-        let key = secrets
-            .get(secret)
-            .filter(|k| !k.is_empty())
-            .ok_or_else(|| {
-                UpstreamError::new(
-                    ErrorClass::AuthError,
-                    format!(
-                        "Worker secret {secret:?} for deployment {:?} is not set",
-                        deployment.name
-                    ),
-                )
-            })?;
-        if key.bytes().any(|b| b == b'\r' || b == b'\n') {
-            return Err(UpstreamError::new(
-                ErrorClass::AuthError,
-                format!("Worker secret {secret:?} contains a line break"),
-            ));
-        }
+    if let Some(key) = api_key(provider, deployment, secrets)? {
         headers.push(("authorization".into(), format!("Bearer {key}")));
     }
     for (k, v) in &provider.headers {
