@@ -1,9 +1,9 @@
 //! Tests of the request builder: the OpenAI fixture, parameters, tools, secrets, native bodies.
 
 use super::*;
-use crate::resilience::ErrorClass;
 use crate::api::ClientFormat;
 use crate::config::{Capabilities, HttpProvider, Price, DEFAULT_TIMEOUTS};
+use crate::resilience::ErrorClass;
 
 struct Keys;
 impl Secrets for Keys {
