@@ -1,4 +1,4 @@
-//! `Fetch`-based transport and clock. Timeouts race the fetch (or the next body read) against
+//! `fetch`-based transport and clock. Timeouts race the fetch (or the next body read) against
 //! a timer and abort the request when the timer wins, so a silent upstream never holds a
 //! connection past its deadline. Dropping a body aborts its fetch as well.
 
@@ -8,7 +8,9 @@ use futures_util::future::{select, Either};
 use futures_util::StreamExt;
 use std::pin::pin;
 use std::time::Duration;
-use worker::{AbortController, ByteStream, Delay, Fetch, Headers, Method, Request, RequestInit};
+use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen_futures::JsFuture;
+use worker::{ByteStream, Delay};
 
 pub struct WorkerClock;
 
@@ -25,18 +27,15 @@ pub struct FetchTransport;
 
 /// A response body: read whole (`arrayBuffer`) or as a stream, whichever is asked first.
 ///
-/// Timeouts between stream reads reuse one armed timer: a chunk that arrives in time leaves
-/// the timer running, and a timer that fires early (its deadline was set by an earlier read)
-/// is re-armed for what is left. So a steady stream costs about one timer per idle window
-/// instead of a setTimeout/clearTimeout pair per chunk.
+/// Each stream read races a fresh timer. (A timer kept armed across reads would be cheaper,
+/// but `worker::Delay` keeps the waker of the task that first polled it, and the runtime
+/// polls a response stream from a new task per pull: a reused timer would wake nobody.)
 pub struct FetchBody {
-    resp: Option<worker::Response>,
+    resp: Option<web_sys::Response>,
     stream: Option<ByteStream>,
-    controller: Option<AbortController>,
+    controller: Option<web_sys::AbortController>,
     /// Read to its end: nothing left to cancel.
     complete: bool,
-    /// The armed timer and when it fires (ms since the epoch).
-    timer: Option<(u64, std::pin::Pin<Box<Delay>>)>,
 }
 
 impl Drop for FetchBody {
@@ -48,54 +47,71 @@ impl Drop for FetchBody {
     }
 }
 
+fn js_error(e: JsValue) -> String {
+    e.dyn_ref::<js_sys::Error>()
+        .map(|e| String::from(e.message()))
+        .or_else(|| e.as_string())
+        .unwrap_or_else(|| format!("{e:?}"))
+}
+
 impl Transport for FetchTransport {
     type Body = FetchBody;
 
+    /// Calls the runtime's `fetch` directly (not through `worker::Fetch`), so the body stays a
+    /// `web_sys::Response` whose `arrayBuffer()` is read natively.
     async fn send(
         &self,
         req: HttpRequest,
         timeout_ms: u64,
     ) -> Result<ResponseHead<FetchBody>, TransportError> {
-        let headers = Headers::new();
+        let headers = web_sys::Headers::new().map_err(|e| TransportError::Connect(js_error(e)))?;
         for (k, v) in &req.headers {
             headers
                 .set(k, v)
-                .map_err(|e| TransportError::Connect(format!("bad header {k}: {e}")))?;
+                .map_err(|e| TransportError::Connect(format!("bad header {k}: {}", js_error(e))))?;
         }
-        let body = js_sys::Uint8Array::from(req.body.as_slice());
-        let mut init = RequestInit::new();
-        init.with_method(Method::Post)
-            .with_headers(headers)
-            .with_body(Some(body.into()));
-        let request = Request::new_with_init(&req.url, &init)
-            .map_err(|e| TransportError::Connect(e.to_string()))?;
-        let controller = AbortController::default();
-        let signal = controller.signal();
-        let fetch = Fetch::Request(request);
-        let sent = pin!(fetch.send_with_signal(&signal));
+        let controller =
+            web_sys::AbortController::new().map_err(|e| TransportError::Connect(js_error(e)))?;
+        let init = web_sys::RequestInit::new();
+        init.set_method("POST");
+        init.set_headers(&headers);
+        init.set_body(&js_sys::Uint8Array::from(req.body.as_slice()));
+        init.set_signal(Some(&controller.signal()));
+        let global: web_sys::WorkerGlobalScope = js_sys::global().unchecked_into();
+        let sent = pin!(JsFuture::from(
+            global.fetch_with_str_and_init(&req.url, &init)
+        ));
         let timer = pin!(Delay::from(Duration::from_millis(timeout_ms)));
         match select(sent, timer).await {
-            Either::Left((Ok(resp), _)) => {
-                let status = resp.status_code();
-                let headers = resp
-                    .headers()
-                    .entries()
-                    .map(|(k, v)| (k.to_ascii_lowercase(), v))
-                    .collect();
+            Either::Left((Ok(value), _)) => {
+                let resp: web_sys::Response = value
+                    .dyn_into()
+                    .map_err(|e| TransportError::Connect(js_error(e)))?;
+                let mut head = Vec::new();
+                if let Ok(Some(entries)) = js_sys::try_iter(&resp.headers()) {
+                    for entry in entries.flatten() {
+                        let pair = js_sys::Array::from(&entry);
+                        if let (Some(k), Some(v)) =
+                            (pair.get(0).as_string(), pair.get(1).as_string())
+                        {
+                            head.push((k.to_ascii_lowercase(), v));
+                        }
+                    }
+                }
+                let status = resp.status();
                 let body = FetchBody {
                     resp: Some(resp),
                     stream: None,
                     controller: Some(controller),
                     complete: false,
-                    timer: None,
                 };
                 Ok(ResponseHead {
                     status,
-                    headers,
+                    headers: head,
                     body,
                 })
             }
-            Either::Left((Err(e), _)) => Err(TransportError::Connect(e.to_string())),
+            Either::Left((Err(e), _)) => Err(TransportError::Connect(js_error(e))),
             Either::Right(_) => {
                 controller.abort();
                 Err(TransportError::Timeout)
@@ -106,55 +122,33 @@ impl Transport for FetchTransport {
 
 impl ResponseBody for FetchBody {
     async fn next_chunk(&mut self, timeout_ms: u64) -> Result<Option<Vec<u8>>, TransportError> {
-        if let Some(mut resp) = self.resp.take() {
-            self.stream = resp.stream().ok();
+        if let Some(resp) = self.resp.take() {
+            self.stream = resp.body().map(ByteStream::from);
         }
         let Some(stream) = self.stream.as_mut() else {
             return Ok(None);
         };
-        let deadline = WorkerClock.now_ms() + timeout_ms;
-        loop {
-            let now = WorkerClock.now_ms();
-            if now >= deadline {
-                return Err(TransportError::Timeout);
+        let next = pin!(stream.next());
+        let timer = pin!(Delay::from(Duration::from_millis(timeout_ms)));
+        match select(next, timer).await {
+            Either::Left((Some(Ok(bytes)), _)) => Ok(Some(bytes)),
+            Either::Left((Some(Err(e)), _)) => Err(TransportError::Reset(e.to_string())),
+            Either::Left((None, _)) => {
+                self.complete = true;
+                Ok(None)
             }
-            // A timer firing after our deadline cannot serve: arm one for this read.
-            if self
-                .timer
-                .as_ref()
-                .is_none_or(|(fires_at, _)| *fires_at > deadline)
-            {
-                let timer = Box::pin(Delay::from(Duration::from_millis(deadline - now)));
-                self.timer = Some((deadline, timer));
-            }
-            let Some((_, timer)) = self.timer.as_mut() else {
-                return Err(TransportError::Timeout);
-            };
-            let next = pin!(stream.next());
-            match select(next, timer.as_mut()).await {
-                Either::Left((Some(Ok(bytes)), _)) => return Ok(Some(bytes)),
-                Either::Left((Some(Err(e)), _)) => {
-                    return Err(TransportError::Reset(e.to_string()))
-                }
-                Either::Left((None, _)) => {
-                    self.complete = true;
-                    self.timer = None;
-                    return Ok(None);
-                }
-                // Fired: either our deadline passed, or it was an earlier, shorter one.
-                Either::Right(_) => self.timer = None,
-            }
+            Either::Right(_) => Err(TransportError::Timeout),
         }
     }
 
-    /// One `arrayBuffer()` call instead of a reader loop: far fewer JS round trips for
+    /// One native `arrayBuffer()` read instead of a reader loop: far fewer JS round trips for
     /// non-streaming answers and error bodies.
     async fn read_whole(
         &mut self,
         limit: usize,
         timeout_ms: u64,
     ) -> Option<Result<Option<Vec<u8>>, TransportError>> {
-        let mut resp = self.resp.take()?;
+        let resp = self.resp.take()?;
         let declared = resp
             .headers()
             .get("content-length")
@@ -164,14 +158,19 @@ impl ResponseBody for FetchBody {
         if declared.is_some_and(|n| n > limit) {
             return Some(Ok(None));
         }
-        let read = pin!(resp.bytes());
+        let buffer = match resp.array_buffer() {
+            Ok(p) => p,
+            Err(e) => return Some(Err(TransportError::Reset(js_error(e)))),
+        };
+        let read = pin!(JsFuture::from(buffer));
         let timer = pin!(Delay::from(Duration::from_millis(timeout_ms)));
         Some(match select(read, timer).await {
-            Either::Left((Ok(bytes), _)) => {
+            Either::Left((Ok(buf), _)) => {
                 self.complete = true;
-                Ok((bytes.len() <= limit).then_some(bytes))
+                let bytes = js_sys::Uint8Array::new(&buf);
+                Ok((bytes.length() as usize <= limit).then(|| bytes.to_vec()))
             }
-            Either::Left((Err(e), _)) => Err(TransportError::Reset(e.to_string())),
+            Either::Left((Err(e), _)) => Err(TransportError::Reset(js_error(e))),
             Either::Right(_) => Err(TransportError::Timeout),
         })
     }
