@@ -61,14 +61,14 @@ function textOf(content) {
   return content.filter((b) => b?.type === "text").map((b) => b.text).join("");
 }
 
-/** A route "claude" = [claude (Anthropic), backup (OpenAI-compatible)]. */
-function claudeTable({ provider = { anthropic_version: "2023-06-01", max_tokens_default: 777 }, claude = {}, backup = {} } = {}) {
+/** A route "claude" = [claude (Anthropic), backup (OpenAI-compatible)]; `route` adds route options. */
+function claudeTable({ provider = { anthropic_version: "2023-06-01", max_tokens_default: 777 }, claude = {}, backup = {}, route = {} } = {}) {
   return mixedTable(w, {
     deployments: {
       claude: { fake: fakeA, model: "claude-up-1", provider, ...claude },
       backup: { fake: fakeO, model: "gpt-up-backup", ...backup },
     },
-    routes: { claude: { chain: ["claude", "backup"] } },
+    routes: { claude: { chain: ["claude", "backup"], ...route } },
   });
 }
 
@@ -600,8 +600,9 @@ test("stream: persistent overloaded_error before content -> invisible fallback t
   assert.deepEqual(t.allHits(), { claude: 2, backup: 1 });
 });
 
+// The bare after-commit contract (no mid-stream resume: resume.test.mjs covers resuming).
 test("stream: overloaded_error after content -> in-band error event, no [DONE], no fallback", async () => {
-  const t = await claudeTable();
+  const t = await claudeTable({ route: { resume: "off" } });
   t.script("claude", [A.ok("One two three four five.", { errorAfterChunks: 2 })]);
   t.script("backup", [steps.ok("must not be used")]);
   const r = await chatStream(w, { model: "claude", messages: USER_MSG });
@@ -619,7 +620,7 @@ test("stream: overloaded_error after content -> in-band error event, no [DONE], 
 });
 
 test("stream: overloaded after content, openai SDK client -> the SDK raises instead of returning a truncated answer", async () => {
-  const t = await claudeTable();
+  const t = await claudeTable({ route: { resume: "off" } });
   t.script("claude", [A.ok("Alpha beta gamma delta.", { errorAfterChunks: 1 })]);
   const stream = await client.chat.completions.create({ model: "claude", messages: USER_MSG, stream: true });
   let content = "";

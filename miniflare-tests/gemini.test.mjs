@@ -47,14 +47,14 @@ function field(obj, camel) {
 }
 const partsText = (parts) => (parts ?? []).map((p) => p.text ?? "").join("");
 
-/** A route "gem" = [gem (Gemini), backup (OpenAI-compatible)]. */
-function geminiTable({ gem = {}, backup = {} } = {}) {
+/** A route "gem" = [gem (Gemini), backup (OpenAI-compatible)]; `route` adds route options. */
+function geminiTable({ gem = {}, backup = {}, route = {} } = {}) {
   return mixedTable(w, {
     deployments: {
       gem: { fake: fakeG, model: "gemini-up-2.0-flash", ...gem },
       backup: { fake: fakeO, model: "gpt-up-backup", ...backup },
     },
-    routes: { gem: { chain: ["gem", "backup"] } },
+    routes: { gem: { chain: ["gem", "backup"], ...route } },
   });
 }
 
@@ -510,8 +510,9 @@ test("stream closed before any content -> invisible retry", async () => {
   assert.deepEqual(t.allHits(), { gem: 2, backup: 0 });
 });
 
+// The bare after-commit contract (no mid-stream resume: resume.test.mjs covers resuming).
 test("stream ends (connection closed) without finishReason after content -> in-band error, no [DONE]", async () => {
-  const t = await geminiTable();
+  const t = await geminiTable({ route: { resume: "off" } });
   t.script("gem", [G.ok("One two three four.", { closeAfterChunks: 2 })]);
   const r = await chatStream(w, { model: "gem", messages: USER_MSG });
   assert.equal(r.status, 200);
@@ -526,7 +527,7 @@ test("stream ends (connection closed) without finishReason after content -> in-b
 });
 
 test("stream reset after content -> in-band error, no [DONE]", async () => {
-  const t = await geminiTable();
+  const t = await geminiTable({ route: { resume: "off" } });
   t.script("gem", [G.ok("Alpha beta gamma delta.", { cutAfterChunks: 1 })]);
   const r = await chatStream(w, { model: "gem", messages: USER_MSG });
   assert.equal(sseContent(r.events), "Alpha");

@@ -290,10 +290,10 @@ test("raw stream from an Anthropic deployment: canonical event sequence", async 
 
 // ---------------------------------------------------------------- (b) OpenAI-compatible deployment
 
-function gptTable() {
+function gptTable(route = {}) {
   return mixedTable(w, {
     deployments: { gpt: { fake: fakeO, model: "gpt-up-1" }, gpt2: { fake: fakeO, model: "gpt-up-2" } },
-    routes: { gpt: { chain: ["gpt", "gpt2"] } },
+    routes: { gpt: { chain: ["gpt", "gpt2"], ...route } },
   });
 }
 
@@ -698,8 +698,9 @@ test("stream: Anthropic overloaded after content -> event: error overloaded_erro
   assert.equal(text, "Alpha");
 });
 
+// The bare after-commit contract (no mid-stream resume: resume.test.mjs covers resuming).
 test("stream: OpenAI-compatible upstream cut after content -> event: error api_error, no message_stop", async () => {
-  const t = await gptTable();
+  const t = await gptTable({ resume: "off" });
   t.script("gpt", [steps.ok("One two three four.", { cutAfterChunks: 2 })]);
   const r = await messagesStream({ model: "gpt", max_tokens: 50, messages: USER });
   assert.equal(r.status, 200);
@@ -712,7 +713,7 @@ test("stream: OpenAI-compatible upstream cut after content -> event: error api_e
 });
 
 test("stream: upstream stalls after content -> event: error timeout_error, no message_stop", async () => {
-  const t = await gptTable();
+  const t = await gptTable({ resume: "off" });
   t.script("gpt", [steps.ok("One two three four.", { stallAfterChunks: 2 })]);
   const r = await messagesStream({ model: "gpt", max_tokens: 50, messages: USER }, { timeoutMs: 5000 });
   assert.equal(r.status, 200);

@@ -1,6 +1,6 @@
 // Streaming faults: before the commit (first content chunk) they are invisible to the caller;
-// after it, the stream ends with an in-band error event and no [DONE]. Streams that finish
-// without [DONE] are finalised at once.
+// after it (with mid-stream resume off: resume.test.mjs covers resuming), the stream ends with an
+// in-band error event and no [DONE]. Streams that finish without [DONE] are finalised at once.
 
 import { test, before, after, beforeEach } from "node:test";
 import assert from "node:assert/strict";
@@ -22,12 +22,15 @@ beforeEach(() => fake.reset());
 const ROUTE = "gw-stream";
 const body = (extra = {}) => ({ model: ROUTE, messages: USER_MSG, ...extra });
 
-function twoDeployments(depExtra = {}) {
+function twoDeployments(depExtra = {}, route = {}) {
   return scenarioTable(w, fake, {
     deployments: { primary: depExtra.primary ?? {}, secondary: depExtra.secondary ?? {} },
-    routes: { [ROUTE]: { chain: ["primary", "secondary"] } },
+    routes: { [ROUTE]: { chain: ["primary", "secondary"], ...route } },
   });
 }
+
+/** The bare after-commit contract: mid-stream resume off (resume.test.mjs covers resuming). */
+const NO_RESUME = { resume: "off" };
 
 /** The stream ended with an in-band error event of `code` and no [DONE]. */
 function assertInBandError(r, code) {
@@ -114,7 +117,7 @@ test("stall before the first content chunk (headers, role chunk, then nothing) -
 // ---------------------------------------------------------------- after commit: in-band error
 
 test("stream cut mid-answer (after commit) -> in-band stream_cut error, no [DONE], no fallback", async () => {
-  const t = await twoDeployments();
+  const t = await twoDeployments({}, NO_RESUME);
   t.script("primary", [{ ok: "one two three four five six", cutAfterChunks: 2 }]);
   t.script("secondary", [{ ok: "must not be used" }]);
   const r = await chatStream(w, body());
@@ -126,7 +129,7 @@ test("stream cut mid-answer (after commit) -> in-band stream_cut error, no [DONE
 });
 
 test("stream stall after commit -> in-band timeout_idle error after ~idle_ms, no [DONE]", async () => {
-  const t = await twoDeployments();
+  const t = await twoDeployments({}, NO_RESUME);
   t.script("primary", [{ ok: "alpha beta gamma delta", stallAfterChunks: 2 }]);
   t.script("secondary", [{ ok: "must not be used" }]);
   const r = await chatStream(w, body(), { timeoutMs: 5000 });
@@ -146,7 +149,7 @@ test("slow but steady chunks (each gap < idle_ms) are not an idle timeout", asyn
 });
 
 test("malformed chunk after commit -> in-band malformed_response error, no [DONE]", async () => {
-  const t = await twoDeployments();
+  const t = await twoDeployments({}, NO_RESUME);
   t.script("primary", [{ ok: "first second third", malformedAfterChunks: 2 }]);
   t.script("secondary", [{ ok: "must not be used" }]);
   const r = await chatStream(w, body());
@@ -158,7 +161,7 @@ test("malformed chunk after commit -> in-band malformed_response error, no [DONE
 });
 
 test("in-band upstream error after commit -> in-band upstream_error event, no [DONE]", async () => {
-  const t = await twoDeployments();
+  const t = await twoDeployments({}, NO_RESUME);
   t.script("primary", [{ ok: "partial answer then boom", errorAfterChunks: 2 }]);
   t.script("secondary", [{ ok: "must not be used" }]);
   const r = await chatStream(w, body());

@@ -25,6 +25,11 @@
 //     cutAfterChunks?,           // stream: N content deltas, then the socket is destroyed
 //     stallAfterChunks?,         // stream: N content deltas, then silence until close()
 //     noPing?: true,
+//     malformedAfterChunks?,     // stream: N content deltas, then `event: content_block_delta` with
+//                                //   `data: {not json`, then end
+//     continuePrefill?: true,    // when the last message is an assistant message (a prefill) whose
+//                                //   text is a prefix of `ok`, answer only ok.slice(prefill.length);
+//                                //   the fault options then count deltas of that rest
 //   }
 //   { status: 429, headers?, body?: object | string, delayMs? }   any HTTP error (see `steps` below)
 //   { reset: true, delayMs? }    destroy the socket before sending any header
@@ -33,7 +38,7 @@
 // "Content deltas" count text_delta and input_json_delta events.
 
 import http from "node:http";
-import { words } from "./fake-openai.mjs";
+import { words, prefillText } from "./fake-openai.mjs";
 
 /** Error bodies, verbatim from /work/shared/fixtures/anthropic/error_*.json. */
 export const ANTHROPIC_ERRORS = {
@@ -189,7 +194,9 @@ export async function startFakeAnthropic({ host = "127.0.0.1" } = {}) {
 
     const model = step.model ?? `claude-fake-${scenario}`;
     const id = step.id ?? `msg_fake${String(++idSeq).padStart(6, "0")}`;
-    const textTokens = step.ok === "" ? [] : words(step.ok);
+    const prefill = step.continuePrefill ? prefillText(body) : null;
+    const answerText = prefill !== null && step.ok.startsWith(prefill) ? step.ok.slice(prefill.length) : step.ok;
+    const textTokens = answerText === "" ? [] : words(answerText);
     const tools = (step.toolUse === undefined ? [] : Array.isArray(step.toolUse) ? step.toolUse : [step.toolUse]).map(
       (t, i) => ({ id: t.id ?? `toolu_fake${idSeq}_${i}`, name: t.name, input: t.input ?? {} }),
     );
@@ -206,7 +213,7 @@ export async function startFakeAnthropic({ host = "127.0.0.1" } = {}) {
       if (closed) return;
       const content = [];
       if (step.thinking !== undefined) content.push({ type: "thinking", thinking: step.thinking, signature });
-      if (textTokens.length) content.push({ type: "text", text: step.ok });
+      if (textTokens.length) content.push({ type: "text", text: answerText });
       for (const t of tools) content.push({ type: "tool_use", id: t.id, name: t.name, input: t.input, caller: { type: "direct" } });
       const answer = {
         model,
@@ -299,7 +306,12 @@ export async function startFakeAnthropic({ host = "127.0.0.1" } = {}) {
     events.push(["message_delta", { delta: { stop_reason: stopReason, stop_sequence: step.stopSequence ?? null }, usage: { output_tokens: outputTokens } }]);
     events.push(["message_stop", {}]);
 
-    const limit = Math.min(step.errorAfterChunks ?? Infinity, step.cutAfterChunks ?? Infinity, step.stallAfterChunks ?? Infinity);
+    const limit = Math.min(
+      step.errorAfterChunks ?? Infinity,
+      step.cutAfterChunks ?? Infinity,
+      step.stallAfterChunks ?? Infinity,
+      step.malformedAfterChunks ?? Infinity,
+    );
     let sent = 0;
     let first = true;
     let broke = false;
@@ -330,6 +342,12 @@ export async function startFakeAnthropic({ host = "127.0.0.1" } = {}) {
     if (step.cutAfterChunks !== undefined) {
       await sleep(20);
       req.socket.destroy();
+      return;
+    }
+    if (step.malformedAfterChunks !== undefined) {
+      await write("event: content_block_delta\ndata: {not json\n\n");
+      await sleep(20);
+      if (!closed) res.end();
       return;
     }
     // stallAfterChunks: silence until close()

@@ -16,6 +16,13 @@
 //     noDone?: true | "close",   // stream: full stream (finish + usage if asked) without [DONE];
 //                                //   true = connection stays open, "close" = response ends
 //     noUsage?: true,            // stream: ignore stream_options.include_usage (no usage chunk)
+//     inBandError?: {...},       // with errorAfterChunks: the `error` object sent in-band
+//                                //   (default a server_error; e.g. FIXTURE_ERRORS.overloaded.error)
+//     pieces?: ["Hel", "lo "],   // stream: explicit content chunks (joined = ok) instead of words
+//     continuePrefill?: true,    // when the request's last message is an assistant message (a
+//                                //   prefill, with or without "prefix": true) whose text is a
+//                                //   prefix of `ok`, answer only the rest: ok.slice(prefill.length);
+//                                //   the fault options then count chunks of that rest
 //   }
 //   { status: 429, headers?: {...}, body?: object | string, delayMs? }   any HTTP error answer
 //   { reset: true, delayMs? }    destroy the socket before sending any header
@@ -123,6 +130,18 @@ export function words(text) {
   const trailing = text.slice(out.join("").length);
   if (trailing) out[out.length - 1] += trailing;
   return out;
+}
+
+/**
+ * The text of a trailing assistant message (a prefill), or null. Content may be a string or an
+ * array of text parts.
+ */
+export function prefillText(body) {
+  const last = Array.isArray(body?.messages) ? body.messages.at(-1) : undefined;
+  if (!last || last.role !== "assistant") return null;
+  if (typeof last.content === "string") return last.content;
+  if (Array.isArray(last.content)) return last.content.map((p) => (typeof p === "string" ? p : p?.text ?? "")).join("");
+  return null;
 }
 
 function countTokens(messages) {
@@ -233,7 +252,10 @@ export async function startFake({ host = "127.0.0.1" } = {}) {
     const model = step.model ?? `fake-${scenario}`;
     const id = step.id ?? `chatcmpl-fake${++idSeq}`;
     const created = Math.floor(Date.now() / 1000);
-    const tokens = words(step.ok);
+    const prefill = step.continuePrefill ? prefillText(body) : null;
+    const continues = prefill !== null && step.ok.startsWith(prefill);
+    const answerText = continues ? step.ok.slice(prefill.length) : step.ok;
+    const tokens = continues ? words(answerText) : step.pieces ? [...step.pieces] : words(step.ok);
     const usage = step.usage ?? {
       prompt_tokens: countTokens(body?.messages),
       completion_tokens: tokens.length,
@@ -253,7 +275,7 @@ export async function startFake({ host = "127.0.0.1" } = {}) {
         choices: [
           {
             index: 0,
-            message: { role: "assistant", content: step.ok, refusal: null, annotations: [] },
+            message: { role: "assistant", content: answerText, refusal: null, annotations: [] },
             logprobs: null,
             finish_reason: "stop",
           },
@@ -322,7 +344,8 @@ export async function startFake({ host = "127.0.0.1" } = {}) {
       return;
     }
     if (step.errorAfterChunks !== undefined) {
-      write(`data: ${JSON.stringify({ error: { message: "fake in-band upstream failure", type: "server_error", param: null, code: null } })}\n\n`);
+      const error = step.inBandError ?? { message: "fake in-band upstream failure", type: "server_error", param: null, code: null };
+      write(`data: ${JSON.stringify({ error })}\n\n`);
       if (!closed) res.end();
       return;
     }
