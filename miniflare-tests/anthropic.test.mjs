@@ -273,7 +273,8 @@ test("extended thinking and prompt caching: thinking kept out of content, cached
 });
 
 test("stream written in 3-byte pieces (events split anywhere) -> the same clean stream", async () => {
-  const t = await claudeTable();
+  // Hundreds of 1 ms-apart writes: room for the whole attempt on a loaded machine.
+  const t = await claudeTable({ claude: { timeouts: { attempt_ms: 20000 } } });
   t.script("claude", [A.ok("Zürich — naïve café ☕ works.", { splitBytes: 3, toolUse: { name: "get_weather", input: { location: "Zürich" } } })]);
   const stream = await client.chat.completions.create({ model: "claude", messages: USER_MSG, tools: [WEATHER_TOOL], stream: true });
   const s = await collectSdkStream(stream);

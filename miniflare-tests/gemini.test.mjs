@@ -220,7 +220,9 @@ test("thought summaries (thought: true parts) are not content; stop and json_obj
 });
 
 test("CRLF stream written in 3-byte pieces (CR and LF split apart) -> the same clean stream", async () => {
-  const t = await geminiTable();
+  // Hundreds of 1 ms-apart writes: give the whole attempt room on a loaded machine (the
+  // gaps stay far below idle_ms, which is what this test is about).
+  const t = await geminiTable({ gem: { timeouts: { attempt_ms: 20000 } } });
   t.script("gem", [G.ok("Ünïcödé spans — and ☕ too.", { splitBytes: 3 })]);
   const r = await chatStream(w, { model: "gem", messages: USER_MSG });
   assert.equal(r.status, 200);

@@ -153,7 +153,8 @@ function assertAnthropicError(r, status, type) {
 function claudeTable() {
   return mixedTable(w, {
     deployments: {
-      claude: { fake: fakeA, model: "claude-up-1", provider: { anthropic_version: "2023-06-01" } },
+      // attempt_ms: room for the split-write streams below on a loaded machine.
+      claude: { fake: fakeA, model: "claude-up-1", provider: { anthropic_version: "2023-06-01" }, timeouts: { attempt_ms: 20000 } },
       gpt: { fake: fakeO, model: "gpt-up-1" },
     },
     routes: { claude: { chain: ["claude", "gpt"] } },
