@@ -62,7 +62,7 @@ fn run(t: &RoutingTable, script: &Script, clock: &ManualClock, body: Value) -> R
     };
     let route = t.route("r").unwrap();
     Run {
-        outcome: block_on(engine.run(route, &req, ctx)),
+        outcome: block_on(engine.run(route, &std::rc::Rc::new(req), ctx)),
         clock: clock.clone(),
         script: script.clone(),
         table: t.clone(),

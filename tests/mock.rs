@@ -41,7 +41,7 @@ fn run(t: &RoutingTable, stream: bool) -> (u16, String, String, ManualClock) {
         started_ms: 0,
         jitter_seed: 1,
     };
-    let out = block_on(engine.run(t.route("r").unwrap(), &req, ctx));
+    let out = block_on(engine.run(t.route("r").unwrap(), &std::rc::Rc::new(req), ctx));
     assert!(
         script.requests.borrow().is_empty(),
         "the mock never touches the network"

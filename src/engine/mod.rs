@@ -24,6 +24,7 @@ use crate::resilience::backoff::{earliest_next_start, Jitter};
 use crate::resilience::policy::{decide, Action, Decision};
 use crate::resilience::UpstreamError;
 use attempt::{run_attempt, AttemptInput, AttemptOutcome};
+use std::rc::Rc;
 
 pub struct Engine<'a, T, C> {
     pub table: &'a RoutingTable,
@@ -44,7 +45,7 @@ impl<T: Transport, C: Clock> Engine<'_, T, C> {
     pub async fn run(
         &self,
         route: &Route,
-        req: &ChatRequest,
+        req: &Rc<ChatRequest>,
         ctx: RequestContext,
     ) -> Outcome<T::Body> {
         let mut meta = Meta {

@@ -19,9 +19,11 @@ use crate::providers::build_target;
 use crate::resilience::{ErrorClass, UpstreamError};
 use crate::usage::Usage;
 use serde_json::{json, Value};
+use std::rc::Rc;
 
 pub struct ResumeState {
-    req: ChatRequest,
+    /// Shared with the glue: no copy of the (possibly large) request per stream.
+    req: Rc<ChatRequest>,
     route: Route,
     /// Chain index of the next deployment to resume on.
     cursor: usize,
@@ -37,13 +39,13 @@ pub struct ResumeState {
 
 impl ResumeState {
     pub fn new(
-        req: &ChatRequest,
+        req: &Rc<ChatRequest>,
         route: &Route,
         step_index: usize,
         request_deadline_ms: u64,
     ) -> Self {
         ResumeState {
-            req: req.clone(),
+            req: Rc::clone(req),
             route: route.clone(),
             cursor: step_index,
             used: 0,
@@ -169,12 +171,12 @@ impl<B: ResponseBody> CommittedStream<B> {
                 Method::Prefill => {
                     let text = delivered.text.trim_end();
                     (
-                        prefill_request(&self.resume.req, text, provider.prefill),
+                        Rc::new(prefill_request(&self.resume.req, text, provider.prefill)),
                         Filter::prefill(&delivered, self.resume.prior),
                     )
                 }
                 Method::Replay => (
-                    self.resume.req.clone(),
+                    Rc::clone(&self.resume.req),
                     Filter::replay(&delivered, self.resume.prior),
                 ),
             };

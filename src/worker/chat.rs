@@ -85,6 +85,7 @@ pub async fn handle(
         started_ms: started,
         jitter_seed: random_u64(),
     };
+    let chat = Rc::new(chat);
     match engine.run(route, &chat, ctx_req).await {
         Outcome::Complete {
             body,
