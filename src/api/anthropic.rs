@@ -4,94 +4,15 @@
 
 use super::chat::{ChatRequest, ClientFormat};
 use super::error::ApiError;
+use super::fields;
 use serde_json::{json, Map, Value};
 
 pub fn parse_messages_request(bytes: &[u8]) -> Result<ChatRequest, ApiError> {
-    let value: Value = serde_json::from_slice(bytes).map_err(|e| {
-        ApiError::new(
-            400,
-            "invalid_request_error",
-            "invalid_json",
-            format!("request body is not valid JSON: {e}"),
-        )
-    })?;
-    let Value::Object(native) = value else {
-        return Err(ApiError::new(
-            400,
-            "invalid_request_error",
-            "invalid_json",
-            "request body must be a JSON object",
-        ));
-    };
-    let model = match native.get("model") {
-        Some(Value::String(m)) if !m.trim().is_empty() => m.clone(),
-        Some(_) => {
-            return Err(ApiError::invalid(
-                "invalid_type",
-                "model",
-                "model: must be a non-empty string",
-            ))
-        }
-        None => {
-            return Err(ApiError::invalid(
-                "missing_required_parameter",
-                "model",
-                "model: Field required",
-            ))
-        }
-    };
-    match native.get("max_tokens") {
-        Some(v) if v.as_u64().is_some_and(|n| n >= 1) => {}
-        Some(_) => {
-            return Err(ApiError::invalid(
-                "invalid_value",
-                "max_tokens",
-                "max_tokens: must be a positive integer",
-            ))
-        }
-        None => {
-            return Err(ApiError::invalid(
-                "missing_required_parameter",
-                "max_tokens",
-                "max_tokens: Field required",
-            ))
-        }
-    }
-    let messages = match native.get("messages") {
-        Some(Value::Array(m)) if !m.is_empty() => m,
-        Some(Value::Array(_)) => {
-            return Err(ApiError::invalid(
-                "invalid_value",
-                "messages",
-                "messages: at least one message is required",
-            ))
-        }
-        Some(_) => {
-            return Err(ApiError::invalid(
-                "invalid_type",
-                "messages",
-                "messages: must be an array",
-            ))
-        }
-        None => {
-            return Err(ApiError::invalid(
-                "missing_required_parameter",
-                "messages",
-                "messages: Field required",
-            ))
-        }
-    };
-    let stream = match native.get("stream") {
-        None | Some(Value::Null) => false,
-        Some(Value::Bool(b)) => *b,
-        Some(_) => {
-            return Err(ApiError::invalid(
-                "invalid_type",
-                "stream",
-                "stream: must be a boolean",
-            ))
-        }
-    };
+    let native = fields::json_object(bytes)?;
+    let model = fields::model(&native)?;
+    fields::positive_int(&native, "max_tokens")?;
+    let messages = fields::messages(&native)?;
+    let stream = fields::flag(&native, "stream")?;
 
     let mut out: Vec<Value> = Vec::new();
     let mut prompt_chars = 0;

@@ -2,6 +2,7 @@
 //! with the whole JSON object kept so unknown fields reach a same-format upstream untouched.
 
 use super::error::ApiError;
+use super::fields;
 use serde_json::{Map, Value};
 
 /// The wire format the client speaks (and gets its answer in).
@@ -39,63 +40,9 @@ const ROLES: [&str; 6] = [
 ];
 
 pub fn parse_chat_request(bytes: &[u8]) -> Result<ChatRequest, ApiError> {
-    let value: Value = serde_json::from_slice(bytes).map_err(|e| {
-        ApiError::new(
-            400,
-            "invalid_request_error",
-            "invalid_json",
-            format!("request body is not valid JSON: {e}"),
-        )
-    })?;
-    let Value::Object(body) = value else {
-        return Err(ApiError::new(
-            400,
-            "invalid_request_error",
-            "invalid_json",
-            "request body must be a JSON object",
-        ));
-    };
-    let model = match body.get("model") {
-        Some(Value::String(m)) if !m.trim().is_empty() => m.clone(),
-        Some(_) => {
-            return Err(ApiError::invalid(
-                "invalid_type",
-                "model",
-                "`model` must be a non-empty string",
-            ))
-        }
-        None => {
-            return Err(ApiError::invalid(
-                "missing_required_parameter",
-                "model",
-                "missing required parameter: `model`",
-            ))
-        }
-    };
-    let messages = match body.get("messages") {
-        Some(Value::Array(m)) if !m.is_empty() => m,
-        Some(Value::Array(_)) => {
-            return Err(ApiError::invalid(
-                "invalid_value",
-                "messages",
-                "`messages` must not be empty",
-            ))
-        }
-        Some(_) => {
-            return Err(ApiError::invalid(
-                "invalid_type",
-                "messages",
-                "`messages` must be an array",
-            ))
-        }
-        None => {
-            return Err(ApiError::invalid(
-                "missing_required_parameter",
-                "messages",
-                "missing required parameter: `messages`",
-            ))
-        }
-    };
+    let body = fields::json_object(bytes)?;
+    let model = fields::model(&body)?;
+    let messages = fields::messages(&body)?;
     let mut prompt_chars = 0;
     for (i, m) in messages.iter().enumerate() {
         let param = format!("messages[{i}]");
@@ -125,17 +72,7 @@ pub fn parse_chat_request(bytes: &[u8]) -> Result<ChatRequest, ApiError> {
         }
         prompt_chars += content_chars(m.get("content"));
     }
-    let stream = match body.get("stream") {
-        None | Some(Value::Null) => false,
-        Some(Value::Bool(b)) => *b,
-        Some(_) => {
-            return Err(ApiError::invalid(
-                "invalid_type",
-                "stream",
-                "`stream` must be a boolean",
-            ))
-        }
-    };
+    let stream = fields::flag(&body, "stream")?;
     let include_usage = match body.get("stream_options") {
         None | Some(Value::Null) => false,
         Some(Value::Object(o)) => match o.get("include_usage") {

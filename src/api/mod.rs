@@ -3,6 +3,7 @@
 pub mod anthropic;
 pub mod chat;
 pub mod error;
+mod fields;
 
 pub use chat::{parse_chat_request, ChatRequest, ClientFormat};
 pub use error::ApiError;
