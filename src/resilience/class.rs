@@ -84,6 +84,21 @@ pub struct UpstreamError {
     pub body: Option<Vec<u8>>,
 }
 
+/// What to say about an error response whose body carries no parsable message: the status
+/// and the start of the body (at most 300 characters).
+pub fn http_body_message(status: u16, body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(body);
+    let text = text.trim();
+    if text.is_empty() {
+        return format!("upstream answered HTTP {status}");
+    }
+    let cut = text.char_indices().nth(300).map_or(text.len(), |(i, _)| i);
+    format!(
+        "upstream answered HTTP {status}: {}",
+        text.get(..cut).unwrap_or(text)
+    )
+}
+
 impl UpstreamError {
     pub fn new(class: ErrorClass, message: impl Into<String>) -> Self {
         UpstreamError {

@@ -5,4 +5,4 @@ pub mod class;
 pub mod policy;
 pub mod retry_after;
 
-pub use class::{ErrorClass, UpstreamError};
+pub use class::{http_body_message, ErrorClass, UpstreamError};

@@ -3,7 +3,7 @@
 //! (a 200 body or an `event: error` in a stream) by error `type` alone. Message text is only
 //! used to tell "prompt is too long" and content-policy blocks apart from other 400s.
 
-use crate::resilience::{ErrorClass, UpstreamError};
+use crate::resilience::{http_body_message, ErrorClass, UpstreamError};
 use serde_json::Value;
 
 /// Classifies a non-2xx response. Keeps the status, body and Retry-After hint.
@@ -22,7 +22,7 @@ pub fn classify_error(status: u16, body: &[u8], retry_after_ms: Option<u64>) -> 
                 .map(str::to_string)
                 .or_else(|| e.as_str().map(str::to_string))
         })
-        .unwrap_or_else(|| fallback_message(status, body));
+        .unwrap_or_else(|| http_body_message(status, body));
     let lower = message.to_ascii_lowercase();
     let class = match status {
         429 => ErrorClass::RateLimited,
@@ -101,23 +101,6 @@ fn is_content_policy(kind: &str, lower_message: &str) -> bool {
         || lower_message.contains("content filtering policy")
         || lower_message.contains("blocked by content filter")
         || (lower_message.contains("usage policy") && lower_message.contains("violat"))
-}
-
-fn fallback_message(status: u16, body: &[u8]) -> String {
-    let text = String::from_utf8_lossy(body);
-    let text = text.trim();
-    if text.is_empty() {
-        format!("upstream answered HTTP {status}")
-    } else {
-        format!("upstream answered HTTP {status}: {}", truncate(text, 300))
-    }
-}
-
-fn truncate(s: &str, max: usize) -> &str {
-    match s.char_indices().nth(max) {
-        Some((i, _)) => s.get(..i).unwrap_or(s),
-        None => s,
-    }
 }
 
 #[cfg(test)]

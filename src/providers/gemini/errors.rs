@@ -5,7 +5,7 @@
 //! `INVALID_ARGUMENT`. A `google.rpc.RetryInfo.retryDelay` is the retry hint when the HTTP
 //! `Retry-After` header gave none (Gemini documents no rate-limit headers).
 
-use crate::resilience::{ErrorClass, UpstreamError};
+use crate::resilience::{http_body_message, ErrorClass, UpstreamError};
 use serde_json::Value;
 
 pub fn classify_error(status: u16, body: &[u8], retry_after_ms: Option<u64>) -> UpstreamError {
@@ -15,15 +15,7 @@ pub fn classify_error(status: u16, body: &[u8], retry_after_ms: Option<u64>) -> 
         .and_then(|e| e.get("message"))
         .and_then(Value::as_str)
         .map(str::to_string)
-        .unwrap_or_else(|| {
-            let text = String::from_utf8_lossy(body);
-            let text = text.trim();
-            if text.is_empty() {
-                format!("upstream answered HTTP {status}")
-            } else {
-                format!("upstream answered HTTP {status}: {}", truncate(text, 300))
-            }
-        });
+        .unwrap_or_else(|| http_body_message(status, body));
     let class = match err {
         Some(e) => class_of(status, e, &message),
         None => class_of(status, &Value::Null, &message),
@@ -176,13 +168,6 @@ fn parse_duration_ms(s: &str) -> Option<u64> {
         }
     }
     Some(ms)
-}
-
-fn truncate(s: &str, max: usize) -> &str {
-    match s.char_indices().nth(max) {
-        Some((i, _)) => s.get(..i).unwrap_or(s),
-        None => s,
-    }
 }
 
 #[cfg(test)]

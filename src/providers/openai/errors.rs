@@ -1,7 +1,7 @@
 //! Classifies an OpenAI-style error (HTTP status + `{"error": {...}}` body) into the taxonomy.
 //! Status and `code`/`type` decide; message text is only a hint for servers that send no code.
 
-use crate::resilience::{ErrorClass, UpstreamError};
+use crate::resilience::{http_body_message, ErrorClass, UpstreamError};
 use serde_json::Value;
 
 pub fn classify_error(status: u16, body: &[u8], retry_after_ms: Option<u64>) -> UpstreamError {
@@ -21,15 +21,7 @@ pub fn classify_error(status: u16, body: &[u8], retry_after_ms: Option<u64>) -> 
                 .map(str::to_string)
                 .or_else(|| e.as_str().map(str::to_string))
         })
-        .unwrap_or_else(|| {
-            let text = String::from_utf8_lossy(body);
-            let text = text.trim();
-            if text.is_empty() {
-                format!("upstream answered HTTP {status}")
-            } else {
-                format!("upstream answered HTTP {status}: {}", truncate(text, 300))
-            }
-        });
+        .unwrap_or_else(|| http_body_message(status, body));
     let lower = message.to_ascii_lowercase();
     let class = match status {
         429 if code == "insufficient_quota" => ErrorClass::AuthError,
@@ -92,13 +84,6 @@ fn is_content_policy(code: &str, kind: &str) -> bool {
         code,
         "content_policy_violation" | "content_filter" | "content_policy"
     ) || kind == "content_policy_violation"
-}
-
-fn truncate(s: &str, max: usize) -> &str {
-    match s.char_indices().nth(max) {
-        Some((i, _)) => &s[..i],
-        None => s,
-    }
 }
 
 #[cfg(test)]
