@@ -11,4 +11,5 @@ if [ -z "$current" ] || [ "$current" = "Value not found" ]; then
   echo "[dev] seeding local KV key routing-table from config/default-routing-table.json"
   wrangler kv key put --binding ROUTER_CONFIG routing-table --path config/default-routing-table.json --local
 fi
-exec wrangler dev --port "$PORT" --inspector-port "${INSPECTOR_PORT:-9229}" "$@"
+# Open mode: no gateway key needed locally (deployments default to AUTH_MODE = "keys").
+exec wrangler dev --port "$PORT" --inspector-port "${INSPECTOR_PORT:-9229}" --var AUTH_MODE:open "$@"

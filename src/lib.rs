@@ -15,10 +15,12 @@ pub mod api;
 pub mod config;
 pub mod engine;
 pub mod hash;
+pub mod keys;
 pub mod providers;
 pub mod report;
 pub mod resilience;
 pub mod sse;
+pub mod state;
 pub mod usage;
 
 pub mod egress;

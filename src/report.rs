@@ -31,6 +31,7 @@ pub fn response_headers(meta: &Meta, now_ms: u64) -> Vec<(&'static str, String)>
     if let Some(c) = meta.cost_nanos {
         h.push(("x-router-cost-usd", format_usd(c)));
     }
+    h.extend(meta.extra_headers.iter().cloned());
     h
 }
 
@@ -56,8 +57,10 @@ pub fn log_line(meta: &Meta, now_ms: u64) -> String {
         "attempts": attempts,
         "skipped": meta.skipped,
         "resumes": meta.resumes,
+        "key": meta.key_name,
+        "do_calls": {"waited": meta.state_calls.0, "background": meta.state_calls.1},
         "error": meta.error,
-        "usage": meta.usage.map(|u| json!({"prompt_tokens": u.prompt_tokens, "completion_tokens": u.completion_tokens, "cached_tokens": u.cached_tokens})),
+        "usage": meta.usage.map(|u| json!({"prompt_tokens": u.prompt_tokens, "completion_tokens": u.completion_tokens, "cached_tokens": u.cached_tokens, "estimated": meta.usage_estimated})),
         "cost_usd": meta.cost_nanos.map(format_usd),
         "duration_ms": now_ms.saturating_sub(meta.started_ms),
         "overhead_ms": meta.overhead_ms(now_ms),

@@ -5,7 +5,7 @@ mod support;
 
 use edge_router::api::parse_chat_request;
 use edge_router::config::{parse_table, RoutingTable};
-use edge_router::engine::{CommittedStream, Engine, Meta, Outcome, RequestContext};
+use edge_router::engine::{AlwaysClosed, CommittedStream, Engine, Meta, Outcome, RequestContext};
 use futures::executor::block_on;
 use serde_json::{json, Value};
 use support::*;
@@ -54,6 +54,7 @@ fn run(t: &RoutingTable, script: &Script, clock: &ManualClock, body: Value) -> R
         transport: script,
         clock,
         secrets: &NoSecrets,
+        health: &AlwaysClosed,
     };
     let ctx = RequestContext {
         request_id: "req_1".into(),
@@ -107,6 +108,7 @@ fn drain(r: Run) -> (String, Meta) {
         transport: &script,
         clock: &clock,
         secrets: &NoSecrets,
+        health: &AlwaysClosed,
     };
     let mut s: Box<CommittedStream<ScriptBody>> = match outcome {
         Outcome::Stream(s) => s,
@@ -672,6 +674,7 @@ fn chunks_are_forwarded_as_they_arrive() {
         transport: &s,
         clock: &clock,
         secrets: &NoSecrets,
+        health: &AlwaysClosed,
     };
     let mut times = Vec::new();
     while let Some(b) = block_on(st.next(&engine)) {

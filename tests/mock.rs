@@ -5,7 +5,7 @@ mod support;
 
 use edge_router::api::parse_chat_request;
 use edge_router::config::{parse_table, RoutingTable};
-use edge_router::engine::{Engine, Outcome, RequestContext};
+use edge_router::engine::{AlwaysClosed, Engine, Outcome, RequestContext};
 use futures::executor::block_on;
 use serde_json::{json, Value};
 use support::*;
@@ -35,6 +35,7 @@ fn run(t: &RoutingTable, stream: bool) -> (u16, String, String, ManualClock) {
         transport: &script,
         clock: &clock,
         secrets: &NoSecrets,
+        health: &AlwaysClosed,
     };
     let ctx = RequestContext {
         request_id: "r".into(),

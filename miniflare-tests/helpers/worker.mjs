@@ -36,8 +36,9 @@ function wranglerCompat() {
  * @param {object} [opts]
  * @param {object} [opts.table]     routing table written to KV before the first request (omit = no KV key)
  * @param {object} [opts.bindings]  extra/overriding plain string bindings (vars and secrets)
+ * @param {string} [opts.persistDir] keep Durable Object and KV storage in this folder (restart tests)
  */
-export async function startWorker({ table, bindings = {} } = {}) {
+export async function startWorker({ table, bindings = {}, persistDir } = {}) {
   if (!existsSync(SCRIPT_PATH)) {
     throw new Error(`${SCRIPT_PATH} is missing: run \`bash scripts/build.sh\` first`);
   }
@@ -66,8 +67,16 @@ export async function startWorker({ table, bindings = {} } = {}) {
     compatibilityFlags: compat.compatibilityFlags,
     cf: false,
     kvNamespaces: [KV_BINDING],
+    durableObjects: {
+      DEPLOYMENTS: { className: "DeploymentState", useSQLite: true },
+      KEYS: { className: "KeyState", useSQLite: true },
+    },
+    ...(persistDir
+      ? { durableObjectsPersist: path.join(persistDir, "do"), kvPersist: path.join(persistDir, "kv") }
+      : {}),
     bindings: {
       ...compat.vars,
+      AUTH_MODE: "open",
       CONFIG_CACHE_TTL_MS: "0",
       FAKE_API_KEY: FAKE_SECRET,
       ...bindings,
@@ -181,6 +190,8 @@ export function fakeTable(fake, { deployments, routes, defaults = {}, providerHe
       price: { input_per_mtok_usd: 0.15, output_per_mtok_usd: 0.6 },
       ...(d.timeouts ? { timeouts: d.timeouts } : {}),
       ...(d.retry ? { retry: d.retry } : {}),
+      ...(d.breaker ? { breaker: d.breaker } : {}),
+      ...(d.price ? { price: d.price } : {}),
     };
   }
   return {
@@ -189,6 +200,9 @@ export function fakeTable(fake, { deployments, routes, defaults = {}, providerHe
       retry: { ...FAST_RETRY, ...(defaults.retry ?? {}) },
       timeouts: { ...FAST_TIMEOUTS, ...(defaults.timeouts ?? {}) },
       request_timeout_ms: defaults.request_timeout_ms ?? 15000,
+      // Breakers off unless a test is about them: other tests reuse deployment names, and a
+      // breaker opened by one test must not skip a deployment in the next.
+      breaker: defaults.breaker ?? { enabled: false },
     },
     providers,
     deployments: deps,
@@ -257,6 +271,8 @@ export async function mixedTable(w, { deployments, routes, defaults = {} }) {
       ...(d.capabilities ? { capabilities: d.capabilities } : {}),
       ...(d.timeouts ? { timeouts: d.timeouts } : {}),
       ...(d.retry ? { retry: d.retry } : {}),
+      ...(d.breaker ? { breaker: d.breaker } : {}),
+      ...(d.price ? { price: d.price } : {}),
     };
   }
   const table = {
@@ -265,6 +281,7 @@ export async function mixedTable(w, { deployments, routes, defaults = {} }) {
       retry: { ...FAST_RETRY, ...(defaults.retry ?? {}) },
       timeouts: { ...FAST_TIMEOUTS, ...(defaults.timeouts ?? {}) },
       request_timeout_ms: defaults.request_timeout_ms ?? 15000,
+      breaker: defaults.breaker ?? { enabled: false },
     },
     providers,
     deployments: deps,

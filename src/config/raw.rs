@@ -24,6 +24,36 @@ pub struct RawDefaults {
     #[serde(default)]
     pub timeouts: RawTimeouts,
     pub request_timeout_ms: Option<u64>,
+    #[serde(default)]
+    pub breaker: RawBreaker,
+    /// Output tokens assumed for budget and TPM reservations when a request sets no limit.
+    pub estimated_output_tokens: Option<u32>,
+}
+
+/// Circuit-breaker settings; every field falls back to `defaults.breaker`, then built-ins.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawBreaker {
+    pub enabled: Option<bool>,
+    pub consecutive_failures: Option<u32>,
+    pub failure_rate_bps: Option<u32>,
+    pub min_requests: Option<u32>,
+    pub window_ms: Option<u64>,
+    pub cooldown_ms: Option<u64>,
+    pub cooldown_max_ms: Option<u64>,
+    pub half_open_probes: Option<u32>,
+    /// Error classes that count as failures (default: every provider-side class).
+    pub count: Option<Vec<String>>,
+    /// Let the cron trigger probe this deployment while its breaker is open (default true).
+    pub cron_probe: Option<bool>,
+}
+
+/// Per-deployment traffic limits (the provider's quota for this deployment).
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLimits {
+    pub rpm: Option<u32>,
+    pub tpm: Option<u64>,
 }
 
 #[derive(Debug, Default, Clone, Deserialize)]
@@ -88,6 +118,10 @@ pub struct RawDeployment {
     pub retry: RawRetry,
     #[serde(default)]
     pub capabilities: RawCapabilities,
+    #[serde(default)]
+    pub breaker: RawBreaker,
+    #[serde(default)]
+    pub limits: RawLimits,
 }
 
 /// What a deployment can do; every capability defaults to true.

@@ -1,6 +1,8 @@
 //! Validated routing table. Everything here has passed `validate`: every reference resolves,
 //! every chain is non-empty, every number is in range, and money is integer nano-USD.
 
+use crate::resilience::ErrorClass;
+use crate::state::breaker::BreakerConfig;
 use std::collections::BTreeMap;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -121,6 +123,31 @@ pub struct Deployment {
     pub price: Price,
     pub timeouts: Timeouts,
     pub capabilities: Capabilities,
+    pub breaker: BreakerPolicy,
+    pub limits: DeploymentLimits,
+}
+
+/// How a deployment's circuit breaker behaves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BreakerPolicy {
+    pub enabled: bool,
+    pub config: BreakerConfig,
+    /// Error classes that count as failures; client faults never do.
+    pub counted: Vec<ErrorClass>,
+    pub cron_probe: bool,
+}
+
+impl BreakerPolicy {
+    pub fn counts(&self, class: ErrorClass) -> bool {
+        self.enabled && !class.is_client_fault() && self.counted.contains(&class)
+    }
+}
+
+/// A deployment's own request and token quotas (None = unlimited).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct DeploymentLimits {
+    pub rpm: Option<u32>,
+    pub tpm: Option<u64>,
 }
 
 /// What a deployment can serve; a request needing more skips it.
@@ -180,6 +207,8 @@ pub struct Route {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RoutingTable {
+    /// Output tokens assumed for reservations when a request sets no output limit.
+    pub estimated_output_tokens: u32,
     pub providers: Vec<Provider>,
     pub deployments: Vec<Deployment>,
     pub routes: BTreeMap<String, Route>,

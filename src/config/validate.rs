@@ -25,6 +25,7 @@ pub const DEFAULT_TIMEOUTS: Timeouts = Timeouts {
     attempt_ms: 120_000,
 };
 pub const DEFAULT_REQUEST_TIMEOUT_MS: u64 = 300_000;
+pub const DEFAULT_ESTIMATED_OUTPUT_TOKENS: u32 = 1_000;
 
 pub(super) struct Errors(pub(super) Vec<String>);
 
@@ -57,6 +58,21 @@ pub fn validate(raw: RawTable) -> Result<RoutingTable, Vec<String>> {
         );
     }
     let (default_retry, default_timeouts, default_request_ms) = defaults(&raw.defaults, &mut errs);
+    let default_breaker = super::health::breaker(
+        "defaults.breaker",
+        &raw.defaults.breaker,
+        &BreakerPolicy::default(),
+        default_timeouts.attempt_ms,
+        &mut errs,
+    );
+    let estimated_output_tokens = match raw.defaults.estimated_output_tokens {
+        Some(0) => {
+            errs.push("defaults.estimated_output_tokens", "must be at least 1");
+            DEFAULT_ESTIMATED_OUTPUT_TOKENS
+        }
+        Some(n) => n,
+        None => DEFAULT_ESTIMATED_OUTPUT_TOKENS,
+    };
 
     let mut provider_index = BTreeMap::new();
     let mut providers = Vec::new();
@@ -125,6 +141,14 @@ pub fn validate(raw: RawTable) -> Result<RoutingTable, Vec<String>> {
             &default_retry,
             &mut errs,
         );
+        let breaker = super::health::breaker(
+            &format!("{path}.breaker"),
+            &d.breaker,
+            &default_breaker,
+            timeouts.attempt_ms,
+            &mut errs,
+        );
+        let limits = super::health::limits(&format!("{path}.limits"), &d.limits, &mut errs);
         deployment_index.insert(name.as_str(), deployments.len());
         deployment_retry.push(retry);
         deployments.push(Deployment {
@@ -135,6 +159,8 @@ pub fn validate(raw: RawTable) -> Result<RoutingTable, Vec<String>> {
             price,
             timeouts,
             capabilities: capabilities(&d.capabilities),
+            breaker,
+            limits,
         });
     }
 
@@ -217,6 +243,7 @@ pub fn validate(raw: RawTable) -> Result<RoutingTable, Vec<String>> {
 
     if errs.0.is_empty() {
         Ok(RoutingTable {
+            estimated_output_tokens,
             providers,
             deployments,
             routes,

@@ -112,6 +112,34 @@ pub fn exhausted(
     ApiError::new(502, "upstream_error", code, summary)
 }
 
+/// Every deployment's breaker is open (and the probe of the first to reopen, if one was
+/// allowed, failed): 503 with Retry-After until the earliest reopening.
+pub fn all_open(
+    route: &Route,
+    meta: &Meta,
+    last: Option<&UpstreamError>,
+    reopens_in_ms: u64,
+) -> ApiError {
+    let probe = match (last, meta.attempts.last()) {
+        (Some(e), Some(a)) => format!(
+            "; the probe of deployment \"{}\" failed: {}",
+            a.deployment, e.message
+        ),
+        _ => String::new(),
+    };
+    let mut api = ApiError::new(
+        503,
+        "service_unavailable",
+        "circuit_open",
+        format!(
+            "model \"{}\": every deployment is unavailable (circuit breakers open){probe}",
+            route.name
+        ),
+    );
+    api.retry_after_s = Some(reopens_in_ms.div_ceil(1000).max(1));
+    api
+}
+
 /// Seconds the caller should wait: the last upstream hint rounded up, at least 1.
 fn meta_retry_after(last: Option<&UpstreamError>) -> u64 {
     last.and_then(|e| e.retry_after_ms)

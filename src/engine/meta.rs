@@ -29,6 +29,8 @@ pub struct Meta {
     /// The model that answered, as the upstream named it.
     pub model: Option<String>,
     pub usage: Option<Usage>,
+    /// The usage (of the final attempt) was estimated: the provider never reported it.
+    pub usage_estimated: bool,
     pub cost_nanos: Option<u64>,
     /// Time spent waiting on upstreams and backoff sleeps; the rest is the gateway's own.
     pub waiting_ms: u64,
@@ -38,6 +40,12 @@ pub struct Meta {
     pub error: Option<String>,
     /// Mid-stream resumes, as `deployment:method`.
     pub resumes: Vec<String>,
+    /// The gateway key's name, when the caller used one.
+    pub key_name: Option<String>,
+    /// Headers the glue adds (rate-limit headroom).
+    pub extra_headers: Vec<(&'static str, String)>,
+    /// Durable Object calls made for this request: (waited on, in the background).
+    pub state_calls: (u32, u32),
 }
 
 impl Meta {

@@ -4,6 +4,7 @@
 mod attempt;
 mod body;
 mod failure;
+mod gate;
 mod meta;
 mod outcome;
 pub mod ports;
@@ -13,7 +14,9 @@ mod stream;
 
 pub use meta::{AttemptRecord, Meta};
 pub use outcome::{CommittedStream, Outcome};
-pub use ports::{Clock, ResponseBody, ResponseHead, Transport, TransportError};
+pub use ports::{
+    AlwaysClosed, Clock, Health, ResponseBody, ResponseHead, Transport, TransportError,
+};
 use resuming::ResumeState;
 
 use crate::api::chat::Needs;
@@ -23,14 +26,17 @@ use crate::providers::{build_target, Secrets};
 use crate::resilience::backoff::{earliest_next_start, Jitter};
 use crate::resilience::policy::{decide, Action, Decision};
 use crate::resilience::UpstreamError;
+use crate::state::breaker::Report;
 use attempt::{run_attempt, AttemptInput, AttemptOutcome};
+use gate::{gate, Gate};
 use std::rc::Rc;
 
-pub struct Engine<'a, T, C> {
+pub struct Engine<'a, T, C, H = AlwaysClosed> {
     pub table: &'a RoutingTable,
     pub transport: &'a T,
     pub clock: &'a C,
     pub secrets: &'a dyn Secrets,
+    pub health: &'a H,
 }
 
 /// Per-request facts the glue supplies.
@@ -40,7 +46,7 @@ pub struct RequestContext {
     pub jitter_seed: u64,
 }
 
-impl<T: Transport, C: Clock> Engine<'_, T, C> {
+impl<T: Transport, C: Clock, H: Health> Engine<'_, T, C, H> {
     /// Serves one chat request on `route`. Never panics; every path ends in an `Outcome`.
     pub async fn run(
         &self,
@@ -63,8 +69,30 @@ impl<T: Transport, C: Clock> Engine<'_, T, C> {
         let mut deadline_hit = false;
         let needs = req.needs();
         let mut unserved: Option<&'static str> = None;
+        // Deployments skipped because their breaker is open, with when each reopens.
+        let mut open_skips: Vec<(usize, u64)> = Vec::new();
+        // (chain index, forced probe): the chain in order, then at most one forced probe.
+        let mut plan: Vec<(usize, bool)> =
+            (0..route.chain.steps().len()).map(|i| (i, false)).collect();
+        let mut next_visit = 0;
 
-        'chain: for (step_index, step) in route.chain.steps().iter().enumerate() {
+        'chain: loop {
+            let Some(&(step_index, forced)) = plan.get(next_visit) else {
+                // Every deployment was skipped for an open breaker: rather than fail without
+                // trying, probe the one that reopens first (once).
+                let all_open = meta.attempts.is_empty() && !open_skips.is_empty();
+                if all_open && !plan.iter().any(|(_, f)| *f) {
+                    if let Some(&(i, _)) = open_skips.iter().min_by_key(|(_, at)| *at) {
+                        plan.push((i, true));
+                        continue;
+                    }
+                }
+                break;
+            };
+            next_visit += 1;
+            let Some(step) = route.chain.steps().get(step_index) else {
+                continue;
+            };
             let Some(dep) = self.table.deployment(step.deployment) else {
                 continue;
             };
@@ -79,6 +107,27 @@ impl<T: Transport, C: Clock> Engine<'_, T, C> {
                 unserved.get_or_insert(missing);
                 continue;
             }
+            let probe = if forced {
+                if !self
+                    .health
+                    .acquire_probe(dep, true, self.clock.now_ms())
+                    .await
+                {
+                    break 'chain;
+                }
+                true
+            } else {
+                match gate(self.health, dep, self.clock.now_ms()).await {
+                    Gate::Go { probe } => probe,
+                    Gate::Skip { why, reopens_ms } => {
+                        meta.skipped.push((dep.name.clone(), why.into()));
+                        if let Some(at) = reopens_ms {
+                            open_skips.push((step_index, at));
+                        }
+                        continue;
+                    }
+                }
+            };
             let provider_name = self.table.provider_of(dep).map(|p| p.name.clone());
             let mut starts: Vec<u64> = Vec::new();
             loop {
@@ -119,6 +168,7 @@ impl<T: Transport, C: Clock> Engine<'_, T, C> {
                         usage,
                         model,
                     } => {
+                        self.report(dep, true, probe, None);
                         meta.waiting_ms += record.duration_ms;
                         record.status = Some(200);
                         meta.attempts.push(record);
@@ -134,6 +184,7 @@ impl<T: Transport, C: Clock> Engine<'_, T, C> {
                         };
                     }
                     AttemptOutcome::Committed(live) => {
+                        self.report(dep, true, probe, None);
                         meta.waiting_ms += record.duration_ms;
                         record.status = Some(200);
                         meta.attempts.push(record);
@@ -151,6 +202,13 @@ impl<T: Transport, C: Clock> Engine<'_, T, C> {
                         )));
                     }
                     AttemptOutcome::Failed(error) => {
+                        if dep.breaker.counts(error.class) {
+                            self.report(dep, false, probe, error.retry_after_ms);
+                        } else if probe {
+                            // The probe reached a provider that answered for itself (a client
+                            // error): the deployment is up.
+                            self.report(dep, true, probe, None);
+                        }
                         meta.waiting_ms += record.duration_ms;
                         record.class = Some(error.class);
                         record.status = error.status;
@@ -161,7 +219,11 @@ impl<T: Transport, C: Clock> Engine<'_, T, C> {
                             retry: &step.retry,
                             fallback_on_content_policy: route.fallback_on_content_policy,
                         };
-                        let action = decide(&decision, &mut jitter);
+                        let mut action = decide(&decision, &mut jitter);
+                        if probe && matches!(action, Action::RetrySame { .. }) {
+                            // A failed probe re-opened the breaker: no second try here.
+                            action = Action::NextDeployment;
+                        }
                         match action {
                             Action::RetrySame { delay_ms } => {
                                 let now = self.clock.now_ms();
@@ -195,11 +257,64 @@ impl<T: Transport, C: Clock> Engine<'_, T, C> {
             }
         }
         let api = match unserved {
+            _ if !deadline_hit
+                && all_open_failed(&meta, &open_skips, plan.iter().any(|(_, f)| *f)) =>
+            {
+                let now = self.clock.now_ms();
+                let reopens = open_skips.iter().map(|(_, at)| *at).min().unwrap_or(now);
+                failure::all_open(
+                    route,
+                    &meta,
+                    last_error.as_ref(),
+                    reopens.saturating_sub(now),
+                )
+            }
             Some(cap) if meta.attempts.is_empty() => failure::unsupported(route, cap),
             _ => failure::exhausted(route, &meta, last_error.as_ref(), deadline_hit),
         };
         failed(meta, api)
     }
+}
+
+impl<T, C, H: Health> Engine<'_, T, C, H> {
+    /// A failure after commit (a cut or stalled stream) counts against the deployment.
+    pub(crate) fn report_failure(
+        &self,
+        dep: &crate::config::Deployment,
+        retry_after_ms: Option<u64>,
+    ) {
+        self.report(dep, false, false, retry_after_ms);
+    }
+
+    fn report(
+        &self,
+        dep: &crate::config::Deployment,
+        ok: bool,
+        probe: bool,
+        retry_after_ms: Option<u64>,
+    ) {
+        if dep.breaker.enabled {
+            self.health.report(
+                dep,
+                Report {
+                    ok,
+                    probe,
+                    retry_after_ms,
+                },
+            );
+        }
+    }
+}
+
+/// Every deployment was skipped for an open breaker; the only attempt, if any, was the forced
+/// probe (which is planned only when nothing else was tried).
+fn all_open_failed(meta: &Meta, open_skips: &[(usize, u64)], forced_planned: bool) -> bool {
+    !open_skips.is_empty()
+        && (meta.attempts.is_empty() || forced_planned)
+        && meta
+            .skipped
+            .iter()
+            .all(|(_, why)| why.starts_with("breaker_"))
 }
 
 /// The first capability the request needs that the deployment lacks.

@@ -1,7 +1,7 @@
 //! The engine's answer: a complete body, a committed live stream, or an error for the caller.
 
 use super::meta::Meta;
-use super::ports::{Clock, ResponseBody, Transport};
+use super::ports::{Clock, Health, ResponseBody, Transport};
 use super::resuming::ResumeState;
 use super::stream::LiveStream;
 use super::Engine;
@@ -53,10 +53,15 @@ impl<B: ResponseBody> CommittedStream<B> {
         &self.meta
     }
 
+    /// For the glue's own facts (key, rate-limit headers, state calls).
+    pub fn meta_mut(&mut self) -> &mut Meta {
+        &mut self.meta
+    }
+
     /// The next bytes for the client; None when the stream is over.
-    pub async fn next<T: Transport<Body = B>, C: Clock>(
+    pub async fn next<T: Transport<Body = B>, C: Clock, H: Health>(
         &mut self,
-        engine: &Engine<'_, T, C>,
+        engine: &Engine<'_, T, C, H>,
     ) -> Option<Vec<u8>> {
         loop {
             let before = self.live.waiting_ms;
@@ -69,6 +74,17 @@ impl<B: ResponseBody> CommittedStream<B> {
                     return None;
                 }
                 Err(broken) => {
+                    let answering = self.meta.deployment.as_deref();
+                    if let Some(dep) = engine
+                        .table
+                        .deployments
+                        .iter()
+                        .find(|d| Some(d.name.as_str()) == answering)
+                    {
+                        if dep.breaker.counts(broken.class) {
+                            engine.report_failure(dep, broken.retry_after_ms);
+                        }
+                    }
                     if !self.resume_after(engine, &broken).await {
                         self.live.fail(broken);
                     }
@@ -82,8 +98,12 @@ impl<B: ResponseBody> CommittedStream<B> {
             return;
         }
         self.finalised = true;
-        self.meta.usage = self.resume.total_usage(self.live.usage);
-        let last = self.live.usage.map(|u| u.cost_nanos(&self.price));
+        let reported = self.live.usage;
+        let last_usage =
+            reported.or_else(|| Some(self.resume.estimate_unreported(&self.live.delivered)));
+        self.meta.usage_estimated = reported.is_none();
+        self.meta.usage = self.resume.total_usage(last_usage);
+        let last = last_usage.map(|u| u.cost_nanos(&self.price));
         self.meta.cost_nanos = match (last, self.resume.prior_cost_nanos()) {
             (None, 0) => None,
             (l, prior) => Some(l.unwrap_or(0) + prior),

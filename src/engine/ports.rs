@@ -1,7 +1,9 @@
 //! Ports: what the engine needs from the outside world. No `Send` bounds: JS futures are not
 //! `Send`, and the worker runs one request per task.
 
+use crate::config::Deployment;
 use crate::providers::HttpRequest;
+use crate::state::breaker::{Report, View};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TransportError {
@@ -62,4 +64,31 @@ pub trait Clock {
     /// Milliseconds since the Unix epoch.
     fn now_ms(&self) -> u64;
     async fn sleep(&self, ms: u64);
+}
+
+/// Circuit-breaker state shared by every isolate (Durable Objects in the worker). Reading is
+/// cheap and local; only a would-be probe waits on the shared store for permission.
+#[allow(async_fn_in_trait)]
+pub trait Health {
+    /// The breaker as this isolate last saw it. Waits on the shared store only when this
+    /// isolate has never seen this deployment's breaker.
+    async fn view(&self, deployment: &Deployment, now_ms: u64) -> View;
+    /// Asks for a probe lease. `force`: even before the cooldown ends (the whole chain is open).
+    async fn acquire_probe(&self, deployment: &Deployment, force: bool, now_ms: u64) -> bool;
+    /// Reports one attempt's outcome without waiting for the store.
+    fn report(&self, deployment: &Deployment, report: Report);
+}
+
+/// No shared state: every breaker is closed and reports go nowhere (native tools, tests that
+/// are not about breakers).
+pub struct AlwaysClosed;
+
+impl Health for AlwaysClosed {
+    async fn view(&self, _: &Deployment, _: u64) -> View {
+        View::Closed
+    }
+    async fn acquire_probe(&self, _: &Deployment, _: bool, _: u64) -> bool {
+        true
+    }
+    fn report(&self, _: &Deployment, _: Report) {}
 }

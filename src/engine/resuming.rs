@@ -10,7 +10,7 @@
 use super::attempt::{run_attempt, AttemptInput, AttemptOutcome};
 use super::meta::AttemptRecord;
 use super::outcome::CommittedStream;
-use super::ports::{Clock, ResponseBody, Transport};
+use super::ports::{Clock, Health, ResponseBody, Transport};
 use super::resume::{Delivered, Filter, Method, DIVERGED};
 use super::Engine;
 use crate::api::{ChatRequest, ClientFormat};
@@ -75,6 +75,18 @@ impl ResumeState {
         self.prior_cost_nanos
     }
 
+    /// The final attempt's usage when the provider never reported it (a stream cut or ended
+    /// without a usage event): the prompt, and about 4 characters per token of what it
+    /// delivered beyond what broken attempts already booked. Never zero for a real answer.
+    pub fn estimate_unreported(&self, delivered: &Delivered) -> Usage {
+        let chars = delivered.text.chars().count();
+        Usage {
+            prompt_tokens: (self.req.prompt_chars as u64).div_ceil(4).max(1),
+            completion_tokens: (chars.saturating_sub(self.counted_chars) as u64).div_ceil(4),
+            ..Usage::default()
+        }
+    }
+
     /// Books the broken attempt's tokens: the prompt, and roughly 4 characters per token of
     /// what it delivered (a cut stream never reports its usage).
     fn count_broken(&mut self, delivered: &Delivered, price: &crate::config::Price) {
@@ -116,9 +128,9 @@ fn prefill_request(req: &ChatRequest, text: &str, support: PrefillSupport) -> Ch
 impl<B: ResponseBody> CommittedStream<B> {
     /// Tries to continue the answer elsewhere after `broken`. True when a resumed attempt
     /// took over the stream.
-    pub(crate) async fn resume_after<T: Transport<Body = B>, C: Clock>(
+    pub(crate) async fn resume_after<T: Transport<Body = B>, C: Clock, H: Health>(
         &mut self,
-        engine: &Engine<'_, T, C>,
+        engine: &Engine<'_, T, C, H>,
         broken: &UpstreamError,
     ) -> bool {
         let policy = self.resume.route.resume;

@@ -23,6 +23,28 @@ pub enum ErrorClass {
 }
 
 impl ErrorClass {
+    pub const ALL: [ErrorClass; 15] = [
+        ErrorClass::RateLimited,
+        ErrorClass::Overloaded,
+        ErrorClass::ServerError,
+        ErrorClass::ConnectError,
+        ErrorClass::TimeoutConnect,
+        ErrorClass::TimeoutFirstToken,
+        ErrorClass::TimeoutIdle,
+        ErrorClass::TimeoutAttempt,
+        ErrorClass::StreamCut,
+        ErrorClass::MalformedResponse,
+        ErrorClass::ContextLengthExceeded,
+        ErrorClass::ContentPolicy,
+        ErrorClass::InvalidRequest,
+        ErrorClass::AuthError,
+        ErrorClass::NotFound,
+    ];
+
+    pub fn from_name(name: &str) -> Option<ErrorClass> {
+        Self::ALL.into_iter().find(|c| c.as_str() == name)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             ErrorClass::RateLimited => "rate_limited",

@@ -1,14 +1,20 @@
-//! POST /v1/chat/completions: read and validate the body, pick the route, run the engine,
-//! and turn its outcome into a response (JSON, or an SSE stream pulled from the engine).
+//! POST /v1/chat/completions and /v1/messages: check the caller's key, read and validate the
+//! body, pick the route, admit the request against the key's limits, run the engine, and
+//! turn its outcome into a response (JSON, or an SSE stream pulled from the engine).
 
+use super::auth;
+use super::background::Background;
 use super::config_source;
+use super::finish::Finish;
+use super::health::DoHealth;
 use super::respond::{bytes_response, client_error_response, config_unavailable, headers_from};
 use super::transport::{FetchBody, FetchTransport, WorkerClock};
 use crate::api::anthropic::parse_messages_request;
 use crate::api::{parse_chat_request, ApiError, ClientFormat};
 use crate::config::RoutingTable;
 use crate::egress::completion_for_client;
-use crate::engine::{Clock, CommittedStream, Engine, Outcome, RequestContext};
+use crate::engine::{Clock, CommittedStream, Engine, Meta, Outcome, RequestContext};
+use crate::keys::estimate;
 use crate::providers::Secrets;
 use crate::report::{log_line, response_headers};
 use futures_util::StreamExt;
@@ -33,8 +39,13 @@ pub async fn handle(
     client: ClientFormat,
 ) -> Result<Response> {
     let error_response = |e: &ApiError, meta| client_error_response(client, e, meta);
+    let ctx: Rc<dyn Background> = Rc::new(ctx);
     let clock = WorkerClock;
     let started = clock.now_ms();
+    let key = match auth::authenticate(&req, &env, started).await {
+        Ok(k) => k,
+        Err(e) => return error_response(&e, None),
+    };
     let limit = env
         .var("MAX_BODY_BYTES")
         .ok()
@@ -52,7 +63,7 @@ pub async fn handle(
         Ok(c) => c,
         Err(e) => return error_response(&e, None),
     };
-    let loaded = match config_source::current(&env, &ctx, clock.now_ms()).await {
+    let loaded = match config_source::current(&env, ctx.as_ref(), clock.now_ms()).await {
         Ok(l) => l,
         Err(msg) => return error_response(&config_unavailable(msg), None),
     };
@@ -72,6 +83,52 @@ pub async fn handle(
         e.param = Some("model".into());
         return error_response(&e, None);
     };
+    if let Some(k) = key.as_ref().filter(|k| !k.allows(&route.name)) {
+        let mut e = ApiError::new(
+            403,
+            "permission_error",
+            "model_not_allowed",
+            format!(
+                "Gateway key \"{}\" may not use model `{}`.",
+                k.name, route.name
+            ),
+        );
+        e.param = Some("model".into());
+        return error_response(&e, None);
+    }
+    let request_id = request_id();
+    let mut admitted = None;
+    let mut waited_before = 0;
+    if let Some(k) = key.as_ref().filter(|k| k.is_limited()) {
+        waited_before = 1;
+        match auth::admit(&env, k, &request_id, estimate(&chat, route, &table)).await {
+            Ok(a) => admitted = Some(a),
+            Err((e, headroom)) => {
+                let meta = Meta {
+                    request_id,
+                    route: route.name.clone(),
+                    started_ms: started,
+                    key_name: Some(k.name.clone()),
+                    extra_headers: auth::ratelimit_headers(&headroom),
+                    state_calls: (1, 0),
+                    status: e.status,
+                    error: Some(format!("{}: {}", e.code, e.message)),
+                    ..Meta::default()
+                };
+                let now = clock.now_ms();
+                console_log!("{}", log_line(&meta, now));
+                return error_response(&e, Some((&meta, now)));
+            }
+        }
+    }
+    let mut finish = Finish {
+        env: env.clone(),
+        ctx: Rc::clone(&ctx),
+        health: DoHealth::new(env.clone(), Rc::clone(&ctx), table.clone()),
+        key,
+        admitted,
+        waited_before,
+    };
     let transport = FetchTransport;
     let secrets = EnvSecrets(&env);
     let engine = Engine {
@@ -79,34 +136,42 @@ pub async fn handle(
         transport: &transport,
         clock: &clock,
         secrets: &secrets,
+        health: &finish.health,
     };
     let ctx_req = RequestContext {
-        request_id: request_id(),
+        request_id,
         started_ms: started,
         jitter_seed: random_u64(),
     };
     let chat = Rc::new(chat);
-    match engine.run(route, &chat, ctx_req).await {
+    let outcome = engine.run(route, &chat, ctx_req).await;
+    match outcome {
         Outcome::Complete {
             body,
             client_ready,
-            meta,
+            mut meta,
         } => {
+            finish.decorate(&mut meta);
             let now = clock.now_ms();
-            console_log!("{}", log_line(&meta, now));
+            let headers = response_headers(&meta, now);
+            finish.done(&mut meta);
             let body = if client_ready {
                 body
             } else {
                 completion_for_client(client, body)
             };
-            bytes_response(200, "application/json", body, &response_headers(&meta, now))
+            bytes_response(200, "application/json", body, &headers)
         }
-        Outcome::Failed { error, meta } => {
+        Outcome::Failed { error, mut meta } => {
+            finish.decorate(&mut meta);
             let now = clock.now_ms();
-            console_log!("{}", log_line(&meta, now));
-            error_response(&error, Some((&meta, now)))
+            let response = error_response(&error, Some((&meta, now)));
+            finish.done(&mut meta);
+            response
         }
-        Outcome::Stream(stream) => {
+        Outcome::Stream(mut stream) => {
+            finish.decorate(stream.meta_mut());
+            finish.flush_reports();
             let mut headers = response_headers(stream.meta(), clock.now_ms());
             headers.push(("content-type", "text/event-stream; charset=utf-8".into()));
             headers.push(("cache-control", "no-cache".into()));
@@ -115,6 +180,7 @@ pub async fn handle(
                 done: false,
                 table: table.clone(),
                 env: env.clone(),
+                finish,
             };
             let body = futures_util::stream::unfold(guard, |mut guard| async move {
                 // The engine again, for resuming the stream on another attempt if it breaks.
@@ -124,6 +190,7 @@ pub async fn handle(
                     transport: &FetchTransport,
                     clock: &WorkerClock,
                     secrets: &secrets,
+                    health: &guard.finish.health,
                 };
                 let next = guard.stream.next(&engine).await;
                 match next {
@@ -140,13 +207,14 @@ pub async fn handle(
     }
 }
 
-/// Logs a streamed request exactly once: when the stream ends, or when the client goes away
-/// and the runtime drops the body (the upstream fetch is aborted with it).
+/// Finishes a streamed request exactly once: when the stream ends, or when the client goes
+/// away and the runtime drops the body (the upstream fetch is aborted with it).
 struct StreamLog {
     stream: Box<CommittedStream<FetchBody>>,
     done: bool,
     table: Rc<RoutingTable>,
     env: Env,
+    finish: Finish,
 }
 
 impl StreamLog {
@@ -162,7 +230,7 @@ impl Drop for StreamLog {
             meta.error =
                 Some("client_disconnected: the client closed the stream before it ended".into());
         }
-        console_log!("{}", log_line(&meta, WorkerClock.now_ms()));
+        self.finish.done(&mut meta);
     }
 }
 

@@ -7,11 +7,12 @@
 //! valid table. Staleness: a KV change is seen within `CONFIG_CACHE_TTL_MS` (default 5 s) of
 //! KV returning it; KV itself may take up to ~60 s to propagate to other locations.
 
+use super::background::Background;
 use crate::config::{parse_table, RoutingTable, EMBEDDED_DEFAULT};
 use crate::hash::fnv1a;
 use std::cell::RefCell;
 use std::rc::Rc;
-use worker::{console_error, console_log, Context, Env};
+use worker::{console_error, console_log, Env};
 
 pub const KV_BINDING: &str = "ROUTER_CONFIG";
 pub const TABLE_KEY: &str = "routing-table";
@@ -50,7 +51,7 @@ thread_local! {
     static CACHE: RefCell<Option<Loaded>> = const { RefCell::new(None) };
 }
 
-fn ttl_ms(env: &Env) -> u64 {
+pub(super) fn ttl_ms(env: &Env) -> u64 {
     env.var("CONFIG_CACHE_TTL_MS")
         .ok()
         .and_then(|v| v.to_string().parse().ok())
@@ -58,7 +59,7 @@ fn ttl_ms(env: &Env) -> u64 {
 }
 
 /// The table to serve now, or an error message when there is none at all.
-pub async fn current(env: &Env, ctx: &Context, now_ms: u64) -> Result<Loaded, String> {
+pub async fn current(env: &Env, ctx: &dyn Background, now_ms: u64) -> Result<Loaded, String> {
     let cached = CACHE.with(|c| c.borrow().clone());
     if let Some(c) = &cached {
         if now_ms.saturating_sub(c.checked_at_ms) < ttl_ms(env) {
@@ -72,7 +73,7 @@ pub async fn current(env: &Env, ctx: &Context, now_ms: u64) -> Result<Loaded, St
 
 async fn refresh(
     env: &Env,
-    ctx: &Context,
+    ctx: &dyn Background,
     cached: Option<Loaded>,
     now_ms: u64,
 ) -> Result<Loaded, String> {
@@ -119,7 +120,7 @@ async fn refresh(
                 )
             );
             let kv2 = kv.clone();
-            ctx.wait_until(async move {
+            ctx.spawn(Box::pin(async move {
                 if let Ok(put) = kv2.put(LAST_GOOD_KEY, text) {
                     if let Err(e) = put.execute().await {
                         console_error!(
@@ -128,7 +129,7 @@ async fn refresh(
                         );
                     }
                 }
-            });
+            }));
             Ok(Loaded {
                 table: Rc::new(table),
                 source: Source::Kv,

@@ -1,8 +1,14 @@
 //! Cloudflare Worker glue: entry point, path routing, and the adapters behind the engine's
 //! ports (fetch transport, clock, KV config source, secrets). All I/O lives here.
 
+mod auth;
+mod background;
 mod chat;
 mod config_source;
+mod cron;
+mod finish;
+mod health;
+pub mod objects;
 mod respond;
 mod transport;
 
@@ -11,7 +17,9 @@ use crate::engine::Clock;
 use respond::{error_response, json_response};
 use serde_json::json;
 use transport::WorkerClock;
-use worker::{event, Context, Env, Method, Request, Response, Result};
+use worker::{
+    event, Context, Env, Method, Request, Response, Result, ScheduleContext, ScheduledEvent,
+};
 
 #[event(fetch)]
 async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
@@ -43,6 +51,12 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
             None,
         ),
     }
+}
+
+#[event(scheduled)]
+async fn scheduled(_event: ScheduledEvent, env: Env, ctx: ScheduleContext) {
+    console_error_panic_hook::set_once();
+    cron::run(env, ctx).await;
 }
 
 async fn models(env: &Env, ctx: &Context) -> Result<Response> {

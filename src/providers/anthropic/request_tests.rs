@@ -36,6 +36,8 @@ fn deployment() -> Deployment {
         price: Price::default(),
         timeouts: DEFAULT_TIMEOUTS,
         capabilities: Capabilities::default(),
+        breaker: Default::default(),
+        limits: Default::default(),
     }
 }
 

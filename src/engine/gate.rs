@@ -1,0 +1,47 @@
+//! The breaker gate in front of each deployment: go, go as the half-open probe, or skip.
+//! It reads the isolate's snapshot through the `Health` port and waits on the shared store
+//! only to ask for a probe lease.
+
+use super::ports::Health;
+use crate::config::Deployment;
+use crate::state::breaker::View;
+
+pub(super) enum Gate {
+    Go {
+        /// The attempt holds a probe lease: one attempt only, and its outcome is reported as
+        /// the probe's.
+        probe: bool,
+    },
+    Skip {
+        why: &'static str,
+        /// When the breaker's cooldown ends (None: a kill switch, never by itself).
+        reopens_ms: Option<u64>,
+    },
+}
+
+pub(super) async fn gate<H: Health>(health: &H, dep: &Deployment, now_ms: u64) -> Gate {
+    if !dep.breaker.enabled {
+        return Gate::Go { probe: false };
+    }
+    match health.view(dep, now_ms).await {
+        View::Closed => Gate::Go { probe: false },
+        View::Open { until_ms } if until_ms > now_ms => Gate::Skip {
+            why: "breaker_open",
+            reopens_ms: Some(until_ms),
+        },
+        View::Open { .. } | View::HalfOpen => {
+            if health.acquire_probe(dep, false, now_ms).await {
+                Gate::Go { probe: true }
+            } else {
+                Gate::Skip {
+                    why: "breaker_half_open",
+                    reopens_ms: Some(now_ms),
+                }
+            }
+        }
+        View::ForcedOpen => Gate::Skip {
+            why: "breaker_forced_open",
+            reopens_ms: None,
+        },
+    }
+}

@@ -1,0 +1,251 @@
+//! The circuit breaker of one deployment: closed → open → half-open → closed.
+//!
+//! Invariants, and why:
+//! - **Open means no traffic but probes.** While open, `acquire_probe` grants nothing before
+//!   the cooldown ends (unless forced, for a chain whose every deployment is open); after it,
+//!   at most `half_open_probes` leases are out at once. A lease expires after
+//!   `probe_lease_ms`, so a probe whose report was lost cannot wedge the breaker half-open.
+//! - **Only a probe's outcome moves a half-open breaker.** Reports from requests admitted
+//!   before the trip (stale isolate snapshots) are counted nowhere, so one late success cannot
+//!   close a breaker that the probe is still testing, and late failures cannot re-trip it.
+//! - **Cooldowns grow on repeated trips** (doubling, capped at `cooldown_max_ms`) and honour
+//!   the provider's Retry-After (also capped), and reset once a probe succeeds.
+//! - **A kill switch (`force_open`) overrides everything** until `reset`.
+//!
+//! Every method takes `now_ms`: the Durable Object passes its clock, the tests a manual one.
+
+use super::window::Window;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BreakerConfig {
+    /// Trip after this many failures in a row (0 = never by count).
+    pub consecutive_failures: u32,
+    /// Trip when the failure rate over the window reaches this (basis points; 0 = never by rate)…
+    pub failure_rate_bps: u32,
+    /// …once the window holds at least this many outcomes.
+    pub min_requests: u32,
+    pub window_ms: u64,
+    /// First cooldown; doubled on each trip in a row, up to `cooldown_max_ms`.
+    pub cooldown_ms: u64,
+    pub cooldown_max_ms: u64,
+    /// Probes allowed in flight while half-open.
+    pub half_open_probes: u32,
+    /// A granted probe that never reports frees its slot after this long.
+    pub probe_lease_ms: u64,
+}
+
+impl Default for BreakerConfig {
+    fn default() -> Self {
+        BreakerConfig {
+            consecutive_failures: 5,
+            failure_rate_bps: 5_000,
+            min_requests: 20,
+            window_ms: 60_000,
+            cooldown_ms: 30_000,
+            cooldown_max_ms: 300_000,
+            half_open_probes: 1,
+            probe_lease_ms: 60_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum Phase {
+    Closed,
+    Open {
+        until_ms: u64,
+    },
+    /// Lease expiry times of the probes in flight.
+    HalfOpen {
+        leases: Vec<u64>,
+    },
+    /// Kill switch: open until an operator resets it.
+    ForcedOpen,
+}
+
+/// What one attempt on the deployment came to, as far as the breaker is concerned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Report {
+    pub ok: bool,
+    /// The attempt held a probe lease.
+    #[serde(default)]
+    pub probe: bool,
+    /// The provider's Retry-After, if it sent one.
+    #[serde(default)]
+    pub retry_after_ms: Option<u64>,
+}
+
+/// The part of the breaker a request needs: a small value to cache in each isolate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum View {
+    Closed,
+    /// No traffic until `until_ms`; then a probe may be asked for.
+    Open {
+        until_ms: u64,
+    },
+    /// Probing: a request must hold a probe lease to go through.
+    HalfOpen,
+    ForcedOpen,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Breaker {
+    pub phase: Phase,
+    #[serde(default)]
+    pub consecutive_failures: u32,
+    /// Trips since the breaker last closed (drives the cooldown growth).
+    #[serde(default)]
+    pub trips: u32,
+    #[serde(default)]
+    pub window: Window,
+    #[serde(default)]
+    pub opened_at_ms: Option<u64>,
+    /// Lifetime trip count, for the dashboard.
+    #[serde(default)]
+    pub total_trips: u64,
+}
+
+impl Default for Breaker {
+    fn default() -> Self {
+        Breaker {
+            phase: Phase::Closed,
+            consecutive_failures: 0,
+            trips: 0,
+            window: Window::default(),
+            opened_at_ms: None,
+            total_trips: 0,
+        }
+    }
+}
+
+impl Breaker {
+    pub fn view(&self, now_ms: u64) -> View {
+        match &self.phase {
+            Phase::Closed => View::Closed,
+            Phase::Open { until_ms } if *until_ms > now_ms => View::Open {
+                until_ms: *until_ms,
+            },
+            Phase::Open { .. } | Phase::HalfOpen { .. } => View::HalfOpen,
+            Phase::ForcedOpen => View::ForcedOpen,
+        }
+    }
+
+    /// Asks to send one request while the breaker is not closed. Closed: always granted (no
+    /// lease is taken). `force` grants a probe before the cooldown ends (the whole chain is
+    /// open and this deployment reopens first); never through a kill switch.
+    pub fn acquire_probe(&mut self, cfg: &BreakerConfig, force: bool, now_ms: u64) -> bool {
+        let lease = now_ms.saturating_add(cfg.probe_lease_ms);
+        match &mut self.phase {
+            Phase::Closed => true,
+            Phase::ForcedOpen => false,
+            Phase::Open { until_ms } => {
+                if *until_ms > now_ms && !force {
+                    return false;
+                }
+                self.phase = Phase::HalfOpen {
+                    leases: vec![lease],
+                };
+                true
+            }
+            Phase::HalfOpen { leases } => {
+                leases.retain(|&expiry| expiry > now_ms);
+                if leases.len() < cfg.half_open_probes.max(1) as usize {
+                    leases.push(lease);
+                    true
+                } else {
+                    false
+                }
+            }
+        }
+    }
+
+    pub fn record(&mut self, cfg: &BreakerConfig, report: Report, now_ms: u64) {
+        match &mut self.phase {
+            Phase::ForcedOpen | Phase::Open { .. } => {}
+            Phase::HalfOpen { leases } => {
+                if !report.probe {
+                    return;
+                }
+                if report.ok {
+                    self.close();
+                } else {
+                    // Free the lease (the earliest one) and re-open with a longer cooldown.
+                    if let Some(pos) = leases
+                        .iter()
+                        .enumerate()
+                        .min_by_key(|(_, e)| **e)
+                        .map(|(i, _)| i)
+                    {
+                        leases.remove(pos);
+                    }
+                    self.trip(cfg, report.retry_after_ms, now_ms);
+                }
+            }
+            Phase::Closed => {
+                self.window.record(report.ok, cfg.window_ms, now_ms);
+                if report.ok {
+                    self.consecutive_failures = 0;
+                    return;
+                }
+                self.consecutive_failures = self.consecutive_failures.saturating_add(1);
+                let by_count = cfg.consecutive_failures > 0
+                    && self.consecutive_failures >= cfg.consecutive_failures;
+                let counts = self.window.counts(cfg.window_ms, now_ms);
+                let by_rate = cfg.failure_rate_bps > 0
+                    && counts.total() >= u64::from(cfg.min_requests.max(1))
+                    && counts.failure_bps() >= u64::from(cfg.failure_rate_bps);
+                if by_count || by_rate {
+                    self.trip(cfg, report.retry_after_ms, now_ms);
+                }
+            }
+        }
+    }
+
+    /// The cooldown the next trip would get.
+    pub fn next_cooldown_ms(&self, cfg: &BreakerConfig, retry_after_ms: Option<u64>) -> u64 {
+        let grown = cfg
+            .cooldown_ms
+            .saturating_mul(1u64 << self.trips.min(20))
+            .min(cfg.cooldown_max_ms.max(cfg.cooldown_ms));
+        let cap = cfg.cooldown_max_ms.max(cfg.cooldown_ms);
+        grown.max(retry_after_ms.unwrap_or(0).min(cap))
+    }
+
+    fn trip(&mut self, cfg: &BreakerConfig, retry_after_ms: Option<u64>, now_ms: u64) {
+        let cooldown = self.next_cooldown_ms(cfg, retry_after_ms);
+        self.phase = Phase::Open {
+            until_ms: now_ms.saturating_add(cooldown),
+        };
+        self.trips = self.trips.saturating_add(1);
+        self.total_trips = self.total_trips.saturating_add(1);
+        self.consecutive_failures = 0;
+        self.window.clear();
+        self.opened_at_ms = Some(now_ms);
+    }
+
+    fn close(&mut self) {
+        self.phase = Phase::Closed;
+        self.trips = 0;
+        self.consecutive_failures = 0;
+        self.window.clear();
+        self.opened_at_ms = None;
+    }
+
+    /// Operator reset: closed, with a clean history.
+    pub fn reset(&mut self) {
+        self.close();
+    }
+
+    /// Operator kill switch.
+    pub fn force_open(&mut self, now_ms: u64) {
+        self.phase = Phase::ForcedOpen;
+        self.opened_at_ms = Some(now_ms);
+    }
+}
+
+#[cfg(test)]
+#[path = "breaker_tests.rs"]
+mod tests;

@@ -1,0 +1,8 @@
+//! Shared-state machines kept in Durable Objects: circuit breakers, rate limits and budgets,
+//! and usage counters. Pure: every method takes `now_ms`, so the objects and native tests
+//! drive them the same way.
+
+pub mod breaker;
+pub mod quota;
+pub mod stats;
+pub mod window;

@@ -1,0 +1,216 @@
+//! Gateway keys at the door: who is calling (the key's record, found by its hash in KV), and
+//! the key object's admission of the request against its limits and budgets.
+//!
+//! Key records are cached per isolate for `CONFIG_CACHE_TTL_MS` (misses too, so a flood of
+//! bad keys does not become a flood of KV reads). Revocation is enforced at once by the key's
+//! object for keys with limits, and within the cache TTL (plus KV propagation) for the rest.
+
+use super::config_source::ttl_ms;
+use super::objects::{self, key::AdmitCall, key::AdmitReply, key::SettleCall, KEYS};
+use crate::api::ApiError;
+use crate::keys::{hash_key, presented_key, KeyRecord, KV_PREFIX};
+use crate::state::quota::{Actual, Admission, Denial, Estimate, Headroom};
+use crate::state::stats::Sample;
+use std::cell::RefCell;
+use std::collections::HashMap;
+use worker::{Env, Request};
+
+use super::config_source::KV_BINDING;
+
+thread_local! {
+    /// key hash → (record or None for "no such key", when it was read).
+    static KEYS_SEEN: RefCell<HashMap<String, (Option<KeyRecord>, u64)>> = RefCell::new(HashMap::new());
+}
+
+/// `AUTH_MODE = "open"` lets requests without a valid key through (local development);
+/// anything else requires a gateway key.
+fn open_mode(env: &Env) -> bool {
+    env.var("AUTH_MODE")
+        .map(|v| v.to_string().eq_ignore_ascii_case("open"))
+        .unwrap_or(false)
+}
+
+fn unauthorized(message: &str) -> ApiError {
+    ApiError::new(401, "invalid_request_error", "invalid_api_key", message)
+}
+
+/// The caller's key record; None in open mode when no known key was given.
+pub async fn authenticate(
+    req: &Request,
+    env: &Env,
+    now_ms: u64,
+) -> Result<Option<KeyRecord>, ApiError> {
+    let headers = req.headers();
+    let authorization = headers.get("authorization").ok().flatten();
+    let x_api_key = headers.get("x-api-key").ok().flatten();
+    let open = open_mode(env);
+    let Some(secret) = presented_key(authorization.as_deref(), x_api_key.as_deref()) else {
+        return if open {
+            Ok(None)
+        } else {
+            Err(unauthorized(
+                "Missing gateway key: send it as `Authorization: Bearer <key>` or `x-api-key`.",
+            ))
+        };
+    };
+    let id = hash_key(secret);
+    let record = lookup(env, &id, now_ms).await?;
+    match record {
+        Some(r) if r.revoked => Err(unauthorized("This gateway key has been revoked.")),
+        Some(r) => Ok(Some(r)),
+        None if open => Ok(None),
+        None => Err(unauthorized("Incorrect gateway key provided.")),
+    }
+}
+
+async fn lookup(env: &Env, id: &str, now_ms: u64) -> Result<Option<KeyRecord>, ApiError> {
+    if let Some((rec, at)) = KEYS_SEEN.with(|k| k.borrow().get(id).cloned()) {
+        if now_ms.saturating_sub(at) < ttl_ms(env) {
+            return Ok(rec);
+        }
+    }
+    let unavailable = |e: String| ApiError::new(503, "api_error", "key_store_unavailable", e);
+    let kv = env
+        .kv(KV_BINDING)
+        .map_err(|e| unavailable(format!("KV binding {KV_BINDING} missing: {e}")))?;
+    let text = kv
+        .get(&format!("{KV_PREFIX}{id}"))
+        .text()
+        .await
+        .map_err(|e| unavailable(format!("reading the gateway key failed: {e}")))?;
+    let record = match text {
+        None => None,
+        Some(t) => Some(
+            KeyRecord::parse(id, &t)
+                .map_err(|e| ApiError::new(500, "api_error", "key_record_invalid", e))?,
+        ),
+    };
+    KEYS_SEEN.with(|k| {
+        let mut k = k.borrow_mut();
+        if k.len() > 10_000 {
+            k.clear();
+        }
+        k.insert(id.to_string(), (record.clone(), now_ms));
+    });
+    Ok(record)
+}
+
+/// A request admitted by its key's object: the reservation to settle, and the headroom left.
+pub struct Admitted {
+    pub reservation: String,
+    pub headroom: Headroom,
+}
+
+/// Asks the key's object to admit the request (waits: this is what must be strict).
+pub async fn admit(
+    env: &Env,
+    key: &KeyRecord,
+    reservation: &str,
+    estimate: Estimate,
+) -> Result<Admitted, (ApiError, Headroom)> {
+    let call = AdmitCall {
+        id: reservation.to_string(),
+        limits: key.limits,
+        estimate,
+    };
+    let reply: worker::Result<AdmitReply> =
+        objects::call(env, KEYS, &key.id, "/admit", Some(&call)).await;
+    let reply = reply.map_err(|e| {
+        (
+            ApiError::new(
+                503,
+                "api_error",
+                "key_store_unavailable",
+                format!("admitting the request failed: {e}"),
+            ),
+            Headroom::default(),
+        )
+    })?;
+    if reply.revoked {
+        return Err((
+            unauthorized("This gateway key has been revoked."),
+            Headroom::default(),
+        ));
+    }
+    match reply.admission {
+        Some(Admission::Admitted { headroom }) => Ok(Admitted {
+            reservation: reservation.to_string(),
+            headroom,
+        }),
+        Some(Admission::Denied {
+            reason,
+            retry_after_ms,
+            headroom,
+        }) => {
+            let (code, what) = match reason {
+                Denial::Rpm => ("rate_limit_exceeded", "requests per minute"),
+                Denial::Tpm => ("rate_limit_exceeded", "tokens per minute"),
+                Denial::BudgetDay => ("budget_exceeded", "daily budget"),
+                Denial::BudgetMonth => ("budget_exceeded", "monthly budget"),
+            };
+            let kind = if code == "budget_exceeded" {
+                "insufficient_quota"
+            } else {
+                "rate_limit_error"
+            };
+            let mut e = ApiError::new(
+                429,
+                kind,
+                code,
+                format!(
+                    "Gateway key \"{}\" is over its {what} limit; retry after {} ms.",
+                    key.name, retry_after_ms
+                ),
+            );
+            e.retry_after_s = Some(retry_after_ms.div_ceil(1000).max(1));
+            Err((e, headroom))
+        }
+        None => Ok(Admitted {
+            reservation: reservation.to_string(),
+            headroom: Headroom::default(),
+        }),
+    }
+}
+
+/// Settles (or releases, when `actual` is None) the request's reservation and records its
+/// usage on the key's object. Sent in the background.
+pub async fn settle(
+    env: Env,
+    key_id: String,
+    reservation: Option<String>,
+    actual: Option<Actual>,
+    sample: Sample,
+) {
+    let call = SettleCall {
+        id: reservation,
+        actual,
+        sample,
+    };
+    let _: worker::Result<serde_json::Value> =
+        objects::call(&env, KEYS, &key_id, "/settle", Some(&call)).await;
+}
+
+/// OpenAI's `x-ratelimit-*` headers for the headroom the key has left.
+pub fn ratelimit_headers(h: &Headroom) -> Vec<(&'static str, String)> {
+    let mut out = Vec::new();
+    let dur = |ms: u64| format!("{}s", ms.div_ceil(1000));
+    if let Some(v) = h.limit_requests {
+        out.push(("x-ratelimit-limit-requests", v.to_string()));
+    }
+    if let Some(v) = h.remaining_requests {
+        out.push(("x-ratelimit-remaining-requests", v.to_string()));
+    }
+    if let Some(v) = h.reset_requests_ms {
+        out.push(("x-ratelimit-reset-requests", dur(v)));
+    }
+    if let Some(v) = h.limit_tokens {
+        out.push(("x-ratelimit-limit-tokens", v.to_string()));
+    }
+    if let Some(v) = h.remaining_tokens {
+        out.push(("x-ratelimit-remaining-tokens", v.to_string()));
+    }
+    if let Some(v) = h.reset_tokens_ms {
+        out.push(("x-ratelimit-reset-tokens", dur(v)));
+    }
+    out
+}

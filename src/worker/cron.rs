@@ -1,0 +1,102 @@
+//! The cron trigger: probe every deployment whose breaker is open and whose cooldown is over,
+//! so breakers close without waiting for user traffic. Each probe is a one-token chat request
+//! through the engine, holding the breaker's probe lease like any half-open probe.
+
+use super::background::Background;
+use super::config_source;
+use super::health::{remember, DoHealth};
+use super::objects::{self, DEPLOYMENTS};
+use super::transport::{FetchTransport, WorkerClock};
+use crate::api::parse_chat_request;
+use crate::config::{Chain, ChainStep, ResumeMode, ResumePolicy, Route, DEFAULT_RETRY};
+use crate::engine::{Clock, Engine, Outcome, RequestContext};
+use crate::providers::Secrets;
+use crate::state::breaker::View;
+use serde_json::json;
+use std::rc::Rc;
+use worker::{console_log, Env, ScheduleContext};
+
+struct EnvSecrets<'a>(&'a Env);
+
+impl Secrets for EnvSecrets<'_> {
+    fn get(&self, name: &str) -> Option<String> {
+        self.0.secret(name).ok().map(|s| s.to_string())
+    }
+}
+
+pub async fn run(env: Env, ctx: ScheduleContext) {
+    let ctx: Rc<dyn Background> = Rc::new(ctx);
+    let clock = WorkerClock;
+    let Ok(loaded) = config_source::current(&env, ctx.as_ref(), clock.now_ms()).await else {
+        return;
+    };
+    let table = loaded.table.clone();
+    let health = DoHealth::new(env.clone(), Rc::clone(&ctx), Rc::clone(&table));
+    let secrets = EnvSecrets(&env);
+    let engine = Engine {
+        table: &table,
+        transport: &FetchTransport,
+        clock: &clock,
+        secrets: &secrets,
+        health: &health,
+    };
+    for (index, dep) in table.deployments.iter().enumerate() {
+        if !dep.breaker.enabled || !dep.breaker.cron_probe {
+            continue;
+        }
+        let view: worker::Result<View> =
+            objects::call(&env, DEPLOYMENTS, &dep.name, "/view", None::<&()>).await;
+        let Ok(view) = view else { continue };
+        remember(&dep.name, view, clock.now_ms());
+        if view != View::HalfOpen {
+            continue;
+        }
+        let Some(chain) = Chain::new(vec![ChainStep {
+            deployment: index,
+            retry: crate::config::RetryPolicy {
+                max_attempts: 1,
+                ..DEFAULT_RETRY
+            },
+        }]) else {
+            continue;
+        };
+        let route = Route {
+            name: format!("probe:{}", dep.name),
+            chain,
+            request_timeout_ms: dep.timeouts.attempt_ms,
+            fallback_on_content_policy: false,
+            description: None,
+            resume: ResumePolicy {
+                mode: ResumeMode::Off,
+                max: 0,
+            },
+        };
+        let body = json!({"model": route.name, "max_tokens": 1,
+                          "messages": [{"role": "user", "content": "ping"}]});
+        let Ok(req) = parse_chat_request(body.to_string().as_bytes()) else {
+            continue;
+        };
+        let started = clock.now_ms();
+        let outcome = engine
+            .run(
+                &route,
+                &Rc::new(req),
+                RequestContext {
+                    request_id: format!("probe_{started}"),
+                    started_ms: started,
+                    jitter_seed: started,
+                },
+            )
+            .await;
+        let result = match &outcome {
+            Outcome::Complete { .. } | Outcome::Stream(_) => "ok".to_string(),
+            Outcome::Failed { error, .. } => format!("{}: {}", error.code, error.message),
+        };
+        console_log!(
+            "{}",
+            json!({"event": "health_probe", "deployment": dep.name, "result": result,
+                   "duration_ms": clock.now_ms().saturating_sub(started)})
+        );
+    }
+    health.flush();
+}

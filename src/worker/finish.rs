@@ -1,0 +1,76 @@
+//! The end of a request, whatever way it ended: usage samples and breaker reports to the
+//! deployment objects, the settlement of the key's reservation, and the one log line. All of
+//! it is sent through `wait_until`, so none of it delays the answer.
+
+use super::auth::{self, Admitted};
+use super::background::Background;
+use super::health::DoHealth;
+use super::transport::WorkerClock;
+use crate::engine::{Clock, Meta};
+use crate::keys::KeyRecord;
+use crate::report::log_line;
+use crate::state::quota::Actual;
+use crate::state::stats::Sample;
+use std::rc::Rc;
+use worker::{console_log, Env};
+
+pub struct Finish {
+    pub env: Env,
+    pub ctx: Rc<dyn Background>,
+    pub health: DoHealth,
+    pub key: Option<KeyRecord>,
+    pub admitted: Option<Admitted>,
+    /// Calls waited on before the engine ran (the key's admission).
+    pub waited_before: u32,
+}
+
+impl Finish {
+    /// What the glue knows that the engine does not: key, rate-limit headroom.
+    pub fn decorate(&self, meta: &mut Meta) {
+        meta.key_name = self.key.as_ref().map(|k| k.name.clone());
+        if let Some(a) = &self.admitted {
+            meta.extra_headers = auth::ratelimit_headers(&a.headroom);
+        }
+    }
+
+    /// Breaker reports gathered so far (failed attempts before a stream committed).
+    pub fn flush_reports(&self) {
+        self.health.flush();
+    }
+
+    /// The request is over: record, settle, log.
+    pub fn done(&mut self, meta: &mut Meta) {
+        let now = WorkerClock.now_ms();
+        self.health.add_samples(meta);
+        self.health.flush();
+        if let Some(key) = &self.key {
+            let answered = meta.deployment.is_some() && meta.usage.is_some();
+            let actual = answered.then(|| Actual {
+                tokens: meta
+                    .usage
+                    .map_or(0, |u| u.prompt_tokens.saturating_add(u.completion_tokens)),
+                cost_nanos: meta.cost_nanos.unwrap_or(0),
+            });
+            let sample = Sample {
+                ok: meta.status == 200 && meta.error.is_none(),
+                fallback: meta.attempts.len() > 1 || !meta.skipped.is_empty(),
+                input_tokens: meta.usage.map_or(0, |u| u.prompt_tokens),
+                output_tokens: meta.usage.map_or(0, |u| u.completion_tokens),
+                cost_nanos: meta.cost_nanos.unwrap_or(0),
+                latency_ms: now.saturating_sub(meta.started_ms),
+            };
+            let reservation = self.admitted.take().map(|a| a.reservation);
+            self.ctx.spawn(Box::pin(auth::settle(
+                self.env.clone(),
+                key.id.clone(),
+                reservation,
+                actual,
+                sample,
+            )));
+            self.health.count_background();
+        }
+        let (waited, background) = self.health.calls();
+        meta.state_calls = (self.waited_before + waited, background);
+        console_log!("{}", log_line(meta, now));
+    }
+}

@@ -1,0 +1,216 @@
+//! The engine's `Health` port over the per-deployment Durable Objects.
+//!
+//! Consistency, and why: a request must not wait on a Durable Object just to learn breaker
+//! state (DESIGN invariant 4), so each isolate keeps a snapshot of every breaker it has seen,
+//! refreshed from the objects' replies:
+//! - every report (sent after the request, through `wait_until`) returns the breaker's view;
+//! - a snapshot older than `SNAPSHOT_TTL_MS` is still used, and refreshed in the background;
+//! - only a deployment this isolate has never seen is read with a wait (once per isolate);
+//! - only a would-be half-open probe waits, to ask the object for the lease.
+//!
+//! So an isolate may keep sending to a breaker another isolate just opened until its next
+//! report or refresh returns: at most the requests it starts within one reply's round trip
+//! (or `SNAPSHOT_TTL_MS`, if it sends nothing to that deployment) after the trip. If an object
+//! cannot be reached, the gateway fails open (breaker treated as closed, probe granted):
+//! availability first, the object is advisory for routing.
+
+use super::background::Background;
+use super::objects::{self, deployment::ProbeCall, deployment::ProbeReply, DEPLOYMENTS};
+use crate::config::{Deployment, RoutingTable};
+use crate::engine::{Health, Meta};
+use crate::state::breaker::{BreakerConfig, Report, View};
+use crate::state::stats::Sample;
+use serde::Serialize;
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::rc::Rc;
+use worker::Env;
+
+/// After this long a snapshot is refreshed in the background (it is still used meanwhile).
+pub const SNAPSHOT_TTL_MS: u64 = 2_000;
+
+thread_local! {
+    /// deployment name → (view, when it was learned).
+    static SNAPSHOT: RefCell<HashMap<String, (View, u64)>> = RefCell::new(HashMap::new());
+}
+
+pub(super) fn remember(name: &str, view: View, now_ms: u64) {
+    SNAPSHOT.with(|s| {
+        s.borrow_mut().insert(name.to_string(), (view, now_ms));
+    });
+}
+
+fn cached(name: &str) -> Option<(View, u64)> {
+    SNAPSHOT.with(|s| s.borrow().get(name).copied())
+}
+
+#[derive(Serialize)]
+struct ReportBody<'a> {
+    config: &'a BreakerConfig,
+    reports: Vec<Report>,
+    samples: Vec<Sample>,
+}
+
+pub struct DoHealth {
+    env: Env,
+    ctx: Rc<dyn Background>,
+    table: Rc<RoutingTable>,
+    /// Reports not yet sent, by deployment name.
+    pending: RefCell<Vec<(String, Report)>>,
+    samples: RefCell<Vec<(String, Sample)>>,
+    waited: Cell<u32>,
+    background: Cell<u32>,
+}
+
+impl DoHealth {
+    pub fn new(env: Env, ctx: Rc<dyn Background>, table: Rc<RoutingTable>) -> Self {
+        DoHealth {
+            env,
+            ctx,
+            table,
+            pending: RefCell::new(Vec::new()),
+            samples: RefCell::new(Vec::new()),
+            waited: Cell::new(0),
+            background: Cell::new(0),
+        }
+    }
+
+    /// (calls waited on, calls sent in the background) so far.
+    pub fn calls(&self) -> (u32, u32) {
+        (self.waited.get(), self.background.get())
+    }
+
+    /// Counts a background call made for this request by someone else (the key's settle).
+    pub fn count_background(&self) {
+        self.background.set(self.background.get() + 1);
+    }
+
+    /// Queues one usage sample per attempt of a finished request.
+    pub fn add_samples(&self, meta: &Meta) {
+        let last = meta.attempts.len().saturating_sub(1);
+        let fallback = meta.attempts.len() > 1 || !meta.skipped.is_empty();
+        let mut samples = self.samples.borrow_mut();
+        for (i, a) in meta.attempts.iter().enumerate() {
+            let answered = i == last && a.class.is_none() && meta.deployment.is_some();
+            let usage = if answered { meta.usage } else { None };
+            samples.push((
+                a.deployment.clone(),
+                Sample {
+                    ok: a.class.is_none(),
+                    fallback: answered && fallback,
+                    input_tokens: usage.map_or(0, |u| u.prompt_tokens),
+                    output_tokens: usage.map_or(0, |u| u.completion_tokens),
+                    cost_nanos: if answered {
+                        meta.cost_nanos.unwrap_or(0)
+                    } else {
+                        0
+                    },
+                    latency_ms: a.duration_ms,
+                },
+            ));
+        }
+    }
+
+    /// Sends everything queued: one background call per deployment.
+    pub fn flush(&self) {
+        let reports = std::mem::take(&mut *self.pending.borrow_mut());
+        let samples = std::mem::take(&mut *self.samples.borrow_mut());
+        let mut names: Vec<&String> = reports
+            .iter()
+            .map(|(n, _)| n)
+            .chain(samples.iter().map(|(n, _)| n))
+            .collect();
+        names.sort();
+        names.dedup();
+        for name in names {
+            let Some(dep) = self.table.deployments.iter().find(|d| &d.name == name) else {
+                continue;
+            };
+            let body = ReportBody {
+                config: &dep.breaker.config,
+                reports: reports
+                    .iter()
+                    .filter(|(n, _)| n == name)
+                    .map(|(_, r)| *r)
+                    .collect(),
+                samples: samples
+                    .iter()
+                    .filter(|(n, _)| n == name)
+                    .map(|(_, s)| *s)
+                    .collect(),
+            };
+            let Ok(text) = serde_json::to_value(&body) else {
+                continue;
+            };
+            let env = self.env.clone();
+            let name = name.clone();
+            self.background.set(self.background.get() + 1);
+            self.ctx.spawn(Box::pin(async move {
+                let reply: worker::Result<View> =
+                    objects::call(&env, DEPLOYMENTS, &name, "/report", Some(&text)).await;
+                if let Ok(view) = reply {
+                    remember(&name, view, objects::now_ms());
+                }
+            }));
+        }
+    }
+
+    fn refresh_in_background(&self, name: &str, now_ms: u64) {
+        // Mark it fresh now so that concurrent requests do not all refresh it.
+        if let Some((view, _)) = cached(name) {
+            remember(name, view, now_ms);
+        }
+        let env = self.env.clone();
+        let name = name.to_string();
+        self.background.set(self.background.get() + 1);
+        self.ctx.spawn(Box::pin(async move {
+            let reply: worker::Result<View> =
+                objects::call(&env, DEPLOYMENTS, &name, "/view", None::<&()>).await;
+            if let Ok(view) = reply {
+                remember(&name, view, objects::now_ms());
+            }
+        }));
+    }
+}
+
+impl Health for DoHealth {
+    async fn view(&self, dep: &Deployment, now_ms: u64) -> View {
+        if let Some((view, at)) = cached(&dep.name) {
+            if now_ms.saturating_sub(at) > SNAPSHOT_TTL_MS {
+                self.refresh_in_background(&dep.name, now_ms);
+            }
+            return view;
+        }
+        self.waited.set(self.waited.get() + 1);
+        let reply: worker::Result<View> =
+            objects::call(&self.env, DEPLOYMENTS, &dep.name, "/view", None::<&()>).await;
+        match reply {
+            Ok(view) => {
+                remember(&dep.name, view, now_ms);
+                view
+            }
+            Err(_) => View::Closed,
+        }
+    }
+
+    async fn acquire_probe(&self, dep: &Deployment, force: bool, now_ms: u64) -> bool {
+        self.waited.set(self.waited.get() + 1);
+        let call = ProbeCall {
+            config: dep.breaker.config.clone(),
+            force,
+        };
+        let reply: worker::Result<ProbeReply> =
+            objects::call(&self.env, DEPLOYMENTS, &dep.name, "/probe", Some(&call)).await;
+        match reply {
+            Ok(r) => {
+                remember(&dep.name, r.view, now_ms);
+                r.granted
+            }
+            Err(_) => true,
+        }
+    }
+
+    fn report(&self, dep: &Deployment, report: Report) {
+        self.pending.borrow_mut().push((dep.name.clone(), report));
+    }
+}

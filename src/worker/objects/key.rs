@@ -1,0 +1,169 @@
+//! `KeyState`: the Durable Object of one gateway key. It enforces the key's request and token
+//! rates and spend budgets, and keeps its usage.
+//!
+//! Invariant: admission is check-and-reserve in one step on this single object, so concurrent
+//! requests cannot together pass a limit: each reserves its estimate before it is sent and
+//! settles to the actual cost (or releases) afterwards. A revoked key is refused here at once,
+//! whatever the isolates' KV caches still say.
+
+use super::{body, json, now_ms};
+use crate::state::quota::{Actual, Admission, Estimate, Limits, Quota};
+use crate::state::stats::{Sample, Stats};
+use serde::{Deserialize, Serialize};
+use std::cell::RefCell;
+use worker::{durable_object, DurableObject, Env, Method, Request, Response, Result, State};
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct AdmitCall {
+    pub id: String,
+    pub limits: Limits,
+    pub estimate: Estimate,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct AdmitReply {
+    #[serde(default)]
+    pub revoked: bool,
+    pub admission: Option<Admission>,
+}
+
+/// The end of a request: settle its reservation (or release it when nothing was billed) and
+/// record its usage.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct SettleCall {
+    /// Reservation id; None when the request was not admitted through this object.
+    pub id: Option<String>,
+    pub actual: Option<Actual>,
+    pub sample: Sample,
+}
+
+#[derive(Default, Serialize, Deserialize)]
+struct Inner {
+    #[serde(default)]
+    quota: Quota,
+    #[serde(default)]
+    stats: Stats,
+    #[serde(default)]
+    revoked: bool,
+}
+
+#[durable_object]
+pub struct KeyState {
+    state: State,
+    inner: RefCell<Option<Inner>>,
+}
+
+impl KeyState {
+    async fn load(&self) -> Result<()> {
+        if self.inner.borrow().is_some() {
+            return Ok(());
+        }
+        let stored = self
+            .state
+            .storage()
+            .get::<Inner>("key")
+            .await
+            .ok()
+            .flatten();
+        let mut slot = self.inner.borrow_mut();
+        if slot.is_none() {
+            *slot = Some(stored.unwrap_or_default());
+        }
+        Ok(())
+    }
+
+    async fn save(&self) -> Result<()> {
+        let json = {
+            let slot = self.inner.borrow();
+            match slot.as_ref() {
+                Some(inner) => serde_json::to_value(inner)?,
+                None => return Ok(()),
+            }
+        };
+        self.state.storage().put("key", json).await
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&mut Inner) -> T) -> Option<T> {
+        self.inner.borrow_mut().as_mut().map(f)
+    }
+}
+
+impl DurableObject for KeyState {
+    fn new(state: State, _env: Env) -> Self {
+        KeyState {
+            state,
+            inner: RefCell::new(None),
+        }
+    }
+
+    async fn fetch(&self, mut req: Request) -> Result<Response> {
+        self.load().await?;
+        let now = now_ms();
+        let path = req.path();
+        match (req.method(), path.as_str()) {
+            (Method::Post, "/admit") => {
+                let call: AdmitCall = match body(&mut req).await {
+                    Ok(c) => c,
+                    Err(e) => return Response::error(e, 400),
+                };
+                let reply = self.with(|i| {
+                    if i.revoked {
+                        AdmitReply {
+                            revoked: true,
+                            admission: None,
+                        }
+                    } else {
+                        AdmitReply {
+                            revoked: false,
+                            admission: Some(i.quota.admit(
+                                &call.id,
+                                &call.limits,
+                                call.estimate,
+                                now,
+                            )),
+                        }
+                    }
+                });
+                self.save().await?;
+                json(&reply)
+            }
+            (Method::Post, "/settle") => {
+                let call: SettleCall = match body(&mut req).await {
+                    Ok(c) => c,
+                    Err(e) => return Response::error(e, 400),
+                };
+                self.with(|i| {
+                    match (&call.id, call.actual) {
+                        (Some(id), Some(actual)) => {
+                            i.quota.settle(id, actual, now);
+                        }
+                        (Some(id), None) => {
+                            i.quota.release(id, now);
+                        }
+                        (None, Some(actual)) => {
+                            // Not admitted here (the key has no limits): still count the spend.
+                            i.quota.settle("", actual, now);
+                        }
+                        (None, None) => {}
+                    }
+                    i.stats.record(&call.sample, now);
+                });
+                self.save().await?;
+                json(&self.with(|i| i.quota.spend(now)))
+            }
+            (Method::Get, "/usage") => json(&self.with(|i| {
+                serde_json::json!({
+                    "revoked": i.revoked,
+                    "spend": i.quota.spend(now),
+                    "usage": i.stats.to_json(now),
+                })
+            })),
+            (Method::Post, "/revoke") => {
+                self.with(|i| i.revoked = true);
+                self.save().await?;
+                json(&serde_json::json!({"revoked": true}))
+            }
+            _ => Response::error("not found", 404),
+        }
+    }
+}
