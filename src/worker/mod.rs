@@ -1,6 +1,7 @@
 //! Cloudflare Worker glue: entry point, path routing, and the adapters behind the engine's
 //! ports (fetch transport, clock, KV config source, secrets). All I/O lives here.
 
+mod admin;
 mod auth;
 mod background;
 mod chat;
@@ -40,6 +41,7 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
             None,
         ),
         ("/v1/models", Method::Get) => models(&env, &ctx).await,
+        (p, _) if p.starts_with("/admin/api/") => admin::handle(req, env, ctx).await,
         ("/healthz", Method::Get) => healthz(&env, &ctx).await,
         ("/v1/models" | "/healthz", _) => {
             error_response(&ApiError::method_not_allowed("GET"), None)

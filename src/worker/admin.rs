@@ -1,0 +1,215 @@
+//! `/admin/api/*`: the operator's view of shared state, behind the `ADMIN_TOKEN` Worker
+//! secret (bearer, compared in constant time over SHA-256 digests). Without the secret the
+//! admin API is off (401 for everyone).
+//!
+//! - `GET  /admin/api/deployments` — every deployment's breaker and usage
+//! - `GET  /admin/api/deployments/{name}` — one of them
+//! - `POST /admin/api/deployments/{name}/reset` | `/force-open` — breaker reset / kill switch
+//! - `GET  /admin/api/keys` — gateway keys (records only; secrets are never stored)
+//! - `POST /admin/api/keys` — create a key; the secret is in this reply only
+//! - `GET  /admin/api/keys/{id}` — a key's record, spend and usage
+//! - `POST /admin/api/keys/{id}/revoke` — revoke at once (object) and in KV
+
+use super::config_source::{self, KV_BINDING};
+use super::objects::{self, DEPLOYMENTS, KEYS};
+use super::respond::{error_response, json_response};
+use super::transport::WorkerClock;
+use crate::api::ApiError;
+use crate::engine::Clock;
+use crate::keys::{hash_key, KeyRecord, KV_PREFIX};
+use serde_json::{json, Map, Value};
+use sha2::{Digest, Sha256};
+use worker::{Context, Env, Method, Request, Response, Result};
+
+fn authorized(req: &Request, env: &Env) -> bool {
+    let Ok(expected) = env.secret("ADMIN_TOKEN").map(|s| s.to_string()) else {
+        return false;
+    };
+    if expected.is_empty() {
+        return false;
+    }
+    let given = req
+        .headers()
+        .get("authorization")
+        .ok()
+        .flatten()
+        .and_then(|v| v.strip_prefix("Bearer ").map(str::to_string))
+        .unwrap_or_default();
+    let a = Sha256::digest(given.as_bytes());
+    let b = Sha256::digest(expected.as_bytes());
+    a.iter()
+        .zip(b.iter())
+        .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+        == 0
+}
+
+fn err(status: u16, code: &str, message: impl Into<String>) -> Result<Response> {
+    let kind = match status {
+        401 => "authentication_error",
+        404 => "not_found_error",
+        _ => "invalid_request_error",
+    };
+    error_response(&ApiError::new(status, kind, code, message), None)
+}
+
+pub async fn handle(mut req: Request, env: Env, ctx: Context) -> Result<Response> {
+    if !authorized(&req, &env) {
+        return err(
+            401,
+            "unauthorized",
+            "admin API: missing or wrong bearer token (ADMIN_TOKEN)",
+        );
+    }
+    let path = req.path();
+    let parts: Vec<&str> = path
+        .trim_start_matches("/admin/api/")
+        .split('/')
+        .filter(|p| !p.is_empty())
+        .collect();
+    let method = req.method();
+    match (method, parts.as_slice()) {
+        (Method::Get, ["deployments"]) => {
+            let loaded = match config_source::current(&env, &ctx, WorkerClock.now_ms()).await {
+                Ok(l) => l,
+                Err(e) => return err(503, "config_unavailable", e),
+            };
+            let mut out = Vec::new();
+            for d in &loaded.table.deployments {
+                let state: Value = objects::call(&env, DEPLOYMENTS, &d.name, "/state", None::<&()>)
+                    .await
+                    .unwrap_or(Value::Null);
+                out.push(json!({"name": d.name, "model": d.model,
+                                "breaker_enabled": d.breaker.enabled, "state": state}));
+            }
+            json_response(200, &json!({"deployments": out}))
+        }
+        (Method::Get, ["deployments", name]) => {
+            let state: Value =
+                objects::call(&env, DEPLOYMENTS, name, "/state", None::<&()>).await?;
+            json_response(200, &json!({"name": name, "state": state}))
+        }
+        (Method::Post, ["deployments", name, action @ ("reset" | "force-open")]) => {
+            let path = if *action == "reset" {
+                "/reset"
+            } else {
+                "/force_open"
+            };
+            let view: Value =
+                objects::call(&env, DEPLOYMENTS, name, path, Some(&json!({}))).await?;
+            json_response(200, &json!({"name": name, "view": view}))
+        }
+        (Method::Get, ["keys"]) => {
+            let kv = env.kv(KV_BINDING)?;
+            let list = kv
+                .list()
+                .prefix(KV_PREFIX.to_string())
+                .execute()
+                .await
+                .map_err(|e| worker::Error::RustError(e.to_string()))?;
+            let mut keys = Vec::new();
+            for k in list.keys {
+                let id = k.name.trim_start_matches(KV_PREFIX).to_string();
+                if let Ok(Some(text)) = kv.get(&k.name).text().await {
+                    if let Ok(mut v) = serde_json::from_str::<Value>(&text) {
+                        if let Some(o) = v.as_object_mut() {
+                            o.insert("id".into(), json!(id));
+                        }
+                        keys.push(v);
+                    }
+                }
+            }
+            json_response(200, &json!({"keys": keys}))
+        }
+        (Method::Post, ["keys"]) => create_key(&mut req, &env).await,
+        (Method::Get, ["keys", id]) => {
+            let kv = env.kv(KV_BINDING)?;
+            let Some(text) = kv
+                .get(&format!("{KV_PREFIX}{id}"))
+                .text()
+                .await
+                .map_err(|e| worker::Error::RustError(e.to_string()))?
+            else {
+                return err(404, "key_not_found", format!("no gateway key with id {id}"));
+            };
+            let record: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+            let usage: Value = objects::call(&env, KEYS, id, "/usage", None::<&()>).await?;
+            json_response(200, &json!({"id": id, "record": record, "state": usage}))
+        }
+        (Method::Post, ["keys", id, "revoke"]) => {
+            let kv = env.kv(KV_BINDING)?;
+            let name = format!("{KV_PREFIX}{id}");
+            let Some(text) = kv
+                .get(&name)
+                .text()
+                .await
+                .map_err(|e| worker::Error::RustError(e.to_string()))?
+            else {
+                return err(404, "key_not_found", format!("no gateway key with id {id}"));
+            };
+            let _: Value = objects::call(&env, KEYS, id, "/revoke", Some(&json!({}))).await?;
+            let mut record: Value = serde_json::from_str(&text).unwrap_or_else(|_| json!({}));
+            if let Some(o) = record.as_object_mut() {
+                o.insert("revoked".into(), json!(true));
+            }
+            kv.put(&name, record.to_string())
+                .map_err(|e| worker::Error::RustError(e.to_string()))?
+                .execute()
+                .await
+                .map_err(|e| worker::Error::RustError(e.to_string()))?;
+            json_response(200, &json!({"id": id, "revoked": true}))
+        }
+        _ => err(404, "not_found", format!("unknown admin route {path}")),
+    }
+}
+
+/// Creates a gateway key from `{name, routes?, rpm?, tpm?, budget_day_usd?, budget_month_usd?}`.
+async fn create_key(req: &mut Request, env: &Env) -> Result<Response> {
+    let text = req.text().await.unwrap_or_default();
+    let mut fields: Map<String, Value> = match serde_json::from_str(&text) {
+        Ok(Value::Object(m)) => m,
+        _ => {
+            return err(
+                400,
+                "invalid_body",
+                "expected a JSON object with at least \"name\"",
+            )
+        }
+    };
+    fields.remove("revoked");
+    fields.insert("created_ms".into(), json!(WorkerClock.now_ms()));
+    let record_text = Value::Object(fields).to_string();
+    let secret = match random_hex(24) {
+        Some(h) => format!("sk-gw-{h}"),
+        None => {
+            return err(
+                500,
+                "no_randomness",
+                "crypto.getRandomValues is unavailable",
+            )
+        }
+    };
+    let id = hash_key(&secret);
+    // Validate exactly as requests will read it.
+    if let Err(e) = KeyRecord::parse(&id, &record_text) {
+        return err(400, "invalid_key_record", e);
+    }
+    let kv = env.kv(KV_BINDING)?;
+    kv.put(&format!("{KV_PREFIX}{id}"), record_text.clone())
+        .map_err(|e| worker::Error::RustError(e.to_string()))?
+        .execute()
+        .await
+        .map_err(|e| worker::Error::RustError(e.to_string()))?;
+    let record: Value = serde_json::from_str(&record_text).unwrap_or(Value::Null);
+    json_response(201, &json!({"id": id, "key": secret, "record": record}))
+}
+
+/// `n` random bytes from the platform's CSPRNG, as hex.
+fn random_hex(n: u32) -> Option<String> {
+    let crypto = js_sys::Reflect::get(&js_sys::global(), &"crypto".into()).ok()?;
+    let buf = js_sys::Uint8Array::new_with_length(n);
+    let f: js_sys::Function = js_sys::Reflect::get(&crypto, &"getRandomValues".into())
+        .ok()?
+        .into();
+    f.call1(&crypto, &buf).ok()?;
+    Some(buf.to_vec().iter().map(|b| format!("{b:02x}")).collect())
+}
