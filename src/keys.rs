@@ -100,19 +100,25 @@ impl KeyRecord {
     }
 }
 
-/// What a request may cost at most, reserved before it is sent: the prompt (about 4
-/// characters per token) plus its output limit (or the table's estimate when it sets none),
-/// priced at the dearest deployment of the route, since any of them may answer.
-pub fn estimate(req: &ChatRequest, route: &Route, table: &RoutingTable) -> Estimate {
+/// The tokens a request may use at most: its prompt (about 4 characters per token) and its
+/// output limit, or the table's `estimated_output_tokens` when it sets none.
+pub fn estimated_usage(req: &ChatRequest, table: &RoutingTable) -> Usage {
     let output = ["max_completion_tokens", "max_tokens"]
         .iter()
         .find_map(|k| req.body.get(*k).and_then(Value::as_u64))
         .unwrap_or(u64::from(table.estimated_output_tokens));
-    let usage = Usage {
+    Usage {
         prompt_tokens: (req.prompt_chars as u64).div_ceil(4).max(1),
         completion_tokens: output,
         ..Usage::default()
-    };
+    }
+}
+
+/// What a request may cost at most, reserved before it is sent: the prompt (about 4
+/// characters per token) plus its output limit (or the table's estimate when it sets none),
+/// priced at the dearest deployment of the route, since any of them may answer.
+pub fn estimate(req: &ChatRequest, route: &Route, table: &RoutingTable) -> Estimate {
+    let usage = estimated_usage(req, table);
     let cost_nanos = route
         .chain
         .steps()

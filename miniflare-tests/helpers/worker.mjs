@@ -191,6 +191,7 @@ export function fakeTable(fake, { deployments, routes, defaults = {}, providerHe
       ...(d.timeouts ? { timeouts: d.timeouts } : {}),
       ...(d.retry ? { retry: d.retry } : {}),
       ...(d.breaker ? { breaker: d.breaker } : {}),
+      ...(d.limits ? { limits: d.limits } : {}),
       ...(d.price ? { price: d.price } : {}),
     };
   }
@@ -272,6 +273,7 @@ export async function mixedTable(w, { deployments, routes, defaults = {} }) {
       ...(d.timeouts ? { timeouts: d.timeouts } : {}),
       ...(d.retry ? { retry: d.retry } : {}),
       ...(d.breaker ? { breaker: d.breaker } : {}),
+      ...(d.limits ? { limits: d.limits } : {}),
       ...(d.price ? { price: d.price } : {}),
     };
   }

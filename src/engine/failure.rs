@@ -140,6 +140,22 @@ pub fn all_open(
     api
 }
 
+/// Every deployment that could serve the request is at its own rate limit: 429 with
+/// Retry-After until the first of them has room again.
+pub fn deployments_limited(route: &Route, retry_in_ms: u64) -> ApiError {
+    let mut api = ApiError::new(
+        429,
+        "rate_limit_error",
+        "deployment_rate_limited",
+        format!(
+            "model \"{}\": every deployment is at its requests- or tokens-per-minute limit",
+            route.name
+        ),
+    );
+    api.retry_after_s = Some(retry_in_ms.div_ceil(1000).max(1));
+    api
+}
+
 /// Seconds the caller should wait: the last upstream hint rounded up, at least 1.
 fn meta_retry_after(last: Option<&UpstreamError>) -> u64 {
     last.and_then(|e| e.retry_after_ms)

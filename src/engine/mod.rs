@@ -75,6 +75,12 @@ impl<T: Transport, C: Clock, H: Health> Engine<'_, T, C, H> {
         let mut plan: Vec<(usize, bool)> =
             (0..route.chain.steps().len()).map(|i| (i, false)).collect();
         let mut next_visit = 0;
+        // When each deployment skipped for its own rate limit can take traffic again.
+        let mut limit_skips: Vec<u64> = Vec::new();
+        let est_tokens = {
+            let u = crate::keys::estimated_usage(req, self.table);
+            u.prompt_tokens.saturating_add(u.completion_tokens)
+        };
 
         'chain: loop {
             let Some(&(step_index, forced)) = plan.get(next_visit) else {
@@ -136,6 +142,18 @@ impl<T: Transport, C: Clock, H: Health> Engine<'_, T, C, H> {
                     deadline_hit = true;
                     break 'chain;
                 }
+                let reservation = format!("{}:{}", meta.request_id, meta.attempts.len());
+                let limited = dep.limits.rpm.is_some() || dep.limits.tpm.is_some();
+                if limited {
+                    if let Err(retry_ms) =
+                        self.health.admit(dep, &reservation, est_tokens, now).await
+                    {
+                        meta.skipped
+                            .push((dep.name.clone(), "deployment_limit".into()));
+                        limit_skips.push(now.saturating_add(retry_ms));
+                        continue 'chain;
+                    }
+                }
                 starts.push(now);
                 let outcome = match build_target(self.table, dep, req, self.secrets) {
                     Ok(target) => {
@@ -169,6 +187,12 @@ impl<T: Transport, C: Clock, H: Health> Engine<'_, T, C, H> {
                         model,
                     } => {
                         self.report(dep, true, probe, None);
+                        if limited {
+                            let used = usage.map_or(est_tokens, |u| {
+                                u.prompt_tokens.saturating_add(u.completion_tokens)
+                            });
+                            self.health.settle(dep, &reservation, Some(used));
+                        }
                         meta.waiting_ms += record.duration_ms;
                         record.status = Some(200);
                         meta.attempts.push(record);
@@ -185,6 +209,10 @@ impl<T: Transport, C: Clock, H: Health> Engine<'_, T, C, H> {
                     }
                     AttemptOutcome::Committed(live) => {
                         self.report(dep, true, probe, None);
+                        if limited {
+                            // The stream's usage is not known yet: the estimate stands.
+                            self.health.settle(dep, &reservation, Some(est_tokens));
+                        }
                         meta.waiting_ms += record.duration_ms;
                         record.status = Some(200);
                         meta.attempts.push(record);
@@ -202,6 +230,9 @@ impl<T: Transport, C: Clock, H: Health> Engine<'_, T, C, H> {
                         )));
                     }
                     AttemptOutcome::Failed(error) => {
+                        if limited {
+                            self.health.settle(dep, &reservation, None);
+                        }
                         if dep.breaker.counts(error.class) {
                             self.report(dep, false, probe, error.retry_after_ms);
                         } else if probe {
@@ -257,6 +288,11 @@ impl<T: Transport, C: Clock, H: Health> Engine<'_, T, C, H> {
             }
         }
         let api = match unserved {
+            _ if !deadline_hit && meta.attempts.is_empty() && !limit_skips.is_empty() => {
+                let now = self.clock.now_ms();
+                let at = limit_skips.iter().copied().min().unwrap_or(now);
+                failure::deployments_limited(route, at.saturating_sub(now))
+            }
             _ if !deadline_hit
                 && all_open_failed(&meta, &open_skips, plan.iter().any(|(_, f)| *f)) =>
             {

@@ -77,6 +77,21 @@ pub trait Health {
     async fn acquire_probe(&self, deployment: &Deployment, force: bool, now_ms: u64) -> bool;
     /// Reports one attempt's outcome without waiting for the store.
     fn report(&self, deployment: &Deployment, report: Report);
+    /// Admits one attempt against the deployment's own RPM/TPM limits (only called for
+    /// deployments that have limits: this waits on the shared store). `Err(retry_after_ms)`
+    /// when the deployment is at its limit.
+    /// The default admits everything (no shared store).
+    async fn admit(
+        &self,
+        _deployment: &Deployment,
+        _reservation: &str,
+        _tokens: u64,
+        _now_ms: u64,
+    ) -> Result<(), u64> {
+        Ok(())
+    }
+    /// Settles an admitted attempt to the tokens it used (None: release, nothing was used).
+    fn settle(&self, _deployment: &Deployment, _reservation: &str, _tokens: Option<u64>) {}
 }
 
 /// No shared state: every breaker is closed and reports go nowhere (native tools, tests that

@@ -15,10 +15,12 @@
 //! availability first, the object is advisory for routing.
 
 use super::background::Background;
+use super::objects::key::AdmitCall;
 use super::objects::{self, deployment::ProbeCall, deployment::ProbeReply, DEPLOYMENTS};
 use crate::config::{Deployment, RoutingTable};
 use crate::engine::{Health, Meta};
 use crate::state::breaker::{BreakerConfig, Report, View};
+use crate::state::quota::{Admission, Estimate, Limits};
 use crate::state::stats::Sample;
 use serde::Serialize;
 use std::cell::{Cell, RefCell};
@@ -49,6 +51,7 @@ struct ReportBody<'a> {
     config: &'a BreakerConfig,
     reports: Vec<Report>,
     samples: Vec<Sample>,
+    settles: Vec<(String, Option<u64>)>,
 }
 
 pub struct DoHealth {
@@ -58,6 +61,8 @@ pub struct DoHealth {
     /// Reports not yet sent, by deployment name.
     pending: RefCell<Vec<(String, Report)>>,
     samples: RefCell<Vec<(String, Sample)>>,
+    /// Rate-limit reservations to settle: (deployment, id, tokens).
+    settles: RefCell<Vec<(String, String, Option<u64>)>>,
     waited: Cell<u32>,
     background: Cell<u32>,
 }
@@ -70,6 +75,7 @@ impl DoHealth {
             table,
             pending: RefCell::new(Vec::new()),
             samples: RefCell::new(Vec::new()),
+            settles: RefCell::new(Vec::new()),
             waited: Cell::new(0),
             background: Cell::new(0),
         }
@@ -115,10 +121,12 @@ impl DoHealth {
     pub fn flush(&self) {
         let reports = std::mem::take(&mut *self.pending.borrow_mut());
         let samples = std::mem::take(&mut *self.samples.borrow_mut());
+        let settles = std::mem::take(&mut *self.settles.borrow_mut());
         let mut names: Vec<&String> = reports
             .iter()
             .map(|(n, _)| n)
             .chain(samples.iter().map(|(n, _)| n))
+            .chain(settles.iter().map(|(n, _, _)| n))
             .collect();
         names.sort();
         names.dedup();
@@ -137,6 +145,11 @@ impl DoHealth {
                     .iter()
                     .filter(|(n, _)| n == name)
                     .map(|(_, s)| *s)
+                    .collect(),
+                settles: settles
+                    .iter()
+                    .filter(|(n, _, _)| n == name)
+                    .map(|(_, id, t)| (id.clone(), *t))
                     .collect(),
             };
             let Ok(text) = serde_json::to_value(&body) else {
@@ -212,5 +225,40 @@ impl Health for DoHealth {
 
     fn report(&self, dep: &Deployment, report: Report) {
         self.pending.borrow_mut().push((dep.name.clone(), report));
+    }
+
+    async fn admit(
+        &self,
+        dep: &Deployment,
+        reservation: &str,
+        tokens: u64,
+        _now_ms: u64,
+    ) -> Result<(), u64> {
+        self.waited.set(self.waited.get() + 1);
+        let call = AdmitCall {
+            id: reservation.to_string(),
+            limits: Limits {
+                rpm: dep.limits.rpm,
+                tpm: dep.limits.tpm,
+                ..Limits::default()
+            },
+            estimate: Estimate {
+                tokens,
+                cost_nanos: 0,
+            },
+        };
+        let reply: worker::Result<Admission> =
+            objects::call(&self.env, DEPLOYMENTS, &dep.name, "/admit", Some(&call)).await;
+        match reply {
+            Ok(Admission::Denied { retry_after_ms, .. }) => Err(retry_after_ms),
+            // Admitted, or the object is unreachable: fail open.
+            _ => Ok(()),
+        }
+    }
+
+    fn settle(&self, dep: &Deployment, reservation: &str, tokens: Option<u64>) {
+        self.settles
+            .borrow_mut()
+            .push((dep.name.clone(), reservation.to_string(), tokens));
     }
 }

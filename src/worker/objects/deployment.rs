@@ -6,8 +6,10 @@
 //! pending (input gates), so the breaker's transitions are serial and survive restarts. The
 //! breaker's settings travel with each call (they live in the routing table, not here).
 
+use super::key::AdmitCall;
 use super::{body, json, now_ms};
 use crate::state::breaker::{Breaker, BreakerConfig, Report, View};
+use crate::state::quota::{Actual, Quota};
 use crate::state::stats::{Sample, Stats};
 use serde::{Deserialize, Serialize};
 use std::cell::RefCell;
@@ -20,6 +22,9 @@ pub struct ReportCall {
     pub reports: Vec<Report>,
     #[serde(default)]
     pub samples: Vec<Sample>,
+    /// Rate-limit reservations to settle: (id, tokens used; None = release).
+    #[serde(default)]
+    pub settles: Vec<(String, Option<u64>)>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -38,6 +43,8 @@ pub struct ProbeReply {
 struct Inner {
     breaker: Breaker,
     stats: Stats,
+    /// The deployment's own RPM/TPM window (only used when the table sets limits).
+    quota: Quota,
 }
 
 #[durable_object]
@@ -54,12 +61,22 @@ impl DeploymentState {
         let storage = self.state.storage();
         let breaker = storage.get::<Breaker>("breaker").await.ok().flatten();
         let stats = storage.get::<Stats>("stats").await.ok().flatten();
+        let quota = storage.get::<Quota>("quota").await.ok().flatten();
         let mut slot = self.inner.borrow_mut();
         if slot.is_none() {
             *slot = Some(Inner {
                 breaker: breaker.unwrap_or_default(),
                 stats: stats.unwrap_or_default(),
+                quota: quota.unwrap_or_default(),
             });
+        }
+        Ok(())
+    }
+
+    async fn save_quota(&self) -> Result<()> {
+        let q = self.inner.borrow().as_ref().map(|i| i.quota.clone());
+        if let Some(q) = q {
+            self.state.storage().put("quota", q).await?;
         }
         Ok(())
     }
@@ -116,12 +133,29 @@ impl DurableObject for DeploymentState {
                     for s in &call.samples {
                         i.stats.record(s, now);
                     }
+                    for (id, tokens) in &call.settles {
+                        match tokens {
+                            Some(t) => {
+                                let actual = Actual {
+                                    tokens: *t,
+                                    cost_nanos: 0,
+                                };
+                                i.quota.settle(id, actual, now);
+                            }
+                            None => {
+                                i.quota.release(id, now);
+                            }
+                        }
+                    }
                     i.breaker.view(now)
                 });
                 let changed = self
                     .with(|i| Some(&i.breaker) != before.as_ref())
                     .unwrap_or(false);
                 self.save(changed, !call.samples.is_empty()).await?;
+                if !call.settles.is_empty() {
+                    self.save_quota().await?;
+                }
                 json(&view.unwrap_or(View::Closed))
             }
             (Method::Post, "/probe") => {
@@ -145,6 +179,16 @@ impl DurableObject for DeploymentState {
                     })
                 });
                 json(&state)
+            }
+            (Method::Post, "/admit") => {
+                let call: AdmitCall = match body(&mut req).await {
+                    Ok(c) => c,
+                    Err(e) => return Response::error(e, 400),
+                };
+                let admission =
+                    self.with(|i| i.quota.admit(&call.id, &call.limits, call.estimate, now));
+                self.save_quota().await?;
+                json(&admission)
             }
             (Method::Get, "/view") => json(&self.with(|i| i.breaker.view(now))),
             (Method::Post, "/reset") => {

@@ -1,0 +1,296 @@
+// Circuit breakers kept in Durable Objects (real DO storage in workerd): opening after the
+// threshold, probe discipline during a long outage, recovery, all-open chains, the kill
+// switch, the cron health probe, survival across a worker restart, and how many Durable
+// Object calls a request makes on the hot path.
+
+import { test, before, after, beforeEach } from "node:test";
+import assert from "node:assert/strict";
+import { mkdtempSync, rmSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { startFake, steps } from "./helpers/fake-openai.mjs";
+import { startWorker, scenarioTable, chatOnce, USER_MSG } from "./helpers/worker.mjs";
+
+const ADMIN = "admin-token-for-tests";
+let fake, w;
+let seq = 0;
+
+before(async () => {
+  fake = await startFake();
+  w = await startWorker({ bindings: { ADMIN_TOKEN: ADMIN } });
+});
+after(async () => {
+  await w?.dispose();
+  await fake?.close();
+});
+beforeEach(() => fake.reset());
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const body = (route) => ({ model: route, messages: USER_MSG });
+
+/** A two-deployment chain with breakers on; deployment names are unique per call (one object each). */
+async function chain(worker, breaker = {}, { retry = { max_attempts: 1 } } = {}) {
+  const n = ++seq;
+  const p = `br${n}-primary`;
+  const s = `br${n}-secondary`;
+  const route = `br${n}`;
+  const t = await scenarioTable(worker, fake, {
+    deployments: { [p]: { retry }, [s]: { retry } },
+    routes: { [route]: { chain: [p, s] } },
+    defaults: {
+      breaker: {
+        consecutive_failures: 3,
+        failure_rate_bps: 0,
+        cooldown_ms: 5000,
+        cooldown_max_ms: 20000,
+        ...breaker,
+      },
+    },
+  });
+  return { t, p, s, route };
+}
+
+async function admin(worker, method, p) {
+  const res = await fetch(worker.url + p.replace(/^\//, ""), {
+    method,
+    headers: { authorization: `Bearer ${ADMIN}` },
+    signal: AbortSignal.timeout(10_000),
+  });
+  const text = await res.text();
+  return { status: res.status, json: text ? JSON.parse(text) : null };
+}
+
+/** The breaker as its Durable Object holds it. */
+async function breakerOf(worker, dep) {
+  const r = await admin(worker, "GET", `/admin/api/deployments/${dep}`);
+  assert.equal(r.status, 200, JSON.stringify(r.json));
+  return r.json.state;
+}
+
+/** The JSON log line of one request (by x-router-request-id). */
+async function logOf(worker, requestId) {
+  for (let i = 0; i < 50; i++) {
+    const line = worker.logs.join("").split("\n").find((l) => l.includes(`"request_id":"${requestId}"`));
+    if (line) return JSON.parse(line.slice(line.indexOf("{")));
+    await sleep(20);
+  }
+  throw new Error(`no log line for ${requestId}`);
+}
+
+/** Background reports reach the object after the response: wait until it agrees. */
+async function until(fn, what, ms = 3000) {
+  const end = Date.now() + ms;
+  let last;
+  while (Date.now() < end) {
+    last = await fn();
+    if (last) return last;
+    await sleep(25);
+  }
+  assert.fail(`timed out waiting for ${what}`);
+}
+
+test("the breaker opens after the threshold; later requests skip the failing deployment without an attempt", async () => {
+  const { t, p, s, route } = await chain(w);
+  t.script(p, [steps.r500()]);
+  t.script(s, [{ ok: "from secondary" }]);
+  for (let i = 0; i < 3; i++) {
+    const r = await chatOnce(w, body(route));
+    assert.equal(r.status, 200);
+    assert.equal(r.res.headers.get("x-router-deployment"), s);
+  }
+  await until(async () => (await breakerOf(w, p)).view.state === "open", "breaker open");
+  const state = await breakerOf(w, p);
+  assert.equal(state.breaker.total_trips, 1);
+  for (let i = 0; i < 10; i++) {
+    const r = await chatOnce(w, body(route));
+    assert.equal(r.status, 200);
+    assert.equal(r.res.headers.get("x-router-deployment"), s);
+  }
+  // Consistency bound in one isolate: the snapshot learns of the trip from the reply to the
+  // third failure's report, which is sent after that response; one more request may start first.
+  assert.ok(t.hits(p) <= 4, `primary saw ${t.hits(p)} attempts, expected 3 (at most 1 extra)`);
+  const last = await chatOnce(w, body(route));
+  assert.match(last.res.headers.get("x-router-fallback-reasons") ?? "", new RegExp(`${p}:skipped_breaker_open`));
+});
+
+test("a 60-second outage at one request per second: only probes reach the failing deployment, and traffic returns within one cooldown of recovery", async () => {
+  const { t, p, s, route } = await chain(w, { cooldown_ms: 5000, cooldown_max_ms: 20000 });
+  t.script(p, [steps.r500()]);
+  t.script(s, [{ ok: "from secondary" }]);
+  const started = Date.now();
+  let ok = 0;
+  for (let i = 0; i < 60; i++) {
+    const r = await chatOnce(w, body(route));
+    if (r.status === 200) ok++;
+    const wait = started + (i + 1) * 1000 - Date.now();
+    if (wait > 0) await sleep(wait);
+  }
+  const outageHits = t.hits(p);
+  // 3 failures open it; probes follow after 5 s, 10 s, 20 s, 20 s of cooldown (≈ t=8, 18, 38, 58).
+  console.log(`# outage: primary saw ${outageHits} attempts in 60 requests (3 to trip + probes)`);
+  assert.equal(ok, 60, "every request was answered by the fallback");
+  assert.ok(outageHits >= 3 + 2 && outageHits <= 3 + 5, `primary saw ${outageHits} attempts`);
+  const st = await breakerOf(w, p);
+  assert.ok(st.breaker.total_trips >= 3, `re-opened after failed probes: ${JSON.stringify(st.breaker)}`);
+
+  // Recovery: the primary answers again; within one (maximum) cooldown a probe closes it.
+  t.script(p, [{ ok: "primary is back" }]);
+  const recovered = Date.now();
+  let backAfterMs = null;
+  for (let i = 0; i < 25 && backAfterMs === null; i++) {
+    const r = await chatOnce(w, body(route));
+    assert.equal(r.status, 200);
+    if (r.res.headers.get("x-router-deployment") === p) backAfterMs = Date.now() - recovered;
+    else await sleep(1000);
+  }
+  console.log(`# recovery: traffic back on the primary ${backAfterMs} ms after it recovered`);
+  assert.ok(backAfterMs !== null && backAfterMs <= 21_000, `back after ${backAfterMs} ms`);
+  await until(async () => (await breakerOf(w, p)).view.state === "closed", "breaker closed");
+  const r = await chatOnce(w, body(route));
+  assert.equal(r.res.headers.get("x-router-deployment"), p);
+});
+
+test("half-open admits a single probe: concurrent requests after the cooldown send one request to the deployment", async () => {
+  const { t, p, s, route } = await chain(w, { cooldown_ms: 1000, cooldown_max_ms: 1000 });
+  t.script(p, [steps.r500()]);
+  t.script(s, [{ ok: "from secondary" }]);
+  for (let i = 0; i < 3; i++) await chatOnce(w, body(route));
+  await until(async () => (await breakerOf(w, p)).view.state === "open", "breaker open");
+  await sleep(1100);
+  t.script(p, [{ ok: "slow probe answer", delayMs: 300 }]); // (re-scripting resets the hit count)
+  const before = t.hits(p);
+  const rs = await Promise.all(Array.from({ length: 8 }, () => chatOnce(w, body(route))));
+  assert.ok(rs.every((r) => r.status === 200));
+  assert.equal(t.hits(p) - before, 1, "exactly one probe");
+  assert.equal(rs.filter((r) => r.res.headers.get("x-router-deployment") === p).length, 1);
+  await until(async () => (await breakerOf(w, p)).view.state === "closed", "probe success closed it");
+});
+
+test("every deployment open: the one reopening first is probed; if it fails the caller gets 503 with Retry-After", async () => {
+  const { t, p, s, route } = await chain(w, { consecutive_failures: 1, cooldown_ms: 30_000, cooldown_max_ms: 60_000 });
+  t.script(p, [steps.r500()]);
+  t.script(s, [steps.r500()]);
+  const first = await chatOnce(w, body(route));
+  assert.equal(first.status, 502);
+  await until(
+    async () => (await breakerOf(w, p)).view.state === "open" && (await breakerOf(w, s)).view.state === "open",
+    "both open",
+  );
+  const hits = t.allHits();
+  const r = await chatOnce(w, body(route));
+  assert.equal(r.status, 503, r.text);
+  assert.equal(r.json.error.code, "circuit_open");
+  const ra = Number(r.res.headers.get("retry-after"));
+  assert.ok(ra >= 1 && ra <= 30, `retry-after ${ra}`);
+  // Exactly one forced probe, on the primary (it opened first, so it reopens first).
+  assert.equal(t.hits(p) - hits[p], 1);
+  assert.equal(t.hits(s) - hits[s], 0);
+
+  // The secondary recovers. The next all-open request probes the deployment reopening first,
+  // now the secondary (the primary's failed probe doubled its cooldown), and it answers.
+  t.script(s, [{ ok: "probe answered" }]);
+  const r2 = await chatOnce(w, body(route));
+  assert.equal(r2.status, 200, r2.text);
+  assert.equal(r2.res.headers.get("x-router-deployment"), s);
+});
+
+test("kill switch: force-open moves traffic off a healthy deployment at once; reset brings it back", async () => {
+  const { t, p, s, route } = await chain(w);
+  t.script(p, [{ ok: "primary" }]);
+  t.script(s, [{ ok: "secondary" }]);
+  assert.equal((await chatOnce(w, body(route))).res.headers.get("x-router-deployment"), p);
+  const forced = await admin(w, "POST", `/admin/api/deployments/${p}/force-open`);
+  assert.equal(forced.status, 200);
+  assert.equal(forced.json.view.state, "forced_open");
+  // The isolate snapshot is refreshed within SNAPSHOT_TTL_MS (2 s) of the change.
+  const moved = await until(async () => {
+    const r = await chatOnce(w, body(route));
+    return r.res.headers.get("x-router-deployment") === s ? Date.now() : null;
+  }, "traffic moved", 5000);
+  assert.ok(moved);
+  const before = t.hits(p);
+  for (let i = 0; i < 5; i++) {
+    const r = await chatOnce(w, body(route));
+    assert.equal(r.res.headers.get("x-router-deployment"), s);
+  }
+  assert.equal(t.hits(p), before, "no attempt, not even a probe, through the kill switch");
+  assert.equal((await admin(w, "POST", `/admin/api/deployments/${p}/reset`)).status, 200);
+  await until(async () => (await chatOnce(w, body(route))).res.headers.get("x-router-deployment") === p, "traffic back", 5000);
+});
+
+test("admin API for breakers needs the admin token", async () => {
+  for (const headers of [{}, { authorization: "Bearer wrong" }, { authorization: ADMIN }]) {
+    const res = await fetch(w.url + "admin/api/deployments", { headers });
+    assert.equal(res.status, 401);
+    assert.equal((await res.json()).error.code, "unauthorized");
+  }
+});
+
+test("the cron health probe closes an open breaker without user traffic", async () => {
+  const { t, p, s, route } = await chain(w, { cooldown_ms: 500, cooldown_max_ms: 500 });
+  t.script(p, [steps.r500()]);
+  t.script(s, [{ ok: "secondary" }]);
+  for (let i = 0; i < 3; i++) await chatOnce(w, body(route));
+  await until(async () => (await breakerOf(w, p)).view.state === "open", "breaker open");
+  t.script(p, [{ ok: "pong" }]); // (re-scripting resets the hit count)
+  await sleep(600);
+  const before = t.hits(p);
+  const worker = await w.mf.getWorker();
+  await worker.scheduled({ cron: "* * * * *" });
+  assert.equal(t.hits(p) - before, 1, "one probe request");
+  const probe = t.requests(p).at(-1);
+  assert.equal(probe.body.max_tokens, 1, "the probe is cheap: one output token");
+  await until(async () => (await breakerOf(w, p)).view.state === "closed", "closed by the cron probe");
+  // The secondary breaker stayed closed and was not probed.
+  assert.equal((await breakerOf(w, s)).view.state, "closed");
+});
+
+test("breaker state survives a worker restart", async () => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), "edge-router-br-"));
+  try {
+    let w1 = await startWorker({ persistDir: dir, bindings: { ADMIN_TOKEN: ADMIN } });
+    const { t, p, s, route } = await chain(w1, { cooldown_ms: 60_000, cooldown_max_ms: 60_000 });
+    t.script(p, [steps.r500()]);
+    t.script(s, [{ ok: "secondary" }]);
+    for (let i = 0; i < 3; i++) await chatOnce(w1, body(route));
+    await until(async () => (await breakerOf(w1, p)).view.state === "open", "breaker open");
+    const table = t.table;
+    await w1.dispose();
+    const hits = t.hits(p);
+
+    const w2 = await startWorker({ persistDir: dir, table, bindings: { ADMIN_TOKEN: ADMIN } });
+    try {
+      const r = await chatOnce(w2, body(route));
+      assert.equal(r.status, 200);
+      assert.equal(r.res.headers.get("x-router-deployment"), s);
+      assert.equal(t.hits(p), hits, "the new isolate read the open breaker before sending anything");
+      assert.equal((await breakerOf(w2, p)).view.state, "open");
+    } finally {
+      await w2.dispose();
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("Durable Object calls per request on the hot path (from the request log)", async () => {
+  const { t, p, s, route } = await chain(w);
+  t.script(p, [{ ok: "primary" }]);
+  t.script(s, [{ ok: "secondary" }]);
+  const id = async (r) => logOf(w, r.res.headers.get("x-router-request-id"));
+  // First request ever for this deployment in this isolate: one wait to read its breaker.
+  const first = await id(await chatOnce(w, body(route)));
+  assert.deepEqual(first.do_calls, { waited: 1, background: 1 });
+  // Happy path afterwards: nothing waited on, one background report.
+  const happy = await id(await chatOnce(w, body(route)));
+  assert.deepEqual(happy.do_calls, { waited: 0, background: 1 });
+  // Failing path (primary fails once, fallback answers): still nothing waited on, one report
+  // per deployment involved.
+  t.script(p, [steps.r500(), { ok: "primary" }]);
+  await chatOnce(w, body(route)); // warm the secondary's snapshot
+  t.script(p, [steps.r500()]);
+  const failing = await id(await chatOnce(w, body(route)));
+  assert.equal(failing.do_calls.waited, 0);
+  assert.equal(failing.do_calls.background, 2);
+  console.log(`# DO calls: first ${JSON.stringify(first.do_calls)}, happy ${JSON.stringify(happy.do_calls)}, failing ${JSON.stringify(failing.do_calls)}`);
+});
