@@ -108,9 +108,27 @@ test("the breaker opens after the threshold; later requests skip the failing dep
   }
   // Consistency bound in one isolate: the snapshot learns of the trip from the reply to the
   // third failure's report, which is sent after that response; one more request may start first.
+  console.log(`# threshold 3: primary saw ${t.hits(p)} attempts in 13 sequential requests`);
   assert.ok(t.hits(p) <= 4, `primary saw ${t.hits(p)} attempts, expected 3 (at most 1 extra)`);
   const last = await chatOnce(w, body(route));
   assert.match(last.res.headers.get("x-router-fallback-reasons") ?? "", new RegExp(`${p}:skipped_breaker_open`));
+});
+
+test("consistency under a burst: requests already started when the breaker trips reach the deployment, none after", async () => {
+  const { t, p, s, route } = await chain(w);
+  t.script(p, [{ status: 500, body: "down", delayMs: 100 }]);
+  t.script(s, [{ ok: "from secondary" }]);
+  // 20 concurrent requests: all start before the first failure is even reported.
+  const burst = await Promise.all(Array.from({ length: 20 }, () => chatOnce(w, body(route))));
+  assert.ok(burst.every((r) => r.status === 200));
+  const inFlight = t.hits(p);
+  await until(async () => (await breakerOf(w, p)).view.state === "open", "breaker open");
+  // Give the isolate the reply to its reports (they are sent after each response).
+  await sleep(100);
+  const after = await Promise.all(Array.from({ length: 20 }, () => chatOnce(w, body(route))));
+  assert.ok(after.every((r) => r.res.headers.get("x-router-deployment") === s));
+  console.log(`# burst: ${inFlight} of 20 concurrent requests reached the primary before the trip; ${t.hits(p) - inFlight} of the next 20`);
+  assert.equal(t.hits(p), inFlight, "no attempt once the isolate has the object's reply");
 });
 
 test("a 60-second outage at one request per second: only probes reach the failing deployment, and traffic returns within one cooldown of recovery", async () => {
@@ -292,5 +310,17 @@ test("Durable Object calls per request on the hot path (from the request log)", 
   const failing = await id(await chatOnce(w, body(route)));
   assert.equal(failing.do_calls.waited, 0);
   assert.equal(failing.do_calls.background, 2);
+  // A gateway key with limits: one wait for its admission, one more background call (settle).
+  const created = await fetch(w.url + "admin/api/keys", {
+    method: "POST",
+    headers: { authorization: `Bearer ${ADMIN}`, "content-type": "application/json" },
+    body: JSON.stringify({ name: `calls-${seq}`, rpm: 1000 }),
+  });
+  assert.equal(created.status, 201);
+  const { key } = await created.json();
+  t.script(p, [{ ok: "primary" }]);
+  const keyed = await id(await chatOnce(w, body(route), { headers: { authorization: `Bearer ${key}` } }));
+  assert.deepEqual(keyed.do_calls, { waited: 1, background: 2 });
+  console.log(`# DO calls: keyed ${JSON.stringify(keyed.do_calls)}`);
   console.log(`# DO calls: first ${JSON.stringify(first.do_calls)}, happy ${JSON.stringify(happy.do_calls)}, failing ${JSON.stringify(failing.do_calls)}`);
 });
