@@ -574,6 +574,54 @@ test("stream cut after the first chunk (resume off): estimated non-zero cost rec
   assert.equal(s2.spend.reserved_nanos, 0);
 });
 
+test(
+  "client aborts a stream mid-way: the key's reservation is settled and the request recorded as an error",
+  async () => {
+    const t = await oneRoute(wk, { routeExtra: { resume: "off" } });
+    const words = Array.from({ length: 20 }, (_, i) => `w${i}`).join(" ");
+    t.script("d", [{ ok: words, chunkDelayMs: 100 }]);
+    const { id, key } = await createKey(wk, { name: "aborter", rpm: 100, budget_day_usd: "1" });
+    const ac = new AbortController();
+    const res = await wk.chat(body({ stream: true, stream_options: { include_usage: true } }), {
+      headers: auth(key),
+      signal: ac.signal,
+    });
+    assert.equal(res.status, 200);
+    const reader = res.body.getReader();
+    const dec = new TextDecoder();
+    let text = "";
+    while (!text.includes("w2")) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      text += dec.decode(value, { stream: true });
+    }
+    ac.abort(); // the client goes away after a few chunks
+    const s = await settledKey(wk, id, (s) => s.spend.reservations === 0 && s.usage.total.requests >= 1);
+    assert.equal(s.spend.reservations, 0, `reservation left hanging: ${JSON.stringify(s.spend)}`);
+    assert.equal(s.spend.reserved_nanos, 0);
+    assert.equal(s.usage.total.requests, 1, "the aborted request is recorded");
+    assert.equal(s.usage.total.errors, 1, "as an error (client_disconnected)");
+  },
+);
+
+test(
+  "a budget written as a small JSON number (0.000009 USD) is read exactly",
+  async () => {
+    const t = await oneRoute(wk);
+    t.script("d", [{ ok: "tiny", usage: { prompt_tokens: 2, completion_tokens: 10, total_tokens: 12 } }]);
+    // Raw JSON text, exactly as a client would send it (no exponent).
+    const r = await admin(wk, "POST", "keys", { body: '{"name":"tiny-budget","budget_day_usd":0.000009}' });
+    assert.equal(r.status, 201, r.text);
+    secrets.add(r.json.key);
+    // One request: 2 prompt + 10 output tokens = 300 + 6000 = 6300 nano-USD; 9000 holds one.
+    const req = body({ messages: BUDGET_MSG, max_tokens: 10 });
+    const first = await chatOnce(wk, req, { headers: auth(r.json.key) });
+    assert.equal(first.status, 200, first.text);
+    await settledKey(wk, r.json.id, (s) => s.spend.reservations === 0 && s.spend.day_nanos > 0);
+    assertError(await chatOnce(wk, req, { headers: auth(r.json.key) }), 429, "budget_exceeded");
+  },
+);
+
 // ---------------------------------------------------------------------------------------------
 // revocation
 

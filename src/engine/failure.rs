@@ -118,7 +118,7 @@ pub fn all_open(
     route: &Route,
     meta: &Meta,
     last: Option<&UpstreamError>,
-    reopens_in_ms: u64,
+    reopens_in_ms: Option<u64>,
 ) -> ApiError {
     let probe = match (last, meta.attempts.last()) {
         (Some(e), Some(a)) => format!(
@@ -136,7 +136,7 @@ pub fn all_open(
             route.name
         ),
     );
-    api.retry_after_s = Some(reopens_in_ms.div_ceil(1000).max(1));
+    api.retry_after_s = reopens_in_ms.map(|ms| ms.div_ceil(1000).max(1));
     api
 }
 

@@ -208,7 +208,8 @@ impl<T: Transport, C: Clock, H: Health> Engine<'_, T, C, H> {
                         };
                     }
                     AttemptOutcome::Committed(live) => {
-                        self.report(dep, true, probe, None);
+                        // The breaker hears of this attempt when the stream ends: a stream
+                        // that breaks after commit is a failure, not a success then a failure.
                         if limited {
                             // The stream's usage is not known yet: the estimate stands.
                             self.health.settle(dep, &reservation, Some(est_tokens));
@@ -225,21 +226,26 @@ impl<T: Transport, C: Clock, H: Health> Engine<'_, T, C, H> {
                         let mut live = live;
                         live.waiting_ms = 0;
                         let resume = ResumeState::new(req, route, step_index, request_deadline);
-                        return Outcome::Stream(Box::new(CommittedStream::new(
-                            live, meta, dep.price, resume,
-                        )));
+                        let mut committed = CommittedStream::new(live, meta, dep.price, resume);
+                        committed.probe = probe;
+                        return Outcome::Stream(Box::new(committed));
                     }
                     AttemptOutcome::Failed(error) => {
                         if limited {
                             self.health.settle(dep, &reservation, None);
                         }
-                        if dep.breaker.counts(error.class) {
-                            self.report(dep, false, probe, error.retry_after_ms);
-                        } else if probe {
-                            // The probe reached a provider that answered for itself (a client
-                            // error): the deployment is up.
-                            self.report(dep, true, probe, None);
+                        if forced {
+                            // The failed probe re-opened it for at least another cooldown.
+                            let cooldown = dep
+                                .breaker
+                                .config
+                                .cooldown_ms
+                                .max(error.retry_after_ms.unwrap_or(0));
+                            for skip in open_skips.iter_mut().filter(|(i, _)| *i == step_index) {
+                                skip.1 = end.saturating_add(cooldown);
+                            }
                         }
+                        self.report_attempt_failure(dep, &error, probe);
                         meta.waiting_ms += record.duration_ms;
                         record.class = Some(error.class);
                         record.status = error.status;
@@ -293,16 +299,15 @@ impl<T: Transport, C: Clock, H: Health> Engine<'_, T, C, H> {
                 let at = limit_skips.iter().copied().min().unwrap_or(now);
                 failure::deployments_limited(route, at.saturating_sub(now))
             }
-            _ if !deadline_hit
-                && all_open_failed(&meta, &open_skips, plan.iter().any(|(_, f)| *f)) =>
-            {
+            _ if !deadline_hit && all_open_failed(&meta, plan.iter().any(|(_, f)| *f)) => {
                 let now = self.clock.now_ms();
-                let reopens = open_skips.iter().map(|(_, at)| *at).min().unwrap_or(now);
+                // None when every deployment is kill-switched: nothing reopens by itself.
+                let reopens = open_skips.iter().map(|(_, at)| *at).min();
                 failure::all_open(
                     route,
                     &meta,
                     last_error.as_ref(),
-                    reopens.saturating_sub(now),
+                    reopens.map(|at| at.saturating_sub(now)),
                 )
             }
             Some(cap) if meta.attempts.is_empty() => failure::unsupported(route, cap),
@@ -313,16 +318,23 @@ impl<T: Transport, C: Clock, H: Health> Engine<'_, T, C, H> {
 }
 
 impl<T, C, H: Health> Engine<'_, T, C, H> {
-    /// A failure after commit (a cut or stalled stream) counts against the deployment.
-    pub(crate) fn report_failure(
+    /// A failed attempt (before or after commit): a failure if its class counts; a probe
+    /// answered with a client error proves the deployment up; a probe that failed for a class
+    /// the operator excluded says nothing (its lease expires).
+    pub(crate) fn report_attempt_failure(
         &self,
         dep: &crate::config::Deployment,
-        retry_after_ms: Option<u64>,
+        error: &UpstreamError,
+        probe: bool,
     ) {
-        self.report(dep, false, false, retry_after_ms);
+        if dep.breaker.counts(error.class) {
+            self.report(dep, false, probe, error.retry_after_ms);
+        } else if probe && error.class.is_client_fault() {
+            self.report(dep, true, probe, None);
+        }
     }
 
-    fn report(
+    pub(crate) fn report(
         &self,
         dep: &crate::config::Deployment,
         ok: bool,
@@ -342,10 +354,10 @@ impl<T, C, H: Health> Engine<'_, T, C, H> {
     }
 }
 
-/// Every deployment was skipped for an open breaker; the only attempt, if any, was the forced
-/// probe (which is planned only when nothing else was tried).
-fn all_open_failed(meta: &Meta, open_skips: &[(usize, u64)], forced_planned: bool) -> bool {
-    !open_skips.is_empty()
+/// Every deployment was skipped for an open breaker (or a kill switch); the only attempt, if
+/// any, was the forced probe (which is planned only when nothing else was tried).
+fn all_open_failed(meta: &Meta, forced_planned: bool) -> bool {
+    !meta.skipped.is_empty()
         && (meta.attempts.is_empty() || forced_planned)
         && meta
             .skipped

@@ -6,7 +6,7 @@ use super::resuming::ResumeState;
 use super::stream::LiveStream;
 use super::Engine;
 use crate::api::ApiError;
-use crate::config::Price;
+use crate::config::{Deployment, Price, RoutingTable};
 
 pub enum Outcome<B> {
     /// `client_ready`: the body is already in the client's format; otherwise it is the pivot.
@@ -31,6 +31,8 @@ pub struct CommittedStream<B> {
     pub(crate) price: Price,
     pub(crate) finalised: bool,
     pub(crate) resume: ResumeState,
+    /// The live attempt holds its deployment's half-open probe lease.
+    pub(crate) probe: bool,
 }
 
 impl<B: ResponseBody> CommittedStream<B> {
@@ -46,6 +48,7 @@ impl<B: ResponseBody> CommittedStream<B> {
             price,
             finalised: false,
             resume,
+            probe: false,
         }
     }
 
@@ -70,27 +73,36 @@ impl<B: ResponseBody> CommittedStream<B> {
             match pulled {
                 Ok(Some(bytes)) => return Some(bytes),
                 Ok(None) => {
+                    if !self.finalised && self.live.end_error.is_none() {
+                        if let Some(dep) = self.answering(engine.table) {
+                            engine.report(dep, true, self.probe, None);
+                        }
+                    }
                     self.finalise();
                     return None;
                 }
                 Err(broken) => {
-                    let answering = self.meta.deployment.as_deref();
-                    if let Some(dep) = engine
-                        .table
-                        .deployments
-                        .iter()
-                        .find(|d| Some(d.name.as_str()) == answering)
-                    {
-                        if dep.breaker.counts(broken.class) {
-                            engine.report_failure(dep, broken.retry_after_ms);
-                        }
+                    if let Some(dep) = self.answering(engine.table) {
+                        engine.report_attempt_failure(dep, &broken, self.probe);
                     }
+                    self.probe = false;
                     if !self.resume_after(engine, &broken).await {
                         self.live.fail(broken);
                     }
                 }
             }
         }
+    }
+
+    fn answering<'t>(&self, table: &'t RoutingTable) -> Option<&'t Deployment> {
+        let name = self.meta.deployment.as_deref()?;
+        table.deployments.iter().find(|d| d.name == name)
+    }
+
+    /// The client went away: book what was delivered (estimated when the provider did not
+    /// report usage yet) so the request is billed and logged like any other.
+    pub fn abandon(&mut self) {
+        self.finalise();
     }
 
     fn finalise(&mut self) {

@@ -8,6 +8,7 @@
 //! request deadline; a prefill refusal is never the caller's error (the original failure is).
 
 use super::attempt::{run_attempt, AttemptInput, AttemptOutcome};
+use super::gate::{gate, Gate};
 use super::meta::AttemptRecord;
 use super::outcome::CommittedStream;
 use super::ports::{Clock, Health, ResponseBody, Transport};
@@ -178,6 +179,14 @@ impl<B: ResponseBody> CommittedStream<B> {
                 self.resume.cursor += 1;
                 continue;
             };
+            let probe = match gate(engine.health, dep, now).await {
+                Gate::Go { probe } => probe,
+                Gate::Skip { why, .. } => {
+                    self.meta.skipped.push((dep.name.clone(), why.into()));
+                    self.resume.cursor += 1;
+                    continue;
+                }
+            };
             self.resume.used += 1;
             let (req, filter) = match method {
                 Method::Prefill => {
@@ -228,10 +237,12 @@ impl<B: ResponseBody> CommittedStream<B> {
                     self.meta.deployment = Some(dep.name.clone());
                     self.live = live;
                     self.price = dep.price;
+                    self.probe = probe;
                     self.cursor_after_resume();
                     return true;
                 }
                 AttemptOutcome::Failed(e) => {
+                    engine.report_attempt_failure(dep, &e, probe);
                     record.class = Some(e.class);
                     record.status = e.status;
                     self.meta.attempts.push(record);

@@ -8,12 +8,12 @@ use super::config_source;
 use super::finish::Finish;
 use super::health::DoHealth;
 use super::respond::{bytes_response, client_error_response, config_unavailable, headers_from};
-use super::transport::{FetchBody, FetchTransport, WorkerClock};
+use super::stream_out;
+use super::transport::{FetchTransport, WorkerClock};
 use crate::api::anthropic::parse_messages_request;
 use crate::api::{parse_chat_request, ApiError, ClientFormat};
-use crate::config::RoutingTable;
 use crate::egress::completion_for_client;
-use crate::engine::{Clock, CommittedStream, Engine, Meta, Outcome, RequestContext};
+use crate::engine::{Clock, Engine, Meta, Outcome, RequestContext};
 use crate::keys::estimate;
 use crate::providers::Secrets;
 use crate::report::{log_line, response_headers};
@@ -23,7 +23,7 @@ use worker::{console_log, Context, Env, Request, Response, Result};
 
 const DEFAULT_MAX_BODY_BYTES: usize = 8 << 20;
 
-struct EnvSecrets<'a>(&'a Env);
+pub(super) struct EnvSecrets<'a>(pub(super) &'a Env);
 
 impl Secrets for EnvSecrets<'_> {
     fn get(&self, name: &str) -> Option<String> {
@@ -175,62 +175,14 @@ pub async fn handle(
             let mut headers = response_headers(stream.meta(), clock.now_ms());
             headers.push(("content-type", "text/event-stream; charset=utf-8".into()));
             headers.push(("cache-control", "no-cache".into()));
-            let guard = StreamLog {
+            stream_out::respond(
                 stream,
-                done: false,
-                table: table.clone(),
-                env: env.clone(),
+                table.clone(),
+                env.clone(),
                 finish,
-            };
-            let body = futures_util::stream::unfold(guard, |mut guard| async move {
-                // The engine again, for resuming the stream on another attempt if it breaks.
-                let secrets = EnvSecrets(&guard.env);
-                let engine = Engine {
-                    table: &guard.table,
-                    transport: &FetchTransport,
-                    clock: &WorkerClock,
-                    secrets: &secrets,
-                    health: &guard.finish.health,
-                };
-                let next = guard.stream.next(&engine).await;
-                match next {
-                    Some(bytes) => Some((Ok::<Vec<u8>, worker::Error>(bytes), guard)),
-                    None => {
-                        guard.mark_done();
-                        None
-                    }
-                }
-            })
-            .boxed_local();
-            Ok(Response::from_stream(body)?.with_headers(headers_from(&headers)?))
+                headers_from(&headers)?,
+            )
         }
-    }
-}
-
-/// Finishes a streamed request exactly once: when the stream ends, or when the client goes
-/// away and the runtime drops the body (the upstream fetch is aborted with it).
-struct StreamLog {
-    stream: Box<CommittedStream<FetchBody>>,
-    done: bool,
-    table: Rc<RoutingTable>,
-    env: Env,
-    finish: Finish,
-}
-
-impl StreamLog {
-    fn mark_done(&mut self) {
-        self.done = true;
-    }
-}
-
-impl Drop for StreamLog {
-    fn drop(&mut self) {
-        let mut meta = self.stream.meta().clone();
-        if !self.done {
-            meta.error =
-                Some("client_disconnected: the client closed the stream before it ended".into());
-        }
-        self.finish.done(&mut meta);
     }
 }
 

@@ -11,6 +11,7 @@ mod finish;
 mod health;
 pub mod objects;
 mod respond;
+mod stream_out;
 mod transport;
 
 use crate::api::{ApiError, ClientFormat};

@@ -1,0 +1,99 @@
+//! Sends a committed stream to the client from a task of its own, registered with
+//! `waitUntil`, through a `TransformStream`, instead of letting the runtime pull it.
+//!
+//! Invariant: every streamed request is finished exactly once (usage, reservation settle,
+//! breaker reports, log line), however it ends. Why this shape: a body pulled by the runtime
+//! is simply abandoned when the client disconnects (workerd neither cancels the Rust stream
+//! nor polls it again), so nothing after the last pull ever ran. A pushing task learns of the
+//! disconnect from the writer (a failed write, or `closed` settling while it waits for the
+//! upstream), drops the upstream fetch (which aborts it) and finishes the request.
+
+use super::chat::EnvSecrets;
+use super::finish::Finish;
+use super::transport::{FetchBody, FetchTransport, WorkerClock};
+use crate::config::RoutingTable;
+use crate::engine::{CommittedStream, Engine};
+use futures_util::future::{select, Either};
+use std::rc::Rc;
+use wasm_bindgen::JsValue;
+use wasm_bindgen_futures::JsFuture;
+use web_sys::{TransformStream, WritableStreamDefaultWriter};
+use worker::{Env, Headers, Response, ResponseBody, Result};
+
+fn js(e: JsValue) -> worker::Error {
+    worker::Error::JsError(format!("{e:?}"))
+}
+
+/// The streaming response; the task that fills it runs until the stream ends.
+pub fn respond(
+    stream: Box<CommittedStream<FetchBody>>,
+    table: Rc<RoutingTable>,
+    env: Env,
+    finish: Finish,
+    headers: Headers,
+) -> Result<Response> {
+    let pipe = TransformStream::new().map_err(js)?;
+    let writer = pipe.writable().get_writer().map_err(js)?;
+    let ctx = Rc::clone(&finish.ctx);
+    ctx.spawn(Box::pin(pump(stream, table, env, finish, writer)));
+    Ok(Response::from_body(ResponseBody::Stream(pipe.readable()))?.with_headers(headers))
+}
+
+async fn pump(
+    mut stream: Box<CommittedStream<FetchBody>>,
+    table: Rc<RoutingTable>,
+    env: Env,
+    mut finish: Finish,
+    writer: WritableStreamDefaultWriter,
+) {
+    let disconnected = {
+        let secrets = EnvSecrets(&env);
+        // The engine again, for resuming the stream on another attempt if it breaks.
+        let engine = Engine {
+            table: &table,
+            transport: &FetchTransport,
+            clock: &WorkerClock,
+            secrets: &secrets,
+            health: &finish.health,
+        };
+        // Settles (rejects) when the client goes away; it never settles otherwise before
+        // this task closes the writer.
+        let mut closed = JsFuture::from(writer.closed());
+        loop {
+            let next = {
+                let pull = Box::pin(stream.next(&engine));
+                match select(pull, &mut closed).await {
+                    Either::Left((next, _)) => next,
+                    Either::Right(_) => break true,
+                }
+            };
+            match next {
+                Some(bytes) => {
+                    let chunk = js_sys::Uint8Array::from(bytes.as_slice());
+                    if JsFuture::from(writer.write_with_chunk(&chunk))
+                        .await
+                        .is_err()
+                    {
+                        break true;
+                    }
+                }
+                None => {
+                    let _ = JsFuture::from(writer.close()).await;
+                    break false;
+                }
+            }
+        }
+    };
+    if disconnected {
+        stream.abandon();
+    }
+    let mut meta = stream.meta().clone();
+    if disconnected {
+        meta.error =
+            Some("client_disconnected: the client closed the stream before it ended".into());
+        meta.status = 499;
+    }
+    // Dropping the stream aborts the upstream fetch, if it is still open.
+    drop(stream);
+    finish.done(&mut meta);
+}
