@@ -251,8 +251,14 @@ def workerd_config(kind, port, up, workdir):
         bindings = [
             '(name = "ROUTER_CONFIG", kvNamespace = "kv")',
         ]
+        # The benchmark sends no gateway keys.
+        vars_ = {**vars_, "AUTH_MODE": "open"}
         for k, v in vars_.items():
             bindings.append(f"(name = {capnp_str(k)}, text = {capnp_str(v)})")
+        # The shared-state Durable Objects, in memory (as in production, every request
+        # reports to its deployment's object after the response).
+        bindings.append('(name = "DEPLOYMENTS", durableObjectNamespace = "DeploymentState")')
+        bindings.append('(name = "KEYS", durableObjectNamespace = "KeyState")')
         bindings.append(f'(name = "BENCH_UPSTREAM_KEY", text = {capnp_str(SECRET)})')
         worker = f"""const gateway :Workerd.Worker = (
   modules = [
@@ -264,6 +270,11 @@ def workerd_config(kind, port, up, workdir):
   bindings = [
     {(","+chr(10)+"    ").join(bindings)},
   ],
+  durableObjectNamespaces = [
+    (className = "DeploymentState", uniqueKey = "edge-router-deployments", enableSql = true),
+    (className = "KeyState", uniqueKey = "edge-router-keys", enableSql = true),
+  ],
+  durableObjectStorage = (inMemory = void),
 );
 
 # The KV namespace: workerd sends the binding's get/put calls to this worker as HTTP requests.

@@ -3,6 +3,7 @@
 //! through the engine, holding the breaker's probe lease like any half-open probe.
 
 use super::background::Background;
+use super::chat::EnvSecrets;
 use super::config_source;
 use super::health::{remember, DoHealth};
 use super::objects::{self, DEPLOYMENTS};
@@ -10,19 +11,10 @@ use super::transport::{FetchTransport, WorkerClock};
 use crate::api::parse_chat_request;
 use crate::config::{Chain, ChainStep, ResumeMode, ResumePolicy, Route, DEFAULT_RETRY};
 use crate::engine::{Clock, Engine, Outcome, RequestContext};
-use crate::providers::Secrets;
 use crate::state::breaker::View;
 use serde_json::json;
 use std::rc::Rc;
 use worker::{console_log, Env, ScheduleContext};
-
-struct EnvSecrets<'a>(&'a Env);
-
-impl Secrets for EnvSecrets<'_> {
-    fn get(&self, name: &str) -> Option<String> {
-        self.0.secret(name).ok().map(|s| s.to_string())
-    }
-}
 
 pub async fn run(env: Env, ctx: ScheduleContext) {
     let ctx: Rc<dyn Background> = Rc::new(ctx);
