@@ -708,8 +708,12 @@ def write_results(meta, agg, startup, ready, idle_rss, peak_rss, smoke, core, ra
       "production), and the `routing-table:last-good` write-back via `waitUntil` on adoption. "
       f"`/healthz` during the run said: `{json.dumps(smoke.get('ours/healthz', {}).get('config', {}))}`. "
       "Unlike Cloudflare's KV, a miss costs a loopback hop inside one process rather than a network fetch; "
-      "with a 5 s cache this touches ≈ 1 request in every few thousand. The gateway uses no Durable Object "
-      "on its request path at this commit, so none is configured.")
+      "with a 5 s cache this touches ≈ 1 request in every few thousand.")
+    w("  - **Durable Objects, how they were served**: `DEPLOYMENTS` and `KEYS` are real workerd Durable Object "
+      "namespaces (SQLite-backed, in-memory storage) in the same process, so the breaker reads (once per "
+      "isolate), the outcome reports after each request (`waitUntil`, batched per isolate at this commit) and "
+      "their storage writes all run. Auth is `open` (no gateway key), so no key object is called. A real "
+      "Durable Object may be far away; its calls are off the request path here as in production.")
     w("  - **pass-through worker**: `bench/workerd/passthrough.js` (fetch the upstream with the request body, "
       "return its response) in a second `workerd serve` process from the same binary and config generator. "
       "Separate processes so that CPU time and RSS are per worker.")

@@ -298,19 +298,28 @@ test("Durable Object calls per request on the hot path (from the request log)", 
   const id = async (r) => logOf(w, r.res.headers.get("x-router-request-id"));
   // First request ever for this deployment in this isolate: one wait to read its breaker.
   const first = await id(await chatOnce(w, body(route)));
-  assert.deepEqual(first.do_calls, { waited: 1, background: 1 });
-  // Happy path afterwards: nothing waited on, one background report.
-  const happy = await id(await chatOnce(w, body(route)));
-  assert.deepEqual(happy.do_calls, { waited: 0, background: 1 });
-  // Failing path (primary fails once, fallback answers): still nothing waited on, one report
-  // per deployment involved.
-  t.script(p, [steps.r500(), { ok: "primary" }]);
-  await chatOnce(w, body(route)); // warm the secondary's snapshot
+  assert.equal(first.do_calls.waited, 1);
+  // Happy path afterwards: nothing waited on; reports are batched per isolate, so 10
+  // back-to-back requests make at most a couple of background calls between them.
+  const happy = [];
+  for (let i = 0; i < 10; i++) happy.push(await id(await chatOnce(w, body(route))));
+  assert.ok(happy.every((l) => l.do_calls.waited === 0), JSON.stringify(happy.map((l) => l.do_calls)));
+  const background = happy.reduce((n, l) => n + l.do_calls.background, 0);
+  assert.ok(background <= 3, `background calls for 10 requests: ${background}`);
+  // The batch still arrives within the flush interval (1 s): the object counts all 11.
+  await until(async () => (await breakerOf(w, p)).usage.total.requests === 11, "usage flushed", 3000);
+
+  // Failing path (primary fails, fallback answers): nothing waited on, and the failure is
+  // sent at once (the object has it before the flush interval).
   t.script(p, [steps.r500()]);
+  await chatOnce(w, body(route)); // first sight of the secondary: one wait to read its breaker
+  await until(async () => (await breakerOf(w, p)).breaker.consecutive_failures === 1, "failure reported", 500);
   const failing = await id(await chatOnce(w, body(route)));
   assert.equal(failing.do_calls.waited, 0);
-  assert.equal(failing.do_calls.background, 2);
-  // A gateway key with limits: one wait for its admission, one more background call (settle).
+  assert.ok(failing.do_calls.background >= 1);
+  await until(async () => (await breakerOf(w, p)).breaker.consecutive_failures === 2, "failure reported", 500);
+
+  // A gateway key with limits: one wait for its admission, plus its settle in the background.
   const created = await fetch(w.url + "admin/api/keys", {
     method: "POST",
     headers: { authorization: `Bearer ${ADMIN}`, "content-type": "application/json" },
@@ -320,7 +329,10 @@ test("Durable Object calls per request on the hot path (from the request log)", 
   const { key } = await created.json();
   t.script(p, [{ ok: "primary" }]);
   const keyed = await id(await chatOnce(w, body(route), { headers: { authorization: `Bearer ${key}` } }));
-  assert.deepEqual(keyed.do_calls, { waited: 1, background: 2 });
-  console.log(`# DO calls: keyed ${JSON.stringify(keyed.do_calls)}`);
-  console.log(`# DO calls: first ${JSON.stringify(first.do_calls)}, happy ${JSON.stringify(happy.do_calls)}, failing ${JSON.stringify(failing.do_calls)}`);
+  assert.equal(keyed.do_calls.waited, 1);
+  assert.ok(keyed.do_calls.background >= 1);
+  console.log(
+    `# DO calls: first ${JSON.stringify(first.do_calls)}, 10 happy: ${background} background in total, ` +
+      `failing ${JSON.stringify(failing.do_calls)}, keyed ${JSON.stringify(keyed.do_calls)}`,
+  );
 });

@@ -7,28 +7,16 @@ use super::validate::Errors;
 use crate::resilience::ErrorClass;
 use crate::state::breaker::BreakerConfig;
 
-/// Classes that count by default: everything that says the provider, not the request, failed.
-const DEFAULT_COUNTED: [ErrorClass; 12] = [
-    ErrorClass::RateLimited,
-    ErrorClass::Overloaded,
-    ErrorClass::ServerError,
-    ErrorClass::ConnectError,
-    ErrorClass::TimeoutConnect,
-    ErrorClass::TimeoutFirstToken,
-    ErrorClass::TimeoutIdle,
-    ErrorClass::TimeoutAttempt,
-    ErrorClass::StreamCut,
-    ErrorClass::MalformedResponse,
-    ErrorClass::AuthError,
-    ErrorClass::NotFound,
-];
-
 impl Default for BreakerPolicy {
     fn default() -> Self {
         BreakerPolicy {
             enabled: true,
             config: BreakerConfig::default(),
-            counted: DEFAULT_COUNTED.to_vec(),
+            // Every class that says the provider, not the request, failed.
+            counted: ErrorClass::ALL
+                .into_iter()
+                .filter(|c| !c.is_client_fault())
+                .collect(),
             cron_probe: true,
         }
     }

@@ -49,6 +49,8 @@ pub async fn run(env: Env, ctx: ScheduleContext) {
                 max_attempts: 1,
                 ..DEFAULT_RETRY
             },
+            weight: 1,
+            canary_only: false,
         }]) else {
             continue;
         };
@@ -62,6 +64,10 @@ pub async fn run(env: Env, ctx: ScheduleContext) {
                 mode: ResumeMode::Off,
                 max: 0,
             },
+            strategy: Default::default(),
+            require_tags: Vec::new(),
+            canary: None,
+            sticky_ttl_ms: None,
         };
         let body = json!({"model": route.name, "max_tokens": 1,
                           "messages": [{"role": "user", "content": "ping"}]});

@@ -3,7 +3,8 @@
 //! Consistency, and why: a request must not wait on a Durable Object just to learn breaker
 //! state (DESIGN invariant 4), so each isolate keeps a snapshot of every breaker it has seen,
 //! refreshed from the objects' replies:
-//! - every report (sent after the request, through `wait_until`) returns the breaker's view;
+//! - every report (sent after the request through `wait_until`, batched per isolate: see
+//!   `outbox`) returns the breaker's view;
 //! - a snapshot older than `SNAPSHOT_TTL_MS` is still used, and refreshed in the background;
 //! - only a deployment this isolate has never seen is read with a wait (once per isolate);
 //! - only a would-be half-open probe waits, to ask the object for the lease.
@@ -17,12 +18,12 @@
 use super::background::Background;
 use super::objects::key::AdmitCall;
 use super::objects::{self, deployment::ProbeCall, deployment::ProbeReply, DEPLOYMENTS};
+use super::outbox::{self, Batch};
 use crate::config::{Deployment, RoutingTable};
 use crate::engine::{Health, Meta};
-use crate::state::breaker::{BreakerConfig, Report, View};
+use crate::state::breaker::{Report, View};
 use crate::state::quota::{Admission, Estimate, Limits};
 use crate::state::stats::Sample;
-use serde::Serialize;
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::rc::Rc;
@@ -44,14 +45,6 @@ pub(super) fn remember(name: &str, view: View, now_ms: u64) {
 
 fn cached(name: &str) -> Option<(View, u64)> {
     SNAPSHOT.with(|s| s.borrow().get(name).copied())
-}
-
-#[derive(Serialize)]
-struct ReportBody<'a> {
-    config: &'a BreakerConfig,
-    reports: Vec<Report>,
-    samples: Vec<Sample>,
-    settles: Vec<(String, Option<u64>)>,
 }
 
 pub struct DoHealth {
@@ -117,7 +110,8 @@ impl DoHealth {
         }
     }
 
-    /// Sends everything queued: one background call per deployment.
+    /// Hands everything queued to the isolate's outbox (see `outbox`): failures and probe
+    /// outcomes go out at once, the rest within `FLUSH_INTERVAL_MS`.
     pub fn flush(&self) {
         let reports = std::mem::take(&mut *self.pending.borrow_mut());
         let samples = std::mem::take(&mut *self.samples.borrow_mut());
@@ -130,12 +124,13 @@ impl DoHealth {
             .collect();
         names.sort();
         names.dedup();
+        let now = objects::now_ms();
         for name in names {
             let Some(dep) = self.table.deployments.iter().find(|d| &d.name == name) else {
                 continue;
             };
-            let body = ReportBody {
-                config: &dep.breaker.config,
+            let batch = Batch {
+                config: dep.breaker.config.clone(),
                 reports: reports
                     .iter()
                     .filter(|(n, _)| n == name)
@@ -152,19 +147,8 @@ impl DoHealth {
                     .map(|(_, id, t)| (id.clone(), *t))
                     .collect(),
             };
-            let Ok(text) = serde_json::to_value(&body) else {
-                continue;
-            };
-            let env = self.env.clone();
-            let name = name.clone();
-            self.background.set(self.background.get() + 1);
-            self.ctx.spawn(Box::pin(async move {
-                let reply: worker::Result<View> =
-                    objects::call(&env, DEPLOYMENTS, &name, "/report", Some(&text)).await;
-                if let Ok(view) = reply {
-                    remember(&name, view, objects::now_ms());
-                }
-            }));
+            let started = outbox::post(&self.env, &self.ctx, name, batch, now);
+            self.background.set(self.background.get() + started);
         }
     }
 

@@ -10,6 +10,7 @@ mod cron;
 mod finish;
 mod health;
 pub mod objects;
+mod outbox;
 mod respond;
 mod stream_out;
 mod transport;

@@ -4,13 +4,14 @@
 //! Invariant: admission is check-and-reserve in one step on this single object, so concurrent
 //! requests cannot together pass a limit: each reserves its estimate before it is sent and
 //! settles to the actual cost (or releases) afterwards. A revoked key is refused here at once,
-//! whatever the isolates' KV caches still say.
+//! whatever the isolates' KV caches still say. Every change is saved before the reply (see
+//! `Stored`).
 
+use super::stored::Stored;
 use super::{body, json, now_ms};
 use crate::state::quota::{Actual, Admission, Estimate, Limits, Quota};
 use crate::state::stats::{Sample, Stats};
 use serde::{Deserialize, Serialize};
-use std::cell::RefCell;
 use worker::{durable_object, DurableObject, Env, Method, Request, Response, Result, State};
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -37,7 +38,7 @@ pub struct SettleCall {
     pub sample: Sample,
 }
 
-#[derive(Default, Serialize, Deserialize)]
+#[derive(Default, Clone, Serialize, Deserialize)]
 struct Inner {
     #[serde(default)]
     quota: Quota,
@@ -50,54 +51,20 @@ struct Inner {
 #[durable_object]
 pub struct KeyState {
     state: State,
-    inner: RefCell<Option<Inner>>,
-}
-
-impl KeyState {
-    async fn load(&self) -> Result<()> {
-        if self.inner.borrow().is_some() {
-            return Ok(());
-        }
-        let stored = self
-            .state
-            .storage()
-            .get::<Inner>("key")
-            .await
-            .ok()
-            .flatten();
-        let mut slot = self.inner.borrow_mut();
-        if slot.is_none() {
-            *slot = Some(stored.unwrap_or_default());
-        }
-        Ok(())
-    }
-
-    async fn save(&self) -> Result<()> {
-        let json = {
-            let slot = self.inner.borrow();
-            match slot.as_ref() {
-                Some(inner) => serde_json::to_value(inner)?,
-                None => return Ok(()),
-            }
-        };
-        self.state.storage().put("key", json).await
-    }
-
-    fn with<T>(&self, f: impl FnOnce(&mut Inner) -> T) -> Option<T> {
-        self.inner.borrow_mut().as_mut().map(f)
-    }
+    inner: Stored<Inner>,
 }
 
 impl DurableObject for KeyState {
     fn new(state: State, _env: Env) -> Self {
         KeyState {
             state,
-            inner: RefCell::new(None),
+            inner: Stored::new("key"),
         }
     }
 
     async fn fetch(&self, mut req: Request) -> Result<Response> {
-        self.load().await?;
+        let storage = self.state.storage();
+        self.inner.load(&storage).await;
         let now = now_ms();
         let path = req.path();
         match (req.method(), path.as_str()) {
@@ -106,7 +73,7 @@ impl DurableObject for KeyState {
                     Ok(c) => c,
                     Err(e) => return Response::error(e, 400),
                 };
-                let reply = self.with(|i| {
+                let reply = self.inner.with(|i| {
                     if i.revoked {
                         AdmitReply {
                             revoked: true,
@@ -124,7 +91,7 @@ impl DurableObject for KeyState {
                         }
                     }
                 });
-                self.save().await?;
+                self.inner.save(&storage).await?;
                 json(&reply)
             }
             (Method::Post, "/settle") => {
@@ -132,7 +99,7 @@ impl DurableObject for KeyState {
                     Ok(c) => c,
                     Err(e) => return Response::error(e, 400),
                 };
-                self.with(|i| {
+                self.inner.with(|i| {
                     match (&call.id, call.actual) {
                         (Some(id), Some(actual)) => {
                             i.quota.settle(id, actual, now);
@@ -148,10 +115,10 @@ impl DurableObject for KeyState {
                     }
                     i.stats.record(&call.sample, now);
                 });
-                self.save().await?;
-                json(&self.with(|i| i.quota.spend(now)))
+                self.inner.save(&storage).await?;
+                json(&self.inner.with(|i| i.quota.spend(now)))
             }
-            (Method::Get, "/usage") => json(&self.with(|i| {
+            (Method::Get, "/usage") => json(&self.inner.with(|i| {
                 serde_json::json!({
                     "revoked": i.revoked,
                     "spend": i.quota.spend(now),
@@ -159,8 +126,8 @@ impl DurableObject for KeyState {
                 })
             })),
             (Method::Post, "/revoke") => {
-                self.with(|i| i.revoked = true);
-                self.save().await?;
+                self.inner.with(|i| i.revoked = true);
+                self.inner.save(&storage).await?;
                 json(&serde_json::json!({"revoked": true}))
             }
             _ => Response::error("not found", 404),

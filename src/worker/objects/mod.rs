@@ -4,6 +4,7 @@
 
 pub mod deployment;
 pub mod key;
+mod stored;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
