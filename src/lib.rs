@@ -19,6 +19,7 @@ pub mod keys;
 pub mod providers;
 pub mod report;
 pub mod resilience;
+pub mod routing;
 pub mod sse;
 pub mod state;
 pub mod usage;

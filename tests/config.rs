@@ -187,3 +187,185 @@ fn a_bad_route_retry_is_reported_once() {
         "{errs:#?}"
     );
 }
+
+/// The routing additions: tags, strategies, weighted entries, required tags, canary, sticky,
+/// and the `tasks` block.
+fn routing_table() -> Value {
+    let mut t = good();
+    t["deployments"]["gpt-mini"]["tags"] = json!(["eu", "zdr"]);
+    t["deployments"]["llama"]["tags"] = json!(["eu"]);
+    t["routes"]["weighted"] = json!({
+        "strategy": "weighted",
+        "chain": [{"deployment": "gpt-mini", "weight": 3}, "llama", {"deployment": "m", "weight": 0}],
+        "canary": {"deployment": "m", "percent_bps": 500},
+        "sticky": {"ttl_ms": 600000}
+    });
+    t["routes"]["eu"] = json!({"chain": ["llama", "gpt-mini"], "strategy": "cheapest",
+                               "require_tags": ["eu"], "canary": {"deployment": "gpt-mini", "percent_bps": 10000}});
+    t["routes"]["zdr"] =
+        json!({"chain": ["gpt-mini"], "canary": {"deployment": "llama", "percent_bps": 0}});
+    t["tasks"] = json!({
+        "default": "chat",
+        "routes": {"chat": "workhorse", "code": "local-first", "translate": "eu"},
+        "rules": [
+            {"name": "long", "when": {"min_prompt_tokens": 8000}, "task": "code"},
+            {"name": "translate", "when": {"last_user_matches": "(?i)\\btranslate\\b"}, "task": "translate"},
+            {"name": "team", "when": {"header": {"X-Team": "search"}, "model": ["auto"],
+              "path": "/v1/chat/completions", "tools": false, "json": true, "max_prompt_tokens": 4000},
+             "task": "code"}
+        ]
+    });
+    t
+}
+
+#[test]
+fn routing_additions_validate_into_typed_config() {
+    use edge_router::config::Strategy;
+    let t = parse_table(&routing_table().to_string()).unwrap();
+    let dep = |name: &str| t.deployments.iter().position(|d| d.name == name).unwrap();
+    assert_eq!(t.deployment(dep("gpt-mini")).unwrap().tags, ["eu", "zdr"]);
+    assert!(t.deployment(dep("m")).unwrap().tags.is_empty());
+
+    let w = t.route("weighted").unwrap();
+    assert_eq!(w.strategy, Strategy::Weighted);
+    let weights: Vec<u32> = w.chain.steps().iter().map(|s| s.weight).collect();
+    assert_eq!(weights, [3, 1, 0]);
+    assert_eq!(w.canary.unwrap().deployment, dep("m"));
+    assert_eq!(w.canary.unwrap().percent_bps, 500);
+    assert_eq!(w.sticky_ttl_ms, Some(600_000));
+    assert!(
+        w.chain.steps().iter().all(|s| !s.canary_only),
+        "canary in the chain"
+    );
+
+    let eu = t.route("eu").unwrap();
+    assert_eq!(eu.strategy, Strategy::Cheapest);
+    assert_eq!(eu.require_tags, ["eu"]);
+    // A canary outside the chain becomes a canary-only step at its end.
+    let zdr = t.route("zdr").unwrap();
+    let steps = zdr.chain.steps();
+    assert_eq!(steps.len(), 2);
+    assert!(!steps[0].canary_only && steps[1].canary_only);
+    assert_eq!((steps[1].deployment, steps[1].weight), (dep("llama"), 0));
+    assert_eq!(steps[1].retry.max_attempts, 3, "the usual retry layering");
+
+    // Old tables: every new field has its default.
+    let plain = t.route("workhorse").unwrap();
+    assert_eq!(plain.strategy, Strategy::Ordered);
+    assert!(plain
+        .chain
+        .steps()
+        .iter()
+        .all(|s| s.weight == 1 && !s.canary_only));
+    assert!(
+        plain.require_tags.is_empty() && plain.canary.is_none() && plain.sticky_ttl_ms.is_none()
+    );
+    assert!(parse_table(&good().to_string()).unwrap().tasks.is_none());
+
+    let tasks = t.tasks.as_ref().unwrap();
+    assert_eq!(tasks.default.as_deref(), Some("chat"));
+    assert_eq!(tasks.route_of("translate"), Some("eu"));
+    assert_eq!(tasks.rules.len(), 3);
+    let team = &tasks.rules[2].when;
+    assert_eq!(team.headers, [("x-team".to_string(), "search".to_string())]);
+    assert_eq!(team.models.as_deref(), Some(&["auto".to_string()][..]));
+    assert_eq!((team.tools, team.json), (Some(false), Some(true)));
+    let translate = tasks.rules[1].when.last_user_matches.as_ref().unwrap();
+    assert!(translate.is_match("please Translate this") && !translate.is_match("translation"));
+}
+
+#[test]
+fn routing_additions_report_errors_with_paths() {
+    let mut t = routing_table();
+    t["deployments"]["llama"]["tags"] = json!(["eu", "eu", ""]);
+    t["routes"]["weighted"]["strategy"] = json!("random");
+    t["routes"]["weighted"]["canary"] = json!({"deployment": "gpt5", "percent_bps": 10001});
+    t["routes"]["weighted"]["sticky"] = json!({"ttl_ms": 0});
+    t["routes"]["weighted"]["chain"][0]["weight"] = json!(10001);
+    t["routes"]["eu"]["require_tags"] = json!(["zdr"]);
+    t["routes"]["eu"]["canary"]["deployment"] = json!("m");
+    t["routes"]["zdr"]["require_tags"] = json!(["nowhere"]);
+    t["tasks"]["default"] = json!("poetry");
+    t["tasks"]["routes"]["bad"] = json!("no-such-route");
+    t["tasks"]["rules"][0]["task"] = json!("unknown-task");
+    t["tasks"]["rules"][1]["when"]["last_user_matches"] = json!("(unclosed");
+    t["tasks"]["rules"][2]["when"]["header"] = json!({"bad name": "x"});
+    t["tasks"]["rules"][2]["when"]["min_prompt_tokens"] = json!(5000);
+    t["tasks"]["rules"][2]["when"]["model"] = json!([]);
+    t["tasks"]["rules"][2]["when"]["path"] = json!("v1/chat");
+    t["tasks"]["rules"][2]["name"] = json!("long");
+    let errs = errors_of(&t);
+    for e in [
+        "deployments.llama.tags[1]: tag \"eu\" appears twice",
+        "deployments.llama.tags[2]: a tag is 1-64 characters",
+        "routes.weighted.strategy: \"random\" is not one of \"ordered\", \"weighted\", \"cheapest\", \"fastest\", \"least_used\"",
+        "routes.weighted.canary.deployment: unknown deployment \"gpt5\" (known: ",
+        "routes.weighted.canary.percent_bps: must be between 0 and 10000",
+        "routes.weighted.sticky.ttl_ms: must be between 1 and 86400000 ms",
+        "routes.weighted.chain[0].weight: must be between 0 and 10000",
+        "routes.eu.canary.deployment: deployment \"m\" lacks a required tag (zdr)",
+        "routes.zdr.require_tags: no deployment of the chain has every required tag",
+        "routes.zdr.canary.deployment: deployment \"llama\" lacks a required tag (nowhere)",
+        "tasks.default: unknown task \"poetry\" (known: ",
+        "tasks.routes.bad: unknown route \"no-such-route\" (known: ",
+        "tasks.rules[0].task: unknown task \"unknown-task\"",
+        "tasks.rules[1].when.last_user_matches: invalid regular expression",
+        "tasks.rules[2].when.header.bad name: not a valid header name",
+        "tasks.rules[2].when.max_prompt_tokens: must not be below min_prompt_tokens",
+        "tasks.rules[2].when.model: must list at least one model name",
+        "tasks.rules[2].when.path: must start with /",
+        "tasks.rules[2].name: rule \"long\" appears twice",
+    ] {
+        assert!(
+            errs.iter().any(|x| x.starts_with(e)),
+            "missing {e:?} in {errs:#?}"
+        );
+    }
+    assert_eq!(errs.len(), 19, "{errs:#?}");
+}
+
+#[test]
+fn routing_additions_reject_bad_shapes() {
+    let cases = [
+        (
+            json!({"deployment": "m", "wieght": 2}),
+            "routes.workhorse.chain[0].wieght: unknown field `wieght`",
+        ),
+        (
+            json!({"deployment": "m", "weight": 1.5}),
+            "routes.workhorse.chain[0].weight: invalid type: floating point `1.5`",
+        ),
+        (
+            json!({"deployment": "m", "weight": -1}),
+            "routes.workhorse.chain[0].weight: invalid value: integer `-1`",
+        ),
+        (
+            json!(5),
+            "routes.workhorse.chain[0]: invalid type: integer `5`, expected a deployment name or",
+        ),
+    ];
+    for (entry, expected) in cases {
+        let mut t = good();
+        t["routes"]["workhorse"]["chain"][0] = entry;
+        let errs = errors_of(&t);
+        assert!(errs[0].starts_with(expected), "{errs:?}");
+    }
+    let mut t = routing_table();
+    t["routes"]["weighted"]["chain"] = json!([{"deployment": "m", "weight": 0}]);
+    assert!(errors_of(&t)[0].starts_with("routes.weighted.chain: strategy \"weighted\" needs"));
+    let mut t = routing_table();
+    t["routes"]["weighted"]["canary"] = json!({"deployment": "m", "percent": 5});
+    let e = errors_of(&t);
+    assert!(
+        e[0].starts_with("routes.weighted.canary.percent: unknown field `percent`"),
+        "{e:?}"
+    );
+    let mut t = routing_table();
+    t["tasks"]["rules"][0]["when"]["images"] = json!("yes");
+    assert!(errors_of(&t)[0].starts_with("tasks.rules[0].when.images: invalid type"));
+    let mut t = routing_table();
+    t["tasks"]["rules"][0]["when"]["header"] = json!({"X-A": "1", "x-a": "2"});
+    assert!(errors_of(&t)
+        .iter()
+        .any(|e| e.contains("header named twice")));
+}

@@ -5,10 +5,14 @@ mod health;
 pub mod money;
 mod providers;
 mod raw;
+mod routes;
+mod tasks;
 mod types;
 mod validate;
 
 pub use providers::{ANTHROPIC_BASE_URL, ANTHROPIC_VERSION, GEMINI_BASE_URL};
+pub use routes::{MAX_STICKY_TTL_MS, MAX_WEIGHT};
+pub use tasks::MAX_RULES;
 pub use types::*;
 pub use validate::{DEFAULT_REQUEST_TIMEOUT_MS, DEFAULT_RETRY, DEFAULT_TIMEOUTS};
 

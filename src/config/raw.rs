@@ -1,9 +1,11 @@
 //! Raw routing-table schema, exactly as written in KV. Every struct rejects unknown fields so
 //! a typo (`"max_attempt"`) is an error instead of a silently ignored setting.
 
+use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
 use serde_json::Value;
 use std::collections::BTreeMap;
+use std::fmt;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -14,6 +16,8 @@ pub struct RawTable {
     pub providers: BTreeMap<String, RawProvider>,
     pub deployments: BTreeMap<String, RawDeployment>,
     pub routes: BTreeMap<String, RawRoute>,
+    /// Task classification: which route serves which kind of request.
+    pub tasks: Option<RawTasks>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -122,6 +126,9 @@ pub struct RawDeployment {
     pub breaker: RawBreaker,
     #[serde(default)]
     pub limits: RawLimits,
+    /// Free-form labels (`"eu"`, `"zdr"`) that routes can require.
+    #[serde(default)]
+    pub tags: Vec<String>,
 }
 
 /// What a deployment can do; every capability defaults to true.
@@ -146,7 +153,14 @@ pub struct RawPrice {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawRoute {
-    pub chain: Vec<String>,
+    pub chain: Vec<RawChainEntry>,
+    /// "ordered" (default), "weighted", "cheapest", "fastest" or "least_used".
+    pub strategy: Option<String>,
+    /// Deployments lacking any of these tags are never tried on this route.
+    #[serde(default)]
+    pub require_tags: Vec<String>,
+    pub canary: Option<RawCanary>,
+    pub sticky: Option<RawSticky>,
     #[serde(default)]
     pub retry: RawRetry,
     pub request_timeout_ms: Option<u64>,
@@ -156,4 +170,102 @@ pub struct RawRoute {
     /// Mid-stream resume: "auto" (default), "prefill", "replay" or "off".
     pub resume: Option<String>,
     pub max_resumes: Option<u32>,
+}
+
+/// One chain entry: a deployment name, or `{"deployment": "x", "weight": 3}`.
+#[derive(Debug)]
+pub struct RawChainEntry {
+    pub deployment: String,
+    pub weight: Option<u32>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWeightedEntry {
+    deployment: String,
+    weight: Option<u32>,
+}
+
+impl<'de> Deserialize<'de> for RawChainEntry {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct EntryVisitor;
+        impl<'de> Visitor<'de> for EntryVisitor {
+            type Value = RawChainEntry;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str(r#"a deployment name or {"deployment": "<name>", "weight": <integer>}"#)
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<RawChainEntry, E> {
+                Ok(RawChainEntry {
+                    deployment: v.to_owned(),
+                    weight: None,
+                })
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<RawChainEntry, A::Error> {
+                let e = RawWeightedEntry::deserialize(de::value::MapAccessDeserializer::new(map))?;
+                Ok(RawChainEntry {
+                    deployment: e.deployment,
+                    weight: e.weight,
+                })
+            }
+        }
+        d.deserialize_any(EntryVisitor)
+    }
+}
+
+/// A share of a route's traffic that tries `deployment` first.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCanary {
+    pub deployment: String,
+    /// Share of requests, in basis points (500 = 5 %).
+    pub percent_bps: u32,
+}
+
+/// Session affinity: a session keeps its deployment for `ttl_ms` after its last request.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSticky {
+    pub ttl_ms: u64,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTasks {
+    /// Task for requests naming no route (e.g. `"model": "auto"`) that no rule matched.
+    pub default: Option<String>,
+    /// Task name → route name.
+    #[serde(default)]
+    pub routes: BTreeMap<String, String>,
+    /// Tried in order; the first whose every condition holds picks the task.
+    #[serde(default)]
+    pub rules: Vec<RawRule>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRule {
+    pub name: String,
+    #[serde(default)]
+    pub when: RawWhen,
+    pub task: String,
+}
+
+/// Conditions of a rule; every one present must hold.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawWhen {
+    pub min_prompt_tokens: Option<u64>,
+    pub max_prompt_tokens: Option<u64>,
+    pub images: Option<bool>,
+    pub tools: Option<bool>,
+    pub json: Option<bool>,
+    /// Regular expression searched in the last user message.
+    pub last_user_matches: Option<String>,
+    /// Request headers that must have exactly these values.
+    #[serde(default)]
+    pub header: BTreeMap<String, String>,
+    /// Requested model names.
+    pub model: Option<Vec<String>>,
+    /// Request path, e.g. `/v1/chat/completions`.
+    pub path: Option<String>,
 }

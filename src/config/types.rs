@@ -125,6 +125,14 @@ pub struct Deployment {
     pub capabilities: Capabilities,
     pub breaker: BreakerPolicy,
     pub limits: DeploymentLimits,
+    /// Labels routes can require (`require_tags`).
+    pub tags: Vec<String>,
+}
+
+impl Deployment {
+    pub fn has_tag(&self, tag: &str) -> bool {
+        self.tags.iter().any(|t| t == tag)
+    }
 }
 
 /// How a deployment's circuit breaker behaves.
@@ -176,6 +184,11 @@ pub struct ChainStep {
     pub deployment: usize,
     /// Retry policy for this step: defaults, then the deployment's, then the route's fields.
     pub retry: RetryPolicy,
+    /// Share of first picks under the `weighted` strategy (0 = only ever a fallback).
+    pub weight: u32,
+    /// The route's canary, not listed in its chain: tried only by the canary slice (or a
+    /// session stuck to it), never as an ordinary fallback. Always after the listed steps.
+    pub canary_only: bool,
 }
 
 /// A non-empty ordered fallback chain; only `validate` can build one.
@@ -203,7 +216,143 @@ pub struct Route {
     pub fallback_on_content_policy: bool,
     pub description: Option<String>,
     pub resume: ResumePolicy,
+    /// How the first deployment to try is chosen.
+    pub strategy: Strategy,
+    /// Deployments lacking any of these tags are never tried.
+    pub require_tags: Vec<String>,
+    pub canary: Option<Canary>,
+    /// Session affinity lifetime, when the route has one.
+    pub sticky_ttl_ms: Option<u64>,
 }
+
+/// Order in which a route tries its (surviving) deployments.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Strategy {
+    /// Chain order.
+    #[default]
+    Ordered,
+    /// First pick drawn by integer weights, then chain order.
+    Weighted,
+    /// Ascending estimated cost of the request.
+    Cheapest,
+    /// Ascending time to first token.
+    Fastest,
+    /// Most remaining rate-limit headroom first.
+    LeastUsed,
+}
+
+impl Strategy {
+    pub const ALL: [Strategy; 5] = [
+        Strategy::Ordered,
+        Strategy::Weighted,
+        Strategy::Cheapest,
+        Strategy::Fastest,
+        Strategy::LeastUsed,
+    ];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Strategy::Ordered => "ordered",
+            Strategy::Weighted => "weighted",
+            Strategy::Cheapest => "cheapest",
+            Strategy::Fastest => "fastest",
+            Strategy::LeastUsed => "least_used",
+        }
+    }
+    pub fn from_name(name: &str) -> Option<Strategy> {
+        Strategy::ALL.into_iter().find(|s| s.as_str() == name)
+    }
+}
+
+/// A share of a route's traffic that tries `deployment` first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Canary {
+    /// Index into `RoutingTable::deployments`; always also a step of the route's chain.
+    pub deployment: usize,
+    /// Share of requests in basis points (0..=10000).
+    pub percent_bps: u32,
+}
+
+/// Task classification: rules and defaults that pick a route for a request.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Tasks {
+    /// Task of requests that name no route and match no rule.
+    pub default: Option<String>,
+    /// Task name → route name (every route exists).
+    pub routes: BTreeMap<String, String>,
+    /// In order; the first match wins.
+    pub rules: Vec<TaskRule>,
+}
+
+impl Tasks {
+    /// The route serving `task`.
+    pub fn route_of(&self, task: &str) -> Option<&str> {
+        self.routes.get(task).map(String::as_str)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskRule {
+    pub name: String,
+    pub when: When,
+    /// A key of `Tasks::routes`.
+    pub task: String,
+}
+
+/// Conditions of a rule: every one that is set must hold.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct When {
+    pub min_prompt_tokens: Option<u64>,
+    pub max_prompt_tokens: Option<u64>,
+    pub images: Option<bool>,
+    pub tools: Option<bool>,
+    pub json: Option<bool>,
+    pub last_user_matches: Option<Pattern>,
+    /// (lower-case name, exact value).
+    pub headers: Vec<(String, String)>,
+    pub models: Option<Vec<String>>,
+    pub path: Option<String>,
+}
+
+/// A compiled regular expression that compares equal by its source text.
+#[derive(Debug, Clone)]
+pub struct Pattern {
+    source: String,
+    regex: regex_lite::Regex,
+}
+
+impl Pattern {
+    /// Longest pattern source accepted.
+    pub const MAX_LEN: usize = 1_000;
+
+    pub fn new(source: &str) -> Result<Pattern, String> {
+        if source.len() > Self::MAX_LEN {
+            return Err(format!("at most {} characters", Self::MAX_LEN));
+        }
+        let regex = regex_lite::RegexBuilder::new(source)
+            .size_limit(1 << 20)
+            .nest_limit(64)
+            .build()
+            .map_err(|e| format!("invalid regular expression: {e}"))?;
+        Ok(Pattern {
+            source: source.to_string(),
+            regex,
+        })
+    }
+    pub fn as_str(&self) -> &str {
+        &self.source
+    }
+    pub fn is_match(&self, haystack: &str) -> bool {
+        self.regex.is_match(haystack)
+    }
+}
+
+impl PartialEq for Pattern {
+    fn eq(&self, other: &Self) -> bool {
+        self.source == other.source
+    }
+}
+
+impl Eq for Pattern {}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RoutingTable {
@@ -212,6 +361,8 @@ pub struct RoutingTable {
     pub providers: Vec<Provider>,
     pub deployments: Vec<Deployment>,
     pub routes: BTreeMap<String, Route>,
+    /// Task classification, when the table has a `tasks` block.
+    pub tasks: Option<Tasks>,
 }
 
 impl RoutingTable {

@@ -10,7 +10,6 @@ use std::collections::BTreeMap;
 /// Hard bounds that keep a table from disabling the gateway's guarantees.
 const MAX_TIMEOUT_MS: u64 = 3_600_000;
 const MAX_ATTEMPTS: u32 = 10;
-const MAX_CHAIN: usize = 20;
 
 pub const DEFAULT_RETRY: RetryPolicy = RetryPolicy {
     max_attempts: 2,
@@ -161,85 +160,26 @@ pub fn validate(raw: RawTable) -> Result<RoutingTable, Vec<String>> {
             capabilities: capabilities(&d.capabilities),
             breaker,
             limits,
+            tags: super::routes::tag_list(&format!("{path}.tags"), &d.tags, &mut errs),
         });
     }
 
-    let mut routes = BTreeMap::new();
-    if raw.routes.is_empty() {
-        errs.push("routes", "must define at least one route");
-    }
-    for (name, r) in &raw.routes {
-        let path = format!("routes.{name}");
-        check_name(&path, name, &mut errs);
-        if r.chain.len() > MAX_CHAIN {
-            errs.push(
-                &format!("{path}.chain"),
-                format!("at most {MAX_CHAIN} deployments"),
-            );
-        }
-        retry(
-            &format!("{path}.retry"),
-            &r.retry,
-            &default_retry,
-            &mut errs,
-        );
-        let mut steps = Vec::new();
-        for (i, dep) in r.chain.iter().enumerate() {
-            let step_path = format!("{path}.chain[{i}]");
-            match deployment_index.get(dep.as_str()) {
-                Some(&idx) => {
-                    if steps.iter().any(|s: &ChainStep| s.deployment == idx) {
-                        errs.push(&step_path, format!("deployment {dep:?} appears twice"));
-                    }
-                    let base = deployment_retry.get(idx).unwrap_or(&default_retry);
-                    // Errors in the route's retry block are reported once, below.
-                    let retry = retry(
-                        &format!("{path}.retry"),
-                        &r.retry,
-                        base,
-                        &mut Errors(Vec::new()),
-                    );
-                    steps.push(ChainStep {
-                        deployment: idx,
-                        retry,
-                    });
-                }
-                None if raw.deployments.contains_key(dep) => {} // already reported under deployments
-                None => {
-                    let known = join_keys(raw.deployments.keys());
-                    errs.push(
-                        &step_path,
-                        format!("unknown deployment {dep:?} (known: {known})"),
-                    );
-                }
-            }
-        }
-        let request_timeout_ms = errs.ms(
-            &format!("{path}.request_timeout_ms"),
-            r.request_timeout_ms,
+    let routes = super::routes::routes(
+        &raw.routes,
+        &super::routes::RouteContext {
+            raw_deployments: &raw.deployments,
+            deployment_index: &deployment_index,
+            deployments: &deployments,
+            deployment_retry: &deployment_retry,
+            default_retry: &default_retry,
             default_request_ms,
-        );
-        match Chain::new(steps) {
-            Some(chain) => {
-                routes.insert(
-                    name.clone(),
-                    Route {
-                        name: name.clone(),
-                        chain,
-                        request_timeout_ms,
-                        fallback_on_content_policy: r.fallback_on_content_policy,
-                        description: r.description.clone(),
-                        resume: resume_policy(&path, r.resume.as_deref(), r.max_resumes, &mut errs),
-                    },
-                );
-            }
-            None if r.chain.is_empty() => errs.push(
-                &format!("{path}.chain"),
-                "must list at least one deployment",
-            ),
-            None => {}
-        }
-    }
+        },
+        &mut errs,
+    );
+    let tasks = raw
+        .tasks
+        .as_ref()
+        .map(|t| super::tasks::tasks(t, &raw.routes, &routes, &mut errs));
 
     if errs.0.is_empty() {
         Ok(RoutingTable {
@@ -247,6 +187,7 @@ pub fn validate(raw: RawTable) -> Result<RoutingTable, Vec<String>> {
             providers,
             deployments,
             routes,
+            tasks,
         })
     } else {
         Err(errs.0)
@@ -264,7 +205,12 @@ fn defaults(raw: &RawDefaults, errs: &mut Errors) -> (RetryPolicy, Timeouts, u64
     (retry, timeouts, request)
 }
 
-fn retry(path: &str, raw: &RawRetry, base: &RetryPolicy, errs: &mut Errors) -> RetryPolicy {
+pub(super) fn retry(
+    path: &str,
+    raw: &RawRetry,
+    base: &RetryPolicy,
+    errs: &mut Errors,
+) -> RetryPolicy {
     let max_attempts = match raw.max_attempts {
         Some(n) if n == 0 || n > MAX_ATTEMPTS => {
             errs.push(
@@ -332,36 +278,6 @@ fn timeouts(path: &str, raw: &RawTimeouts, base: &Timeouts, errs: &mut Errors) -
     }
 }
 
-fn resume_policy(
-    path: &str,
-    mode: Option<&str>,
-    max: Option<u32>,
-    errs: &mut Errors,
-) -> ResumePolicy {
-    let mode = match mode {
-        None | Some("auto") => ResumeMode::Auto,
-        Some("prefill") => ResumeMode::Prefill,
-        Some("replay") => ResumeMode::Replay,
-        Some("off") => ResumeMode::Off,
-        Some(other) => {
-            errs.push(
-                &format!("{path}.resume"),
-                format!("{other:?} is not one of \"auto\", \"prefill\", \"replay\", \"off\""),
-            );
-            ResumeMode::Auto
-        }
-    };
-    let max = match max {
-        Some(n) if n > 5 => {
-            errs.push(&format!("{path}.max_resumes"), "must be at most 5");
-            2
-        }
-        Some(n) => n,
-        None => 2,
-    };
-    ResumePolicy { mode, max }
-}
-
 fn capabilities(raw: &RawCapabilities) -> Capabilities {
     let d = Capabilities::default();
     Capabilities {
@@ -372,7 +288,7 @@ fn capabilities(raw: &RawCapabilities) -> Capabilities {
     }
 }
 
-fn check_name(path: &str, name: &str, errs: &mut Errors) {
+pub(super) fn check_name(path: &str, name: &str, errs: &mut Errors) {
     let ok = !name.is_empty()
         && name.len() <= 128
         && name
@@ -386,7 +302,7 @@ fn check_name(path: &str, name: &str, errs: &mut Errors) {
     }
 }
 
-fn join_keys<'a>(keys: impl Iterator<Item = &'a String>) -> String {
+pub(super) fn join_keys<'a>(keys: impl Iterator<Item = &'a String>) -> String {
     let v: Vec<String> = keys.map(|k| format!("{k:?}")).collect();
     if v.is_empty() {
         "none".into()

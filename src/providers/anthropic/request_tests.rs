@@ -38,6 +38,7 @@ fn deployment() -> Deployment {
         capabilities: Capabilities::default(),
         breaker: Default::default(),
         limits: Default::default(),
+        tags: Vec::new(),
     }
 }
 

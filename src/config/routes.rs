@@ -1,0 +1,271 @@
+//! Validation of `routes.<name>`: the chain (names or `{deployment, weight}` entries), the
+//! strategy, required tags, the canary and session affinity. A canary that the chain does not
+//! list is appended as a `canary_only` step, so every deployment a plan can try is a step of
+//! the chain (plans are lists of step indices).
+
+use super::raw::{RawDeployment, RawRoute};
+use super::types::*;
+use super::validate::{check_name, join_keys, retry, Errors};
+use std::collections::BTreeMap;
+
+const MAX_CHAIN: usize = 20;
+/// Largest weight of a chain entry (weights are relative; this keeps sums small and exact).
+pub const MAX_WEIGHT: u32 = 10_000;
+/// Longest session affinity: one day.
+pub const MAX_STICKY_TTL_MS: u64 = 86_400_000;
+
+/// What the routes are validated against.
+pub(super) struct RouteContext<'a> {
+    pub raw_deployments: &'a BTreeMap<String, RawDeployment>,
+    /// Name → index of every deployment that validated.
+    pub deployment_index: &'a BTreeMap<&'a str, usize>,
+    pub deployments: &'a [Deployment],
+    /// Each deployment's retry policy (defaults, then its own fields).
+    pub deployment_retry: &'a [RetryPolicy],
+    pub default_retry: &'a RetryPolicy,
+    pub default_request_ms: u64,
+}
+
+pub(super) fn routes(
+    raw: &BTreeMap<String, RawRoute>,
+    cx: &RouteContext,
+    errs: &mut Errors,
+) -> BTreeMap<String, Route> {
+    let mut routes = BTreeMap::new();
+    if raw.is_empty() {
+        errs.push("routes", "must define at least one route");
+    }
+    for (name, r) in raw {
+        if let Some(route) = route(name, r, cx, errs) {
+            routes.insert(name.clone(), route);
+        }
+    }
+    routes
+}
+
+fn route(name: &str, r: &RawRoute, cx: &RouteContext, errs: &mut Errors) -> Option<Route> {
+    let path = format!("routes.{name}");
+    check_name(&path, name, errs);
+    if r.chain.len() > MAX_CHAIN {
+        errs.push(
+            &format!("{path}.chain"),
+            format!("at most {MAX_CHAIN} deployments"),
+        );
+    }
+    retry(&format!("{path}.retry"), &r.retry, cx.default_retry, errs);
+    let step_for = |idx: usize, weight: u32, canary_only: bool| {
+        let base = cx.deployment_retry.get(idx).unwrap_or(cx.default_retry);
+        // Errors in the route's retry block are reported once, above.
+        let retry = retry(
+            &format!("{path}.retry"),
+            &r.retry,
+            base,
+            &mut Errors(Vec::new()),
+        );
+        ChainStep {
+            deployment: idx,
+            retry,
+            weight,
+            canary_only,
+        }
+    };
+    let mut steps: Vec<ChainStep> = Vec::new();
+    for (i, entry) in r.chain.iter().enumerate() {
+        let step_path = format!("{path}.chain[{i}]");
+        let weight = match entry.weight {
+            Some(w) if w > MAX_WEIGHT => {
+                errs.push(
+                    &format!("{step_path}.weight"),
+                    format!("must be between 0 and {MAX_WEIGHT}"),
+                );
+                1
+            }
+            Some(w) => w,
+            None => 1,
+        };
+        let dep = &entry.deployment;
+        if let Some(idx) = lookup(&step_path, dep, cx, errs) {
+            if steps.iter().any(|s| s.deployment == idx) {
+                errs.push(&step_path, format!("deployment {dep:?} appears twice"));
+            }
+            steps.push(step_for(idx, weight, false));
+        }
+    }
+
+    let strategy = match r.strategy.as_deref() {
+        None => Strategy::default(),
+        Some(s) => Strategy::from_name(s).unwrap_or_else(|| {
+            let known: Vec<String> = Strategy::ALL
+                .iter()
+                .map(|s| format!("{:?}", s.as_str()))
+                .collect();
+            errs.push(
+                &format!("{path}.strategy"),
+                format!("{s:?} is not one of {}", known.join(", ")),
+            );
+            Strategy::default()
+        }),
+    };
+    if strategy == Strategy::Weighted && !steps.is_empty() && steps.iter().all(|s| s.weight == 0) {
+        errs.push(
+            &format!("{path}.chain"),
+            "strategy \"weighted\" needs at least one entry with a weight above 0",
+        );
+    }
+
+    let require_tags = tag_list(&format!("{path}.require_tags"), &r.require_tags, errs);
+    let has_tags = |idx: usize| {
+        cx.deployments
+            .get(idx)
+            .is_some_and(|d| require_tags.iter().all(|t| d.has_tag(t)))
+    };
+    if !require_tags.is_empty()
+        && !steps.is_empty()
+        && !steps.iter().any(|s| has_tags(s.deployment))
+    {
+        errs.push(
+            &format!("{path}.require_tags"),
+            "no deployment of the chain has every required tag",
+        );
+    }
+
+    let canary = r.canary.as_ref().and_then(|c| {
+        let cpath = format!("{path}.canary");
+        if c.percent_bps > 10_000 {
+            errs.push(
+                &format!("{cpath}.percent_bps"),
+                "must be between 0 and 10000 (basis points: 500 = 5 %)",
+            );
+        }
+        let idx = lookup(&format!("{cpath}.deployment"), &c.deployment, cx, errs)?;
+        if !has_tags(idx) {
+            errs.push(
+                &format!("{cpath}.deployment"),
+                format!(
+                    "deployment {:?} lacks a required tag ({})",
+                    c.deployment,
+                    require_tags.join(", ")
+                ),
+            );
+        }
+        if !steps.iter().any(|s| s.deployment == idx) && !steps.is_empty() {
+            steps.push(step_for(idx, 0, true));
+        }
+        Some(Canary {
+            deployment: idx,
+            percent_bps: c.percent_bps.min(10_000),
+        })
+    });
+
+    let sticky_ttl_ms = r.sticky.as_ref().map(|s| {
+        if s.ttl_ms == 0 || s.ttl_ms > MAX_STICKY_TTL_MS {
+            errs.push(
+                &format!("{path}.sticky.ttl_ms"),
+                format!("must be between 1 and {MAX_STICKY_TTL_MS} ms"),
+            );
+        }
+        s.ttl_ms
+    });
+
+    let request_timeout_ms = errs.ms(
+        &format!("{path}.request_timeout_ms"),
+        r.request_timeout_ms,
+        cx.default_request_ms,
+    );
+    let resume = resume_policy(&path, r.resume.as_deref(), r.max_resumes, errs);
+    match Chain::new(steps) {
+        Some(chain) => Some(Route {
+            name: name.to_string(),
+            chain,
+            request_timeout_ms,
+            fallback_on_content_policy: r.fallback_on_content_policy,
+            description: r.description.clone(),
+            resume,
+            strategy,
+            require_tags,
+            canary,
+            sticky_ttl_ms,
+        }),
+        None => {
+            if r.chain.is_empty() {
+                errs.push(
+                    &format!("{path}.chain"),
+                    "must list at least one deployment",
+                );
+            }
+            None
+        }
+    }
+}
+
+/// The index of deployment `name`, reporting an unknown one at `path`.
+fn lookup(path: &str, name: &str, cx: &RouteContext, errs: &mut Errors) -> Option<usize> {
+    match cx.deployment_index.get(name) {
+        Some(&idx) => Some(idx),
+        None if cx.raw_deployments.contains_key(name) => None, // reported under deployments
+        None => {
+            let known = join_keys(cx.raw_deployments.keys());
+            errs.push(
+                path,
+                format!("unknown deployment {name:?} (known: {known})"),
+            );
+            None
+        }
+    }
+}
+
+/// A list of tags: each 1-64 letters, digits or `- _ . :`, no repeats.
+pub(super) fn tag_list(path: &str, raw: &[String], errs: &mut Errors) -> Vec<String> {
+    let mut tags: Vec<String> = Vec::new();
+    for (i, tag) in raw.iter().enumerate() {
+        let ok = !tag.is_empty()
+            && tag.len() <= 64
+            && tag
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b));
+        if !ok {
+            errs.push(
+                &format!("{path}[{i}]"),
+                "a tag is 1-64 characters of letters, digits and - _ . :",
+            );
+        } else if tags.contains(tag) {
+            errs.push(
+                &format!("{path}[{i}]"),
+                format!("tag {tag:?} appears twice"),
+            );
+        } else {
+            tags.push(tag.clone());
+        }
+    }
+    tags
+}
+
+fn resume_policy(
+    path: &str,
+    mode: Option<&str>,
+    max: Option<u32>,
+    errs: &mut Errors,
+) -> ResumePolicy {
+    let mode = match mode {
+        None | Some("auto") => ResumeMode::Auto,
+        Some("prefill") => ResumeMode::Prefill,
+        Some("replay") => ResumeMode::Replay,
+        Some("off") => ResumeMode::Off,
+        Some(other) => {
+            errs.push(
+                &format!("{path}.resume"),
+                format!("{other:?} is not one of \"auto\", \"prefill\", \"replay\", \"off\""),
+            );
+            ResumeMode::Auto
+        }
+    };
+    let max = match max {
+        Some(n) if n > 5 => {
+            errs.push(&format!("{path}.max_resumes"), "must be at most 5");
+            2
+        }
+        Some(n) => n,
+        None => 2,
+    };
+    ResumePolicy { mode, max }
+}
