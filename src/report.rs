@@ -58,6 +58,8 @@ pub fn log_line(meta: &Meta, now_ms: u64) -> String {
         "skipped": meta.skipped,
         "resumes": meta.resumes,
         "key": meta.key_name,
+        "task": meta.task,
+        "route_source": meta.route_source,
         "do_calls": {"waited": meta.state_calls.0, "background": meta.state_calls.1},
         "error": meta.error,
         "usage": meta.usage.map(|u| json!({"prompt_tokens": u.prompt_tokens, "completion_tokens": u.completion_tokens, "cached_tokens": u.cached_tokens, "estimated": meta.usage_estimated})),

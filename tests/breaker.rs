@@ -144,6 +144,7 @@ impl Gw {
             health,
         };
         let ctx = RequestContext {
+            order: None,
             request_id: "req_breaker".into(),
             started_ms: self.clock.now_ms(),
             jitter_seed: 7,

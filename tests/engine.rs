@@ -57,6 +57,7 @@ fn run(t: &RoutingTable, script: &Script, clock: &ManualClock, body: Value) -> R
         health: &AlwaysClosed,
     };
     let ctx = RequestContext {
+        order: None,
         request_id: "req_1".into(),
         started_ms: clock.0.get(),
         jitter_seed: 42,

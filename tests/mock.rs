@@ -38,6 +38,7 @@ fn run(t: &RoutingTable, stream: bool) -> (u16, String, String, ManualClock) {
         health: &AlwaysClosed,
     };
     let ctx = RequestContext {
+        order: None,
         request_id: "r".into(),
         started_ms: 0,
         jitter_seed: 1,

@@ -40,6 +40,10 @@ pub struct Meta {
     pub error: Option<String>,
     /// Mid-stream resumes, as `deployment:method`.
     pub resumes: Vec<String>,
+    /// The task the request was classified as, and what decided the route (`header`,
+    /// `metadata`, `rule:<name>`, `default`, `model`).
+    pub task: Option<String>,
+    pub route_source: Option<String>,
     /// The gateway key's name, when the caller used one.
     pub key_name: Option<String>,
     /// Headers the glue adds (rate-limit headroom).

@@ -44,6 +44,21 @@ pub struct RequestContext {
     pub request_id: String,
     pub started_ms: u64,
     pub jitter_seed: u64,
+    /// Chain step indices in the order to try (the routing strategy's plan); None = the
+    /// chain's own order. Steps not listed are never tried, not even as fallbacks.
+    pub order: Option<Vec<usize>>,
+}
+
+/// The chain's own order, without canary-only steps (only a plan's canary slice uses those).
+pub fn chain_order(route: &Route) -> Vec<usize> {
+    route
+        .chain
+        .steps()
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| !s.canary_only)
+        .map(|(i, _)| i)
+        .collect()
 }
 
 impl<T: Transport, C: Clock, H: Health> Engine<'_, T, C, H> {
@@ -72,8 +87,8 @@ impl<T: Transport, C: Clock, H: Health> Engine<'_, T, C, H> {
         // Deployments skipped because their breaker is open, with when each reopens.
         let mut open_skips: Vec<(usize, u64)> = Vec::new();
         // (chain index, forced probe): the chain in order, then at most one forced probe.
-        let mut plan: Vec<(usize, bool)> =
-            (0..route.chain.steps().len()).map(|i| (i, false)).collect();
+        let order = ctx.order.unwrap_or_else(|| chain_order(route));
+        let mut plan: Vec<(usize, bool)> = order.iter().map(|&i| (i, false)).collect();
         let mut next_visit = 0;
         // When each deployment skipped for its own rate limit can take traffic again.
         let mut limit_skips: Vec<u64> = Vec::new();
@@ -225,7 +240,8 @@ impl<T: Transport, C: Clock, H: Health> Engine<'_, T, C, H> {
                             .or_else(|| Some(dep.model.clone()));
                         let mut live = live;
                         live.waiting_ms = 0;
-                        let resume = ResumeState::new(req, route, step_index, request_deadline);
+                        let resume =
+                            ResumeState::new(req, route, &order, step_index, request_deadline);
                         let mut committed = CommittedStream::new(live, meta, dep.price, resume);
                         committed.probe = probe;
                         return Outcome::Stream(Box::new(committed));

@@ -26,7 +26,9 @@ pub struct ResumeState {
     /// Shared with the glue: no copy of the (possibly large) request per stream.
     req: Rc<ChatRequest>,
     route: Route,
-    /// Chain index of the next deployment to resume on.
+    /// The request's plan (chain step indices in order) and the position in it of the next
+    /// deployment to resume on.
+    order: Vec<usize>,
     cursor: usize,
     used: u32,
     request_deadline_ms: u64,
@@ -42,13 +44,15 @@ impl ResumeState {
     pub fn new(
         req: &Rc<ChatRequest>,
         route: &Route,
+        order: &[usize],
         step_index: usize,
         request_deadline_ms: u64,
     ) -> Self {
         ResumeState {
             req: Rc::clone(req),
             route: route.clone(),
-            cursor: step_index,
+            order: order.to_vec(),
+            cursor: order.iter().position(|&i| i == step_index).unwrap_or(0),
             used: 0,
             request_deadline_ms,
             prefill_refused: Vec::new(),
@@ -150,7 +154,12 @@ impl<B: ResponseBody> CommittedStream<B> {
         let steps = self.resume.route.chain.steps().to_vec();
         let mut forced: Option<Method> = None;
         while self.resume.used < policy.max {
-            let Some(step) = steps.get(self.resume.cursor) else {
+            let Some(step) = self
+                .resume
+                .order
+                .get(self.resume.cursor)
+                .and_then(|&i| steps.get(i))
+            else {
                 return false;
             };
             let now = engine.clock.now_ms();

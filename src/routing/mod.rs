@@ -3,6 +3,7 @@
 //! request's facts, live stats passed in through a trait, and caller-supplied randomness.
 
 pub mod classify;
+pub mod sticky;
 pub mod strategy;
 
 pub use classify::{classify, Classification, RequestFacts, Source, TASK_HEADER};

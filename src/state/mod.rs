@@ -4,5 +4,6 @@
 
 pub mod breaker;
 pub mod quota;
+pub mod speed;
 pub mod stats;
 pub mod window;

@@ -76,6 +76,9 @@ pub struct Sample {
     pub output_tokens: u64,
     pub cost_nanos: u64,
     pub latency_ms: u64,
+    /// Time to the first content chunk, for streamed answers.
+    #[serde(default)]
+    pub ttft_ms: Option<u64>,
 }
 
 impl Counters {

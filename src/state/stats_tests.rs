@@ -13,6 +13,7 @@ fn ok(latency_ms: u64) -> Sample {
         output_tokens: 5,
         cost_nanos: 1_500,
         latency_ms,
+        ttft_ms: None,
     }
 }
 
@@ -20,6 +21,7 @@ fn failed(latency_ms: u64) -> Sample {
     Sample {
         ok: false,
         latency_ms,
+        ttft_ms: None,
         ..Sample::default()
     }
 }

@@ -121,6 +121,7 @@ pub async fn handle(mut req: Request, env: Env, ctx: Context) -> Result<Response
             json_response(200, &json!({"keys": keys}))
         }
         (Method::Post, ["keys"]) => create_key(&mut req, &env).await,
+        (Method::Post, ["explain"]) => explain(&mut req, &env, &ctx).await,
         (Method::Get, ["keys", id]) => {
             let kv = env.kv(KV_BINDING)?;
             let Some(text) = kv
@@ -159,6 +160,61 @@ pub async fn handle(mut req: Request, env: Env, ctx: Context) -> Result<Response
             json_response(200, &json!({"id": id, "revoked": true}))
         }
         _ => err(404, "not_found", format!("unknown admin route {path}")),
+    }
+}
+
+/// `POST /admin/api/explain` with `{"body": <chat request>, "headers": {...}, "path": ...}`:
+/// how that request would be routed (task, route, rule, every candidate kept or removed and
+/// why, the final order), without calling any provider.
+async fn explain(req: &mut Request, env: &Env, ctx: &Context) -> Result<Response> {
+    let text = req.text().await.unwrap_or_default();
+    let Ok(Value::Object(input)) = serde_json::from_str::<Value>(&text) else {
+        return err(
+            400,
+            "invalid_body",
+            "expected {\"body\": {...chat request...}, \"headers\": {...}}",
+        );
+    };
+    let body = input.get("body").cloned().unwrap_or(Value::Null);
+    let path = input
+        .get("path")
+        .and_then(Value::as_str)
+        .unwrap_or("/v1/chat/completions")
+        .to_string();
+    let headers: Vec<(String, String)> = input
+        .get("headers")
+        .and_then(Value::as_object)
+        .map(|h| {
+            h.iter()
+                .filter_map(|(k, v)| v.as_str().map(|v| (k.to_ascii_lowercase(), v.to_string())))
+                .collect()
+        })
+        .unwrap_or_default();
+    let parsed = if path == "/v1/messages" {
+        crate::api::anthropic::parse_messages_request(body.to_string().as_bytes())
+    } else {
+        crate::api::parse_chat_request(body.to_string().as_bytes())
+    };
+    let chat = match parsed {
+        Ok(c) => c,
+        Err(e) => return error_response(&e, None),
+    };
+    let loaded = match config_source::current(env, ctx, WorkerClock.now_ms()).await {
+        Ok(l) => l,
+        Err(e) => return err(503, "config_unavailable", e),
+    };
+    let table = &loaded.table;
+    let random = (js_sys::Math::random() * 9_007_199_254_740_991.0) as u64;
+    match super::routing::explain_request(
+        table,
+        &chat,
+        &path,
+        &headers,
+        random,
+        WorkerClock.now_ms(),
+    ) {
+        Ok(v) => json_response(200, &v),
+        Err(e) => error_response(&e, None),
     }
 }
 

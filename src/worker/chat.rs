@@ -8,6 +8,7 @@ use super::config_source;
 use super::finish::Finish;
 use super::health::DoHealth;
 use super::respond::{bytes_response, client_error_response, config_unavailable, headers_from};
+use super::routing;
 use super::stream_out;
 use super::transport::{FetchTransport, WorkerClock};
 use crate::api::anthropic::parse_messages_request;
@@ -46,6 +47,8 @@ pub async fn handle(
         Ok(k) => k,
         Err(e) => return error_response(&e, None),
     };
+    let headers = routing::header_list(&req);
+    let path = req.path();
     let limit = env
         .var("MAX_BODY_BYTES")
         .ok()
@@ -68,20 +71,19 @@ pub async fn handle(
         Err(msg) => return error_response(&config_unavailable(msg), None),
     };
     let table = loaded.table.clone();
-    let Some(route) = table.route(&chat.model) else {
-        let known: Vec<&str> = table.route_names().collect();
-        let mut e = ApiError::new(
-            404,
-            "invalid_request_error",
-            "model_not_found",
-            format!(
-                "The model `{}` does not exist. Available models: {}",
-                chat.model,
-                known.join(", ")
-            ),
-        );
-        e.param = Some("model".into());
-        return error_response(&e, None);
+    let routed = match routing::route_request(
+        &table,
+        &chat,
+        &path,
+        &headers,
+        random_u64(),
+        clock.now_ms(),
+    ) {
+        Ok(r) => r,
+        Err(e) => return error_response(&e, None),
+    };
+    let Some(route) = table.route(&routed.class.route) else {
+        return error_response(&ApiError::not_found("route vanished"), None);
     };
     if let Some(k) = key.as_ref().filter(|k| !k.allows(&route.name)) {
         let mut e = ApiError::new(
@@ -128,6 +130,7 @@ pub async fn handle(
         key,
         admitted,
         waited_before,
+        routed,
     };
     let transport = FetchTransport;
     let secrets = EnvSecrets(&env);
@@ -139,6 +142,7 @@ pub async fn handle(
         health: &finish.health,
     };
     let ctx_req = RequestContext {
+        order: Some(finish.routed.plan.order.clone()),
         request_id,
         started_ms: started,
         jitter_seed: random_u64(),

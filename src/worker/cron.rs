@@ -80,6 +80,7 @@ pub async fn run(env: Env, ctx: ScheduleContext) {
                 &route,
                 &Rc::new(req),
                 RequestContext {
+                    order: None,
                     request_id: format!("probe_{started}"),
                     started_ms: started,
                     jitter_seed: started,

@@ -5,7 +5,9 @@
 use super::auth::{self, Admitted};
 use super::background::Background;
 use super::health::DoHealth;
+use super::routing::{self, Routed};
 use super::transport::WorkerClock;
+use crate::config::RoutingTable;
 use crate::engine::{Clock, Meta};
 use crate::keys::KeyRecord;
 use crate::report::log_line;
@@ -22,14 +24,41 @@ pub struct Finish {
     pub admitted: Option<Admitted>,
     /// Calls waited on before the engine ran (the key's admission).
     pub waited_before: u32,
+    /// How the request was routed (task, plan, session).
+    pub routed: Routed,
 }
 
 impl Finish {
+    fn table(&self) -> &RoutingTable {
+        self.health.table()
+    }
+
     /// What the glue knows that the engine does not: key, rate-limit headroom.
     pub fn decorate(&self, meta: &mut Meta) {
         meta.key_name = self.key.as_ref().map(|k| k.name.clone());
         if let Some(a) = &self.admitted {
             meta.extra_headers = auth::ratelimit_headers(&a.headroom);
+        }
+        let r = &self.routed;
+        meta.task = r.class.task.clone();
+        meta.route_source = Some(r.class.source.to_string());
+        // Deployments the plan left out come first among the fallback reasons.
+        let mut removed: Vec<(String, String)> = r
+            .plan
+            .removed
+            .iter()
+            .map(|(d, why)| (d.clone(), (*why).to_string()))
+            .collect();
+        removed.append(&mut meta.skipped);
+        meta.skipped = removed;
+        if let Some(task) = &r.class.task {
+            meta.extra_headers.push(("x-router-task", task.clone()));
+        }
+        if r.plan.canary {
+            meta.extra_headers.push(("x-router-canary", "true".into()));
+        }
+        if r.plan.sticky {
+            meta.extra_headers.push(("x-router-sticky", "true".into()));
         }
     }
 
@@ -41,6 +70,11 @@ impl Finish {
     /// The request is over: record, settle, log.
     pub fn done(&mut self, meta: &mut Meta) {
         let now = WorkerClock.now_ms();
+        if let (Some(session), Some(dep)) = (&self.routed.session, &meta.deployment) {
+            if let Some(route) = self.table().route(&meta.route) {
+                routing::remember_session(self.table(), route, session, dep, now);
+            }
+        }
         self.health.add_samples(meta);
         self.health.flush();
         if let Some(key) = &self.key {
@@ -58,6 +92,7 @@ impl Finish {
                 output_tokens: meta.usage.map_or(0, |u| u.completion_tokens),
                 cost_nanos: meta.cost_nanos.unwrap_or(0),
                 latency_ms: now.saturating_sub(meta.started_ms),
+                ttft_ms: None,
             };
             let reservation = self.admitted.take().map(|a| a.reservation);
             self.ctx.spawn(Box::pin(auth::settle(

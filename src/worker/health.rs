@@ -21,8 +21,10 @@ use super::objects::{self, deployment::ProbeCall, deployment::ProbeReply, DEPLOY
 use super::outbox::{self, Batch};
 use crate::config::{Deployment, RoutingTable};
 use crate::engine::{Health, Meta};
+use crate::routing::DeploymentStats;
 use crate::state::breaker::{Report, View};
-use crate::state::quota::{Admission, Estimate, Limits};
+use crate::state::quota::{Admission, Estimate, Headroom, Limits};
+use crate::state::speed::Speed;
 use crate::state::stats::Sample;
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -35,6 +37,53 @@ pub const SNAPSHOT_TTL_MS: u64 = 2_000;
 thread_local! {
     /// deployment name → (view, when it was learned).
     static SNAPSHOT: RefCell<HashMap<String, (View, u64)>> = RefCell::new(HashMap::new());
+    /// deployment name → measured speed (from report replies).
+    static SPEED: RefCell<HashMap<String, Speed>> = RefCell::new(HashMap::new());
+    /// deployment name → share of its own rate limit left, in basis points (from admissions).
+    static HEADROOM: RefCell<HashMap<String, u32>> = RefCell::new(HashMap::new());
+}
+
+pub(super) fn remember_speed(name: &str, speed: Speed) {
+    SPEED.with(|s| {
+        s.borrow_mut().insert(name.to_string(), speed);
+    });
+}
+
+fn remember_headroom(name: &str, h: &Headroom) {
+    let share = |left: Option<u64>, limit: Option<u64>| match (left, limit) {
+        (Some(l), Some(m)) if m > 0 => Some((l.min(m) * 10_000 / m) as u32),
+        _ => None,
+    };
+    let requests = share(
+        h.remaining_requests.map(u64::from),
+        h.limit_requests.map(u64::from),
+    );
+    let tokens = share(h.remaining_tokens, h.limit_tokens);
+    let bps = match (requests, tokens) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    };
+    if let Some(bps) = bps {
+        HEADROOM.with(|m| {
+            m.borrow_mut().insert(name.to_string(), bps);
+        });
+    }
+}
+
+/// The isolate's view of every deployment's speed and headroom, for the routing strategies
+/// ("fastest", "least used"). As fresh as the last report reply or admission.
+pub struct SnapshotStats;
+
+impl DeploymentStats for SnapshotStats {
+    fn ttft_ms(&self, dep: &str) -> Option<u64> {
+        SPEED.with(|s| s.borrow().get(dep).and_then(Speed::first_token_ms))
+    }
+    fn tokens_per_s(&self, dep: &str) -> Option<u64> {
+        SPEED.with(|s| s.borrow().get(dep).and_then(|s| s.tokens_per_s))
+    }
+    fn headroom_bps(&self, dep: &str) -> Option<u32> {
+        HEADROOM.with(|h| h.borrow().get(dep).copied())
+    }
 }
 
 pub(super) fn remember(name: &str, view: View, now_ms: u64) {
@@ -74,6 +123,10 @@ impl DoHealth {
         }
     }
 
+    pub fn table(&self) -> &RoutingTable {
+        &self.table
+    }
+
     /// (calls waited on, calls sent in the background) so far.
     pub fn calls(&self) -> (u32, u32) {
         (self.waited.get(), self.background.get())
@@ -86,11 +139,18 @@ impl DoHealth {
 
     /// Queues one usage sample per attempt of a finished request.
     pub fn add_samples(&self, meta: &Meta) {
+        let now = objects::now_ms();
         let last = meta.attempts.len().saturating_sub(1);
         let fallback = meta.attempts.len() > 1 || !meta.skipped.is_empty();
         let mut samples = self.samples.borrow_mut();
         for (i, a) in meta.attempts.iter().enumerate() {
             let answered = i == last && a.class.is_none() && meta.deployment.is_some();
+            // A committed stream's attempt record ends at its first content chunk.
+            let (ttft_ms, latency_ms) = if answered && meta.stream {
+                (Some(a.duration_ms), now.saturating_sub(a.started_ms))
+            } else {
+                (None, a.duration_ms)
+            };
             let usage = if answered { meta.usage } else { None };
             samples.push((
                 a.deployment.clone(),
@@ -104,7 +164,8 @@ impl DoHealth {
                     } else {
                         0
                     },
-                    latency_ms: a.duration_ms,
+                    latency_ms,
+                    ttft_ms,
                 },
             ));
         }
@@ -233,6 +294,12 @@ impl Health for DoHealth {
         };
         let reply: worker::Result<Admission> =
             objects::call(&self.env, DEPLOYMENTS, &dep.name, "/admit", Some(&call)).await;
+        match &reply {
+            Ok(Admission::Denied { headroom, .. } | Admission::Admitted { headroom }) => {
+                remember_headroom(&dep.name, headroom);
+            }
+            Err(_) => {}
+        }
         match reply {
             Ok(Admission::Denied { retry_after_ms, .. }) => Err(retry_after_ms),
             // Admitted, or the object is unreachable: fail open.

@@ -12,6 +12,7 @@ mod health;
 pub mod objects;
 mod outbox;
 mod respond;
+mod routing;
 mod stream_out;
 mod transport;
 

@@ -9,9 +9,9 @@
 //! happy path, while breakers still hear of failures without delay.
 
 use super::background::Background;
-use super::health::remember;
-use super::objects::{self, DEPLOYMENTS};
-use crate::state::breaker::{BreakerConfig, Report, View};
+use super::health::{remember, remember_speed};
+use super::objects::{self, deployment::ReportReply, DEPLOYMENTS};
+use crate::state::breaker::{BreakerConfig, Report};
 use crate::state::stats::Sample;
 use serde::Serialize;
 use std::cell::{Cell, RefCell};
@@ -108,9 +108,10 @@ fn take(name: &str, now_ms: u64) -> Option<Batch> {
 }
 
 async fn send(env: &Env, name: &str, batch: &Batch) {
-    let reply: worker::Result<View> =
+    let reply: worker::Result<ReportReply> =
         objects::call(env, DEPLOYMENTS, name, "/report", Some(batch)).await;
-    if let Ok(view) = reply {
-        remember(name, view, objects::now_ms());
+    if let Ok(r) = reply {
+        remember(name, r.view, objects::now_ms());
+        remember_speed(name, r.speed);
     }
 }

@@ -10,6 +10,7 @@ use super::stored::Stored;
 use super::{body, json, now_ms};
 use crate::state::breaker::{Breaker, BreakerConfig, Report, View};
 use crate::state::quota::{Actual, Quota};
+use crate::state::speed::Speed;
 use crate::state::stats::{Sample, Stats};
 use serde::{Deserialize, Serialize};
 use worker::{durable_object, DurableObject, Env, Method, Request, Response, Result, State};
@@ -32,6 +33,15 @@ pub struct ProbeCall {
     pub force: bool,
 }
 
+/// The reply to a report: the breaker's view and the deployment's measured speed, which the
+/// isolate keeps in its snapshot.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub struct ReportReply {
+    pub view: View,
+    #[serde(default)]
+    pub speed: Speed,
+}
+
 #[derive(Debug, Clone, Copy, Serialize, Deserialize)]
 pub struct ProbeReply {
     pub granted: bool,
@@ -43,6 +53,7 @@ pub struct DeploymentState {
     state: State,
     breaker: Stored<Breaker>,
     stats: Stored<Stats>,
+    speed: Stored<Speed>,
     /// Only used when the table sets limits for this deployment.
     quota: Stored<Quota>,
 }
@@ -67,6 +78,12 @@ impl DeploymentState {
                 }
             });
             self.stats.save(&storage).await?;
+            self.speed.with(|s| {
+                for sample in &call.samples {
+                    s.record(sample);
+                }
+            });
+            self.speed.save(&storage).await?;
         }
         if !call.settles.is_empty() {
             self.quota.with(|q| {
@@ -87,7 +104,10 @@ impl DeploymentState {
             });
             self.quota.save(&storage).await?;
         }
-        json(&view)
+        json(&ReportReply {
+            view,
+            speed: self.speed.with(|s| *s),
+        })
     }
 
     /// Runs `f` on the breaker, saves it, and replies with its view.
@@ -107,6 +127,7 @@ impl DurableObject for DeploymentState {
             state,
             breaker: Stored::new("breaker"),
             stats: Stored::new("stats"),
+            speed: Stored::new("speed"),
             quota: Stored::new("quota"),
         }
     }
@@ -115,6 +136,7 @@ impl DurableObject for DeploymentState {
         let storage = self.state.storage();
         self.breaker.load(&storage).await;
         self.stats.load(&storage).await;
+        self.speed.load(&storage).await;
         self.quota.load(&storage).await;
         let now = now_ms();
         let path = req.path();
@@ -153,6 +175,7 @@ impl DurableObject for DeploymentState {
                     "view": breaker.view(now),
                     "breaker": breaker,
                     "usage": usage,
+                    "speed": self.speed.with(|s| *s),
                 }))
             }
             (Method::Get, "/view") => json(&self.breaker.with(|b| b.view(now))),

@@ -1,0 +1,236 @@
+//! Routing at the door: classify the request (task → route), then let the route's strategy
+//! order its deployments (`crate::routing`), with the isolate's live stats, the request's cost
+//! ceiling and its session's affinity.
+//!
+//! Sessions: a request's session is `x-session-id`, else the body's `user`. On routes with
+//! `sticky`, the session goes to the deployment that last answered it in this isolate (kept
+//! for the route's `ttl_ms`), else to its rendezvous-hash deployment, which every isolate
+//! computes alike, so affinity mostly survives isolate changes without shared state.
+
+use super::health::SnapshotStats;
+use crate::api::{ApiError, ChatRequest};
+use crate::config::money::usd_to_nanos;
+use crate::config::{Route, RoutingTable};
+use crate::keys::estimated_usage;
+use crate::routing::{
+    classify, explain, plan, sticky, Classification, Plan, PlanInput, RequestFacts,
+};
+use serde_json::Value;
+use std::cell::RefCell;
+use std::collections::HashMap;
+
+/// Per-request cost ceiling, in USD.
+pub const COST_HEADER: &str = "x-max-cost-usd";
+pub const SESSION_HEADER: &str = "x-session-id";
+const MAX_SESSIONS: usize = 10_000;
+
+thread_local! {
+    /// (route, session) → (deployment index, expires at).
+    static SESSIONS: RefCell<HashMap<(String, String), (usize, u64)>> = RefCell::new(HashMap::new());
+}
+
+/// The decision for a request as JSON, for the admin API's explain endpoint.
+pub fn explain_request(
+    table: &RoutingTable,
+    chat: &ChatRequest,
+    path: &str,
+    headers: &[(String, String)],
+    random: u64,
+    now_ms: u64,
+) -> Result<Value, ApiError> {
+    let routed = route_request(table, chat, path, headers, random, now_ms)?;
+    let route = table
+        .route(&routed.class.route)
+        .ok_or_else(|| ApiError::not_found("route vanished"))?;
+    let input = plan_input(
+        table,
+        route,
+        chat,
+        headers,
+        routed.session.as_deref(),
+        random,
+        now_ms,
+    )?;
+    Ok(serde_json::json!({
+        "classification": routed.class.to_json(),
+        "session": routed.session,
+        "strategy": route.strategy.as_str(),
+        "plan": explain(&input, &SnapshotStats),
+    }))
+}
+
+pub struct Routed {
+    pub class: Classification,
+    pub plan: Plan,
+    pub session: Option<String>,
+}
+
+/// Request headers with lower-case names.
+pub fn header_list(req: &worker::Request) -> Vec<(String, String)> {
+    req.headers()
+        .entries()
+        .map(|(k, v)| (k.to_ascii_lowercase(), v))
+        .collect()
+}
+
+pub fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.trim())
+}
+
+/// The route's name for this request, and its deployments in the order to try.
+pub fn route_request(
+    table: &RoutingTable,
+    chat: &ChatRequest,
+    path: &str,
+    headers: &[(String, String)],
+    random: u64,
+    now_ms: u64,
+) -> Result<Routed, ApiError> {
+    let facts = RequestFacts::from_request(chat, path, headers);
+    let class = classify(table, &facts).map_err(|msg| {
+        let mut e = ApiError::new(400, "invalid_request_error", "unknown_task", msg);
+        e.param = Some("x-task".into());
+        e
+    })?;
+    let Some(route) = table.route(&class.route) else {
+        let known: Vec<&str> = table.route_names().collect();
+        let mut e = ApiError::new(
+            404,
+            "invalid_request_error",
+            "model_not_found",
+            format!(
+                "The model `{}` does not exist. Available models: {}",
+                chat.model,
+                known.join(", ")
+            ),
+        );
+        e.param = Some("model".into());
+        return Err(e);
+    };
+    let session = session_of(chat, headers);
+    let input = plan_input(
+        table,
+        route,
+        chat,
+        headers,
+        session.as_deref(),
+        random,
+        now_ms,
+    )?;
+    let plan = plan(&input, &SnapshotStats);
+    if plan.order.is_empty() {
+        let why: Vec<String> = plan
+            .removed
+            .iter()
+            .map(|(d, r)| format!("{d}: {r}"))
+            .collect();
+        return Err(ApiError::new(
+            400,
+            "invalid_request_error",
+            "no_eligible_deployment",
+            format!(
+                "no deployment of model `{}` meets this request's constraints ({})",
+                route.name,
+                why.join(", ")
+            ),
+        ));
+    }
+    Ok(Routed {
+        class,
+        plan,
+        session,
+    })
+}
+
+/// The session a request belongs to: `x-session-id`, else the body's `user`.
+fn session_of(chat: &ChatRequest, headers: &[(String, String)]) -> Option<String> {
+    header(headers, SESSION_HEADER)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .or_else(|| {
+            chat.body
+                .get("user")
+                .and_then(Value::as_str)
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+        })
+}
+
+fn plan_input<'a>(
+    table: &'a RoutingTable,
+    route: &'a Route,
+    chat: &ChatRequest,
+    headers: &[(String, String)],
+    session: Option<&str>,
+    random: u64,
+    now_ms: u64,
+) -> Result<PlanInput<'a>, ApiError> {
+    let max_cost_nanos = match header(headers, COST_HEADER) {
+        None => None,
+        Some(v) => Some(usd_to_nanos(&Value::String(v.to_string())).map_err(|msg| {
+            let mut e = ApiError::new(
+                400,
+                "invalid_request_error",
+                "invalid_cost_ceiling",
+                format!("{COST_HEADER}: {msg}"),
+            );
+            e.param = Some(COST_HEADER.into());
+            e
+        })?),
+    };
+    let sticky = match (session, route.sticky_ttl_ms) {
+        (Some(s), Some(_)) => {
+            remembered(route, s, now_ms).or_else(|| sticky::rendezvous(route, table, s))
+        }
+        _ => None,
+    };
+    Ok(PlanInput {
+        route,
+        table,
+        est: estimated_usage(chat, table),
+        max_cost_nanos,
+        sticky,
+        random,
+    })
+}
+
+fn remembered(route: &Route, session: &str, now_ms: u64) -> Option<usize> {
+    SESSIONS.with(|s| {
+        s.borrow()
+            .get(&(route.name.clone(), session.to_string()))
+            .filter(|(_, expires)| *expires > now_ms)
+            .map(|(dep, _)| *dep)
+    })
+}
+
+/// Remembers which deployment answered a session on a sticky route.
+pub fn remember_session(
+    table: &RoutingTable,
+    route: &Route,
+    session: &str,
+    deployment: &str,
+    now_ms: u64,
+) {
+    let Some(ttl) = route.sticky_ttl_ms else {
+        return;
+    };
+    let Some(index) = table.deployments.iter().position(|d| d.name == deployment) else {
+        return;
+    };
+    SESSIONS.with(|s| {
+        let mut s = s.borrow_mut();
+        if s.len() >= MAX_SESSIONS {
+            s.retain(|_, (_, expires)| *expires > now_ms);
+            if s.len() >= MAX_SESSIONS {
+                s.clear();
+            }
+        }
+        s.insert(
+            (route.name.clone(), session.to_string()),
+            (index, now_ms.saturating_add(ttl)),
+        );
+    });
+}
