@@ -369,3 +369,27 @@ fn routing_additions_reject_bad_shapes() {
         .iter()
         .any(|e| e.contains("header named twice")));
 }
+
+/// The README's task-routing example (with providers added) is a valid table, and classifies
+/// and plans as the README says.
+#[test]
+fn readme_task_routing_example_is_valid() {
+    let readme = include_str!("../README.md");
+    let start = readme
+        .find("## Task routing and strategies")
+        .expect("section");
+    let block = &readme[start..];
+    let open = block.find("```json\n").expect("json block") + "```json\n".len();
+    let close = open + block[open..].find("\n```").expect("end of block");
+    let mut t: Value = serde_json::from_str(&block[open..close]).expect("README JSON parses");
+    t["version"] = json!(1);
+    t["providers"] = json!({
+        "openai": {"kind": "openai", "base_url": "https://api.openai.com/v1", "api_key_secret": "OPENAI_API_KEY"},
+        "groq": {"kind": "openai", "base_url": "https://api.groq.com/openai/v1", "api_key_secret": "GROQ_API_KEY"},
+        "anthropic": {"kind": "anthropic", "api_key_secret": "ANTHROPIC_API_KEY"}
+    });
+    let table = parse_table(&t.to_string()).unwrap_or_else(|e| panic!("{e:?}"));
+    let tasks = table.tasks.as_ref().expect("tasks");
+    assert_eq!(tasks.route_of("code"), Some("strong"));
+    assert_eq!(tasks.rules.len(), 4);
+}
