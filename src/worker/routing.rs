@@ -13,7 +13,7 @@ use crate::config::money::usd_to_nanos;
 use crate::config::{Route, RoutingTable};
 use crate::keys::estimated_usage;
 use crate::routing::{
-    classify, explain, plan, sticky, Classification, Plan, PlanInput, RequestFacts,
+    classify, explain, plan, sticky, Classification, Plan, PlanInput, RequestFacts, TASK_HEADER,
 };
 use serde_json::Value;
 use std::cell::RefCell;
@@ -25,8 +25,9 @@ pub const SESSION_HEADER: &str = "x-session-id";
 const MAX_SESSIONS: usize = 10_000;
 
 thread_local! {
-    /// (route, session) → (deployment index, expires at).
-    static SESSIONS: RefCell<HashMap<(String, String), (usize, u64)>> = RefCell::new(HashMap::new());
+    /// (route, session) → (deployment name, expires at). Names, not indices: a reloaded table
+    /// may number its deployments differently.
+    static SESSIONS: RefCell<HashMap<(String, String), (String, u64)>> = RefCell::new(HashMap::new());
 }
 
 /// The decision for a request as JSON, for the admin API's explain endpoint.
@@ -91,8 +92,16 @@ pub fn route_request(
 ) -> Result<Routed, ApiError> {
     let facts = RequestFacts::from_request(chat, path, headers);
     let class = classify(table, &facts).map_err(|msg| {
+        let from_header = header(headers, TASK_HEADER).is_some_and(|t| !t.is_empty());
         let mut e = ApiError::new(400, "invalid_request_error", "unknown_task", msg);
-        e.param = Some("x-task".into());
+        e.param = Some(
+            if from_header {
+                TASK_HEADER
+            } else {
+                "metadata.task"
+            }
+            .into(),
+        );
         e
     })?;
     let Some(route) = table.route(&class.route) else {
@@ -183,7 +192,7 @@ fn plan_input<'a>(
     };
     let sticky = match (session, route.sticky_ttl_ms) {
         (Some(s), Some(_)) => {
-            remembered(route, s, now_ms).or_else(|| sticky::rendezvous(route, table, s))
+            remembered(table, route, s, now_ms).or_else(|| sticky::rendezvous(route, table, s))
         }
         _ => None,
     };
@@ -197,13 +206,14 @@ fn plan_input<'a>(
     })
 }
 
-fn remembered(route: &Route, session: &str, now_ms: u64) -> Option<usize> {
-    SESSIONS.with(|s| {
+fn remembered(table: &RoutingTable, route: &Route, session: &str, now_ms: u64) -> Option<usize> {
+    let name = SESSIONS.with(|s| {
         s.borrow()
             .get(&(route.name.clone(), session.to_string()))
             .filter(|(_, expires)| *expires > now_ms)
-            .map(|(dep, _)| *dep)
-    })
+            .map(|(dep, _)| dep.clone())
+    })?;
+    table.deployments.iter().position(|d| d.name == name)
 }
 
 /// Remembers which deployment answered a session on a sticky route.
@@ -217,9 +227,9 @@ pub fn remember_session(
     let Some(ttl) = route.sticky_ttl_ms else {
         return;
     };
-    let Some(index) = table.deployments.iter().position(|d| d.name == deployment) else {
+    if !table.deployments.iter().any(|d| d.name == deployment) {
         return;
-    };
+    }
     SESSIONS.with(|s| {
         let mut s = s.borrow_mut();
         if s.len() >= MAX_SESSIONS {
@@ -230,7 +240,7 @@ pub fn remember_session(
         }
         s.insert(
             (route.name.clone(), session.to_string()),
-            (index, now_ms.saturating_add(ttl)),
+            (deployment.to_string(), now_ms.saturating_add(ttl)),
         );
     });
 }
