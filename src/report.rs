@@ -31,6 +31,9 @@ pub fn response_headers(meta: &Meta, now_ms: u64) -> Vec<(&'static str, String)>
     if let Some(c) = meta.cost_nanos {
         h.push(("x-router-cost-usd", format_usd(c)));
     }
+    if !meta.hedges.is_empty() {
+        h.push(("x-router-hedge", meta.hedges.join(",")));
+    }
     h.extend(meta.extra_headers.iter().cloned());
     h
 }
@@ -57,6 +60,7 @@ pub fn log_line(meta: &Meta, now_ms: u64) -> String {
         "attempts": attempts,
         "skipped": meta.skipped,
         "resumes": meta.resumes,
+        "hedges": meta.hedges,
         "key": meta.key_name,
         "task": meta.task,
         "route_source": meta.route_source,

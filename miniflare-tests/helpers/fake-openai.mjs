@@ -226,7 +226,12 @@ export async function startFake({ host = "127.0.0.1" } = {}) {
     const list = received.get(scenario) ?? [];
     received.set(scenario, list);
     const index = list.length;
-    list.push({ method: req.method, url: req.url, headers: { ...req.headers }, body, rawBody, at: Date.now() });
+    const entry = { method: req.method, url: req.url, headers: { ...req.headers }, body, rawBody, at: Date.now(), aborted: false };
+    list.push(entry);
+    // The gateway hung up before the answer was complete (a cancelled hedge, an aborted stream).
+    res.on("close", () => {
+      if (!res.writableEnded && !closed) entry.aborted = true;
+    });
     const step = stepFor(scenario, index);
 
     if (step.hang) return; // never answer; close() destroys the socket
@@ -381,6 +386,8 @@ export async function startFake({ host = "127.0.0.1" } = {}) {
     },
     hits: (scenario) => (received.get(scenario) ?? []).length,
     requests: (scenario) => received.get(scenario) ?? [],
+    /** How many requests to `scenario` the gateway hung up on before their answer ended. */
+    aborted: (scenario) => (received.get(scenario) ?? []).filter((r) => r.aborted).length,
     /** Forget all scripts and recorded requests; destroy connections left hanging by earlier steps. */
     reset() {
       scripts.clear();

@@ -161,6 +161,8 @@ pub struct RawRoute {
     pub require_tags: Vec<String>,
     pub canary: Option<RawCanary>,
     pub sticky: Option<RawSticky>,
+    /// Hedging: start the next deployment if the first has not committed after `after_ms`.
+    pub hedge: Option<RawHedge>,
     #[serde(default)]
     pub retry: RawRetry,
     pub request_timeout_ms: Option<u64>,
@@ -226,6 +228,12 @@ pub struct RawCanary {
 #[serde(deny_unknown_fields)]
 pub struct RawSticky {
     pub ttl_ms: u64,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHedge {
+    pub after_ms: u64,
 }
 
 #[derive(Debug, Deserialize)]

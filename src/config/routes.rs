@@ -172,6 +172,13 @@ fn route(name: &str, r: &RawRoute, cx: &RouteContext, errs: &mut Errors) -> Opti
         r.request_timeout_ms,
         cx.default_request_ms,
     );
+    let hedge_after_ms = r.hedge.as_ref().map(|h| {
+        errs.ms(
+            &format!("{path}.hedge.after_ms"),
+            Some(h.after_ms),
+            request_timeout_ms,
+        )
+    });
     let resume = resume_policy(&path, r.resume.as_deref(), r.max_resumes, errs);
     match Chain::new(steps) {
         Some(chain) => Some(Route {
@@ -185,6 +192,7 @@ fn route(name: &str, r: &RawRoute, cx: &RouteContext, errs: &mut Errors) -> Opti
             require_tags,
             canary,
             sticky_ttl_ms,
+            hedge_after_ms,
         }),
         None => {
             if r.chain.is_empty() {

@@ -223,6 +223,9 @@ pub struct Route {
     pub canary: Option<Canary>,
     /// Session affinity lifetime, when the route has one.
     pub sticky_ttl_ms: Option<u64>,
+    /// Hedging: when the first attempt has not committed (first content chunk, or the whole
+    /// answer) after this long, the next deployment is started in parallel.
+    pub hedge_after_ms: Option<u64>,
 }
 
 /// Order in which a route tries its (surviving) deployments.

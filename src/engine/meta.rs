@@ -40,6 +40,9 @@ pub struct Meta {
     pub error: Option<String>,
     /// Mid-stream resumes, as `deployment:method`.
     pub resumes: Vec<String>,
+    /// Hedging: `deployment:won` for a hedge that answered, `deployment:cancelled` for the
+    /// attempt that lost the race.
+    pub hedges: Vec<String>,
     /// The task the request was classified as, and what decided the route (`header`,
     /// `metadata`, `rule:<name>`, `default`, `model`).
     pub task: Option<String>,

@@ -3,8 +3,10 @@
 
 mod attempt;
 mod body;
+mod book;
 mod failure;
 mod gate;
+mod hedge;
 mod meta;
 mod outcome;
 pub mod ports;
@@ -19,16 +21,16 @@ pub use ports::{
 };
 use resuming::ResumeState;
 
-use crate::api::chat::Needs;
-use crate::api::{ApiError, ChatRequest, ClientFormat};
-use crate::config::{Capabilities, Route, RoutingTable};
+use crate::api::{ChatRequest, ClientFormat};
+use crate::config::{Route, RoutingTable};
 use crate::providers::{build_target, Secrets};
 use crate::resilience::backoff::{earliest_next_start, Jitter};
 use crate::resilience::policy::{decide, Action, Decision};
 use crate::resilience::UpstreamError;
-use crate::state::breaker::Report;
 use attempt::{run_attempt, AttemptInput, AttemptOutcome};
+use book::{all_open_failed, failed, missing_capability};
 use gate::{gate, Gate};
+use hedge::{HedgePlan, Hedged};
 use std::rc::Rc;
 
 pub struct Engine<'a, T, C, H = AlwaysClosed> {
@@ -92,6 +94,8 @@ impl<T: Transport, C: Clock, H: Health> Engine<'_, T, C, H> {
         let mut next_visit = 0;
         // When each deployment skipped for its own rate limit can take traffic again.
         let mut limit_skips: Vec<u64> = Vec::new();
+        // Chain steps a hedge already tried (and that failed): not tried again.
+        let mut hedged_done: Vec<usize> = Vec::new();
         let est_tokens = {
             let u = crate::keys::estimated_usage(req, self.table);
             u.prompt_tokens.saturating_add(u.completion_tokens)
@@ -111,6 +115,9 @@ impl<T: Transport, C: Clock, H: Health> Engine<'_, T, C, H> {
                 break;
             };
             next_visit += 1;
+            if hedged_done.contains(&step_index) {
+                continue;
+            }
             let Some(step) = route.chain.steps().get(step_index) else {
                 continue;
             };
@@ -170,6 +177,8 @@ impl<T: Transport, C: Clock, H: Health> Engine<'_, T, C, H> {
                     }
                 }
                 starts.push(now);
+                // Set when a hedge answered: the rest of this pass is about its deployment.
+                let mut hedge_won: Option<(usize, u64)> = None;
                 let outcome = match build_target(self.table, dep, req, self.secrets) {
                     Ok(target) => {
                         let input = AttemptInput {
@@ -182,9 +191,61 @@ impl<T: Transport, C: Clock, H: Health> Engine<'_, T, C, H> {
                             request_deadline_ms: request_deadline,
                             resume: None,
                         };
-                        run_attempt(input, self.transport, self.clock).await
+                        let first = meta.attempts.is_empty() && starts.len() == 1;
+                        match route.hedge_after_ms.filter(|_| first && !probe && !limited) {
+                            None => run_attempt(input, self.transport, self.clock).await,
+                            Some(after) => {
+                                let hp = HedgePlan {
+                                    route,
+                                    req,
+                                    needs: &needs,
+                                    min_context,
+                                    request_deadline_ms: request_deadline,
+                                    primary_step: step_index,
+                                    rest: plan
+                                        .get(next_visit..)
+                                        .unwrap_or_default()
+                                        .iter()
+                                        .filter(|(_, f)| !*f)
+                                        .map(|(i, _)| *i)
+                                        .collect(),
+                                };
+                                match self.hedged_attempt(input, after, hp).await {
+                                    Hedged::Primary { outcome, loser } => {
+                                        // A hedge that failed is not tried again later.
+                                        if let Some(failed_step) =
+                                            loser.and_then(|l| self.note_loser(route, &mut meta, l))
+                                        {
+                                            hedged_done.push(failed_step);
+                                        }
+                                        outcome
+                                    }
+                                    Hedged::Hedge {
+                                        outcome,
+                                        step_index: b,
+                                        started_ms,
+                                        loser,
+                                    } => {
+                                        let _ = self.note_loser(route, &mut meta, loser);
+                                        hedge_won = Some((b, started_ms));
+                                        outcome
+                                    }
+                                }
+                            }
+                        }
                     }
                     Err(e) => AttemptOutcome::Failed(e),
+                };
+                // A hedge that answered: this pass continues with its deployment.
+                let (dep, step_index, now, provider_name) = match hedge_won.and_then(|(b, at)| {
+                    let d = route.chain.steps().get(b)?;
+                    Some((self.table.deployment(d.deployment)?, b, at))
+                }) {
+                    Some((d, b, at)) => {
+                        meta.hedges.push(format!("{}:won", d.name));
+                        (d, b, at, self.table.provider_of(d).map(|p| p.name.clone()))
+                    }
+                    None => (dep, step_index, now, provider_name.clone()),
                 };
                 let end = self.clock.now_ms();
                 let mut record = AttemptRecord {
@@ -331,70 +392,4 @@ impl<T: Transport, C: Clock, H: Health> Engine<'_, T, C, H> {
         };
         failed(meta, api)
     }
-}
-
-impl<T, C, H: Health> Engine<'_, T, C, H> {
-    /// A failed attempt (before or after commit): a failure if its class counts; a probe
-    /// answered with a client error proves the deployment up; a probe that failed for a class
-    /// the operator excluded says nothing (its lease expires).
-    pub(crate) fn report_attempt_failure(
-        &self,
-        dep: &crate::config::Deployment,
-        error: &UpstreamError,
-        probe: bool,
-    ) {
-        if dep.breaker.counts(error.class) {
-            self.report(dep, false, probe, error.retry_after_ms);
-        } else if probe && error.class.is_client_fault() {
-            self.report(dep, true, probe, None);
-        }
-    }
-
-    pub(crate) fn report(
-        &self,
-        dep: &crate::config::Deployment,
-        ok: bool,
-        probe: bool,
-        retry_after_ms: Option<u64>,
-    ) {
-        if dep.breaker.enabled {
-            self.health.report(
-                dep,
-                Report {
-                    ok,
-                    probe,
-                    retry_after_ms,
-                },
-            );
-        }
-    }
-}
-
-/// Every deployment was skipped for an open breaker (or a kill switch); the only attempt, if
-/// any, was the forced probe (which is planned only when nothing else was tried).
-fn all_open_failed(meta: &Meta, forced_planned: bool) -> bool {
-    !meta.skipped.is_empty()
-        && (meta.attempts.is_empty() || forced_planned)
-        && meta
-            .skipped
-            .iter()
-            .all(|(_, why)| why.starts_with("breaker_"))
-}
-
-/// The first capability the request needs that the deployment lacks.
-fn missing_capability(needs: &Needs, has: &Capabilities) -> Option<&'static str> {
-    [
-        (needs.tools && !has.tools, "tools"),
-        (needs.vision && !has.vision, "vision"),
-        (needs.json && !has.json, "json"),
-        (needs.streaming && !has.streaming, "streaming"),
-    ]
-    .into_iter()
-    .find_map(|(missing, name)| missing.then_some(name))
-}
-
-fn failed<B>(mut meta: Meta, error: ApiError) -> Outcome<B> {
-    meta.status = error.status;
-    meta.error = Some(format!("{}: {}", error.code, error.message));
-    Outcome::Failed { error, meta }
 }

@@ -68,6 +68,7 @@ pub async fn run(env: Env, ctx: ScheduleContext) {
             require_tags: Vec::new(),
             canary: None,
             sticky_ttl_ms: None,
+            hedge_after_ms: None,
         };
         let body = json!({"model": route.name, "max_tokens": 1,
                           "messages": [{"role": "user", "content": "ping"}]});

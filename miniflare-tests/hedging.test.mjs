@@ -1,0 +1,100 @@
+// Hedging (routes with `hedge.after_ms`): when the first deployment has not committed after the
+// delay, the next one starts in parallel; the first to commit answers, the other is cancelled,
+// and only the answer is billed.
+
+import { test, before, after, beforeEach } from "node:test";
+import assert from "node:assert/strict";
+import { startFake } from "./helpers/fake-openai.mjs";
+import { startWorker, scenarioTable, chatOnce, chatStream, sseContent, USER_MSG } from "./helpers/worker.mjs";
+
+let fake, w;
+let seq = 0;
+
+before(async () => {
+  fake = await startFake();
+  w = await startWorker();
+});
+after(async () => {
+  await w?.dispose();
+  await fake?.close();
+});
+beforeEach(() => fake.reset());
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+async function hedged(afterMs = 200) {
+  const n = ++seq;
+  const slow = `hg${n}-slow`;
+  const fast = `hg${n}-fast`;
+  const route = `hg${n}`;
+  const t = await scenarioTable(w, fake, {
+    deployments: { [slow]: {}, [fast]: {} },
+    routes: { [route]: { chain: [slow, fast], hedge: { after_ms: afterMs } } },
+  });
+  return { t, slow, fast, route };
+}
+
+test("streaming: a slow first token starts the next deployment; the fast one answers, the slow one is cancelled", async () => {
+  const { t, slow, fast, route } = await hedged(200);
+  t.script(slow, [{ ok: "slow answer never seen", firstTokenDelayMs: 3000 }]);
+  t.script(fast, [{ ok: "fast answer wins" }]);
+  const started = Date.now();
+  const r = await chatStream(w, { model: route, messages: USER_MSG, stream: true, stream_options: { include_usage: true } });
+  const elapsed = Date.now() - started;
+  assert.equal(r.status, 200);
+  assert.equal(sseContent(r.events), "fast answer wins");
+  assert.ok(elapsed < 2000, `answered after ${elapsed} ms, not after the slow first token`);
+  assert.equal(r.res.headers.get("x-router-deployment"), fast);
+  assert.equal(r.res.headers.get("x-router-hedge"), `${slow}:cancelled,${fast}:won`);
+  assert.equal(t.hits(slow), 1);
+  assert.equal(t.hits(fast), 1);
+  // The slow upstream request was hung up on, not left running.
+  for (let i = 0; i < 50 && fake.aborted(t.scenario(slow)) === 0; i++) await sleep(20);
+  assert.equal(fake.aborted(t.scenario(slow)), 1, "the losing request was cancelled");
+  // Only the answer is billed: the cost is the winner's usage alone.
+  const usage = r.events.map((e) => e.json?.usage).find(Boolean);
+  assert.ok(usage, "usage chunk present");
+  const expected = (usage.prompt_tokens * 150_000_000 + usage.completion_tokens * 600_000_000) / 1_000_000;
+  const cost = Number(r.res.headers.get("x-router-cost-usd") ?? "NaN");
+  // Headers are sent at commit, before usage is known: the cost header may be absent then.
+  if (!Number.isNaN(cost)) assert.ok(Math.abs(cost * 1e9 - expected) < 1, `${cost} vs ${expected} nano`);
+});
+
+test("non-streaming: the whole answer is the commit point; a quick first deployment is not hedged", async () => {
+  const { t, slow, fast, route } = await hedged(300);
+  t.script(slow, [{ ok: "quick enough", delayMs: 20 }]);
+  t.script(fast, [{ ok: "not needed" }]);
+  const r = await chatOnce(w, { model: route, messages: USER_MSG });
+  assert.equal(r.status, 200);
+  assert.equal(r.json.choices[0].message.content, "quick enough");
+  assert.equal(r.res.headers.get("x-router-hedge"), null);
+  assert.equal(t.hits(fast), 0, "no hedge before the delay");
+
+  t.script(slow, [{ ok: "too slow", delayMs: 2000 }]);
+  t.script(fast, [{ ok: "hedge answered" }]);
+  const h = await chatOnce(w, { model: route, messages: USER_MSG });
+  assert.equal(h.json.choices[0].message.content, "hedge answered");
+  assert.equal(h.res.headers.get("x-router-deployment"), fast);
+  const cost = BigInt(Math.round(Number(h.res.headers.get("x-router-cost-usd")) * 1e9));
+  const u = h.json.usage;
+  const expected = BigInt(Math.ceil((u.prompt_tokens * 150_000_000 + u.completion_tokens * 600_000_000) / 1_000_000));
+  assert.equal(cost, expected, "billed: the winner's usage only");
+});
+
+test("the hedge fails, the first deployment still answers; both fail, the caller gets the usual error", async () => {
+  const { t, slow, fast, route } = await hedged(100);
+  t.script(slow, [{ ok: "slow but sure", delayMs: 600 }]);
+  t.script(fast, [{ status: 503, body: { error: { message: "busy", type: "server_error" } } }]);
+  const r = await chatOnce(w, { model: route, messages: USER_MSG });
+  assert.equal(r.status, 200, r.text);
+  assert.equal(r.json.choices[0].message.content, "slow but sure");
+  assert.equal(r.res.headers.get("x-router-deployment"), slow);
+  assert.match(r.res.headers.get("x-router-fallback-reasons") ?? "", new RegExp(`${fast}:overloaded:503`));
+
+  t.script(slow, [{ status: 500, body: "boom", delayMs: 400 }]);
+  t.script(fast, [{ status: 503, body: { error: { message: "busy", type: "server_error" } } }]);
+  const both = await chatOnce(w, { model: route, messages: USER_MSG });
+  assert.equal(both.status, 502, both.text);
+  // The failed hedge is not tried again after the first deployment's retries.
+  assert.equal(t.hits(fast), 1);
+});

@@ -1,0 +1,109 @@
+//! What the engine tells the breakers about each attempt, and the small judgements its loop
+//! makes about skipped deployments and hedge losers.
+
+use super::hedge::Loser;
+use super::meta::{AttemptRecord, Meta};
+use super::outcome::Outcome;
+use super::ports::Health;
+use super::Engine;
+use crate::api::chat::Needs;
+use crate::api::ApiError;
+use crate::config::{Capabilities, Route};
+use crate::resilience::UpstreamError;
+use crate::state::breaker::Report;
+
+impl<T, C, H: Health> Engine<'_, T, C, H> {
+    /// A failed attempt (before or after commit): a failure if its class counts; a probe
+    /// answered with a client error proves the deployment up; a probe that failed for a class
+    /// the operator excluded says nothing (its lease expires).
+    pub(crate) fn report_attempt_failure(
+        &self,
+        dep: &crate::config::Deployment,
+        error: &UpstreamError,
+        probe: bool,
+    ) {
+        if dep.breaker.counts(error.class) {
+            self.report(dep, false, probe, error.retry_after_ms);
+        } else if probe && error.class.is_client_fault() {
+            self.report(dep, true, probe, None);
+        }
+    }
+
+    pub(crate) fn report(
+        &self,
+        dep: &crate::config::Deployment,
+        ok: bool,
+        probe: bool,
+        retry_after_ms: Option<u64>,
+    ) {
+        if dep.breaker.enabled {
+            self.health.report(
+                dep,
+                Report {
+                    ok,
+                    probe,
+                    retry_after_ms,
+                },
+            );
+        }
+    }
+}
+
+impl<T, C, H: Health> Engine<'_, T, C, H> {
+    /// Books the hedge race's loser: a cancelled attempt is only noted (it never answered and
+    /// is not billed); a failed one is an attempt like any other. Returns the chain step of a
+    /// failed loser.
+    pub(super) fn note_loser(&self, route: &Route, meta: &mut Meta, l: Loser) -> Option<usize> {
+        let dep = route
+            .chain
+            .steps()
+            .get(l.step_index)
+            .and_then(|s| self.table.deployment(s.deployment))?;
+        match l.error {
+            None => {
+                meta.hedges.push(format!("{}:cancelled", dep.name));
+                None
+            }
+            Some(e) => {
+                self.report_attempt_failure(dep, &e, false);
+                meta.attempts.push(AttemptRecord {
+                    deployment: dep.name.clone(),
+                    class: Some(e.class),
+                    status: e.status,
+                    started_ms: l.started_ms,
+                    duration_ms: l.ended_ms.saturating_sub(l.started_ms),
+                });
+                Some(l.step_index)
+            }
+        }
+    }
+}
+
+/// Every deployment was skipped for an open breaker (or a kill switch); the only attempt, if
+/// any, was the forced probe (which is planned only when nothing else was tried).
+pub(super) fn all_open_failed(meta: &Meta, forced_planned: bool) -> bool {
+    !meta.skipped.is_empty()
+        && (meta.attempts.is_empty() || forced_planned)
+        && meta
+            .skipped
+            .iter()
+            .all(|(_, why)| why.starts_with("breaker_"))
+}
+
+/// The first capability the request needs that the deployment lacks.
+pub(super) fn missing_capability(needs: &Needs, has: &Capabilities) -> Option<&'static str> {
+    [
+        (needs.tools && !has.tools, "tools"),
+        (needs.vision && !has.vision, "vision"),
+        (needs.json && !has.json, "json"),
+        (needs.streaming && !has.streaming, "streaming"),
+    ]
+    .into_iter()
+    .find_map(|(missing, name)| missing.then_some(name))
+}
+
+pub(super) fn failed<B>(mut meta: Meta, error: ApiError) -> Outcome<B> {
+    meta.status = error.status;
+    meta.error = Some(format!("{}: {}", error.code, error.message));
+    Outcome::Failed { error, meta }
+}

@@ -1,0 +1,208 @@
+//! Hedging, for latency-critical routes (`hedge.after_ms`): when the request's first attempt
+//! has not committed (first content chunk of a stream, or the whole answer) after the delay,
+//! the next eligible deployment of the plan is started in parallel; whichever commits first
+//! answers and the other is cancelled (dropping its attempt aborts its fetch), so only one is
+//! billed. At most two upstream requests are in flight per request, well inside the
+//! platform's six connections waiting for headers.
+//!
+//! Invariant: a hedge never changes what the caller can observe except latency: the loser is
+//! cancelled before any of its bytes reach the client, a failed attempt (either one) is
+//! recorded and reported like any failure, and when both fail the engine goes on with the
+//! first attempt's failure as if there had been no hedge (the hedge's deployment is not tried
+//! again).
+
+use super::attempt::{run_attempt, AttemptInput, AttemptOutcome};
+use super::book::missing_capability;
+use super::gate::{gate, Gate};
+use super::ports::{Clock, Health, Transport};
+use super::Engine;
+use crate::api::chat::Needs;
+use crate::api::{ChatRequest, ClientFormat};
+use crate::config::Route;
+use crate::providers::build_target;
+use crate::resilience::UpstreamError;
+use std::future::{poll_fn, Future};
+use std::pin::{pin, Pin};
+use std::task::Poll;
+
+/// The attempt that did not answer.
+pub(super) struct Loser {
+    pub step_index: usize,
+    pub started_ms: u64,
+    pub ended_ms: u64,
+    /// None: cancelled because the other committed first.
+    pub error: Option<UpstreamError>,
+}
+
+pub(super) enum Hedged<B> {
+    /// The first attempt's outcome decides (it came before the delay, it won, or both failed).
+    Primary {
+        outcome: AttemptOutcome<B>,
+        loser: Option<Loser>,
+    },
+    /// The hedge committed first.
+    Hedge {
+        outcome: AttemptOutcome<B>,
+        step_index: usize,
+        started_ms: u64,
+        loser: Loser,
+    },
+}
+
+enum Either<A, B> {
+    Left(A),
+    Right(B),
+}
+
+/// Polls both; the first ready wins (the left one first on a tie).
+async fn race<A: Future, B: Future>(
+    mut a: Pin<&mut A>,
+    mut b: Pin<&mut B>,
+) -> Either<A::Output, B::Output> {
+    poll_fn(|cx| {
+        if let Poll::Ready(x) = a.as_mut().poll(cx) {
+            return Poll::Ready(Either::Left(x));
+        }
+        if let Poll::Ready(y) = b.as_mut().poll(cx) {
+            return Poll::Ready(Either::Right(y));
+        }
+        Poll::Pending
+    })
+    .await
+}
+
+fn failed<B>(o: &AttemptOutcome<B>) -> Option<UpstreamError> {
+    match o {
+        AttemptOutcome::Failed(e) => Some(e.clone()),
+        _ => None,
+    }
+}
+
+/// What the hedge needs to know about the request and the plan.
+pub(super) struct HedgePlan<'p> {
+    pub route: &'p Route,
+    pub req: &'p ChatRequest,
+    pub needs: &'p Needs,
+    pub min_context: Option<u32>,
+    pub request_deadline_ms: u64,
+    /// The first attempt's chain step.
+    pub primary_step: usize,
+    /// Chain steps after it, in plan order: the hedge is the first eligible one.
+    pub rest: Vec<usize>,
+}
+
+impl<T: Transport, C: Clock, H: Health> Engine<'_, T, C, H> {
+    pub(super) async fn hedged_attempt(
+        &self,
+        primary: AttemptInput<'_>,
+        after_ms: u64,
+        hp: HedgePlan<'_>,
+    ) -> Hedged<T::Body> {
+        let a_started = self.clock.now_ms();
+        let mut a = pin!(run_attempt(primary, self.transport, self.clock));
+        let mut timer = pin!(self.clock.sleep(after_ms));
+        if let Either::Left(outcome) = race(a.as_mut(), timer.as_mut()).await {
+            return Hedged::Primary {
+                outcome,
+                loser: None,
+            };
+        }
+        let Some((b_step, b_input)) = self.hedge_partner(&hp).await else {
+            return Hedged::Primary {
+                outcome: a.await,
+                loser: None,
+            };
+        };
+        let b_started = self.clock.now_ms();
+        let mut b = pin!(run_attempt(b_input, self.transport, self.clock));
+        let loser = |step_index, started_ms, error| Loser {
+            step_index,
+            started_ms,
+            ended_ms: self.clock.now_ms(),
+            error,
+        };
+        match race(a.as_mut(), b.as_mut()).await {
+            Either::Left(oa) => match failed(&oa) {
+                // The first attempt committed: the hedge is cancelled (dropped on return).
+                None => Hedged::Primary {
+                    outcome: oa,
+                    loser: Some(loser(b_step, b_started, None)),
+                },
+                Some(a_error) => {
+                    let ob = b.await;
+                    match failed(&ob) {
+                        None => Hedged::Hedge {
+                            outcome: ob,
+                            step_index: b_step,
+                            started_ms: b_started,
+                            loser: loser(hp.primary_step, a_started, Some(a_error)),
+                        },
+                        Some(b_error) => Hedged::Primary {
+                            outcome: oa,
+                            loser: Some(loser(b_step, b_started, Some(b_error))),
+                        },
+                    }
+                }
+            },
+            Either::Right(ob) => match failed(&ob) {
+                None => Hedged::Hedge {
+                    outcome: ob,
+                    step_index: b_step,
+                    started_ms: b_started,
+                    loser: loser(hp.primary_step, a_started, None),
+                },
+                Some(b_error) => Hedged::Primary {
+                    outcome: a.await,
+                    loser: Some(loser(b_step, b_started, Some(b_error))),
+                },
+            },
+        }
+    }
+
+    /// The first deployment after the primary that could take the request right now: capable,
+    /// large enough, breaker closed (a half-open probe is never spent on a hedge), no limits
+    /// to wait on, and its request buildable.
+    async fn hedge_partner<'h>(&'h self, hp: &HedgePlan<'_>) -> Option<(usize, AttemptInput<'h>)> {
+        for &step_index in &hp.rest {
+            let Some(dep) = hp
+                .route
+                .chain
+                .steps()
+                .get(step_index)
+                .and_then(|s| self.table.deployment(s.deployment))
+            else {
+                continue;
+            };
+            if hp.min_context.is_some_and(|m| dep.context_window <= m)
+                || missing_capability(hp.needs, &dep.capabilities).is_some()
+                || dep.limits.rpm.is_some()
+                || dep.limits.tpm.is_some()
+            {
+                continue;
+            }
+            if !matches!(
+                gate(self.health, dep, self.clock.now_ms()).await,
+                Gate::Go { probe: false }
+            ) {
+                continue;
+            }
+            let Ok(target) = build_target(self.table, dep, hp.req, self.secrets) else {
+                continue;
+            };
+            return Some((
+                step_index,
+                AttemptInput {
+                    deployment: dep,
+                    target,
+                    stream: hp.req.stream,
+                    client_wants_usage: hp.req.include_usage
+                        || hp.req.client == ClientFormat::Anthropic,
+                    client: hp.req.client,
+                    request_deadline_ms: hp.request_deadline_ms,
+                    resume: None,
+                },
+            ));
+        }
+        None
+    }
+}
