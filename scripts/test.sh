@@ -18,4 +18,8 @@ echo "== build the worker"
 bash scripts/build.sh > /dev/null
 
 echo "== workerd tests (node --test)"
+# Every worker's logs and responses go here; zz-secret-scan.test.mjs (last) scans them for secrets.
+SECRET_SCAN_DIR=$(mktemp -d)
+export SECRET_SCAN_DIR
+trap 'rm -rf "$SECRET_SCAN_DIR"' EXIT
 node --test --test-concurrency=1 miniflare-tests/*.test.mjs

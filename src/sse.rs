@@ -51,6 +51,11 @@ impl SseParser {
         while let Some(pos) = rest.iter().position(|&b| b == b'\n' || b == b'\r') {
             let (head, tail) = rest.split_at(pos);
             self.line.extend_from_slice(head);
+            // The limit holds for every line, however the bytes were split.
+            if self.line.len() > self.max_line {
+                self.overflow = true;
+                return Err(LineTooLong);
+            }
             // `tail` starts with the line break found at `pos`.
             rest = match tail {
                 [b'\r', b'\n', after @ ..] => after,
@@ -118,9 +123,14 @@ impl SseParser {
 /// Encodes one `data:` event (payload must not contain newlines; JSON from serde never does).
 pub fn encode_data(payload: &str) -> Vec<u8> {
     let mut out = Vec::with_capacity(payload.len() + 8);
-    out.extend_from_slice(b"data: ");
-    out.extend_from_slice(payload.as_bytes());
-    out.extend_from_slice(b"\n\n");
+    // One `data:` line per line of the payload: an event whose data spanned several lines
+    // upstream stays one event (a raw newline would cut it short at the client).
+    for line in payload.split('\n') {
+        out.extend_from_slice(b"data: ");
+        out.extend_from_slice(line.strip_suffix('\r').unwrap_or(line).as_bytes());
+        out.push(b'\n');
+    }
+    out.push(b'\n');
     out
 }
 

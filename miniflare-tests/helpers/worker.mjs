@@ -31,6 +31,36 @@ function wranglerCompat() {
   return out;
 }
 
+/** Values of the bindings that are secrets (provider keys, admin tokens) for the secret scan. */
+function secretsOf(bindings) {
+  const all = { FAKE_API_KEY: FAKE_SECRET, ...bindings };
+  return Object.entries(all)
+    .filter(([k, v]) => /KEY|SECRET|TOKEN/.test(k) && typeof v === "string" && v.length >= 8)
+    .map(([, v]) => v);
+}
+
+/**
+ * When SECRET_SCAN_DIR is set (scripts/test.sh sets it), every worker writes what it produced
+ * (every log line, every recorded response) and its secret values there when disposed;
+ * miniflare-tests/zz-secret-scan.test.mjs, which runs last, scans all of it.
+ */
+async function dumpForSecretScan(w, allLogs, secrets) {
+  const dir = process.env.SECRET_SCAN_DIR;
+  if (!dir) return;
+  const seen = await w.allSeen(2000);
+  const file = path.join(dir, `${path.basename(process.argv[1] ?? "test")}-${process.pid}-${Date.now()}-${Math.random().toString(36).slice(2)}.json`);
+  const { writeFileSync } = await import("node:fs");
+  writeFileSync(
+    file,
+    JSON.stringify({
+      source: process.argv[1],
+      secrets,
+      logs: allLogs.join(""),
+      responses: seen.map((e) => ({ url: e.url, status: e.status, headers: e.headers, body: e.body })),
+    }),
+  );
+}
+
 /**
  * Start the worker.
  * @param {object} [opts]
@@ -43,11 +73,13 @@ export async function startWorker({ table, bindings = {}, persistDir } = {}) {
     throw new Error(`${SCRIPT_PATH} is missing: run \`bash scripts/build.sh\` first`);
   }
   const logs = [];
+  const allLogs = []; // untruncated, only kept for the secret scan
   const seen = []; // every response received through w.fetch / w.recordingFetch: {url,status,headers,body}
   const collect = (stream, name) => {
     stream.setEncoding?.("utf8");
     stream.on("data", (d) => {
       logs.push(`[${name}] ${d}`);
+      if (process.env.SECRET_SCAN_DIR) allLogs.push(d);
       if (logs.length > 2000) logs.splice(0, 1000);
       if (process.env.WORKER_LOGS) process.stderr.write(`[workerd ${name}] ${d}`);
     });
@@ -149,6 +181,7 @@ export async function startWorker({ table, bindings = {}, persistDir } = {}) {
     },
     async dispose() {
       await mf.dispose();
+      await dumpForSecretScan(w, allLogs, secretsOf(bindings));
     },
   };
   // Warm-up: the first request instantiates the wasm module (~1 s), which would otherwise count

@@ -154,9 +154,14 @@ impl StreamTranslator {
             .or(ev.event.as_deref())
             .unwrap_or("");
         if self.native && kind != "error" && (!self.finished || kind == "message_stop") {
-            out.push(StreamEvent::Native(
-                format!("event: {kind}\ndata: {data}\n\n").into_bytes(),
-            ));
+            // Event names are Anthropic's snake_case words; anything else (a line break could
+            // inject events) is passed on as data only.
+            let mut bytes = Vec::new();
+            if kind.bytes().all(|b| b.is_ascii_lowercase() || b == b'_') && !kind.is_empty() {
+                bytes.extend_from_slice(format!("event: {kind}\n").as_bytes());
+            }
+            bytes.extend_from_slice(&crate::sse::encode_data(data));
+            out.push(StreamEvent::Native(bytes));
         }
         match kind {
             "message_stop" => {

@@ -134,7 +134,11 @@ fn retry_delay_ms(err: &Value) -> Option<u64> {
                     .or_else(|| s.as_str().and_then(|t| t.parse().ok()))
             });
             let nanos = o.get("nanos").and_then(Value::as_u64).unwrap_or(0);
-            Some(secs.unwrap_or(0).saturating_mul(1000) + nanos.div_ceil(1_000_000))
+            Some(
+                secs.unwrap_or(0)
+                    .saturating_mul(1000)
+                    .saturating_add(nanos.div_ceil(1_000_000)),
+            )
         }
         _ => None,
     }
