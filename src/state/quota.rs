@@ -450,5 +450,11 @@ fn days_from_civil(y: u64, m: u64, d: u64) -> u64 {
 }
 
 #[cfg(test)]
+#[path = "quota_budget_tests.rs"]
+mod budget_tests;
+#[cfg(test)]
+#[path = "quota_property_tests.rs"]
+mod property_tests;
+#[cfg(test)]
 #[path = "quota_tests.rs"]
 mod tests;
