@@ -7,6 +7,7 @@ mod background;
 mod chat;
 mod config_source;
 mod cron;
+mod dashboard;
 mod finish;
 mod health;
 pub mod objects;
@@ -45,6 +46,7 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
         ),
         ("/v1/models", Method::Get) => models(&env, &ctx).await,
         (p, _) if p.starts_with("/admin/api/") => admin::handle(req, env, ctx).await,
+        (p, Method::Get) if dashboard::is_asset(p) => dashboard::serve(p),
         ("/healthz", Method::Get) => healthz(&env, &ctx).await,
         ("/v1/models" | "/healthz", _) => {
             error_response(&ApiError::method_not_allowed("GET"), None)

@@ -1,0 +1,1 @@
+// Dashboard (placeholder; replaced by the dashboard implementation).
