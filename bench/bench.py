@@ -259,6 +259,7 @@ def workerd_config(kind, port, up, workdir):
         # reports to its deployment's object after the response).
         bindings.append('(name = "DEPLOYMENTS", durableObjectNamespace = "DeploymentState")')
         bindings.append('(name = "KEYS", durableObjectNamespace = "KeyState")')
+        bindings.append('(name = "TABLE_LOG", durableObjectNamespace = "TableLog")')
         bindings.append(f'(name = "BENCH_UPSTREAM_KEY", text = {capnp_str(SECRET)})')
         worker = f"""const gateway :Workerd.Worker = (
   modules = [
@@ -273,6 +274,7 @@ def workerd_config(kind, port, up, workdir):
   durableObjectNamespaces = [
     (className = "DeploymentState", uniqueKey = "edge-router-deployments", enableSql = true),
     (className = "KeyState", uniqueKey = "edge-router-keys", enableSql = true),
+    (className = "TableLog", uniqueKey = "edge-router-table-log", enableSql = true),
   ],
   durableObjectStorage = (inMemory = void),
 );

@@ -102,6 +102,7 @@ export async function startWorker({ table, bindings = {}, persistDir } = {}) {
     durableObjects: {
       DEPLOYMENTS: { className: "DeploymentState", useSQLite: true },
       KEYS: { className: "KeyState", useSQLite: true },
+      TABLE_LOG: { className: "TableLog", useSQLite: true },
     },
     ...(persistDir
       ? { durableObjectsPersist: path.join(persistDir, "do"), kvPersist: path.join(persistDir, "kv") }

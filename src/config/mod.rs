@@ -1,8 +1,10 @@
 //! Routing-table configuration: a JSON document (kept in Workers KV) parsed in two phases,
 //! raw serde types first, then validation into typed config with path-named errors.
 
+pub mod diff;
 mod health;
 pub mod money;
+mod problems;
 mod providers;
 mod raw;
 mod routes;
@@ -10,6 +12,7 @@ mod tasks;
 mod types;
 mod validate;
 
+pub use problems::{problems, Problem};
 pub use providers::{ANTHROPIC_BASE_URL, ANTHROPIC_VERSION, GEMINI_BASE_URL};
 pub use routes::{MAX_STICKY_TTL_MS, MAX_WEIGHT};
 pub use tasks::MAX_RULES;

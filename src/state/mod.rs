@@ -6,4 +6,5 @@ pub mod breaker;
 pub mod quota;
 pub mod speed;
 pub mod stats;
+pub mod table_log;
 pub mod window;

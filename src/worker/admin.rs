@@ -8,7 +8,11 @@
 //! - `GET  /admin/api/keys` — gateway keys (records only; secrets are never stored)
 //! - `POST /admin/api/keys` — create a key; the secret is in this reply only
 //! - `GET  /admin/api/keys/{id}` — a key's record, spend and usage
+//! - `PATCH /admin/api/keys/{id}` — change a key's name, routes, limits or budgets
 //! - `POST /admin/api/keys/{id}/revoke` — revoke at once (object) and in KV
+//! - `/admin/api/table*` — the routing table (`admin_table.rs`)
+//!
+//! Full reference: docs/admin-api.md.
 
 use super::config_source::{self, KV_BINDING};
 use super::objects::{self, DEPLOYMENTS, KEYS};
@@ -78,7 +82,7 @@ pub async fn handle(mut req: Request, env: Env, ctx: Context) -> Result<Response
                 let state: Value = objects::call(&env, DEPLOYMENTS, &d.name, "/state", None::<&()>)
                     .await
                     .unwrap_or(Value::Null);
-                out.push(json!({"name": d.name, "model": d.model,
+                out.push(json!({"name": d.name, "model": d.model, "provider": loaded.table.providers.get(d.provider).map(|p| p.name.clone()),
                                 "breaker_enabled": d.breaker.enabled, "state": state}));
             }
             json_response(200, &json!({"deployments": out}))
@@ -120,7 +124,9 @@ pub async fn handle(mut req: Request, env: Env, ctx: Context) -> Result<Response
             }
             json_response(200, &json!({"keys": keys}))
         }
+        (_, ["table", rest @ ..]) => super::admin_table::handle(&mut req, &env, &ctx, rest).await,
         (Method::Post, ["keys"]) => create_key(&mut req, &env).await,
+        (Method::Patch, ["keys", id]) => update_key(&mut req, &env, id).await,
         (Method::Post, ["explain"]) => explain(&mut req, &env, &ctx).await,
         (Method::Get, ["keys", id]) => {
             let kv = env.kv(KV_BINDING)?;
@@ -257,6 +263,67 @@ async fn create_key(req: &mut Request, env: &Env) -> Result<Response> {
         .map_err(|e| worker::Error::RustError(e.to_string()))?;
     let record: Value = serde_json::from_str(&record_text).unwrap_or(Value::Null);
     json_response(201, &json!({"id": id, "key": secret, "record": record}))
+}
+
+/// Fields an operator may change on an existing key (`null` removes a limit).
+const KEY_FIELDS: [&str; 6] = [
+    "name",
+    "routes",
+    "rpm",
+    "tpm",
+    "budget_day_usd",
+    "budget_month_usd",
+];
+
+/// `PATCH /admin/api/keys/{id}`: merges the given fields into the key's record, validated as
+/// requests will read it. Isolates pick the change up within `CONFIG_CACHE_TTL_MS`.
+async fn update_key(req: &mut Request, env: &Env, id: &str) -> Result<Response> {
+    let text = req.text().await.unwrap_or_default();
+    let Ok(Value::Object(patch)) = serde_json::from_str::<Value>(&text) else {
+        return err(
+            400,
+            "invalid_body",
+            "expected a JSON object of fields to change",
+        );
+    };
+    if let Some(bad) = patch.keys().find(|k| !KEY_FIELDS.contains(&k.as_str())) {
+        return err(
+            400,
+            "invalid_field",
+            format!(
+                "{bad:?} cannot be changed (allowed: {})",
+                KEY_FIELDS.join(", ")
+            ),
+        );
+    }
+    let kv = env.kv(KV_BINDING)?;
+    let name = format!("{KV_PREFIX}{id}");
+    let Some(old) = kv
+        .get(&name)
+        .text()
+        .await
+        .map_err(|e| worker::Error::RustError(e.to_string()))?
+    else {
+        return err(404, "key_not_found", format!("no gateway key with id {id}"));
+    };
+    let mut record: Map<String, Value> = serde_json::from_str(&old).unwrap_or_default();
+    for (k, v) in patch {
+        if v.is_null() {
+            record.remove(&k);
+        } else {
+            record.insert(k, v);
+        }
+    }
+    let record_text = Value::Object(record.clone()).to_string();
+    if let Err(e) = KeyRecord::parse(id, &record_text) {
+        return err(400, "invalid_key_record", e);
+    }
+    kv.put(&name, record_text)
+        .map_err(|e| worker::Error::RustError(e.to_string()))?
+        .execute()
+        .await
+        .map_err(|e| worker::Error::RustError(e.to_string()))?;
+    json_response(200, &json!({"id": id, "record": record}))
 }
 
 /// `n` random bytes from the platform's CSPRNG, as hex.

@@ -58,6 +58,12 @@ pub(super) fn ttl_ms(env: &Env) -> u64 {
         .unwrap_or(DEFAULT_TTL_MS)
 }
 
+/// Forgets this isolate's cached table, so that the next request reads KV (after the admin
+/// API wrote a new table).
+pub fn invalidate() {
+    CACHE.with(|c| *c.borrow_mut() = None);
+}
+
 /// The table to serve now, or an error message when there is none at all.
 pub async fn current(env: &Env, ctx: &dyn Background, now_ms: u64) -> Result<Loaded, String> {
     let cached = CACHE.with(|c| c.borrow().clone());

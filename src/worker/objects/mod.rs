@@ -5,6 +5,7 @@
 pub mod deployment;
 pub mod key;
 mod stored;
+pub mod table_log;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -14,6 +15,8 @@ use worker::{Env, Method, Request, RequestInit, Response, Result};
 pub const DEPLOYMENTS: &str = "DEPLOYMENTS";
 /// Binding of the per-key objects.
 pub const KEYS: &str = "KEYS";
+/// Binding of the routing table's version log (a single object).
+pub const TABLE_LOG: &str = "TABLE_LOG";
 
 /// Calls `path` on the object named `name` with a JSON body (POST) or none (GET) and reads
 /// its JSON reply.

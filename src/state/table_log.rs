@@ -1,0 +1,202 @@
+//! The routing table's version log: which versions the admin API saved, and the compare-and-set
+//! that decides whether a write may replace the table an operator edited.
+//!
+//! Invariant: a write is accepted only if its `If-Match` ETag names the table that is current
+//! at the moment of the decision, so of two writers who edited the same table exactly one wins.
+//! "Current" is the newest logged version, unless the worker read a KV text the log has never
+//! seen: that text was written behind the API's back (wrangler, Cloudflare's dashboard) and is
+//! current instead; it is logged as an `external` version before the write that replaces it.
+//! A KV read that returns an older *logged* text is KV propagation lag, not a change, so it
+//! never makes a stale ETag acceptable. Versions only grow; the log keeps the newest
+//! `KEEP_VERSIONS` entries and reports the ones it drops, so that their texts can be deleted.
+//!
+//! Pure: the worker passes the time and the ETags in; the Durable Object `TableLog` applies
+//! these decisions one at a time.
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// A table text's ETag: the first 64 bits of its SHA-256, quoted as HTTP wants.
+pub fn etag(text: &str) -> String {
+    let digest = Sha256::digest(text.as_bytes());
+    let hex: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
+    format!("\"{hex}\"")
+}
+
+/// Versions kept in the log (and their texts in KV).
+pub const KEEP_VERSIONS: usize = 50;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Origin {
+    /// Saved with `PUT /admin/api/table`.
+    Api,
+    /// Saved by `POST /admin/api/table/rollback`.
+    Rollback,
+    /// Found in KV, not written by the API; logged when an API write replaced it.
+    External,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Entry {
+    pub version: u64,
+    pub etag: String,
+    pub created_ms: u64,
+    #[serde(default)]
+    pub message: String,
+    pub origin: Origin,
+    #[serde(default)]
+    pub bytes: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rolled_back_to: Option<u64>,
+}
+
+/// One write, as the worker asks for it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Commit {
+    /// The client's `If-Match` (an ETag, or `*` for "whatever is there").
+    pub if_match: String,
+    /// ETag of the text the worker just read from KV (of the embedded default when KV is empty).
+    pub live_etag: String,
+    /// True when KV holds no table (the embedded default is serving); such a text is not
+    /// logged as an external version.
+    #[serde(default)]
+    pub live_is_default: bool,
+    /// Size of the live text, for the external entry.
+    #[serde(default)]
+    pub live_bytes: u64,
+    pub new_etag: String,
+    pub new_bytes: u64,
+    #[serde(default)]
+    pub message: String,
+    pub origin: Origin,
+    #[serde(default)]
+    pub rolled_back_to: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "result", rename_all = "snake_case")]
+pub enum CommitResult {
+    Accepted {
+        entry: Entry,
+        /// The external text that was current and is now logged (its text must be stored
+        /// under this version by the caller).
+        external: Option<Entry>,
+        /// Versions dropped from the log: their stored texts can be deleted.
+        dropped: Vec<u64>,
+        /// The write saves the text that is already current: no new version was made and
+        /// `entry` is the current one.
+        #[serde(default)]
+        unchanged: bool,
+    },
+    Conflict {
+        current_etag: String,
+        current_version: Option<u64>,
+    },
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TableLog {
+    /// Oldest first.
+    entries: Vec<Entry>,
+    /// The last version number handed out (versions are never reused).
+    last_version: u64,
+}
+
+impl TableLog {
+    pub fn entries(&self) -> &[Entry] {
+        &self.entries
+    }
+
+    pub fn latest(&self) -> Option<&Entry> {
+        self.entries.last()
+    }
+
+    pub fn get(&self, version: u64) -> Option<&Entry> {
+        self.entries.iter().find(|e| e.version == version)
+    }
+
+    fn knows(&self, etag: &str) -> bool {
+        self.entries.iter().any(|e| e.etag == etag)
+    }
+
+    /// Whether the KV text with `live_etag` was written behind the API's back.
+    pub fn is_external(&self, live_etag: &str, live_is_default: bool) -> bool {
+        !live_is_default && !self.knows(live_etag)
+    }
+
+    /// The ETag a write must name now, given what the worker read from KV.
+    pub fn current_etag(&self, live_etag: &str, live_is_default: bool) -> String {
+        match self.latest() {
+            Some(latest) if !self.is_external(live_etag, live_is_default) => latest.etag.clone(),
+            _ => live_etag.to_string(),
+        }
+    }
+
+    pub fn commit(&mut self, c: &Commit, now_ms: u64) -> CommitResult {
+        let current = self.current_etag(&c.live_etag, c.live_is_default);
+        if c.if_match != "*" && c.if_match != current {
+            let external = self.is_external(&c.live_etag, c.live_is_default);
+            return CommitResult::Conflict {
+                current_etag: current,
+                current_version: if external {
+                    None
+                } else {
+                    self.latest().map(|e| e.version)
+                },
+            };
+        }
+        if c.new_etag == current {
+            if let Some(latest) = self.latest().filter(|l| l.etag == current) {
+                return CommitResult::Accepted {
+                    entry: latest.clone(),
+                    external: None,
+                    dropped: Vec::new(),
+                    unchanged: true,
+                };
+            }
+        }
+        let external = if self.is_external(&c.live_etag, c.live_is_default) {
+            Some(self.push(Entry {
+                version: 0,
+                etag: c.live_etag.clone(),
+                created_ms: now_ms,
+                message: "found in KV (written outside the admin API)".to_string(),
+                origin: Origin::External,
+                bytes: c.live_bytes,
+                rolled_back_to: None,
+            }))
+        } else {
+            None
+        };
+        let entry = self.push(Entry {
+            version: 0,
+            etag: c.new_etag.clone(),
+            created_ms: now_ms,
+            message: c.message.clone(),
+            origin: c.origin,
+            bytes: c.new_bytes,
+            rolled_back_to: c.rolled_back_to,
+        });
+        let excess = self.entries.len().saturating_sub(KEEP_VERSIONS);
+        let dropped = self.entries.drain(..excess).map(|e| e.version).collect();
+        CommitResult::Accepted {
+            entry,
+            external,
+            dropped,
+            unchanged: false,
+        }
+    }
+
+    fn push(&mut self, mut entry: Entry) -> Entry {
+        self.last_version = self.last_version.saturating_add(1);
+        entry.version = self.last_version;
+        self.entries.push(entry.clone());
+        entry
+    }
+}
+
+#[cfg(test)]
+#[path = "table_log_tests.rs"]
+mod tests;

@@ -1,0 +1,396 @@
+//! `/admin/api/table*`: read, validate, replace (If-Match), list versions, diff and roll back
+//! the routing table (see docs/admin-api.md).
+//!
+//! Order of a write: validate; ask the `TableLog` object to commit (the compare-and-set);
+//! then store the version's text and the live table in KV. A crash between the two leaves a
+//! logged version whose text is missing (reported as such), never a live table that was not
+//! validated or a lost concurrent write.
+
+use super::background::Background;
+use super::config_source::{self, KV_BINDING, TABLE_KEY};
+use super::objects::{self, table_log::NAME as LOG_NAME, TABLE_LOG};
+use super::respond::json_response;
+use super::transport::WorkerClock;
+use crate::config::diff::diff;
+use crate::config::{parse_table, problems, RoutingTable, EMBEDDED_DEFAULT};
+use crate::engine::Clock;
+use crate::state::table_log::{etag, Commit, CommitResult, Entry, Origin, TableLog};
+use serde_json::{json, Value};
+use worker::{kv::KvStore, Env, Method, Request, Response, Result};
+
+const VERSION_PREFIX: &str = "routing-table:v:";
+
+fn version_key(n: u64) -> String {
+    format!("{VERSION_PREFIX}{n}")
+}
+
+/// An OpenAI-style error with extra fields in the `error` object.
+pub(super) fn error(status: u16, code: &str, message: &str, extra: Value) -> Result<Response> {
+    let kind = match status {
+        401 => "authentication_error",
+        404 => "not_found_error",
+        409 | 412 | 428 => "conflict_error",
+        500..=599 => "api_error",
+        _ => "invalid_request_error",
+    };
+    let mut e = json!({"message": message, "type": kind, "code": code});
+    if let (Some(o), Value::Object(x)) = (e.as_object_mut(), extra) {
+        o.extend(x);
+    }
+    json_response(status, &json!({ "error": e }))
+}
+
+fn kv_err(e: impl std::fmt::Display) -> worker::Error {
+    worker::Error::RustError(format!("KV: {e}"))
+}
+
+async fn kv_get(kv: &KvStore, key: &str) -> Result<Option<String>> {
+    kv.get(key).text().await.map_err(kv_err)
+}
+
+async fn kv_put(kv: &KvStore, key: &str, text: &str) -> Result<()> {
+    kv.put(key, text)
+        .map_err(kv_err)?
+        .execute()
+        .await
+        .map_err(kv_err)
+}
+
+/// What KV holds now: (text, true when it is the embedded default because KV has none).
+async fn live(kv: &KvStore) -> Result<(String, bool)> {
+    Ok(match kv_get(kv, TABLE_KEY).await? {
+        Some(t) => (t, false),
+        None => (EMBEDDED_DEFAULT.to_string(), true),
+    })
+}
+
+async fn log(env: &Env) -> Result<TableLog> {
+    objects::call(env, TABLE_LOG, LOG_NAME, "/log", None::<&()>).await
+}
+
+fn summary(t: &RoutingTable) -> Value {
+    json!({"routes": t.routes.len(), "deployments": t.deployments.len(),
+           "providers": t.providers.len()})
+}
+
+fn validation(text: &str) -> Value {
+    match parse_table(text) {
+        Ok(t) => json!({"valid": true, "errors": [], "summary": summary(&t)}),
+        Err(e) => json!({"valid": false, "errors": problems(&e), "summary": null}),
+    }
+}
+
+fn invalid_table(errors: &[String]) -> Result<Response> {
+    let list = problems(errors);
+    let n = list.len();
+    let message = format!(
+        "routing table has {n} problem{}",
+        if n == 1 { "" } else { "s" }
+    );
+    error(
+        400,
+        "invalid_routing_table",
+        &message,
+        json!({ "errors": list }),
+    )
+}
+
+fn entry_json(e: &Entry) -> Value {
+    serde_json::to_value(e).unwrap_or(Value::Null)
+}
+
+fn with_etag(res: Result<Response>, tag: &str) -> Result<Response> {
+    let mut res = res?;
+    res.headers_mut().set("etag", tag)?;
+    Ok(res)
+}
+
+pub async fn handle(
+    req: &mut Request,
+    env: &Env,
+    ctx: &dyn Background,
+    parts: &[&str],
+) -> Result<Response> {
+    let kv = env.kv(KV_BINDING)?;
+    match (req.method(), parts) {
+        (Method::Get, []) => get_table(env, ctx, &kv).await,
+        (Method::Put, []) => {
+            let Some(if_match) = if_match(req) else {
+                return precondition_required();
+            };
+            let message = req.headers().get("x-change-message")?.unwrap_or_default();
+            let text = req.text().await.unwrap_or_default();
+            if let Err(errors) = parse_table(&text) {
+                return invalid_table(&errors);
+            }
+            write(env, &kv, &text, if_match, message, Origin::Api, None).await
+        }
+        (Method::Post, ["validate"]) => {
+            let text = req.text().await.unwrap_or_default();
+            json_response(200, &validation(&text))
+        }
+        (Method::Get, ["versions"]) => {
+            let log = log(env).await?;
+            let (text, _) = live(&kv).await?;
+            let tag = etag(&text);
+            let current = log
+                .entries()
+                .iter()
+                .rev()
+                .find(|e| e.etag == tag)
+                .map(|e| e.version);
+            let versions: Vec<Value> = log.entries().iter().rev().map(entry_json).collect();
+            json_response(200, &json!({"current": current, "versions": versions}))
+        }
+        (Method::Get, ["versions", n]) => {
+            let Ok(n) = n.parse::<u64>() else {
+                return error(400, "invalid_version", "versions are numbers", json!({}));
+            };
+            let log = log(env).await?;
+            let Some(entry) = log.get(n) else {
+                return unknown_version(n);
+            };
+            let Some(text) = kv_get(&kv, &version_key(n)).await? else {
+                return error(
+                    404,
+                    "version_text_missing",
+                    &format!("version {n} is logged but its text is not in KV"),
+                    json!({}),
+                );
+            };
+            let mut out = entry_json(entry);
+            if let Some(o) = out.as_object_mut() {
+                o.insert(
+                    "table".into(),
+                    serde_json::from_str(&text).unwrap_or(Value::Null),
+                );
+                o.insert("text".into(), json!(text));
+            }
+            json_response(200, &out)
+        }
+        (Method::Post, ["diff"]) => diff_request(req, &kv).await,
+        (Method::Post, ["rollback"]) => {
+            let Some(if_match) = if_match(req) else {
+                return precondition_required();
+            };
+            let text = req.text().await.unwrap_or_default();
+            let Some(n) = serde_json::from_str::<Value>(&text)
+                .ok()
+                .and_then(|v| v.get("version").and_then(Value::as_u64))
+            else {
+                return error(
+                    400,
+                    "invalid_body",
+                    "expected {\"version\": <number>}",
+                    json!({}),
+                );
+            };
+            if log(env).await?.get(n).is_none() {
+                return unknown_version(n);
+            }
+            let Some(old) = kv_get(&kv, &version_key(n)).await? else {
+                return unknown_version(n);
+            };
+            if let Err(errors) = parse_table(&old) {
+                return error(
+                    409,
+                    "version_invalid",
+                    &format!("version {n} does not validate any more; it cannot be restored"),
+                    json!({ "errors": problems(&errors) }),
+                );
+            }
+            let message = format!("rollback to version {n}");
+            write(env, &kv, &old, if_match, message, Origin::Rollback, Some(n)).await
+        }
+        _ => error(404, "not_found", "unknown table route", json!({})),
+    }
+}
+
+fn if_match(req: &Request) -> Option<String> {
+    req.headers()
+        .get("if-match")
+        .ok()
+        .flatten()
+        .map(|v| v.trim().to_string())
+        .filter(|v| !v.is_empty())
+}
+
+fn precondition_required() -> Result<Response> {
+    error(
+        428,
+        "precondition_required",
+        "send If-Match with the ETag of the table you edited (GET /admin/api/table), or * to overwrite",
+        json!({}),
+    )
+}
+
+fn unknown_version(n: u64) -> Result<Response> {
+    error(
+        404,
+        "version_not_found",
+        &format!("no routing-table version {n} (the newest 50 are kept)"),
+        json!({}),
+    )
+}
+
+async fn get_table(env: &Env, ctx: &dyn Background, kv: &KvStore) -> Result<Response> {
+    let (text, is_default) = live(kv).await?;
+    let tag = etag(&text);
+    let log = log(env).await?;
+    let serving = config_source::current(env, ctx, WorkerClock.now_ms()).await;
+    let (serving, serving_error) = match &serving {
+        Ok(l) => (json!(l.source.as_str()), json!(l.error)),
+        Err(e) => (Value::Null, json!(e)),
+    };
+    let entry = log.entries().iter().rev().find(|e| e.etag == tag);
+    let check = validation(&text);
+    let body = json!({
+        "version": entry.map(|e| e.version),
+        "etag": tag,
+        "text": text,
+        "table": serde_json::from_str::<Value>(&text).unwrap_or(Value::Null),
+        "origin": if is_default { "embedded-default" } else { "kv" },
+        "valid": check.get("valid"),
+        "errors": check.get("errors"),
+        "summary": check.get("summary"),
+        "serving": serving,
+        "serving_error": serving_error,
+        "external_change": log.latest().is_some() && log.is_external(&tag, is_default),
+        "updated_ms": entry.map(|e| e.created_ms),
+        "message": entry.map(|e| e.message.clone()),
+    });
+    with_etag(json_response(200, &body), &tag)
+}
+
+async fn write(
+    env: &Env,
+    kv: &KvStore,
+    text: &str,
+    if_match: String,
+    message: String,
+    origin: Origin,
+    rolled_back_to: Option<u64>,
+) -> Result<Response> {
+    let (live_text, live_is_default) = live(kv).await?;
+    let commit = Commit {
+        if_match,
+        live_etag: etag(&live_text),
+        live_is_default,
+        live_bytes: live_text.len() as u64,
+        new_etag: etag(text),
+        new_bytes: text.len() as u64,
+        message,
+        origin,
+        rolled_back_to,
+    };
+    let result: CommitResult =
+        objects::call(env, TABLE_LOG, LOG_NAME, "/commit", Some(&commit)).await?;
+    match result {
+        CommitResult::Conflict {
+            current_etag,
+            current_version,
+        } => error(
+            412,
+            "version_conflict",
+            "the routing table changed since you read it; reload, reapply your edit and save again",
+            json!({"current_etag": current_etag, "current_version": current_version}),
+        ),
+        CommitResult::Accepted {
+            entry,
+            external,
+            dropped,
+            unchanged,
+        } => {
+            if let Some(ext) = &external {
+                kv_put(kv, &version_key(ext.version), &live_text).await?;
+            }
+            kv_put(kv, &version_key(entry.version), text).await?;
+            kv_put(kv, TABLE_KEY, text).await?;
+            config_source::invalidate();
+            for n in dropped {
+                // Best effort: an orphaned text is harmless (never listed).
+                let _ = kv.delete(&version_key(n)).await;
+            }
+            let body = json!({
+                "version": entry.version,
+                "etag": entry.etag,
+                "rolled_back_to": entry.rolled_back_to,
+                "external_logged": external.map(|e| e.version),
+                "unchanged": unchanged,
+            });
+            with_etag(json_response(200, &body), &entry.etag)
+        }
+    }
+}
+
+/// One side of a diff: `"current"`, a version number, or absent.
+async fn side(
+    kv: &KvStore,
+    which: Option<&Value>,
+) -> std::result::Result<String, Result<Response>> {
+    match which {
+        Some(Value::String(s)) if s == "current" => live(kv)
+            .await
+            .map(|(t, _)| t)
+            .map_err(Err),
+        Some(v) => match v.as_u64() {
+            Some(n) => match kv_get(kv, &version_key(n)).await {
+                Ok(Some(t)) => Ok(t),
+                Ok(None) => Err(unknown_version(n)),
+                Err(e) => Err(Err(e)),
+            },
+            None => Err(error(
+                400,
+                "invalid_body",
+                "\"from\" and \"to\" are version numbers or \"current\"",
+                json!({}),
+            )),
+        },
+        None => Err(error(
+            400,
+            "invalid_body",
+            "expected {\"from\": n|\"current\", \"to\": n|\"current\"} or {\"from\": ..., \"text\": \"...\"}",
+            json!({}),
+        )),
+    }
+}
+
+async fn diff_request(req: &mut Request, kv: &KvStore) -> Result<Response> {
+    let text = req.text().await.unwrap_or_default();
+    let Ok(input) = serde_json::from_str::<Value>(&text) else {
+        return error(400, "invalid_body", "expected a JSON object", json!({}));
+    };
+    let from = match side(kv, input.get("from")).await {
+        Ok(t) => t,
+        Err(res) => return res,
+    };
+    let to = match input.get("text").and_then(Value::as_str) {
+        Some(draft) => draft.to_string(),
+        None => match side(kv, input.get("to")).await {
+            Ok(t) => t,
+            Err(res) => return res,
+        },
+    };
+    let parse = |label: &str, t: &str| {
+        serde_json::from_str::<Value>(t).map_err(|e| {
+            error(
+                400,
+                "invalid_json",
+                &format!("the {label} side is not valid JSON: {e}"),
+                json!({}),
+            )
+        })
+    };
+    let before = match parse("from", &from) {
+        Ok(v) => v,
+        Err(res) => return res,
+    };
+    let after = match parse("to", &to) {
+        Ok(v) => v,
+        Err(res) => return res,
+    };
+    match diff(&before, &after) {
+        Ok(d) => json_response(200, &serde_json::to_value(d).unwrap_or(Value::Null)),
+        Err(e) => error(413, "diff_too_large", &e, json!({})),
+    }
+}
