@@ -11,5 +11,9 @@ if [ -z "$current" ] || [ "$current" = "Value not found" ]; then
   echo "[dev] seeding local KV key routing-table from config/default-routing-table.json"
   wrangler kv key put --binding ROUTER_CONFIG routing-table --path config/default-routing-table.json --local
 fi
+# The dashboard and admin API need an admin token; locally a fixed one unless you set your own.
+ADMIN_TOKEN=${ADMIN_TOKEN:-local-dev-admin-token}
+echo "[dev] dashboard: http://127.0.0.1:$PORT/admin (admin token: $ADMIN_TOKEN)"
 # Open mode: no gateway key needed locally (deployments default to AUTH_MODE = "keys").
-exec wrangler dev --port "$PORT" --inspector-port "${INSPECTOR_PORT:-9229}" --var AUTH_MODE:open "$@"
+exec wrangler dev --port "$PORT" --inspector-port "${INSPECTOR_PORT:-9229}" \
+  --var AUTH_MODE:open --var "ADMIN_TOKEN:$ADMIN_TOKEN" "$@"
