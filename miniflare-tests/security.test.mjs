@@ -66,6 +66,8 @@ test("deeply nested JSON, a huge array of messages and non-JSON get a clean 400,
     `{"model":"sec","messages":[{"role":"user","content":${deep}}]}`,
     `{"model":"sec","messages":${deep}}`,
     `{"model":"sec","messages":[${Array.from({ length: 20_000 }, () => "null").join(",")}]}`,
+    // Valid messages, but more than the 100,000 accepted (3.3 MB, under the body limit).
+    `{"model":"sec","messages":[${Array.from({ length: 100_001 }, () => '{"role":"user","content":"x"}').join(",")}]}`,
     `{"model":"sec","messages":[{"role":"user","content":"\u0000\ud800"}]`,
     "not json at all",
   ];

@@ -186,6 +186,18 @@ mod tests {
     }
 
     #[test]
+    fn bounds_the_number_of_messages() {
+        let body = |n: usize| {
+            let msgs = vec![r#"{"role":"user","content":"x"}"#; n].join(",");
+            format!(r#"{{"model":"m","messages":[{msgs}]}}"#)
+        };
+        assert!(parse_chat_request(body(fields::MAX_MESSAGES).as_bytes()).is_ok());
+        let e = parse_chat_request(body(fields::MAX_MESSAGES + 1).as_bytes()).unwrap_err();
+        assert_eq!((e.status, e.code.as_str()), (400, "invalid_value"));
+        assert_eq!(e.param.as_deref(), Some("messages"));
+    }
+
+    #[test]
     fn rejects_with_param() {
         let cases: [(&[u8], &str); 6] = [
             (b"nope", "invalid_json"),

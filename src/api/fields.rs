@@ -44,8 +44,20 @@ pub fn model(body: &Map<String, Value>) -> Result<String, ApiError> {
     }
 }
 
+/// Most messages accepted in one request (Anthropic's documented limit; the body size limit
+/// bounds everything else).
+pub const MAX_MESSAGES: usize = 100_000;
+
 pub fn messages(body: &Map<String, Value>) -> Result<&Vec<Value>, ApiError> {
     match body.get("messages") {
+        Some(Value::Array(m)) if m.len() > MAX_MESSAGES => Err(ApiError::invalid(
+            "invalid_value",
+            "messages",
+            format!(
+                "`messages` has {} entries; at most {MAX_MESSAGES} are accepted",
+                m.len()
+            ),
+        )),
         Some(Value::Array(m)) if !m.is_empty() => Ok(m),
         Some(Value::Array(_)) => Err(ApiError::invalid(
             "invalid_value",
