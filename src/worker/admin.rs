@@ -15,6 +15,7 @@
 //! Full reference: docs/admin-api.md.
 
 use super::config_source::{self, KV_BINDING};
+use super::kv_text;
 use super::objects::{self, DEPLOYMENTS, KEYS};
 use super::respond::{error_response, json_response};
 use super::transport::WorkerClock;
@@ -130,12 +131,7 @@ pub async fn handle(mut req: Request, env: Env, ctx: Context) -> Result<Response
         (Method::Post, ["explain"]) => explain(&mut req, &env, &ctx).await,
         (Method::Get, ["keys", id]) => {
             let kv = env.kv(KV_BINDING)?;
-            let Some(text) = kv
-                .get(&format!("{KV_PREFIX}{id}"))
-                .text()
-                .await
-                .map_err(|e| worker::Error::RustError(e.to_string()))?
-            else {
+            let Some(text) = kv_text::get(&kv, &format!("{KV_PREFIX}{id}")).await? else {
                 return err(404, "key_not_found", format!("no gateway key with id {id}"));
             };
             let record: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
@@ -145,12 +141,7 @@ pub async fn handle(mut req: Request, env: Env, ctx: Context) -> Result<Response
         (Method::Post, ["keys", id, "revoke"]) => {
             let kv = env.kv(KV_BINDING)?;
             let name = format!("{KV_PREFIX}{id}");
-            let Some(text) = kv
-                .get(&name)
-                .text()
-                .await
-                .map_err(|e| worker::Error::RustError(e.to_string()))?
-            else {
+            let Some(text) = kv_text::get(&kv, &name).await? else {
                 return err(404, "key_not_found", format!("no gateway key with id {id}"));
             };
             let _: Value = objects::call(&env, KEYS, id, "/revoke", Some(&json!({}))).await?;
@@ -158,11 +149,7 @@ pub async fn handle(mut req: Request, env: Env, ctx: Context) -> Result<Response
             if let Some(o) = record.as_object_mut() {
                 o.insert("revoked".into(), json!(true));
             }
-            kv.put(&name, record.to_string())
-                .map_err(|e| worker::Error::RustError(e.to_string()))?
-                .execute()
-                .await
-                .map_err(|e| worker::Error::RustError(e.to_string()))?;
+            kv_text::put(&kv, &name, &record.to_string()).await?;
             json_response(200, &json!({"id": id, "revoked": true}))
         }
         _ => err(404, "not_found", format!("unknown admin route {path}")),
@@ -256,11 +243,7 @@ async fn create_key(req: &mut Request, env: &Env) -> Result<Response> {
         return err(400, "invalid_key_record", e);
     }
     let kv = env.kv(KV_BINDING)?;
-    kv.put(&format!("{KV_PREFIX}{id}"), record_text.clone())
-        .map_err(|e| worker::Error::RustError(e.to_string()))?
-        .execute()
-        .await
-        .map_err(|e| worker::Error::RustError(e.to_string()))?;
+    kv_text::put(&kv, &format!("{KV_PREFIX}{id}"), &record_text).await?;
     let record: Value = serde_json::from_str(&record_text).unwrap_or(Value::Null);
     json_response(201, &json!({"id": id, "key": secret, "record": record}))
 }
@@ -298,12 +281,7 @@ async fn update_key(req: &mut Request, env: &Env, id: &str) -> Result<Response> 
     }
     let kv = env.kv(KV_BINDING)?;
     let name = format!("{KV_PREFIX}{id}");
-    let Some(old) = kv
-        .get(&name)
-        .text()
-        .await
-        .map_err(|e| worker::Error::RustError(e.to_string()))?
-    else {
+    let Some(old) = kv_text::get(&kv, &name).await? else {
         return err(404, "key_not_found", format!("no gateway key with id {id}"));
     };
     let mut record: Map<String, Value> = serde_json::from_str(&old).unwrap_or_default();
@@ -318,11 +296,7 @@ async fn update_key(req: &mut Request, env: &Env, id: &str) -> Result<Response> 
     if let Err(e) = KeyRecord::parse(id, &record_text) {
         return err(400, "invalid_key_record", e);
     }
-    kv.put(&name, record_text)
-        .map_err(|e| worker::Error::RustError(e.to_string()))?
-        .execute()
-        .await
-        .map_err(|e| worker::Error::RustError(e.to_string()))?;
+    kv_text::put(&kv, &name, &record_text).await?;
     json_response(200, &json!({"id": id, "record": record}))
 }
 

@@ -8,6 +8,7 @@
 
 use super::background::Background;
 use super::config_source::{self, KV_BINDING, TABLE_KEY};
+use super::kv_text;
 use super::objects::{self, table_log::NAME as LOG_NAME, TABLE_LOG};
 use super::respond::json_response;
 use super::transport::WorkerClock;
@@ -40,25 +41,9 @@ pub(super) fn error(status: u16, code: &str, message: &str, extra: Value) -> Res
     json_response(status, &json!({ "error": e }))
 }
 
-fn kv_err(e: impl std::fmt::Display) -> worker::Error {
-    worker::Error::RustError(format!("KV: {e}"))
-}
-
-async fn kv_get(kv: &KvStore, key: &str) -> Result<Option<String>> {
-    kv.get(key).text().await.map_err(kv_err)
-}
-
-async fn kv_put(kv: &KvStore, key: &str, text: &str) -> Result<()> {
-    kv.put(key, text)
-        .map_err(kv_err)?
-        .execute()
-        .await
-        .map_err(kv_err)
-}
-
 /// What KV holds now: (text, true when it is the embedded default because KV has none).
 async fn live(kv: &KvStore) -> Result<(String, bool)> {
-    Ok(match kv_get(kv, TABLE_KEY).await? {
+    Ok(match kv_text::get(kv, TABLE_KEY).await? {
         Some(t) => (t, false),
         None => (EMBEDDED_DEFAULT.to_string(), true),
     })
@@ -150,7 +135,7 @@ pub async fn handle(
             let Some(entry) = log.get(n) else {
                 return unknown_version(n);
             };
-            let Some(text) = kv_get(&kv, &version_key(n)).await? else {
+            let Some(text) = kv_text::get(&kv, &version_key(n)).await? else {
                 return error(
                     404,
                     "version_text_missing",
@@ -188,7 +173,7 @@ pub async fn handle(
             if log(env).await?.get(n).is_none() {
                 return unknown_version(n);
             }
-            let Some(old) = kv_get(&kv, &version_key(n)).await? else {
+            let Some(old) = kv_text::get(&kv, &version_key(n)).await? else {
                 return unknown_version(n);
             };
             if let Err(errors) = parse_table(&old) {
@@ -302,10 +287,10 @@ async fn write(
             unchanged,
         } => {
             if let Some(ext) = &external {
-                kv_put(kv, &version_key(ext.version), &live_text).await?;
+                kv_text::put(kv, &version_key(ext.version), &live_text).await?;
             }
-            kv_put(kv, &version_key(entry.version), text).await?;
-            kv_put(kv, TABLE_KEY, text).await?;
+            kv_text::put(kv, &version_key(entry.version), text).await?;
+            kv_text::put(kv, TABLE_KEY, text).await?;
             config_source::invalidate();
             for n in dropped {
                 // Best effort: an orphaned text is harmless (never listed).
@@ -334,7 +319,7 @@ async fn side(
             .map(|(t, _)| t)
             .map_err(Err),
         Some(v) => match v.as_u64() {
-            Some(n) => match kv_get(kv, &version_key(n)).await {
+            Some(n) => match kv_text::get(kv, &version_key(n)).await {
                 Ok(Some(t)) => Ok(t),
                 Ok(None) => Err(unknown_version(n)),
                 Err(e) => Err(Err(e)),

@@ -11,6 +11,7 @@ mod cron;
 mod dashboard;
 mod finish;
 mod health;
+mod kv_text;
 pub mod objects;
 mod outbox;
 mod respond;
