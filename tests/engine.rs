@@ -785,9 +785,13 @@ fn openai_server_quirks_shape_the_upstream_body() {
 
 /// Route r over a (prefill per `prefill_a`), b (no prefill), c; resume as given.
 fn resume_table(prefill_a: &str, resume: Value) -> RoutingTable {
+    resume_table_with_deadline(prefill_a, resume, 300_000)
+}
+
+fn resume_table_with_deadline(prefill_a: &str, resume: Value, deadline_ms: u64) -> RoutingTable {
     let t = json!({"version": 1,
         "defaults": {"timeouts": {"connect_ms": 1000, "first_token_ms": 2000, "idle_ms": 3000, "attempt_ms": 20000},
-                     "retry": {"max_attempts": 1}},
+                     "retry": {"max_attempts": 1}, "request_timeout_ms": deadline_ms},
         "providers": {"pa": {"kind": "openai", "base_url": A, "prefill": prefill_a}, "pb": {"kind": "openai", "base_url": B},
                       "pc": {"kind": "openai", "base_url": C}},
         "deployments": {"a": {"provider": "pa", "model": "ma", "context_window": 8000},
@@ -986,4 +990,45 @@ fn resume_budget_is_bounded_and_resume_off_is_the_bare_contract() {
     let (text, meta) = drain(run(&t, &s, &clock, req(true)));
     assert_eq!(s.hits(A), 1);
     assert!(meta.resumes.is_empty() && !text.contains("[DONE]"));
+}
+
+// ---------- billing of broken streams (found by the fault soak) ----------
+
+#[test]
+fn a_cut_stream_whose_resumes_all_fail_is_billed_once() {
+    let clock = ManualClock::at(0);
+    let t = resume_table("assistant", json!("auto"));
+    let s = Script::new(&clock);
+    let boom = || Step::json(500, &openai_error("boom", "server_error", "server_error"));
+    s.on(A, vec![cut_stream(2, End::Reset), boom()]);
+    s.on(B, vec![boom()]);
+    s.on(C, vec![boom()]);
+    let (text, meta) = drain(run(&t, &s, &clock, req(true)));
+    assert_eq!(words_in(&text), "The quick");
+    assert_eq!(last_event(&text)["error"]["code"], "stream_cut");
+    // The prompt ("hi": 1 token) once, and "The quick" (9 characters: 3 tokens) once.
+    let u = meta.usage.unwrap();
+    assert_eq!((u.prompt_tokens, u.completion_tokens), (1, 3));
+    assert!(meta.usage_estimated);
+}
+
+#[test]
+fn a_stream_broken_after_the_request_deadline_keeps_its_delivered_tokens() {
+    let clock = ManualClock::at(0);
+    // The whole request may take 1.2 s; the stream stalls (idle 3 s) after three words.
+    let t = resume_table_with_deadline("assistant", json!("auto"), 1_200);
+    let s = Script::new(&clock);
+    let mut chunks = vec![(0, role_chunk())];
+    for w in FULL.iter().take(3) {
+        chunks.push((0, chunk(w)));
+    }
+    chunks.push((10_000, chunk(" fox")));
+    s.on(A, vec![Step::sse(chunks, End::Close)]);
+    let (text, meta) = drain(run(&t, &s, &clock, req(true)));
+    assert_eq!(words_in(&text), "The quick brown");
+    assert!(text.contains("\"error\""), "{text}");
+    // No resume was possible (deadline passed), and "The quick brown" (15 chars) is 4 tokens.
+    assert!(meta.resumes.is_empty());
+    let u = meta.usage.unwrap();
+    assert_eq!((u.prompt_tokens, u.completion_tokens), (1, 4));
 }

@@ -111,8 +111,11 @@ impl<B: ResponseBody> CommittedStream<B> {
         }
         self.finalised = true;
         let reported = self.live.usage;
-        let last_usage =
-            reported.or_else(|| Some(self.resume.estimate_unreported(&self.live.delivered)));
+        let last_usage = match reported {
+            Some(u) => Some(u),
+            None if self.resume.live_booked => None,
+            None => Some(self.resume.estimate_unreported(&self.live.delivered)),
+        };
         self.meta.usage_estimated = reported.is_none();
         self.meta.usage = self.resume.total_usage(last_usage);
         let last = last_usage.map(|u| u.cost_nanos(&self.price));

@@ -38,6 +38,8 @@ pub struct ResumeState {
     prior_cost_nanos: u64,
     /// Delivered characters already counted in `prior`.
     counted_chars: usize,
+    /// The live attempt's usage is already in `prior` (it broke and was booked).
+    pub(crate) live_booked: bool,
 }
 
 impl ResumeState {
@@ -59,12 +61,13 @@ impl ResumeState {
             prior: Usage::default(),
             prior_cost_nanos: 0,
             counted_chars: 0,
+            live_booked: false,
         }
     }
 
     /// Usage of the whole answer: the final attempt's plus every broken attempt's estimate.
     pub fn total_usage(&self, last: Option<Usage>) -> Option<Usage> {
-        if self.used == 0 {
+        if self.prior == Usage::default() {
             return last;
         }
         let l = last.unwrap_or_default();
@@ -106,6 +109,7 @@ impl ResumeState {
         self.prior_cost_nanos += u.cost_nanos(price);
         self.prior.prompt_tokens += u.prompt_tokens;
         self.prior.completion_tokens += u.completion_tokens;
+        self.live_booked = true;
     }
 }
 
@@ -245,6 +249,7 @@ impl<B: ResponseBody> CommittedStream<B> {
                         .push(format!("{}:{}", dep.name, method.as_str()));
                     self.meta.deployment = Some(dep.name.clone());
                     self.live = live;
+                    self.resume.live_booked = false;
                     self.price = dep.price;
                     self.probe = probe;
                     self.cursor_after_resume();

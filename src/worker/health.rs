@@ -140,7 +140,14 @@ impl DoHealth {
     /// Queues one usage sample per attempt of a finished request.
     pub fn add_samples(&self, meta: &Meta) {
         let now = objects::now_ms();
-        let last = meta.attempts.len().saturating_sub(1);
+        let last = if meta.deployment.is_some() {
+            meta.attempts
+                .iter()
+                .rposition(|a| a.class.is_none())
+                .unwrap_or(usize::MAX)
+        } else {
+            usize::MAX
+        };
         let fallback = meta.attempts.len() > 1 || !meta.skipped.is_empty();
         let mut samples = self.samples.borrow_mut();
         for (i, a) in meta.attempts.iter().enumerate() {
