@@ -9,10 +9,10 @@
 //!
 //! | test | cases | target | properties |
 //! |---|---|---|---|
-//! | `fuzz_sse_parser` | 5000 | `sse::SseParser` | no panic; same events and `has_partial` as a whole-buffer reference parser, fed whole, at random cuts (biased to after CR and inside UTF-8) and byte by byte; line limit: fails iff some line exceeds it (byte by byte), failure is sticky, earlier events are a prefix; heap held between feeds ≤ 4 × (unfinished line + decoded pending fields) + 64 bytes and ≤ 8 × bytes fed + 64 (invalid UTF-8 triples when decoded) |
+//! | `fuzz_sse_parser` | 5000 | `sse::SseParser` | no panic; same events and `has_partial` as a whole-buffer reference parser, fed whole, at random cuts (biased to after CR and inside UTF-8) and byte by byte; line limit: whole, split or byte by byte, fails iff some line exceeds it, after exactly the events completed before that line, and failure is sticky; heap held between feeds ≤ 4 × (unfinished line + decoded pending fields) + 64 bytes and ≤ 8 × bytes fed + 64 (invalid UTF-8 triples when decoded) |
 //! | `fuzz_routing_table` | 1200 | `config::parse_table` | no panic; deterministic; every error starts with a JSON path or `invalid routing table JSON`; known-invalid mutations (unknown deployment in a chain, unknown provider, unknown field, bad version, empty chain, out-of-range numbers, bad names, an object in serde's positional array form, …) always fail with an error at that path; known-valid ones always succeed; accepted tables are internally consistent (indexes in range, bounds held) |
 //! | `fuzz_request_parsers` | 2500 | `api::parse_chat_request`, `api::anthropic::parse_messages_request` | no panic, also past serde_json's recursion limit and with thousands of messages; accept exactly what an independent validity oracle accepts; errors are 400-413 with a non-empty message and code; accepted requests keep the body, model, stream flags, prompt size |
-//! | `fuzz_stream_translator_{openai,anthropic,gemini}` | 2000 each | `providers::Translator` | no panic; output independent of how the bytes are split; at most one `Error`, always last; at most one `Finish`; Anthropic: nothing after `Done`, only usage / `Done` after `Finish`; Gemini: never `Finish` and `Error`, only usage after `Finish`; every emitted chunk is exactly one SSE event of JSON; well-formed streams: text, reasoning and tool arguments out = deltas in, one `Finish`, no `Error`, no content after `Finish` |
+//! | `fuzz_stream_translator_{openai,anthropic,gemini}` | 2000 each | `providers::Translator` | no panic; output independent of how the bytes are split; at most one `Error`, always last; at most one `Finish`; Anthropic: nothing after `Done`, only usage / `Done` after `Finish`; Gemini: never `Finish` and `Error`, only usage after `Finish`; every emitted chunk is exactly one SSE event of JSON; well-formed streams: text, reasoning and tool arguments out = deltas in, one `Finish`, no `Error`, no content after `Finish`; a line over the limit anywhere: the events before it unchanged, then one `MalformedResponse` unless the answer had ended |
 //! | `fuzz_parse_responses` | 2500 | `providers::parse_response`, `providers::classify_error` | no panic; accepted answers are JSON with choices (OpenAI forwarded byte for byte, Anthropic kept as `native`); classification keeps status and body |
 //!
 //! Environment:
@@ -34,6 +34,7 @@ use edge_router::api::chat::last_user_text;
 use edge_router::api::{parse_chat_request, ApiError, ChatRequest, ClientFormat};
 use edge_router::config::{parse_table, RoutingTable, EMBEDDED_DEFAULT};
 use edge_router::providers::{classify_error, parse_response, Format, StreamEvent, Translator};
+use edge_router::resilience::ErrorClass;
 use edge_router::sse::{SseEvent, SseParser};
 use serde::de::IgnoredAny;
 use serde_json::{json, Map, Value};
@@ -643,6 +644,26 @@ fn reference_sse(input: &[u8]) -> RefSse {
     r
 }
 
+/// What a parser with line limit `max` gives for `input`, however it is split: the events
+/// completed before the first line longer than `max` (the unfinished tail included), and
+/// whether there is such a line.
+fn reference_limited(input: &[u8], max: usize) -> (Vec<SseEvent>, bool) {
+    let mut start = 0;
+    for (i, &b) in input.iter().enumerate() {
+        if b == b'\n' || b == b'\r' {
+            // A `\n` right after `\r` ends an empty "line" here: harmless, it is short.
+            if i - start > max {
+                return (reference_sse(&input[..start]).events, true);
+            }
+            start = i + 1;
+        }
+    }
+    if input.len() - start > max {
+        return (reference_sse(&input[..start]).events, true);
+    }
+    (reference_sse(input).events, false)
+}
+
 fn reference_line(r: &mut RefSse, line: &[u8]) {
     if line.is_empty() {
         if let Some(data) = r.data.take() {
@@ -877,28 +898,23 @@ fn sse_case(rng: &mut Rng) {
         assert_eq!(events, want.events, "byte by byte");
         assert_eq!(partial, want.has_partial());
 
-        // A small line limit, fed byte by byte: fails exactly when some line exceeds it, and
-        // the events before the failure are the reference's first ones.
+        // A small line limit, fed byte by byte: fails exactly when some line exceeds it,
+        // after every event completed before that line.
         let max = rng.pick(&[0, 1, 5, 8, 40, 200, 1000]);
         let (events, failed, _) = parse_chunks(max, &bytes);
         assert_eq!(failed, want.longest_line > max, "limit {max}");
-        assert_eq!(events[..], want.events[..events.len()]);
+        assert_eq!((events, failed), reference_limited(&input, max));
     }
 
-    // A line limit with arbitrary splits (whole-buffer agreement is a known bug, see
-    // `bug_sse_line_limit_depends_on_how_bytes_are_split`): never fails when every line fits,
-    // always when the unfinished tail is too long, and events stay a prefix.
+    // A line limit, whole and with arbitrary splits: the same events and failure (the events
+    // completed before the first over-long line, then the failure).
     let max = rng.pick(&[1, 16, 100, 1000, 50_000]);
+    let limited = reference_limited(&input, max);
+    assert_eq!(limited.1, want.longest_line > max);
+    let (events, failed, _) = parse_chunks(max, &[&input]);
+    assert_eq!((events, failed), limited, "limit {max}, whole");
     let (events, failed, _) = parse_chunks(max, &chunks);
-    if want.longest_line <= max {
-        assert!(!failed);
-        assert_eq!(events, want.events);
-    } else {
-        assert_eq!(events[..], want.events[..events.len()]);
-        if want.tail.len() > max {
-            assert!(failed);
-        }
-    }
+    assert_eq!((events, failed), limited, "limit {max}, split at {cuts:?}");
 
     if rng.one_in(2) {
         sse_memory(&input, &chunks);
@@ -2002,8 +2018,7 @@ struct Style {
     multiline: bool,
 }
 
-fn style(rng: &mut Rng, format: Format, native: bool) -> Style {
-    let _ = native; // multi-line data is forwarded intact by every translator (fixed bug)
+fn style(rng: &mut Rng, format: Format) -> Style {
     Style {
         eol: rng.pick(&[&b"\n"[..], b"\r\n", b"\r"]),
         names: format == Format::Anthropic || rng.one_in(4),
@@ -2482,7 +2497,7 @@ fn is_content_chunk(ev: &StreamEvent) -> bool {
 }
 
 /// The stream contract every translator keeps, plus each format's own.
-fn check_stream(format: Format, native: bool, out: &[StreamEvent], skip_framing: bool) {
+fn check_stream(format: Format, native: bool, out: &[StreamEvent]) {
     let pos = |f: &dyn Fn(&StreamEvent) -> bool| out.iter().position(f);
     let count = |f: &dyn Fn(&StreamEvent) -> bool| out.iter().filter(|e| f(e)).count();
     let is_err = |e: &StreamEvent| matches!(e, StreamEvent::Error(_));
@@ -2537,9 +2552,6 @@ fn check_stream(format: Format, native: bool, out: &[StreamEvent], skip_framing:
     for e in out {
         match e {
             StreamEvent::Chunk { bytes, .. } => {
-                if skip_framing && format == Format::OpenAi {
-                    continue;
-                }
                 let ev = single_event(bytes).unwrap_or_else(|| {
                     panic!(
                         "chunk is not one SSE event: {:?}",
@@ -2556,7 +2568,7 @@ fn check_stream(format: Format, native: bool, out: &[StreamEvent], skip_framing:
                     assert!(v["choices"].is_array());
                 }
             }
-            StreamEvent::Native(bytes) if !skip_framing => {
+            StreamEvent::Native(bytes) => {
                 let ev = single_event(bytes).unwrap_or_else(|| {
                     panic!(
                         "native event is not one SSE event: {:?}",
@@ -2610,7 +2622,7 @@ fn collected(out: &[StreamEvent]) -> Expect {
 fn stream_case(rng: &mut Rng, format: Format) {
     let usage = rng.one_in(2);
     let native = format == Format::Anthropic && rng.one_in(3);
-    let st = style(rng, format, native);
+    let st = style(rng, format);
     let wellformed = rng.one_in(3);
     let (input, expect) = if wellformed {
         let (b, e) = match format {
@@ -2622,12 +2634,13 @@ fn stream_case(rng: &mut Rng, format: Format) {
     } else {
         (chaotic_stream(rng, format, &st), None)
     };
-    // Framing of forwarded multi-line events and the Gemini retry overflow were bugs the
-    // harness found (regression tests `bug_*` below); nothing is steered around any more.
-    let skip_framing = false;
+    // A megabyte-sized line per case: rare (Gemini's is 8 MiB), to keep the default run short.
+    if rng.one_in(if format == Format::Gemini { 400 } else { 80 }) {
+        return overlong_case(rng, format, usage, native, &input);
+    }
 
     let whole = translate(format, usage, native, &[&input]);
-    check_stream(format, native, &whole, skip_framing);
+    check_stream(format, native, &whole);
 
     let cuts = cut_points(rng, &input);
     let split = translate(format, usage, native, &split_at_cuts(&input, &cuts));
@@ -2666,6 +2679,60 @@ fn stream_case(rng: &mut Rng, format: Format) {
         let finish = whole.iter().position(|e| matches!(e, StreamEvent::Finish));
         assert!(last_content < finish, "content after Finish");
     }
+}
+
+/// The longest SSE line each translator accepts (`MAX_LINE` in its module).
+fn max_line(format: Format) -> usize {
+    match format {
+        Format::OpenAi | Format::Anthropic => 1 << 20,
+        Format::Gemini => 8 << 20,
+    }
+}
+
+/// A line over the limit somewhere in a stream: every event completed before it comes out as
+/// without it, in order, then one `MalformedResponse` error, unless the answer had already
+/// ended (Anthropic: finished or `Done`; Gemini: finished) or failed. However it is split.
+fn overlong_case(rng: &mut Rng, format: Format, usage: bool, native: bool, input: &[u8]) {
+    let at = rng.below(input.len() + 1);
+    let mut bytes = input[..at].to_vec();
+    bytes.resize(at + max_line(format) + 1, b'x');
+    if rng.one_in(2) {
+        bytes.extend_from_slice(b"\n\n");
+        bytes.extend_from_slice(&input[at..]);
+    }
+    let mut before = Vec::new();
+    let mut t = Translator::new(format, usage, native);
+    t.feed(&input[..at], &mut before);
+    let over = before.iter().any(|e| match e {
+        StreamEvent::Error(_) => true,
+        StreamEvent::Finish => format != Format::OpenAi,
+        StreamEvent::Done => format == Format::Anthropic,
+        _ => false,
+    });
+
+    let whole = translate(format, usage, native, &[&bytes]);
+    check_stream(format, native, &whole);
+    assert_eq!(
+        whole[..before.len()],
+        before[..],
+        "events before the long line"
+    );
+    match &whole[before.len()..] {
+        [] => assert!(over, "no error for the long line: {:?}", whole.last()),
+        [StreamEvent::Error(e)] => {
+            assert!(!over, "the answer had ended: {e:?}");
+            assert_eq!(e.class, ErrorClass::MalformedResponse);
+            assert!(e.message.contains("SSE line over"), "{e:?}");
+        }
+        rest => panic!("after the events before the long line: {rest:?}"),
+    }
+    // Uniform cuts (`cut_points` would scan the long line for every cut).
+    let mut cuts: Vec<usize> = (0..rng.range(1, 6))
+        .map(|_| rng.below(bytes.len() + 1))
+        .collect();
+    cuts.sort_unstable();
+    let split = translate(format, usage, native, &split_at_cuts(&bytes, &cuts));
+    assert_eq!(whole, split, "split at {cuts:?} changes the output");
 }
 
 #[test]
@@ -2890,13 +2957,12 @@ fn bug_anthropic_native_event_type_injects_sse() {
 }
 
 #[test]
-#[ignore = "bug: a feed ending in an over-long line drops the events completed earlier in it, and fails a finished stream"]
+// Found by this harness, fixed; kept as a regression test.
 fn bug_overlong_line_drops_completed_events() {
     let stream: &[u8] =
         include_bytes!("../src/providers/anthropic/testdata/messages_stream_text.sse");
-    let mut long = b"data: ".to_vec();
-    long.extend(std::iter::repeat_n(b'x', 1 << 20));
-    // Split: the complete answer, Done, then an Error — "after Done nothing more" is broken.
+    let long = overlong_line(1 << 20);
+    // Split: the complete answer, Done, then an Error — "after Done nothing more" was broken.
     let split = translate(Format::Anthropic, false, false, &[stream, &long]);
     let done = split
         .iter()
@@ -2908,12 +2974,56 @@ fn bug_overlong_line_drops_completed_events() {
         "events after Done: {:?}",
         &split[done..]
     );
-    // Whole: the parser had already parsed every event, the translator throws them away and
-    // reports only the error, so whole and split disagree. Gemini and OpenAI `feed` have the
-    // same shape (Gemini: a finished answer plus an 8 MiB line in one feed is an `Error`).
+    // Whole: the parser had already parsed every event, the translator threw them away and
+    // reported only the error, so whole and split disagreed.
     let mut whole = stream.to_vec();
     whole.extend_from_slice(&long);
     assert_eq!(translate(Format::Anthropic, false, false, &[&whole]), split);
+    assert_eq!(split, translate(Format::Anthropic, false, false, &[stream]));
+
+    // Gemini (8 MiB lines): a finished answer and an over-long line in one feed succeed.
+    let gemini: &[u8] =
+        include_bytes!("../src/providers/gemini/testdata/stream_generate_content.sse");
+    let mut whole = gemini.to_vec();
+    whole.extend_from_slice(&overlong_line(8 << 20));
+    let out = translate(Format::Gemini, false, false, &[&whole]);
+    assert_eq!(out, translate(Format::Gemini, false, false, &[gemini]));
+    assert!(out.contains(&StreamEvent::Finish));
+
+    // Unfinished streams: every event before the line, in order, then the error.
+    let openai: &[u8] = b"data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"hi\"}}]}\n\n";
+    let cut = stream
+        .windows(21)
+        .position(|w| w == b"event: message_delta\n")
+        .expect("message_delta");
+    for (format, head, max) in [
+        (Format::OpenAi, openai, 1 << 20),
+        (Format::Anthropic, &stream[..cut], 1 << 20),
+        (Format::Gemini, &gemini[..gemini.len() / 2], 8 << 20),
+    ] {
+        let mut whole = head.to_vec();
+        whole.extend_from_slice(&overlong_line(max));
+        whole.extend_from_slice(b"\n\ndata: {}\n\n");
+        let out = translate(format, false, false, &[&whole]);
+        let mut before = Vec::new();
+        let mut t = Translator::new(format, false, false);
+        t.feed(head, &mut before);
+        assert!(!before.is_empty());
+        assert_eq!(out[..out.len() - 1], before[..], "{format:?}");
+        assert!(
+            matches!(out.last(), Some(StreamEvent::Error(e)) if e.class == ErrorClass::MalformedResponse
+                && e.message.contains("SSE line over")),
+            "{format:?}: {:?}",
+            out.last()
+        );
+    }
+}
+
+/// `data: xxx…`, one byte over `max`, with no line end yet.
+fn overlong_line(max: usize) -> Vec<u8> {
+    let mut long = b"data: ".to_vec();
+    long.extend(std::iter::repeat_n(b'x', max - 5));
+    long
 }
 
 #[test]

@@ -92,19 +92,22 @@ impl StreamTranslator {
         if self.failed {
             return;
         }
-        if self.parser.feed(bytes, &mut self.events).is_err() {
-            let e = UpstreamError::new(
-                ErrorClass::MalformedResponse,
-                "upstream sent an SSE line over 1 MiB",
-            );
-            return self.fail(out, e);
-        }
+        // The events completed before an over-long line come first, then its error.
+        let parsed = self.parser.feed(bytes, &mut self.events);
         let events = std::mem::take(&mut self.events);
         for ev in events {
             if self.failed {
                 break;
             }
             self.event(&ev, out);
+        }
+        // Like a malformed event: ignored once the answer is complete.
+        if parsed.is_err() && !(self.failed || self.finished || self.done) {
+            let e = UpstreamError::new(
+                ErrorClass::MalformedResponse,
+                "upstream sent an SSE line over 1 MiB",
+            );
+            self.fail(out, e);
         }
     }
 

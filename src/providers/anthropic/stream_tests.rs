@@ -267,6 +267,16 @@ fn malformed_data() {
     let long = format!("data: {}", "x".repeat(MAX_LINE + 1));
     let ev = run_parts(&[long.as_bytes(), b"\n\n", TEXT.as_bytes()], false, true);
     assert!(matches!(&ev[..], [StreamEvent::Error(e)] if e.class == ErrorClass::MalformedResponse));
+    // Events completed earlier in the same feed come first; a finished answer stays complete.
+    let complete = run(TEXT, false);
+    assert_eq!(run(&format!("{TEXT}{long}"), false), complete);
+    let cut = TEXT.find("event: message_delta").unwrap();
+    let ev = run(&format!("{}{long}", &TEXT[..cut]), false);
+    let before = run_parts(&[&TEXT.as_bytes()[..cut]], false, false);
+    assert_eq!(ev[..ev.len() - 1], before[..]);
+    assert!(
+        matches!(ev.last(), Some(StreamEvent::Error(e)) if e.class == ErrorClass::MalformedResponse)
+    );
     let ev = run("data: {\"type\":\"content_block_delta\",\"index\":3,\"delta\":{\"type\":\"input_json_delta\",\"partial_json\":\"{}\"}}\n\n", false);
     assert!(matches!(&ev[..], [StreamEvent::Error(e)] if e.class == ErrorClass::MalformedResponse));
 }

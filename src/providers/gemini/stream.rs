@@ -79,17 +79,19 @@ impl StreamTranslator {
         if self.failed || self.finished {
             return;
         }
-        if self.parser.feed(bytes, &mut self.events).is_err() {
-            let msg = "upstream sent an SSE line over 8 MiB";
-            self.fail(out, UpstreamError::new(ErrorClass::MalformedResponse, msg));
-            return;
-        }
+        // The events completed before an over-long line come first, then its error.
+        let parsed = self.parser.feed(bytes, &mut self.events);
         let events = std::mem::take(&mut self.events);
         for ev in events {
             if self.failed || self.finished {
                 break;
             }
             self.event(&ev.data, out);
+        }
+        // Ignored once the answer is complete, like any later data.
+        if parsed.is_err() && !(self.failed || self.finished) {
+            let msg = "upstream sent an SSE line over 8 MiB";
+            self.fail(out, UpstreamError::new(ErrorClass::MalformedResponse, msg));
         }
     }
 

@@ -209,3 +209,25 @@ fn refusals_and_errors() {
     t.feed(STREAM.as_bytes(), &mut Vec::new());
     assert_eq!(t.model(), Some("gemini-2.0-flash"));
 }
+
+#[test]
+fn overlong_line_after_the_finish_in_the_same_feed() {
+    let mut input = STREAM.as_bytes().to_vec();
+    input.extend_from_slice(b"data: ");
+    input.resize(input.len() + (8 << 20), b'x');
+    let ev = run(&input, false);
+    assert_eq!(
+        ev,
+        run(STREAM.as_bytes(), false),
+        "a finished answer stays complete"
+    );
+    // Cut before the finish: the text so far, then the error.
+    let cut = STREAM.find("\"finishReason\"").unwrap();
+    let mut input = STREAM.as_bytes()[..cut].to_vec();
+    input.resize(cut + (8 << 20), b'x');
+    let ev = run(&input, false);
+    assert_eq!(text_of(&ev), "The capital of Wyoming");
+    assert!(
+        matches!(ev.last(), Some(StreamEvent::Error(e)) if e.class == ErrorClass::MalformedResponse)
+    );
+}

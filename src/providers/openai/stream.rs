@@ -71,22 +71,23 @@ impl StreamTranslator {
         if self.failed {
             return;
         }
-        if self.parser.feed(bytes, &mut self.events).is_err() {
-            self.fail(
-                out,
-                UpstreamError::new(
-                    ErrorClass::MalformedResponse,
-                    "upstream sent an SSE line over 1 MiB",
-                ),
-            );
-            return;
-        }
+        // The events completed before an over-long line come first, then its error.
+        let parsed = self.parser.feed(bytes, &mut self.events);
         let events = std::mem::take(&mut self.events);
         for ev in events {
             if self.failed {
                 break;
             }
             self.event(ev, out);
+        }
+        if parsed.is_err() && !self.failed {
+            // Like any malformed chunk, also after the finish (the engine keeps a finished
+            // answer whatever follows).
+            let e = UpstreamError::new(
+                ErrorClass::MalformedResponse,
+                "upstream sent an SSE line over 1 MiB",
+            );
+            self.fail(out, e);
         }
     }
 
@@ -272,5 +273,18 @@ mod tests {
             matches!(&ev[0], StreamEvent::Error(e) if e.class == ErrorClass::Overloaded && e.message == "Overloaded")
         );
         assert_eq!(ev.len(), 1);
+    }
+
+    #[test]
+    fn overlong_line_comes_after_the_events_before_it() {
+        let mut input =
+            b"data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"hi\"}}]}\n\n".to_vec();
+        input.extend_from_slice(b"data: ");
+        input.resize(input.len() + MAX_LINE, b'x');
+        let ev = run(&input, false);
+        assert!(matches!(&ev[0], StreamEvent::Chunk { content: true, .. }));
+        assert!(
+            matches!(&ev[1..], [StreamEvent::Error(e)] if e.class == ErrorClass::MalformedResponse)
+        );
     }
 }
