@@ -2285,6 +2285,11 @@ fn gemini_error(rng: &mut Rng) -> Value {
 
 /// One plausible-or-not upstream event of `format`: (event name, JSON data).
 fn chaos_event(rng: &mut Rng, format: Format) -> (Option<&'static str>, Value) {
+    // Rare for Gemini, where each new candidate costs a role chunk.
+    let rate = if format == Format::Gemini { 300 } else { 80 };
+    if format != Format::Anthropic && rng.one_in(rate) {
+        return (None, many_indexes(rng, format));
+    }
     let idx = json!(rng.pick(&[0, 0, 1, 2, 7]));
     match format {
         Format::OpenAi => {
@@ -2398,6 +2403,24 @@ fn chaos_event(rng: &mut Rng, format: Format) -> (Option<&'static str>, Value) {
             };
             (None, v)
         }
+    }
+}
+
+/// One event with many distinct choice (candidate) indexes, around the translators' limit of
+/// 1024 unfinished ones, finishing or not.
+fn many_indexes(rng: &mut Rng, format: Format) -> Value {
+    let n = rng.pick(&[2, 100, 1023, 1024, 1025, 3000]);
+    let first = rng.pick(&[0, 1, 5000]);
+    let finish = rng.one_in(2);
+    let items = (first..first + n).map(|i| match (format, finish) {
+        (Format::OpenAi, true) => json!({"index": i, "delta": {}, "finish_reason": "stop"}),
+        (Format::OpenAi, false) => json!({"index": i, "delta": {"content": "x"}}),
+        (_, true) => json!({"index": i, "finishReason": "STOP"}),
+        (_, false) => json!({ "index": i }),
+    });
+    match format {
+        Format::OpenAi => json!({ "choices": items.collect::<Vec<_>>() }),
+        _ => json!({ "candidates": items.collect::<Vec<_>>() }),
     }
 }
 
