@@ -348,3 +348,37 @@ fn native_mode_passes_every_upstream_event_through_unchanged() {
         assert!(assemble(&run(fixture, false)).native.is_empty());
     }
 }
+
+#[test]
+fn many_blocks_keep_their_tools() {
+    // Blocks are kept by index in a map: a stream with thousands of them (started in one
+    // order, fed in another) stays linear and routes every delta to its tool.
+    let n = 3000u64;
+    let mut s = String::from(
+        "data: {\"type\":\"message_start\",\"message\":{\"id\":\"m\",\"model\":\"c\",\"usage\":{}}}\n\n",
+    );
+    for i in (0..n).rev() {
+        let start = json!({"type": "content_block_start", "index": i,
+            "content_block": {"type": "tool_use", "id": format!("t{i}"), "name": "f", "input": {}}});
+        s.push_str(&format!("data: {start}\n\n"));
+    }
+    for i in 0..n {
+        let delta = json!({"type": "content_block_delta", "index": i,
+            "delta": {"type": "input_json_delta", "partial_json": format!("{{\"i\":{i}}}")}});
+        s.push_str(&format!("data: {delta}\n\n"));
+    }
+    s.push_str("data: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"tool_use\"}}\n\n");
+    let a = assemble(&run(&s, false));
+    assert!(a.error.is_none() && a.finishes == 1);
+    assert_eq!(a.tools.len(), n as usize);
+    for (ordinal, (id, _, args)) in a.tools.iter().enumerate() {
+        let block = n - 1 - ordinal as u64;
+        assert_eq!(
+            (id.as_str(), args.as_str()),
+            (
+                format!("t{block}").as_str(),
+                format!("{{\"i\":{block}}}").as_str()
+            )
+        );
+    }
+}
