@@ -401,9 +401,12 @@ fn check_table_errors(errs: &[String]) {
             assert!(!rest.is_empty(), "{e:?}");
             continue;
         }
-        let unknown_top = e
-            .split_once(": unknown field `")
-            .is_some_and(|(path, rest)| rest.split_once('`').is_some_and(|(f, _)| f == path));
+        // `<k>: unknown field `<k>`, …`, where the key may itself hold a backtick or colon.
+        let unknown_top = e.match_indices(": unknown field `").any(|(i, m)| {
+            e[i + m.len()..]
+                .strip_prefix(&e[..i])
+                .is_some_and(|r| r.starts_with('`'))
+        });
         let rooted = unknown_top
             || TOP_FIELDS.iter().any(|f| {
                 e.strip_prefix(f)
