@@ -176,3 +176,19 @@ fn bug_table_accepts_arrays_for_objects() {
         "`retry` given as an array was accepted"
     );
 }
+
+#[test]
+// Found by this harness (FUZZ_ITERS=300000 FUZZ_BASE=0x5EED2), fixed; kept as a regression test.
+fn bug_table_accepts_trailing_characters() {
+    // `parse_table` deserialized the first JSON value and never checked the rest.
+    for tail in ["ault-test\"}]}", "{}", "x", "\u{0}"] {
+        let table = format!("{EMBEDDED_DEFAULT}{tail}");
+        let errs = parse_table(&table).expect_err("trailing characters accepted");
+        assert!(
+            errs[0].starts_with("invalid routing table JSON: trailing characters"),
+            "{errs:?}"
+        );
+    }
+    // Whitespace after the table is fine.
+    assert!(parse_table(&format!("{EMBEDDED_DEFAULT} \n\t\r\n")).is_ok());
+}

@@ -477,11 +477,14 @@ fn parse_checked(input: &[u8]) -> Result<RoutingTable, Vec<String>> {
     match &result {
         Ok(t) => {
             check_table(t);
-            // Objects only, never serde's positional struct form (nested levels: the
-            // `positional` invalid mutation).
-            let root_is_object =
-                serde_json::from_slice::<Value>(input).is_ok_and(|v| v.is_object());
-            assert!(root_is_object, "a non-object table was accepted");
+            // One JSON object and nothing else: never serde's positional struct form (nested
+            // levels: the `positional` invalid mutation), never trailing characters.
+            let whole = serde_json::from_slice::<Value>(input);
+            assert!(
+                whole.as_ref().is_ok_and(Value::is_object),
+                "accepted, but not one JSON object: {:?}",
+                whole.err()
+            );
         }
         Err(errs) => check_table_errors(errs),
     }
