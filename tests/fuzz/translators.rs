@@ -179,7 +179,7 @@ fn stream_case(rng: &mut Rng, format: Format) {
         (chaotic_stream(rng, format, &st), None)
     };
     // A megabyte-sized line per case: rare (Gemini's is 8 MiB), to keep the default run short.
-    if rng.one_in(if format == Format::Gemini { 400 } else { 80 }) {
+    if rng.one_in(if format == Format::Gemini { 1000 } else { 120 }) {
         return overlong_case(rng, format, usage, native, &input);
     }
 
