@@ -37,6 +37,10 @@ impl SseParser {
     }
 
     /// Feeds bytes; appends every event completed by them to `out`.
+    ///
+    /// A line longer than the limit fails the parser for good (`LineTooLong` now and on every
+    /// later feed), so it holds at most `max_line` bytes of line. The events completed before
+    /// that line are still appended to `out`, in order: handle them before the error.
     pub fn feed(&mut self, bytes: &[u8], out: &mut Vec<SseEvent>) -> Result<(), LineTooLong> {
         if self.overflow {
             return Err(LineTooLong);
@@ -178,6 +182,22 @@ mod tests {
         let mut p = SseParser::new(8);
         let mut out = Vec::new();
         assert_eq!(p.feed(b"data: 0123456789", &mut out), Err(LineTooLong));
+    }
+
+    #[test]
+    fn events_before_an_overlong_line_are_delivered() {
+        let mut p = SseParser::new(8);
+        let mut out = Vec::new();
+        let r = p.feed(
+            b"data: a\n\ndata: b\n\ndata: 0123456789\n\ndata: c\n\n",
+            &mut out,
+        );
+        assert_eq!(r, Err(LineTooLong));
+        let data: Vec<&str> = out.iter().map(|e| e.data.as_str()).collect();
+        assert_eq!(data, ["a", "b"]);
+        // Failed for good: nothing more is parsed.
+        assert_eq!(p.feed(b"data: d\n\n", &mut out), Err(LineTooLong));
+        assert_eq!(out.len(), 2);
     }
 
     #[test]

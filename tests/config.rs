@@ -393,3 +393,73 @@ fn readme_task_routing_example_is_valid() {
     assert_eq!(tasks.route_of("code"), Some("strong"));
     assert_eq!(tasks.rules.len(), 4);
 }
+
+/// Serde's derived structs also read a JSON array, field by field (`"retry": [7, 100, 1000,
+/// 5000]` would mean `max_attempts` 7, …); the table accepts objects only, at every level.
+#[test]
+fn objects_are_never_read_from_arrays() {
+    let cases = [
+        ("defaults", json!([{}, {}, null, {}, null])),
+        ("defaults.retry", json!([7, 100, 1000, 5000])),
+        ("defaults.timeouts", json!([5000, 20000, 20000, 60000])),
+        (
+            "defaults.breaker",
+            json!([true, 5, 5000, 10, 60000, 10000, 60000, 1, null, true]),
+        ),
+        (
+            "providers.mock",
+            json!(["mock", null, null, {}, null, null, null, null, null, null]),
+        ),
+        ("providers.mock.mock", json!([503, null, 10, null, null])),
+        (
+            "deployments.m",
+            json!(["mock", "m1", 1000, null, {}, {}, {}, {}, {}, []]),
+        ),
+        ("deployments.gpt-mini.price", json!([0.15, "0.60"])),
+        ("deployments.gpt-mini.timeouts", json!([1, 2, 3, 4])),
+        ("deployments.gpt-mini.retry", json!([2])),
+        ("deployments.m.capabilities", json!([true, false])),
+        ("deployments.m.breaker", json!([])),
+        ("deployments.m.limits", json!([500, 200000])),
+        ("routes.workhorse", json!([["m"], null, [], null, null])),
+        ("routes.workhorse.retry", json!([1, 10, 100, 1000])),
+        ("routes.weighted.canary", json!(["m", 500])),
+        ("routes.weighted.sticky", json!([600000])),
+        ("routes.weighted.hedge", json!([2000])),
+        ("tasks", json!([null, {}, []])),
+        ("tasks.rules[0]", json!(["long", {}, "code"])),
+        (
+            "tasks.rules[0].when",
+            json!([8000, null, null, null, null, null, {}, null, null]),
+        ),
+    ];
+    for (path, positional) in cases {
+        let mut t = routing_table();
+        t["defaults"]["breaker"] = json!({});
+        t["deployments"]["m"]["breaker"] = json!({});
+        t["deployments"]["m"]["capabilities"] = json!({});
+        t["deployments"]["m"]["limits"] = json!({});
+        t["routes"]["weighted"]["hedge"] = json!({"after_ms": 2000});
+        parse_table(&t.to_string()).unwrap_or_else(|e| panic!("base table: {e:?}"));
+        let pointer = format!("/{}", path.replace('.', "/").replace("[0]", "/0"));
+        *t.pointer_mut(&pointer).expect(path) = positional;
+        let errs = errors_of(&t);
+        let want = format!("{path}: invalid type: sequence, expected a JSON object");
+        assert!(errs[0].starts_with(&want), "{path}: {errs:?}");
+    }
+    // The table itself, and a weighted chain entry (never accepted as an array).
+    let errs = parse_table(r#"[1, {}, {"m": {"kind": "mock"}}, {}, {}, null]"#).unwrap_err();
+    assert!(
+        errs[0].starts_with(
+            "invalid routing table JSON: invalid type: sequence, expected a JSON object"
+        ),
+        "{errs:?}"
+    );
+    let mut t = good();
+    t["routes"]["workhorse"]["chain"][0] = json!(["m", 2]);
+    let errs = errors_of(&t);
+    assert!(
+        errs[0].starts_with("routes.workhorse.chain[0]: invalid type: sequence"),
+        "{errs:?}"
+    );
+}

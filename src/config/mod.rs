@@ -25,8 +25,8 @@ pub const EMBEDDED_DEFAULT: &str = include_str!("../../config/default-routing-ta
 /// Parses and validates a routing table. On failure returns every problem found, each
 /// starting with the JSON path it concerns.
 pub fn parse_table(json: &str) -> Result<RoutingTable, Vec<String>> {
-    let de = &mut serde_json::Deserializer::from_str(json);
-    let raw: raw::RawTable = serde_path_to_error::deserialize(de).map_err(|e| {
+    let mut de = serde_json::Deserializer::from_str(json);
+    let raw: raw::RawTable = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
         if inner.is_syntax() || inner.is_eof() || path == "." {
@@ -35,5 +35,9 @@ pub fn parse_table(json: &str) -> Result<RoutingTable, Vec<String>> {
             vec![format!("{path}: {inner}")]
         }
     })?;
+    // One document: nothing but whitespace may follow the table (a second table pasted after
+    // the first, or the tail of an edit, would otherwise be ignored).
+    de.end()
+        .map_err(|e| vec![format!("invalid routing table JSON: {e}")])?;
     validate::validate(raw)
 }

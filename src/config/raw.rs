@@ -1,14 +1,78 @@
 //! Raw routing-table schema, exactly as written in KV. Every struct rejects unknown fields so
-//! a typo (`"max_attempt"`) is an error instead of a silently ignored setting.
+//! a typo (`"max_attempt"`) is an error instead of a silently ignored setting, and accepts
+//! only a JSON object: serde's derived structs also read the positional form (`"retry": [7,
+//! 100, 1000, 5000]` as `max_attempts` 7, …), which is never what the author meant.
+//!
+//! How: each struct derives `Deserialize` with `#[serde(remote = "Self")]`, which turns the
+//! derived code into an inherent `deserialize` function instead of the trait impl, and
+//! [`objects_only!`] writes the trait impl, which asks for a map and hands that map to the
+//! derived code. Nested structs go through their own trait impls, so every level is checked.
 
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::fmt;
+use std::marker::PhantomData;
+
+/// A struct whose derived deserializer (`#[serde(remote = "Self")]`) reads any struct form.
+trait Derived<'de>: Sized {
+    fn derived<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error>;
+}
+
+/// Accepts a JSON object only, and reads it with `T`'s derived deserializer.
+struct ObjectVisitor<T>(PhantomData<T>);
+
+impl<'de, T: Derived<'de>> Visitor<'de> for ObjectVisitor<T> {
+    type Value = T;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
+        T::derived(de::value::MapAccessDeserializer::new(map))
+    }
+}
+
+/// `Deserialize` for structs derived with `#[serde(remote = "Self")]`: objects only.
+macro_rules! objects_only {
+    ($($t:ident),+ $(,)?) => {$(
+        impl<'de> Derived<'de> for $t {
+            fn derived<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                $t::deserialize(d) // the inherent (derived) function, not the trait method
+            }
+        }
+        impl<'de> Deserialize<'de> for $t {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                d.deserialize_map(ObjectVisitor::<$t>(PhantomData))
+            }
+        }
+    )+};
+}
+
+objects_only!(
+    RawTable,
+    RawDefaults,
+    RawBreaker,
+    RawLimits,
+    RawRetry,
+    RawTimeouts,
+    RawProvider,
+    RawMock,
+    RawDeployment,
+    RawCapabilities,
+    RawPrice,
+    RawRoute,
+    RawWeightedEntry,
+    RawCanary,
+    RawSticky,
+    RawHedge,
+    RawTasks,
+    RawRule,
+    RawWhen,
+);
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(remote = "Self", deny_unknown_fields)]
 pub struct RawTable {
     pub version: Value,
     #[serde(default)]
@@ -21,7 +85,7 @@ pub struct RawTable {
 }
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(remote = "Self", deny_unknown_fields)]
 pub struct RawDefaults {
     #[serde(default)]
     pub retry: RawRetry,
@@ -36,7 +100,7 @@ pub struct RawDefaults {
 
 /// Circuit-breaker settings; every field falls back to `defaults.breaker`, then built-ins.
 #[derive(Debug, Default, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(remote = "Self", deny_unknown_fields)]
 pub struct RawBreaker {
     pub enabled: Option<bool>,
     pub consecutive_failures: Option<u32>,
@@ -54,14 +118,14 @@ pub struct RawBreaker {
 
 /// Per-deployment traffic limits (the provider's quota for this deployment).
 #[derive(Debug, Default, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(remote = "Self", deny_unknown_fields)]
 pub struct RawLimits {
     pub rpm: Option<u32>,
     pub tpm: Option<u64>,
 }
 
 #[derive(Debug, Default, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(remote = "Self", deny_unknown_fields)]
 pub struct RawRetry {
     pub max_attempts: Option<u32>,
     pub backoff_base_ms: Option<u64>,
@@ -70,7 +134,7 @@ pub struct RawRetry {
 }
 
 #[derive(Debug, Default, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(remote = "Self", deny_unknown_fields)]
 pub struct RawTimeouts {
     pub connect_ms: Option<u64>,
     pub first_token_ms: Option<u64>,
@@ -79,7 +143,7 @@ pub struct RawTimeouts {
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(remote = "Self", deny_unknown_fields)]
 pub struct RawProvider {
     pub kind: String,
     pub base_url: Option<String>,
@@ -99,7 +163,7 @@ pub struct RawProvider {
 }
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(remote = "Self", deny_unknown_fields)]
 pub struct RawMock {
     pub fail_status: Option<u16>,
     pub retry_after_s: Option<u32>,
@@ -110,7 +174,7 @@ pub struct RawMock {
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(remote = "Self", deny_unknown_fields)]
 pub struct RawDeployment {
     pub provider: String,
     pub model: String,
@@ -133,7 +197,7 @@ pub struct RawDeployment {
 
 /// What a deployment can do; every capability defaults to true.
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(remote = "Self", deny_unknown_fields)]
 pub struct RawCapabilities {
     pub tools: Option<bool>,
     pub vision: Option<bool>,
@@ -142,7 +206,7 @@ pub struct RawCapabilities {
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(remote = "Self", deny_unknown_fields)]
 pub struct RawPrice {
     /// USD per million input tokens, as a JSON number or a decimal string.
     pub input_per_mtok_usd: Value,
@@ -151,7 +215,7 @@ pub struct RawPrice {
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(remote = "Self", deny_unknown_fields)]
 pub struct RawRoute {
     pub chain: Vec<RawChainEntry>,
     /// "ordered" (default), "weighted", "cheapest", "fastest" or "least_used".
@@ -182,7 +246,7 @@ pub struct RawChainEntry {
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(remote = "Self", deny_unknown_fields)]
 struct RawWeightedEntry {
     deployment: String,
     weight: Option<u32>,
@@ -216,7 +280,7 @@ impl<'de> Deserialize<'de> for RawChainEntry {
 
 /// A share of a route's traffic that tries `deployment` first.
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(remote = "Self", deny_unknown_fields)]
 pub struct RawCanary {
     pub deployment: String,
     /// Share of requests, in basis points (500 = 5 %).
@@ -225,19 +289,19 @@ pub struct RawCanary {
 
 /// Session affinity: a session keeps its deployment for `ttl_ms` after its last request.
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(remote = "Self", deny_unknown_fields)]
 pub struct RawSticky {
     pub ttl_ms: u64,
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(remote = "Self", deny_unknown_fields)]
 pub struct RawHedge {
     pub after_ms: u64,
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(remote = "Self", deny_unknown_fields)]
 pub struct RawTasks {
     /// Task for requests naming no route (e.g. `"model": "auto"`) that no rule matched.
     pub default: Option<String>,
@@ -250,7 +314,7 @@ pub struct RawTasks {
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(remote = "Self", deny_unknown_fields)]
 pub struct RawRule {
     pub name: String,
     #[serde(default)]
@@ -260,7 +324,7 @@ pub struct RawRule {
 
 /// Conditions of a rule; every one present must hold.
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(remote = "Self", deny_unknown_fields)]
 pub struct RawWhen {
     pub min_prompt_tokens: Option<u64>,
     pub max_prompt_tokens: Option<u64>,

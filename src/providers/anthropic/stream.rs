@@ -22,6 +22,7 @@ use crate::providers::StreamEvent;
 use crate::resilience::{ErrorClass, UpstreamError};
 use crate::sse::{encode_data, SseEvent, SseParser};
 use serde_json::{json, Value};
+use std::collections::BTreeMap;
 
 /// Longest single SSE line accepted from an upstream.
 const MAX_LINE: usize = 1 << 20;
@@ -53,8 +54,8 @@ pub struct StreamTranslator {
     id: String,
     model: Option<String>,
     tokens: Tokens,
-    /// Content blocks seen, by Anthropic block index.
-    blocks: Vec<(u64, Block)>,
+    /// Content blocks seen, by Anthropic block index (a map: a stream may hold many).
+    blocks: BTreeMap<u64, Block>,
     next_tool: u64,
     finished: bool,
     done: bool,
@@ -72,7 +73,7 @@ impl StreamTranslator {
             id: String::new(),
             model: None,
             tokens: Tokens::default(),
-            blocks: Vec::new(),
+            blocks: BTreeMap::new(),
             next_tool: 0,
             finished: false,
             done: false,
@@ -92,19 +93,22 @@ impl StreamTranslator {
         if self.failed {
             return;
         }
-        if self.parser.feed(bytes, &mut self.events).is_err() {
-            let e = UpstreamError::new(
-                ErrorClass::MalformedResponse,
-                "upstream sent an SSE line over 1 MiB",
-            );
-            return self.fail(out, e);
-        }
+        // The events completed before an over-long line come first, then its error.
+        let parsed = self.parser.feed(bytes, &mut self.events);
         let events = std::mem::take(&mut self.events);
         for ev in events {
             if self.failed {
                 break;
             }
             self.event(&ev, out);
+        }
+        // Like a malformed event: ignored once the answer is complete.
+        if parsed.is_err() && !(self.failed || self.finished || self.done) {
+            let e = UpstreamError::new(
+                ErrorClass::MalformedResponse,
+                "upstream sent an SSE line over 1 MiB",
+            );
+            self.fail(out, e);
         }
     }
 
@@ -355,17 +359,11 @@ impl StreamTranslator {
     }
 
     fn block(&self, index: u64) -> Option<Block> {
-        self.blocks
-            .iter()
-            .find(|(i, _)| *i == index)
-            .map(|(_, b)| *b)
+        self.blocks.get(&index).copied()
     }
 
     fn set_block(&mut self, index: u64, block: Block) {
-        match self.blocks.iter_mut().find(|(i, _)| *i == index) {
-            Some(slot) => slot.1 = block,
-            None => self.blocks.push((index, block)),
-        }
+        self.blocks.insert(index, block);
     }
 }
 

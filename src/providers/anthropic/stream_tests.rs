@@ -267,6 +267,16 @@ fn malformed_data() {
     let long = format!("data: {}", "x".repeat(MAX_LINE + 1));
     let ev = run_parts(&[long.as_bytes(), b"\n\n", TEXT.as_bytes()], false, true);
     assert!(matches!(&ev[..], [StreamEvent::Error(e)] if e.class == ErrorClass::MalformedResponse));
+    // Events completed earlier in the same feed come first; a finished answer stays complete.
+    let complete = run(TEXT, false);
+    assert_eq!(run(&format!("{TEXT}{long}"), false), complete);
+    let cut = TEXT.find("event: message_delta").unwrap();
+    let ev = run(&format!("{}{long}", &TEXT[..cut]), false);
+    let before = run_parts(&[&TEXT.as_bytes()[..cut]], false, false);
+    assert_eq!(ev[..ev.len() - 1], before[..]);
+    assert!(
+        matches!(ev.last(), Some(StreamEvent::Error(e)) if e.class == ErrorClass::MalformedResponse)
+    );
     let ev = run("data: {\"type\":\"content_block_delta\",\"index\":3,\"delta\":{\"type\":\"input_json_delta\",\"partial_json\":\"{}\"}}\n\n", false);
     assert!(matches!(&ev[..], [StreamEvent::Error(e)] if e.class == ErrorClass::MalformedResponse));
 }
@@ -336,5 +346,39 @@ fn native_mode_passes_every_upstream_event_through_unchanged() {
         );
         // Off by default: no native events at all.
         assert!(assemble(&run(fixture, false)).native.is_empty());
+    }
+}
+
+#[test]
+fn many_blocks_keep_their_tools() {
+    // Blocks are kept by index in a map: a stream with thousands of them (started in one
+    // order, fed in another) stays linear and routes every delta to its tool.
+    let n = 3000u64;
+    let mut s = String::from(
+        "data: {\"type\":\"message_start\",\"message\":{\"id\":\"m\",\"model\":\"c\",\"usage\":{}}}\n\n",
+    );
+    for i in (0..n).rev() {
+        let start = json!({"type": "content_block_start", "index": i,
+            "content_block": {"type": "tool_use", "id": format!("t{i}"), "name": "f", "input": {}}});
+        s.push_str(&format!("data: {start}\n\n"));
+    }
+    for i in 0..n {
+        let delta = json!({"type": "content_block_delta", "index": i,
+            "delta": {"type": "input_json_delta", "partial_json": format!("{{\"i\":{i}}}")}});
+        s.push_str(&format!("data: {delta}\n\n"));
+    }
+    s.push_str("data: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"tool_use\"}}\n\n");
+    let a = assemble(&run(&s, false));
+    assert!(a.error.is_none() && a.finishes == 1);
+    assert_eq!(a.tools.len(), n as usize);
+    for (ordinal, (id, _, args)) in a.tools.iter().enumerate() {
+        let block = n - 1 - ordinal as u64;
+        assert_eq!(
+            (id.as_str(), args.as_str()),
+            (
+                format!("t{block}").as_str(),
+                format!("{{\"i\":{block}}}").as_str()
+            )
+        );
     }
 }

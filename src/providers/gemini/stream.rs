@@ -21,13 +21,18 @@ use crate::resilience::{ErrorClass, UpstreamError};
 use crate::sse::{encode_data, SseEvent, SseParser};
 use crate::usage::Usage;
 use serde_json::{json, Value};
+use std::collections::BTreeMap;
 
 /// Longest single SSE line accepted from the upstream (inline images can make events big).
 const MAX_LINE: usize = 8 << 20;
 
+/// Most candidates a stream may have (Gemini's `candidateCount` is at most 8). An 8 MiB line
+/// holds hundreds of thousands of candidate indexes: past this many the stream is malformed.
+const MAX_CANDIDATES: usize = 1024;
+
 /// Per-candidate progress.
+#[derive(Default)]
 struct Candidate {
-    index: u64,
     /// Tool calls emitted so far (their `index` in the deltas).
     calls: usize,
     finished: bool,
@@ -47,7 +52,8 @@ pub struct StreamTranslator {
     /// Stem of synthesized tool-call ids (sanitized first `responseId`).
     id_base: Option<String>,
     model: Option<String>,
-    candidates: Vec<Candidate>,
+    /// By candidate index; at most `MAX_CANDIDATES`.
+    candidates: BTreeMap<u64, Candidate>,
     /// Tool calls emitted over all candidates (numbers the synthesized ids).
     calls_total: usize,
     /// Some answer content has been emitted.
@@ -66,7 +72,7 @@ impl StreamTranslator {
             id: None,
             id_base: None,
             model: None,
-            candidates: Vec::new(),
+            candidates: BTreeMap::new(),
             calls_total: 0,
             content_seen: false,
             usage: None,
@@ -79,17 +85,19 @@ impl StreamTranslator {
         if self.failed || self.finished {
             return;
         }
-        if self.parser.feed(bytes, &mut self.events).is_err() {
-            let msg = "upstream sent an SSE line over 8 MiB";
-            self.fail(out, UpstreamError::new(ErrorClass::MalformedResponse, msg));
-            return;
-        }
+        // The events completed before an over-long line come first, then its error.
+        let parsed = self.parser.feed(bytes, &mut self.events);
         let events = std::mem::take(&mut self.events);
         for ev in events {
             if self.failed || self.finished {
                 break;
             }
             self.event(&ev.data, out);
+        }
+        // Ignored once the answer is complete, like any later data.
+        if parsed.is_err() && !(self.failed || self.finished) {
+            let msg = "upstream sent an SSE line over 8 MiB";
+            self.fail(out, UpstreamError::new(ErrorClass::MalformedResponse, msg));
         }
     }
 
@@ -162,31 +170,27 @@ impl StreamTranslator {
                 return;
             }
         }
-        if !self.candidates.is_empty() && self.candidates.iter().all(|c| c.finished) {
+        if !self.candidates.is_empty() && self.candidates.values().all(|c| c.finished) {
             self.finish(out);
         }
     }
 
     fn candidate(&mut self, c: &Value, index: u64, out: &mut Vec<StreamEvent>) {
-        let slot = match self.candidates.iter().position(|s| s.index == index) {
-            Some(slot) => slot,
-            None => {
-                self.candidates.push(Candidate {
-                    index,
-                    calls: 0,
-                    finished: false,
-                });
-                self.emit(
-                    index,
-                    json!({"role": "assistant", "content": ""}),
-                    None,
-                    false,
-                    out,
-                );
-                self.candidates.len() - 1
+        if !self.candidates.contains_key(&index) {
+            if self.candidates.len() >= MAX_CANDIDATES {
+                let msg = format!("upstream sent more than {MAX_CANDIDATES} candidates");
+                return self.fail(out, UpstreamError::new(ErrorClass::MalformedResponse, msg));
             }
-        };
-        if self.candidates.get(slot).is_none_or(|s| s.finished) {
+            self.candidates.insert(index, Candidate::default());
+            self.emit(
+                index,
+                json!({"role": "assistant", "content": ""}),
+                None,
+                false,
+                out,
+            );
+        }
+        if self.candidates.get(&index).is_none_or(|s| s.finished) {
             return;
         }
         let mut text = String::new();
@@ -195,11 +199,11 @@ impl StreamTranslator {
                 Piece::Text(t) => text.push_str(t),
                 Piece::Call(call) => {
                     self.flush_text(index, &mut text, out);
-                    let at = self.candidates.get(slot).map_or(0, |s| s.calls);
+                    let at = self.candidates.get(&index).map_or(0, |s| s.calls);
                     let base = self.id_base.as_deref().unwrap_or("");
                     let call = call.to_json(base, self.calls_total, Some(at));
                     self.calls_total += 1;
-                    if let Some(s) = self.candidates.get_mut(slot) {
+                    if let Some(s) = self.candidates.get_mut(&index) {
                         s.calls += 1;
                     }
                     self.content_seen = true;
@@ -215,8 +219,8 @@ impl StreamTranslator {
             let msg = format!("Gemini withheld the answer (finishReason {reason})");
             return self.fail(out, UpstreamError::new(ErrorClass::ContentPolicy, msg));
         }
-        let has_calls = self.candidates.get(slot).is_some_and(|s| s.calls > 0);
-        if let Some(s) = self.candidates.get_mut(slot) {
+        let has_calls = self.candidates.get(&index).is_some_and(|s| s.calls > 0);
+        if let Some(s) = self.candidates.get_mut(&index) {
             s.finished = true;
         }
         let reason = finish_reason(reason, has_calls);

@@ -209,3 +209,51 @@ fn refusals_and_errors() {
     t.feed(STREAM.as_bytes(), &mut Vec::new());
     assert_eq!(t.model(), Some("gemini-2.0-flash"));
 }
+
+#[test]
+fn overlong_line_after_the_finish_in_the_same_feed() {
+    let mut input = STREAM.as_bytes().to_vec();
+    input.extend_from_slice(b"data: ");
+    input.resize(input.len() + (8 << 20), b'x');
+    let ev = run(&input, false);
+    assert_eq!(
+        ev,
+        run(STREAM.as_bytes(), false),
+        "a finished answer stays complete"
+    );
+    // Cut before the finish: the text so far, then the error.
+    let cut = STREAM.find("\"finishReason\"").unwrap();
+    let mut input = STREAM.as_bytes()[..cut].to_vec();
+    input.resize(cut + (8 << 20), b'x');
+    let ev = run(&input, false);
+    assert_eq!(text_of(&ev), "The capital of Wyoming");
+    assert!(
+        matches!(ev.last(), Some(StreamEvent::Error(e)) if e.class == ErrorClass::MalformedResponse)
+    );
+}
+
+#[test]
+fn candidates_are_bounded() {
+    let event = |n: usize, finish: bool| {
+        let c = if finish {
+            json!({"content": {"parts": [{"text": "x"}]}, "finishReason": "STOP"})
+        } else {
+            json!({})
+        };
+        format!("data: {}\n\n", json!({ "candidates": vec![c; n] }))
+    };
+    // Up to the limit: one role chunk, text and finish per candidate, then `Finish`.
+    let ev = run(event(1024, true).as_bytes(), false);
+    assert_eq!(ev.len(), 3 * 1024 + 1);
+    assert_eq!(ev.last(), Some(&StreamEvent::Finish));
+    // Hundreds of thousands fit in one 8 MiB line (each candidate's index is its position;
+    // finding it used to scan every earlier one): a clean error past the limit.
+    let ev = run(event(100_000, false).as_bytes(), false);
+    assert_eq!(ev.len(), 1024 + 1);
+    assert!(
+        matches!(ev.last(), Some(StreamEvent::Error(e)) if e.class == ErrorClass::MalformedResponse
+            && e.message == "upstream sent more than 1024 candidates"),
+        "{:?}",
+        ev.last()
+    );
+}

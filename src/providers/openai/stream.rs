@@ -11,9 +11,14 @@ use crate::sse::{encode_data, SseEvent, SseParser};
 use crate::usage::Usage;
 use serde::Deserialize;
 use serde_json::Value;
+use std::collections::BTreeSet;
 
 /// Longest single SSE line accepted from an upstream (a chunk is normally < 2 KB).
 const MAX_LINE: usize = 1 << 20;
+
+/// Most choices that may be unfinished at once (OpenAI's `n` is at most 128). A megabyte
+/// line holds tens of thousands of choice indexes: past this many the stream is malformed.
+const MAX_OPEN_CHOICES: usize = 1024;
 
 #[derive(Deserialize)]
 struct Chunk {
@@ -47,8 +52,9 @@ pub struct StreamTranslator {
     events: Vec<SseEvent>,
     /// Forward usage-only chunks to the client (it asked with `stream_options.include_usage`).
     client_wants_usage: bool,
-    /// Choice indexes that have not finished yet (choice 0 is expected until seen finishing).
-    open_choices: Vec<u64>,
+    /// Choice indexes that have not finished yet (choice 0 is expected until seen finishing);
+    /// at most `MAX_OPEN_CHOICES`.
+    open_choices: BTreeSet<u64>,
     finished: bool,
     failed: bool,
     model: Option<String>,
@@ -60,7 +66,7 @@ impl StreamTranslator {
             parser: SseParser::new(MAX_LINE),
             events: Vec::new(),
             client_wants_usage,
-            open_choices: vec![0],
+            open_choices: BTreeSet::from([0]),
             finished: false,
             failed: false,
             model: None,
@@ -71,22 +77,23 @@ impl StreamTranslator {
         if self.failed {
             return;
         }
-        if self.parser.feed(bytes, &mut self.events).is_err() {
-            self.fail(
-                out,
-                UpstreamError::new(
-                    ErrorClass::MalformedResponse,
-                    "upstream sent an SSE line over 1 MiB",
-                ),
-            );
-            return;
-        }
+        // The events completed before an over-long line come first, then its error.
+        let parsed = self.parser.feed(bytes, &mut self.events);
         let events = std::mem::take(&mut self.events);
         for ev in events {
             if self.failed {
                 break;
             }
             self.event(ev, out);
+        }
+        if parsed.is_err() && !self.failed {
+            // Like any malformed chunk, also after the finish (the engine keeps a finished
+            // answer whatever follows).
+            let e = UpstreamError::new(
+                ErrorClass::MalformedResponse,
+                "upstream sent an SSE line over 1 MiB",
+            );
+            self.fail(out, e);
         }
     }
 
@@ -156,12 +163,16 @@ impl StreamTranslator {
             if c.delta.as_ref().is_some_and(Delta::has_content) {
                 content = true;
             }
-            if !self.open_choices.contains(&c.index) && !self.finished {
-                self.open_choices.push(c.index);
+            if !self.finished {
+                self.open_choices.insert(c.index);
+                if self.open_choices.len() > MAX_OPEN_CHOICES {
+                    let msg = format!("upstream opened more than {MAX_OPEN_CHOICES} choices");
+                    return self.fail(out, UpstreamError::new(ErrorClass::MalformedResponse, msg));
+                }
             }
             if c.finish_reason.as_ref().is_some_and(|f| !f.is_null()) {
                 content = true;
-                self.open_choices.retain(|&i| i != c.index);
+                self.open_choices.remove(&c.index);
             }
         }
         let usage_only = chunk.choices.is_empty() && usage.is_some();
@@ -272,5 +283,57 @@ mod tests {
             matches!(&ev[0], StreamEvent::Error(e) if e.class == ErrorClass::Overloaded && e.message == "Overloaded")
         );
         assert_eq!(ev.len(), 1);
+    }
+
+    /// `{"choices":[{"index":first},…,{"index":first+n-1}]}`, all finishing if `finish`.
+    fn choices_event(first: u64, n: u64, finish: bool) -> Vec<u8> {
+        let choice = |i| match finish {
+            true => serde_json::json!({"index": i, "finish_reason": "stop"}),
+            false => serde_json::json!({ "index": i }),
+        };
+        let choices: Vec<Value> = (first..first + n).map(choice).collect();
+        let data = serde_json::json!({ "choices": choices }).to_string();
+        format!("data: {data}\n\n").into_bytes()
+    }
+
+    #[test]
+    fn choice_indexes_are_bounded() {
+        // Up to the limit, every choice is tracked until it finishes.
+        let n = MAX_OPEN_CHOICES as u64;
+        let mut input = choices_event(0, n, false);
+        input.extend(choices_event(0, n - 1, true));
+        let ev = run(&input, false);
+        assert!(
+            matches!(&ev[..], [StreamEvent::Chunk { .. }, StreamEvent::Chunk { .. }, StreamEvent::Error(e)] if e.class == ErrorClass::StreamCut)
+        );
+        input.extend(choices_event(n - 1, 1, true));
+        let ev = run(&input, false);
+        assert_eq!(ev.last(), Some(&StreamEvent::Finish));
+        // Tens of thousands of distinct indexes in one event (a hostile upstream; the set
+        // scan they used to cost was quadratic): a clean error, before the event is passed on.
+        let ev = run(&choices_event(0, 50_000, false), false);
+        assert!(
+            matches!(&ev[..], [StreamEvent::Error(e)] if e.class == ErrorClass::MalformedResponse
+                && e.message == "upstream opened more than 1024 choices"),
+            "{ev:?}"
+        );
+        // Choices that finish as they come never add up.
+        let ev = run(&choices_event(1, 25_000, true), false);
+        assert!(
+            matches!(&ev[..], [StreamEvent::Chunk { .. }, StreamEvent::Error(e)] if e.class == ErrorClass::StreamCut)
+        );
+    }
+
+    #[test]
+    fn overlong_line_comes_after_the_events_before_it() {
+        let mut input =
+            b"data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"hi\"}}]}\n\n".to_vec();
+        input.extend_from_slice(b"data: ");
+        input.resize(input.len() + MAX_LINE, b'x');
+        let ev = run(&input, false);
+        assert!(matches!(&ev[0], StreamEvent::Chunk { content: true, .. }));
+        assert!(
+            matches!(&ev[1..], [StreamEvent::Error(e)] if e.class == ErrorClass::MalformedResponse)
+        );
     }
 }
