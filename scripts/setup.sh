@@ -37,3 +37,13 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   npm ci --no-audit --no-fund --loglevel=error
   echo "$want" > "$stamp"
 fi
+
+# Debian's Chromium for the dashboard's browser tests (miniflare-tests/dashboard.browser.test.mjs,
+# driven by playwright-core, which downloads no browser of its own).
+if [ ! -x /usr/bin/chromium ]; then
+  log "installing Debian's chromium (browser tests)"
+  SUDO=""
+  if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+  $SUDO apt-get update -qq
+  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
+fi

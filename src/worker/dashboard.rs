@@ -7,17 +7,33 @@ use worker::{Response, Result};
 const INDEX_HTML: &str = include_str!("../../dashboard/index.html");
 const APP_JS: &str = include_str!("../../dashboard/app.js");
 const APP_CSS: &str = include_str!("../../dashboard/app.css");
+const API_JS: &str = include_str!("../../dashboard/api.js");
+const DOM_JS: &str = include_str!("../../dashboard/dom.js");
+const JSONPATH_JS: &str = include_str!("../../dashboard/jsonpath.js");
+const TABLE_JS: &str = include_str!("../../dashboard/table.js");
+const BREAKERS_JS: &str = include_str!("../../dashboard/breakers.js");
+const CHARTS_JS: &str = include_str!("../../dashboard/charts.js");
+const KEYS_JS: &str = include_str!("../../dashboard/keys.js");
 
 /// Only same-origin scripts, styles, images and API calls; no framing.
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
                    connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+
+const JS: &str = "text/javascript; charset=utf-8";
 
 fn asset(path: &str) -> Option<(&'static str, &'static str)> {
     match path {
         "/admin" | "/admin/" | "/admin/index.html" => {
             Some((INDEX_HTML, "text/html; charset=utf-8"))
         }
-        "/admin/app.js" => Some((APP_JS, "text/javascript; charset=utf-8")),
+        "/admin/app.js" => Some((APP_JS, JS)),
+        "/admin/api.js" => Some((API_JS, JS)),
+        "/admin/dom.js" => Some((DOM_JS, JS)),
+        "/admin/jsonpath.js" => Some((JSONPATH_JS, JS)),
+        "/admin/table.js" => Some((TABLE_JS, JS)),
+        "/admin/breakers.js" => Some((BREAKERS_JS, JS)),
+        "/admin/charts.js" => Some((CHARTS_JS, JS)),
+        "/admin/keys.js" => Some((KEYS_JS, JS)),
         "/admin/app.css" => Some((APP_CSS, "text/css; charset=utf-8")),
         _ => None,
     }

@@ -1,0 +1,95 @@
+// Headless Chromium for the dashboard tests: Debian's `chromium` package driven by
+// playwright-core (no browser download). Everything stays on loopback; the flags keep the
+// browser from calling home (the network is closed anyway), and Playwright gives every launch
+// a fresh temporary profile (--user-data-dir) that it deletes on close.
+
+import { existsSync, mkdirSync, readdirSync, rmSync } from "node:fs";
+import path from "node:path";
+import { chromium } from "playwright-core";
+import { REPO_ROOT } from "./worker.mjs";
+
+export const CHROMIUM_PATH = process.env.CHROMIUM_PATH || "/usr/bin/chromium";
+export const SCREENSHOT_DIR = path.join(REPO_ROOT, "artifacts", "screenshots");
+
+export const CHROMIUM_ARGS = [
+  "--no-sandbox",
+  "--disable-gpu",
+  "--disable-quic",
+  "--no-first-run",
+  "--disable-background-networking",
+  "--disable-component-update",
+  "--disable-sync",
+  "--disable-dev-shm-usage",
+];
+
+export function chromiumAvailable() {
+  return existsSync(CHROMIUM_PATH);
+}
+
+/** Launch headless Chromium; throws with an install hint when it is missing. */
+export async function launchBrowser() {
+  if (!chromiumAvailable()) {
+    throw new Error(`Chromium not found at ${CHROMIUM_PATH}: run \`bash scripts/setup.sh\` (apt-get install chromium) or set CHROMIUM_PATH`);
+  }
+  return chromium.launch({
+    executablePath: CHROMIUM_PATH,
+    headless: true,
+    args: CHROMIUM_ARGS,
+    timeout: 30_000,
+  });
+}
+
+/**
+ * A page at 1366×768 that records what would make a run suspicious: page errors, console
+ * errors (CSP violations among them), and failed requests. `problems()` returns them.
+ * `onResponse(entry)` (optional) receives {url, status, headers, body} of every response
+ * from `origin`, e.g. to feed the secret scan.
+ */
+export async function openPage(browser, { origin, onResponse, viewport = { width: 1366, height: 768 } } = {}) {
+  const context = await browser.newContext({ viewport, deviceScaleFactor: 1, serviceWorkers: "block" });
+  // Only loopback: anything else is refused before it leaves the browser.
+  await context.route(
+    (url) => !/^https?:\/\/(127\.0\.0\.1|localhost|\[::1\])(:\d+)?\//.test(url.href) && !url.href.startsWith("data:"),
+    (route) => route.abort("blockedbyclient"),
+  );
+  const page = await context.newPage();
+  const problems = [];
+  page.on("pageerror", (e) => problems.push(`pageerror: ${e.message}`));
+  page.on("console", (m) => {
+    // Chromium logs every 4xx/5xx answer to fetch() as a console error; the tests check those
+    // statuses themselves (401, 412, ...). Everything else (CSP violations first) is a problem.
+    if (m.type() === "error" && !/^Failed to load resource: the server responded with a status of \d+/.test(m.text())) {
+      problems.push(`console.error: ${m.text()}`);
+    }
+  });
+  page.on("requestfailed", (r) => problems.push(`request failed: ${r.method()} ${r.url()} ${r.failure()?.errorText ?? ""}`));
+  if (onResponse) {
+    page.on("response", async (r) => {
+      if (origin && !r.url().startsWith(origin)) return;
+      const entry = { url: r.url(), status: r.status(), headers: await r.allHeaders().catch(() => ({})), body: "" };
+      entry.done = r.text().then(
+        (t) => (entry.body = t),
+        () => {},
+      );
+      onResponse(entry);
+    });
+  }
+  return { context, page, problems };
+}
+
+/** Numbered screenshots in artifacts/screenshots/<prefix>-NN-<name>.png (older ones with the prefix removed). */
+export function screenshotter(page, prefix) {
+  mkdirSync(SCREENSHOT_DIR, { recursive: true });
+  // Screenshots of an earlier run with this prefix would mix with this run's.
+  for (const f of readdirSync(SCREENSHOT_DIR)) if (f.startsWith(`${prefix}-`) && f.endsWith(".png")) rmSync(path.join(SCREENSHOT_DIR, f));
+  let n = 0;
+  const taken = [];
+  const shoot = async (name, opts = {}) => {
+    const file = path.join(SCREENSHOT_DIR, `${prefix}-${String(++n).padStart(2, "0")}-${name}.png`);
+    await page.screenshot({ path: file, ...opts });
+    taken.push(file);
+    return file;
+  };
+  shoot.taken = taken;
+  return shoot;
+}
