@@ -80,9 +80,14 @@ export async function api(method, path, { body, headers = {}, token } = {}) {
   return { status: res.status, json, headers: res.headers };
 }
 
-/** Header values must be ISO-8859-1; change messages are kept to printable ASCII. */
+/**
+ * The change message travels in a header (`x-change-message`), where only ASCII arrives
+ * intact: accents are dropped ("café" → "cafe"), anything else non-ASCII becomes "?".
+ */
 export function headerSafe(text) {
   return String(text ?? "")
+    .normalize("NFKD")
+    .replace(/[\u0300-\u036f]/g, "")
     .replace(/[\r\n\t]+/g, " ")
     .replace(/[^\x20-\x7e]/g, "?")
     .trim()

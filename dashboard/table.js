@@ -9,12 +9,20 @@ import { rangeOfPath, offsetOfLineCol } from "./jsonpath.js";
 
 const VALIDATE_DELAY_MS = 400;
 
-/** Pretty-print a single-line table for the editor; keep the operator's own formatting otherwise. */
+/**
+ * Pretty-print a single-line table for the editor (parsing `text` itself keeps its key order);
+ * keep the operator's own formatting otherwise.
+ */
 function editorText(t) {
-  if (t.table !== null && t.table !== undefined && !String(t.text ?? "").includes("\n")) {
-    return JSON.stringify(t.table, null, 2) + "\n";
+  const text = String(t.text ?? "");
+  if (t.table !== null && t.table !== undefined && !text.includes("\n")) {
+    try {
+      return JSON.stringify(JSON.parse(text), null, 2) + "\n";
+    } catch {
+      return text;
+    }
   }
-  return t.text ?? "";
+  return text;
 }
 
 function shortEtag(etag) {
@@ -353,6 +361,12 @@ export function createTableView({ onServing, onTable }) {
     problems.addEventListener("click", (e) => e.target.closest("button.path") && m.close());
     const conflictBox = h("div", { class: "conflict-box" });
     const message = h("input", { id: "change-message", type: "text", placeholder: "What changed and why (kept with the version)", maxlength: 500, autocomplete: "off" });
+    const asciiNote = h("p", { class: "muted small", hidden: true });
+    message.addEventListener("input", () => {
+      const sent = headerSafe(message.value);
+      asciiNote.hidden = sent === message.value.trim();
+      asciiNote.textContent = `Saved as “${sent}” (the message travels in an HTTP header: ASCII only).`;
+    });
     const none = changes.length === 0 && lines.every((l) => l.op === " ");
     replace(
       m.body,
@@ -365,6 +379,7 @@ export function createTableView({ onServing, onTable }) {
       lines.length ? renderDiffLines(lines) : null,
       h("label", { class: "field", for: "change-message" }, "Message"),
       message,
+      asciiNote,
     );
     const save = h("button", {
       type: "button",
