@@ -80,16 +80,18 @@ export async function api(method, path, { body, headers = {}, token } = {}) {
   return { status: res.status, json, headers: res.headers };
 }
 
-/**
- * The change message travels in a header (`x-change-message`), where only ASCII arrives
- * intact: accents are dropped ("café" → "cafe"), anything else non-ASCII becomes "?".
- */
+/** The change message as it will be saved: one line, at most 500 characters. */
 export function headerSafe(text) {
   return String(text ?? "")
-    .normalize("NFKD")
-    .replace(/[\u0300-\u036f]/g, "")
     .replace(/[\r\n\t]+/g, " ")
-    .replace(/[^\x20-\x7e]/g, "?")
     .trim()
     .slice(0, 500);
+}
+
+/**
+ * The change message travels in a header (`x-change-message`), which carries only ASCII
+ * intact: it is percent-encoded UTF-8, which the worker decodes.
+ */
+export function encodeMessage(text) {
+  return encodeURIComponent(headerSafe(text));
 }

@@ -3,7 +3,7 @@
 // (POST /table/diff) and save with If-Match (PUT /table), conflicts (412), versions, view and
 // one-click rollback (POST /table/rollback with the live table's ETag).
 
-import { api, ApiError, headerSafe } from "./api.js";
+import { api, ApiError, encodeMessage, headerSafe } from "./api.js";
 import { h, $, append, replace, fmtTime, fmtAgo, fmtBytes, toast, modal, confirmDialog, debounce } from "./dom.js";
 import { rangeOfPath, offsetOfLineCol } from "./jsonpath.js";
 
@@ -365,7 +365,7 @@ export function createTableView({ onServing, onTable }) {
     message.addEventListener("input", () => {
       const sent = headerSafe(message.value);
       asciiNote.hidden = sent === message.value.trim();
-      asciiNote.textContent = `Saved as “${sent}” (the message travels in an HTTP header: ASCII only).`;
+      asciiNote.textContent = `Saved as “${sent}” (one line, at most 500 characters).`;
     });
     const none = changes.length === 0 && lines.every((l) => l.op === " ");
     replace(
@@ -397,7 +397,7 @@ export function createTableView({ onServing, onTable }) {
       try {
         const { json } = await api("PUT", "table", {
           body: draft,
-          headers: { "if-match": loaded.etag, ...(message.value.trim() ? { "x-change-message": headerSafe(message.value) } : {}) },
+          headers: { "if-match": loaded.etag, ...(message.value.trim() ? { "x-change-message": encodeMessage(message.value) } : {}) },
         });
         m.close();
         if (json?.unchanged) toast(`Nothing saved: the text is already version ${json?.version ?? "?"}`, "info");

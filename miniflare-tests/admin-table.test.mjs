@@ -134,7 +134,7 @@ test("without KV the API shows the embedded default; a first save needs If-Match
     assert.equal((await api(w, "GET", "table")).json.etag, t.json.etag);
 
     // Valid: saved as version 1 (the default is not logged), served at once by this isolate.
-    const ok = await put(w, table(["large", "small"]), t.json.etag, "chat on large");
+    const ok = await put(w, table(["large", "small"]), t.json.etag, encodeURIComponent("chat on large → été"));
     assert.equal(ok.status, 200, ok.text);
     assert.equal(ok.json.version, 1);
     assert.equal(ok.headers.get("etag"), ok.json.etag);
@@ -142,7 +142,7 @@ test("without KV the API shows the embedded default; a first save needs If-Match
     const after = await api(w, "GET", "table");
     assert.equal(after.json.version, 1);
     assert.equal(after.json.origin, "kv");
-    assert.equal(after.json.message, "chat on large");
+    assert.equal(after.json.message, "chat on large → été", "percent-encoded UTF-8 is decoded");
     assert.equal(after.json.etag, ok.json.etag);
     assert.equal(after.json.text, JSON.stringify(table(["large", "small"]), null, 2), "the exact text is kept");
   });

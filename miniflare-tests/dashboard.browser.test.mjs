@@ -154,7 +154,7 @@ describe("dashboard in headless Chromium", { skip, timeout: 110_000 }, () => {
     assert.ok((await dialog.locator('.diff .line.del[data-op="-"]').count()) > 0, "removed lines");
     assert.match(await dialog.locator(".diff").textContent(), /\+\s+"llama-fast"/);
     assert.match(await dialog.locator(".changes").textContent(), /routes\.chat\.chain\[0\]/);
-    await page.fill("#change-message", "prefer llama-fast");
+    await page.fill("#change-message", "prefer llama-fast → café");
     await shot("review-diff");
     await page.click("#btn-save");
     await dialog.waitFor({ state: "detached" });
@@ -162,7 +162,7 @@ describe("dashboard in headless Chromium", { skip, timeout: 110_000 }, () => {
     await page.locator("#table-version", { hasText: "version 2" }).waitFor();
     await page.locator("#banner-external").waitFor({ state: "detached" });
     const top = page.locator("#history-list li.version").first();
-    await top.locator(".version-msg", { hasText: "prefer llama-fast" }).waitFor();
+    await top.locator(".version-msg", { hasText: "prefer llama-fast → café" }).waitFor();
     assert.match(await top.textContent(), /live/);
     assert.match(await page.locator('#history-list li[data-version="1"]').textContent(), /external/);
     assert.equal(await page.locator("#table-dirty").isHidden(), true);

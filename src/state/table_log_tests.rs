@@ -174,3 +174,16 @@ fn saving_the_current_text_again_makes_no_new_version() {
     accepted(log.commit(&write("b", "b", "c"), 11));
     conflict(log.commit(&write("b", "b", "c"), 12));
 }
+
+#[test]
+fn change_messages_may_be_percent_encoded_utf8() {
+    assert_eq!(decode_message("move chat to groq"), "move chat to groq");
+    assert_eq!(decode_message("caf%C3%A9%20%E2%86%92%20v2"), "café → v2");
+    // Not a valid escape: kept as sent.
+    assert_eq!(decode_message("50% of traffic"), "50% of traffic");
+    assert_eq!(decode_message("100%"), "100%");
+    // Escapes that are not UTF-8: the raw header is kept.
+    assert_eq!(decode_message("%FF%FE"), "%FF%FE");
+    assert_eq!(decode_message("a%0Ab"), "a b");
+    assert_eq!(decode_message(&"x".repeat(900)).len(), 500);
+}

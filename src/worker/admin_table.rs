@@ -15,7 +15,9 @@ use super::transport::WorkerClock;
 use crate::config::diff::diff;
 use crate::config::{parse_table, problems, RoutingTable, EMBEDDED_DEFAULT};
 use crate::engine::Clock;
-use crate::state::table_log::{etag, Commit, CommitResult, Entry, Origin, TableLog};
+use crate::state::table_log::{
+    decode_message, etag, Commit, CommitResult, Entry, Origin, TableLog,
+};
 use serde_json::{json, Value};
 use worker::{kv::KvStore, Env, Method, Request, Response, Result};
 
@@ -103,7 +105,8 @@ pub async fn handle(
             let Some(if_match) = if_match(req) else {
                 return precondition_required();
             };
-            let message = req.headers().get("x-change-message")?.unwrap_or_default();
+            let message =
+                decode_message(&req.headers().get("x-change-message")?.unwrap_or_default());
             let text = req.text().await.unwrap_or_default();
             if let Err(errors) = parse_table(&text) {
                 return invalid_table(&errors);
