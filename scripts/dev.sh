@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
-bash scripts/setup.sh
+SETUP_BROWSER=0 bash scripts/setup.sh # no Chromium: only the browser tests need it
 PORT=${PORT:-8787}
 current=$(wrangler kv key get --binding ROUTER_CONFIG routing-table --local 2>/dev/null || true)
 if [ -z "$current" ] || [ "$current" = "Value not found" ]; then

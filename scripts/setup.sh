@@ -39,8 +39,8 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
 fi
 
 # Debian's Chromium for the dashboard's browser tests (miniflare-tests/dashboard.browser.test.mjs,
-# driven by playwright-core, which downloads no browser of its own).
-if [ ! -x /usr/bin/chromium ]; then
+# driven by playwright-core, which downloads no browser of its own). `dev.sh` skips it.
+if [ "${SETUP_BROWSER:-1}" = 1 ] && [ ! -x /usr/bin/chromium ]; then
   log "installing Debian's chromium (browser tests)"
   SUDO=""
   if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
