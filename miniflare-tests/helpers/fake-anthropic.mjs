@@ -37,7 +37,7 @@
 //
 // "Content deltas" count text_delta and input_json_delta events.
 
-import http from "node:http";
+import { createFakeServer } from "./fake-server.mjs";
 import { words, prefillText } from "./fake-openai.mjs";
 
 /** Error bodies, verbatim from /work/shared/fixtures/anthropic/error_*.json. */
@@ -104,21 +104,11 @@ export function jsonFragments(json) {
 export async function startFakeAnthropic({ host = "127.0.0.1" } = {}) {
   const scripts = new Map();
   const received = new Map();
-  const sockets = new Set();
-  const timers = new Set();
   const pendingResponses = new Set();
-  let closed = false;
   let idSeq = 0;
 
-  const sleep = (ms) =>
-    new Promise((resolve) => {
-      if (!ms || ms <= 0) return resolve();
-      const t = setTimeout(() => {
-        timers.delete(t);
-        resolve();
-      }, ms);
-      timers.add(t);
-    });
+  const srv = createFakeServer("fake-anthropic", (req, res, rawBody) => handle(req, res, rawBody));
+  const sleep = srv.sleep;
 
   function stepFor(scenario, index) {
     const s = scripts.get(scenario);
@@ -130,28 +120,6 @@ export async function startFakeAnthropic({ host = "127.0.0.1" } = {}) {
     res.writeHead(status, { "content-type": "application/json", "request-id": "req_fake_path" });
     res.end(JSON.stringify({ type: "error", error: { type, message }, request_id: "req_fake_path" }));
   };
-
-  const server = http.createServer((req, res) => {
-    const chunks = [];
-    req.on("data", (c) => chunks.push(c));
-    req.on("error", () => {});
-    req.on("end", () => {
-      handle(req, res, Buffer.concat(chunks).toString("utf8")).catch((err) => {
-        if (!closed && !res.headersSent) {
-          try {
-            res.writeHead(599, { "content-type": "text/plain" });
-            res.end(`fake-anthropic internal error: ${err?.stack ?? err}`);
-          } catch {}
-        }
-      });
-    });
-  });
-  server.keepAliveTimeout = 1000;
-  server.on("connection", (sock) => {
-    sockets.add(sock);
-    sock.on("close", () => sockets.delete(sock));
-  });
-  server.on("clientError", (_err, sock) => sock.destroy());
 
   async function handle(req, res, rawBody) {
     pendingResponses.add(res);
@@ -174,7 +142,7 @@ export async function startFakeAnthropic({ host = "127.0.0.1" } = {}) {
 
     if (step.hang) return;
     if (step.delayMs) await sleep(step.delayMs);
-    if (closed) return;
+    if (srv.closed) return;
     if (step.reset) {
       req.socket.destroy();
       return;
@@ -210,7 +178,7 @@ export async function startFakeAnthropic({ host = "127.0.0.1" } = {}) {
 
     if (body?.stream !== true) {
       if (step.firstTokenDelayMs) await sleep(step.firstTokenDelayMs);
-      if (closed) return;
+      if (srv.closed) return;
       const content = [];
       if (step.thinking !== undefined) content.push({ type: "thinking", thinking: step.thinking, signature });
       if (textTokens.length) content.push({ type: "text", text: answerText });
@@ -239,7 +207,7 @@ export async function startFakeAnthropic({ host = "127.0.0.1" } = {}) {
     }
 
     // ---- streaming ----
-    const alive = () => !(closed || res.destroyed || res.writableEnded);
+    const alive = () => !(srv.closed || res.destroyed || res.writableEnded);
     const write = async (s) => {
       if (!alive()) return false;
       if (!step.splitBytes) {
@@ -336,7 +304,7 @@ export async function startFakeAnthropic({ host = "127.0.0.1" } = {}) {
       const type = step.errorType ?? "overloaded_error";
       // Verbatim shape of fixtures/anthropic/messages_stream_error_overloaded.sse (spaced JSON).
       await write(`event: error\ndata: {"type": "error", "error": {"type": "${type}", "message": "${type === "overloaded_error" ? "Overloaded" : "Internal server error"}"}}\n\n`);
-      if (!closed) res.end();
+      if (!srv.closed) res.end();
       return;
     }
     if (step.cutAfterChunks !== undefined) {
@@ -347,18 +315,13 @@ export async function startFakeAnthropic({ host = "127.0.0.1" } = {}) {
     if (step.malformedAfterChunks !== undefined) {
       await write("event: content_block_delta\ndata: {not json\n\n");
       await sleep(20);
-      if (!closed) res.end();
+      if (!srv.closed) res.end();
       return;
     }
     // stallAfterChunks: silence until close()
   }
 
-  await new Promise((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(0, host, resolve);
-  });
-  const port = server.address().port;
-  const origin = `http://${host}:${port}`;
+  const { port, origin } = await srv.listen(host);
 
   return {
     kind: "anthropic",
@@ -375,18 +338,10 @@ export async function startFakeAnthropic({ host = "127.0.0.1" } = {}) {
     reset() {
       scripts.clear();
       received.clear();
-      for (const t of timers) clearTimeout(t);
-      timers.clear();
+      srv.clearTimers();
       for (const r of pendingResponses) r.destroy();
       pendingResponses.clear();
     },
-    async close() {
-      closed = true;
-      for (const t of timers) clearTimeout(t);
-      timers.clear();
-      for (const s of sockets) s.destroy();
-      sockets.clear();
-      await new Promise((resolve) => server.close(() => resolve()));
-    },
+    close: () => srv.close(),
   };
 }

@@ -33,7 +33,7 @@
 //   non-streams: truncated_body (half the JSON, then the socket is destroyed), malformed_body
 // Independently, 20 % of streamed answers are written in small byte pieces (`split`, benign).
 
-import http from "node:http";
+import { createFakeServer } from "./fake-server.mjs";
 import { FIXTURE_ERRORS, words } from "./fake-openai.mjs";
 import { ANTHROPIC_ERRORS } from "./fake-anthropic.mjs";
 import { GEMINI_ERRORS } from "./fake-gemini.mjs";
@@ -223,43 +223,11 @@ function usageFor(kind, body, completion) {
  * @param {object} o.ledger     from createLedger(), shared by all fakes of a run
  */
 export async function startChaosFake({ kind, seed, faultRate, ledger, host = "127.0.0.1" }) {
-  const sockets = new Set();
-  const timers = new Set();
   const seen = new Map(); // `${scenario} ${tag}` -> count
-  let closed = false;
   let idSeq = 0;
 
-  const sleep = (ms) =>
-    new Promise((resolve) => {
-      if (!ms || ms <= 0) return resolve();
-      const t = setTimeout(() => {
-        timers.delete(t);
-        resolve();
-      }, ms);
-      timers.add(t);
-    });
-
-  const server = http.createServer((req, res) => {
-    const chunks = [];
-    req.on("data", (c) => chunks.push(c));
-    req.on("error", () => {});
-    req.on("end", () => {
-      handle(req, res, Buffer.concat(chunks).toString("utf8")).catch((err) => {
-        if (!closed && !res.headersSent) {
-          try {
-            res.writeHead(599, { "content-type": "text/plain" });
-            res.end(`fake-chaos internal error: ${err?.stack ?? err}`);
-          } catch {}
-        }
-      });
-    });
-  });
-  server.keepAliveTimeout = 1000;
-  server.on("connection", (sock) => {
-    sockets.add(sock);
-    sock.on("close", () => sockets.delete(sock));
-  });
-  server.on("clientError", (_err, sock) => sock.destroy());
+  const srv = createFakeServer("fake-chaos", (req, res, rawBody) => handle(req, res, rawBody));
+  const sleep = srv.sleep;
 
   function route(req) {
     const [p, query = ""] = req.url.split("?", 2);
@@ -331,9 +299,9 @@ export async function startChaosFake({ kind, seed, faultRate, ledger, host = "12
       ledger.byTag.set(tag, list);
     }
     res.on("close", () => {
-      if (!res.writableEnded && !closed) entry.aborted = true;
+      if (!res.writableEnded && !srv.closed) entry.aborted = true;
     });
-    const alive = () => !(closed || res.destroyed || res.writableEnded);
+    const alive = () => !(srv.closed || res.destroyed || res.writableEnded);
 
     if (d.fault === "bad_prefill") {
       res.writeHead(400, { "content-type": "application/json" });
@@ -480,27 +448,15 @@ export async function startChaosFake({ kind, seed, faultRate, ledger, host = "12
     if (alive()) res.end();
   }
 
-  await new Promise((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(0, host, resolve);
-  });
-  const port = server.address().port;
-  const origin = `http://${host}:${port}`;
+  const { port, origin } = await srv.listen(host);
   return {
     kind,
     port,
     origin,
     baseUrl: (scenario) => `${origin}/s/${encodeURIComponent(scenario)}/${kind === "gemini" ? "v1beta" : "v1"}`,
     /** Connections currently open to this fake. */
-    openSockets: () => sockets.size,
-    async close() {
-      closed = true;
-      for (const t of timers) clearTimeout(t);
-      timers.clear();
-      for (const s of sockets) s.destroy();
-      sockets.clear();
-      await new Promise((resolve) => server.close(() => resolve()));
-    },
+    openSockets: srv.openSockets,
+    close: () => srv.close(),
   };
 }
 

@@ -32,7 +32,7 @@
 //
 // Text is sent one word per stream chunk (the real API sends bigger pieces; the shape is the same).
 
-import http from "node:http";
+import { createFakeServer } from "./fake-server.mjs";
 import { words } from "./fake-openai.mjs";
 
 /** Error bodies; 400 and 429 verbatim from /work/shared/fixtures/gemini/error_*.json. */
@@ -145,21 +145,11 @@ function countPromptTokens(body) {
 export async function startFakeGemini({ host = "127.0.0.1" } = {}) {
   const scripts = new Map();
   const received = new Map();
-  const sockets = new Set();
-  const timers = new Set();
   const pendingResponses = new Set();
-  let closed = false;
   let idSeq = 0;
 
-  const sleep = (ms) =>
-    new Promise((resolve) => {
-      if (!ms || ms <= 0) return resolve();
-      const t = setTimeout(() => {
-        timers.delete(t);
-        resolve();
-      }, ms);
-      timers.add(t);
-    });
+  const srv = createFakeServer("fake-gemini", (req, res, rawBody) => handle(req, res, rawBody));
+  const sleep = srv.sleep;
 
   function stepFor(scenario, index) {
     const s = scripts.get(scenario);
@@ -171,28 +161,6 @@ export async function startFakeGemini({ host = "127.0.0.1" } = {}) {
     res.writeHead(code, { "content-type": "application/json; charset=UTF-8" });
     res.end(JSON.stringify({ error: { code, message, status } }));
   };
-
-  const server = http.createServer((req, res) => {
-    const chunks = [];
-    req.on("data", (c) => chunks.push(c));
-    req.on("error", () => {});
-    req.on("end", () => {
-      handle(req, res, Buffer.concat(chunks).toString("utf8")).catch((err) => {
-        if (!closed && !res.headersSent) {
-          try {
-            res.writeHead(599, { "content-type": "text/plain" });
-            res.end(`fake-gemini internal error: ${err?.stack ?? err}`);
-          } catch {}
-        }
-      });
-    });
-  });
-  server.keepAliveTimeout = 1000;
-  server.on("connection", (sock) => {
-    sockets.add(sock);
-    sock.on("close", () => sockets.delete(sock));
-  });
-  server.on("clientError", (_err, sock) => sock.destroy());
 
   async function handle(req, res, rawBody) {
     pendingResponses.add(res);
@@ -230,7 +198,7 @@ export async function startFakeGemini({ host = "127.0.0.1" } = {}) {
 
     if (step.hang) return;
     if (step.delayMs) await sleep(step.delayMs);
-    if (closed) return;
+    if (srv.closed) return;
     if (step.reset) {
       req.socket.destroy();
       return;
@@ -285,7 +253,7 @@ export async function startFakeGemini({ host = "127.0.0.1" } = {}) {
 
     if (!stream) {
       if (step.firstTokenDelayMs) await sleep(step.firstTokenDelayMs);
-      if (closed) return;
+      if (srv.closed) return;
       const parts = [...thoughtPart];
       if (textTokens.length) parts.push({ text: step.ok });
       parts.push(...callParts);
@@ -298,7 +266,7 @@ export async function startFakeGemini({ host = "127.0.0.1" } = {}) {
     }
 
     // ---- streaming (alt=sse) ----
-    const alive = () => !(closed || res.destroyed || res.writableEnded);
+    const alive = () => !(srv.closed || res.destroyed || res.writableEnded);
     const write = async (s) => {
       if (!alive()) return false;
       if (!step.splitBytes) {
@@ -344,7 +312,7 @@ export async function startFakeGemini({ host = "127.0.0.1" } = {}) {
     }
     if (limit >= pieces.length || step.closeAfterChunks !== undefined) {
       // The end of a Gemini stream is the end of the response: no [DONE].
-      if (!closed) res.end();
+      if (!srv.closed) res.end();
       return;
     }
     if (step.cutAfterChunks !== undefined) {
@@ -355,12 +323,7 @@ export async function startFakeGemini({ host = "127.0.0.1" } = {}) {
     // stallAfterChunks: silence until close()
   }
 
-  await new Promise((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(0, host, resolve);
-  });
-  const port = server.address().port;
-  const origin = `http://${host}:${port}`;
+  const { port, origin } = await srv.listen(host);
 
   return {
     kind: "gemini",
@@ -377,18 +340,10 @@ export async function startFakeGemini({ host = "127.0.0.1" } = {}) {
     reset() {
       scripts.clear();
       received.clear();
-      for (const t of timers) clearTimeout(t);
-      timers.clear();
+      srv.clearTimers();
       for (const r of pendingResponses) r.destroy();
       pendingResponses.clear();
     },
-    async close() {
-      closed = true;
-      for (const t of timers) clearTimeout(t);
-      timers.clear();
-      for (const s of sockets) s.destroy();
-      sockets.clear();
-      await new Promise((resolve) => server.close(() => resolve()));
-    },
+    close: () => srv.close(),
   };
 }

@@ -32,7 +32,7 @@
 // The "role" chunk (delta {role:"assistant", content:""}) is not a content chunk and is sent
 // together with the headers.
 
-import http from "node:http";
+import { createFakeServer } from "./fake-server.mjs";
 
 export const FIXTURE_ERRORS = {
   rate_limited: {
@@ -157,50 +157,17 @@ function countTokens(messages) {
 export async function startFake({ host = "127.0.0.1" } = {}) {
   const scripts = new Map(); // scenario -> steps[]
   const received = new Map(); // scenario -> [{method,url,headers,body,rawBody,at}]
-  const sockets = new Set();
-  const timers = new Set();
   const pendingResponses = new Set();
-  let closed = false;
   let idSeq = 0;
 
-  const sleep = (ms) =>
-    new Promise((resolve) => {
-      if (!ms || ms <= 0) return resolve();
-      const t = setTimeout(() => {
-        timers.delete(t);
-        resolve();
-      }, ms);
-      timers.add(t);
-    });
+  const srv = createFakeServer("fake-openai", (req, res, rawBody) => handle(req, res, rawBody));
+  const sleep = srv.sleep;
 
   function stepFor(scenario, index) {
     const s = scripts.get(scenario);
     if (!s || s.length === 0) return { ok: `default answer from ${scenario}` };
     return s[Math.min(index, s.length - 1)];
   }
-
-  const server = http.createServer((req, res) => {
-    const chunks = [];
-    req.on("data", (c) => chunks.push(c));
-    req.on("error", () => {});
-    req.on("end", () => {
-      handle(req, res, Buffer.concat(chunks).toString("utf8")).catch((err) => {
-        // The client went away or the fake was closed mid-answer: nothing to do.
-        if (!closed && !res.headersSent) {
-          try {
-            res.writeHead(599, { "content-type": "text/plain" });
-            res.end(`fake-openai internal error: ${err?.stack ?? err}`);
-          } catch {}
-        }
-      });
-    });
-  });
-  server.keepAliveTimeout = 1000;
-  server.on("connection", (sock) => {
-    sockets.add(sock);
-    sock.on("close", () => sockets.delete(sock));
-  });
-  server.on("clientError", (_err, sock) => sock.destroy());
 
   async function handle(req, res, rawBody) {
     pendingResponses.add(res);
@@ -230,13 +197,13 @@ export async function startFake({ host = "127.0.0.1" } = {}) {
     list.push(entry);
     // The gateway hung up before the answer was complete (a cancelled hedge, an aborted stream).
     res.on("close", () => {
-      if (!res.writableEnded && !closed) entry.aborted = true;
+      if (!res.writableEnded && !srv.closed) entry.aborted = true;
     });
     const step = stepFor(scenario, index);
 
     if (step.hang) return; // never answer; close() destroys the socket
     if (step.delayMs) await sleep(step.delayMs);
-    if (closed) return;
+    if (srv.closed) return;
     if (step.reset) {
       req.socket.destroy();
       return;
@@ -271,7 +238,7 @@ export async function startFake({ host = "127.0.0.1" } = {}) {
 
     if (body?.stream !== true) {
       if (step.firstTokenDelayMs) await sleep(step.firstTokenDelayMs);
-      if (closed) return;
+      if (srv.closed) return;
       const answer = {
         id,
         object: "chat.completion",
@@ -309,7 +276,7 @@ export async function startFake({ host = "127.0.0.1" } = {}) {
         ...extra,
       })}\n\n`;
     const write = (s) => {
-      if (closed || res.destroyed || res.writableEnded) return false;
+      if (srv.closed || res.destroyed || res.writableEnded) return false;
       res.write(s);
       return true;
     };
@@ -345,13 +312,13 @@ export async function startFake({ host = "127.0.0.1" } = {}) {
     if (step.malformedAfterChunks !== undefined) {
       write("data: {not json\n\n");
       await sleep(20);
-      if (!closed) res.end();
+      if (!srv.closed) res.end();
       return;
     }
     if (step.errorAfterChunks !== undefined) {
       const error = step.inBandError ?? { message: "fake in-band upstream failure", type: "server_error", param: null, code: null };
       write(`data: ${JSON.stringify({ error })}\n\n`);
-      if (!closed) res.end();
+      if (!srv.closed) res.end();
       return;
     }
     if (step.chunkDelayMs) await sleep(step.chunkDelayMs);
@@ -368,12 +335,7 @@ export async function startFake({ host = "127.0.0.1" } = {}) {
     res.end();
   }
 
-  await new Promise((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(0, host, resolve);
-  });
-  const port = server.address().port;
-  const origin = `http://${host}:${port}`;
+  const { port, origin } = await srv.listen(host);
 
   return {
     port,
@@ -392,18 +354,10 @@ export async function startFake({ host = "127.0.0.1" } = {}) {
     reset() {
       scripts.clear();
       received.clear();
-      for (const t of timers) clearTimeout(t);
-      timers.clear();
+      srv.clearTimers();
       for (const r of pendingResponses) r.destroy();
       pendingResponses.clear();
     },
-    async close() {
-      closed = true;
-      for (const t of timers) clearTimeout(t);
-      timers.clear();
-      for (const s of sockets) s.destroy();
-      sockets.clear();
-      await new Promise((resolve) => server.close(() => resolve()));
-    },
+    close: () => srv.close(),
   };
 }
