@@ -98,17 +98,7 @@ fn openai_body(rng: &mut Rng, sane: bool) -> Value {
                     return odd_value(rng);
                 }
                 let mut msg = Map::new();
-                let role = if bad(rng, sane, 6) {
-                    rng.pick(&[
-                        None,
-                        Some(json!("wizard")),
-                        Some(json!("")),
-                        Some(json!("USER")),
-                    ])
-                    .or_else(|| rng.one_in(2).then(|| odd_value(rng)))
-                } else {
-                    Some(json!(rng.pick(&OPENAI_ROLES)))
-                };
+                let role = role(rng, sane, ["wizard", ""], &OPENAI_ROLES);
                 if let Some(r) = role {
                     msg.insert("role".into(), r);
                 }
@@ -208,17 +198,7 @@ fn anthropic_body(rng: &mut Rng, sane: bool) -> Value {
         let msgs = (0..message_count(rng))
             .map(|_| {
                 let mut msg = Map::new();
-                let role = if bad(rng, sane, 6) {
-                    rng.pick(&[
-                        None,
-                        Some(json!("system")),
-                        Some(json!("tool")),
-                        Some(json!("USER")),
-                    ])
-                    .or_else(|| rng.one_in(2).then(|| odd_value(rng)))
-                } else {
-                    Some(json!(rng.pick(&["user", "assistant"])))
-                };
+                let role = role(rng, sane, ["system", "tool"], &["user", "assistant"]);
                 if let Some(r) = role {
                     msg.insert("role".into(), r);
                 }
@@ -506,4 +486,20 @@ fn request_case(rng: &mut Rng) {
 #[test]
 fn fuzz_request_parsers() {
     fuzz("fuzz_request_parsers", 0x8E90_0003, 2_500, request_case);
+}
+
+/// A message role: one of `good`, or (when this case is allowed to be bad) missing, one of
+/// `wrong`, the right word in capitals, or an odd JSON value.
+fn role(rng: &mut Rng, sane: bool, wrong: [&str; 2], good: &[&str]) -> Option<Value> {
+    if bad(rng, sane, 6) {
+        rng.pick(&[
+            None,
+            Some(json!(wrong[0])),
+            Some(json!(wrong[1])),
+            Some(json!("USER")),
+        ])
+        .or_else(|| rng.one_in(2).then(|| odd_value(rng)))
+    } else {
+        Some(json!(rng.pick(good)))
+    }
 }
