@@ -17,6 +17,7 @@ pub mod engine;
 pub mod hash;
 pub mod keys;
 pub mod providers;
+pub mod redact;
 pub mod report;
 pub mod resilience;
 pub mod routing;

@@ -142,6 +142,10 @@ impl Gw {
             clock: &self.clock,
             secrets: &NoSecrets,
             health,
+            redactor: &std::rc::Rc::new(edge_router::redact::Redactor::for_table(
+                &self.table,
+                &NoSecrets,
+            )),
         };
         let ctx = RequestContext {
             order: None,

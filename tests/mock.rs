@@ -36,6 +36,7 @@ fn run(t: &RoutingTable, stream: bool) -> (u16, String, String, ManualClock) {
         clock: &clock,
         secrets: &NoSecrets,
         health: &AlwaysClosed,
+        redactor: &std::rc::Rc::new(edge_router::redact::Redactor::for_table(t, &NoSecrets)),
     };
     let ctx = RequestContext {
         order: None,

@@ -11,9 +11,11 @@ use crate::config::Deployment;
 use crate::egress::StreamEgress;
 use crate::providers::Target;
 use crate::providers::{classify_error, parse_response, Format, StreamEvent, Translator};
+use crate::redact::Redactor;
 use crate::resilience::retry_after::parse_retry_after;
 use crate::resilience::{ErrorClass, UpstreamError};
 use crate::usage::Usage;
+use std::rc::Rc;
 
 /// Largest non-streaming answer accepted from an upstream.
 const MAX_ANSWER_BYTES: usize = 32 << 20;
@@ -43,6 +45,8 @@ pub struct AttemptInput<'a> {
     /// Set when this attempt resumes a broken stream: how to filter its chunks, what the
     /// client already has, and the client-side encoder to continue with.
     pub resume: Option<(Filter, Delivered, StreamEgress)>,
+    /// Scrubs secrets from every upstream error before it reaches the caller or a log line.
+    pub redactor: &'a Rc<Redactor>,
 }
 
 /// Deadlines of one attempt, absolute ms.
@@ -94,7 +98,20 @@ pub fn earliest(options: &[(u64, ErrorClass)]) -> (u64, ErrorClass) {
         .unwrap_or((0, ErrorClass::TimeoutAttempt))
 }
 
+/// One attempt; whatever upstream text its failure carries is scrubbed of secrets.
 pub async fn run_attempt<T: Transport, C: Clock>(
+    input: AttemptInput<'_>,
+    transport: &T,
+    clock: &C,
+) -> AttemptOutcome<T::Body> {
+    let redactor = Rc::clone(input.redactor);
+    match attempt_once(input, transport, clock).await {
+        AttemptOutcome::Failed(e) => AttemptOutcome::Failed(redactor.error(e)),
+        other => other,
+    }
+}
+
+async fn attempt_once<T: Transport, C: Clock>(
     input: AttemptInput<'_>,
     transport: &T,
     clock: &C,
@@ -136,6 +153,16 @@ pub async fn run_attempt<T: Transport, C: Clock>(
         }
     };
     let (status, retry_after, mut body) = head;
+    if (300..400).contains(&status) {
+        // The transport never follows redirects; a 3xx is this deployment's failure.
+        return AttemptOutcome::Failed(UpstreamError {
+            status: Some(status),
+            ..UpstreamError::new(
+                ErrorClass::Redirect,
+                format!("upstream answered HTTP {status} (a redirect, which the gateway does not follow)"),
+            )
+        });
+    }
     if !(200..300).contains(&status) {
         let bytes = match body.read_all(MAX_ERROR_BYTES, dl.attempt.0, clock).await {
             Ok(b) | Err(ReadAllError::Transport(_, b)) => b,
@@ -185,9 +212,11 @@ pub async fn run_attempt<T: Transport, C: Clock>(
             translator,
             StreamEgress::new(input.client, native),
             dl,
+            Rc::clone(input.redactor),
         ),
         Some((filter, delivered, egress)) => {
-            LiveStream::new(body, translator, egress, dl).resumed(filter, delivered)
+            LiveStream::new(body, translator, egress, dl, Rc::clone(input.redactor))
+                .resumed(filter, delivered)
         }
     };
     match live.until_commit(clock).await {

@@ -6,6 +6,7 @@
 use super::meta::Meta;
 use crate::api::ApiError;
 use crate::config::Route;
+use crate::redact::cap;
 use crate::resilience::{ErrorClass, UpstreamError};
 use serde_json::Value;
 
@@ -21,7 +22,8 @@ pub fn client_fault(e: &UpstreamError) -> ApiError {
             .and_then(|v| v.get("error"))
             .and_then(|er| er.get(k))
             .and_then(Value::as_str)
-            .map(str::to_string)
+            // Codes and params are short identifiers; the body was scrubbed already.
+            .map(|v| cap(v, 100))
     };
     let status = e.status.filter(|s| (400..500).contains(s)).unwrap_or(400);
     let mut api = ApiError::new(

@@ -200,6 +200,7 @@ impl<T: Transport, C: Clock, H: Health> Engine<'_, T, C, H> {
                     client: hp.req.client,
                     request_deadline_ms: hp.request_deadline_ms,
                     resume: None,
+                    redactor: self.redactor,
                 },
             ));
         }

@@ -24,6 +24,7 @@ use resuming::ResumeState;
 use crate::api::{ChatRequest, ClientFormat};
 use crate::config::{Route, RoutingTable};
 use crate::providers::{build_target, Secrets};
+use crate::redact::Redactor;
 use crate::resilience::backoff::{earliest_next_start, Jitter};
 use crate::resilience::policy::{decide, Action, Decision};
 use crate::resilience::UpstreamError;
@@ -39,6 +40,8 @@ pub struct Engine<'a, T, C, H = AlwaysClosed> {
     pub clock: &'a C,
     pub secrets: &'a dyn Secrets,
     pub health: &'a H,
+    /// Scrubs secrets from upstream errors (`Redactor::for_table`, cached by the glue).
+    pub redactor: &'a Rc<Redactor>,
 }
 
 /// Per-request facts the glue supplies.
@@ -190,6 +193,7 @@ impl<T: Transport, C: Clock, H: Health> Engine<'_, T, C, H> {
                             client: req.client,
                             request_deadline_ms: request_deadline,
                             resume: None,
+                            redactor: self.redactor,
                         };
                         let first = meta.attempts.is_empty() && starts.len() == 1;
                         match route.hedge_after_ms.filter(|_| first && !probe && !limited) {

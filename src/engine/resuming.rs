@@ -226,6 +226,7 @@ impl<B: ResponseBody> CommittedStream<B> {
                         client: req.client,
                         request_deadline_ms: self.resume.request_deadline_ms,
                         resume: Some((filter, delivered.clone(), self.live.egress_clone())),
+                        redactor: engine.redactor,
                     };
                     run_attempt(input, engine.transport, engine.clock).await
                 }

@@ -11,9 +11,11 @@ use super::ports::{Clock, ResponseBody, TransportError};
 use super::resume::{Delivered, Filter};
 use crate::egress::StreamEgress;
 use crate::providers::{StreamEvent, Translator};
+use crate::redact::Redactor;
 use crate::resilience::{ErrorClass, UpstreamError};
 use crate::usage::Usage;
 use std::collections::VecDeque;
+use std::rc::Rc;
 
 /// After finish_reason, how long to wait for the usage chunk or `[DONE]` before finalising.
 const FINISH_GRACE_MS: u64 = 1_000;
@@ -41,6 +43,8 @@ pub struct LiveStream<B> {
     broken: Option<UpstreamError>,
     /// A replay produced text that contradicts what was delivered: never resume again.
     pub diverged: bool,
+    /// Every error leaving the stream (returned or sent in-band) is scrubbed with it.
+    redactor: Rc<Redactor>,
 }
 
 impl<B: ResponseBody> LiveStream<B> {
@@ -49,6 +53,7 @@ impl<B: ResponseBody> LiveStream<B> {
         translator: Translator,
         egress: StreamEgress,
         dl: Deadlines,
+        redactor: Rc<Redactor>,
     ) -> Self {
         LiveStream {
             body,
@@ -67,6 +72,7 @@ impl<B: ResponseBody> LiveStream<B> {
             delivered: Delivered::default(),
             broken: None,
             diverged: false,
+            redactor,
         }
     }
 
@@ -211,7 +217,7 @@ impl<B: ResponseBody> LiveStream<B> {
                 Some(_) if self.finished => self.finish_ok(),
                 Some(e) => {
                     self.ended = true;
-                    self.broken = Some(e);
+                    self.broken = Some(self.redactor.error(e));
                 }
                 None => {}
             }
@@ -265,6 +271,7 @@ impl<B: ResponseBody> LiveStream<B> {
     }
 
     fn end_with_error(&mut self, e: UpstreamError) {
+        let e = self.redactor.error(e);
         let mut out = Vec::new();
         self.egress.error(&e, &mut out);
         self.pending.extend(out);

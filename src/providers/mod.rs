@@ -32,6 +32,11 @@ pub struct HttpRequest {
 /// Looks up Worker secrets by name.
 pub trait Secrets {
     fn get(&self, name: &str) -> Option<String>;
+    /// Secret values outside the routing table that upstream text must never echo (the
+    /// admin token); provider keys are found through the table.
+    fn extra_values(&self) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 /// The provider's API key from the Worker secret it names, if it names one. A missing,

@@ -20,10 +20,13 @@ pub enum ErrorClass {
     InvalidRequest,
     AuthError,
     NotFound,
+    /// The upstream answered with a 3xx redirect. An LLM API never needs one, and following
+    /// it would send the prompt (and the key) to another host: the attempt fails instead.
+    Redirect,
 }
 
 impl ErrorClass {
-    pub const ALL: [ErrorClass; 15] = [
+    pub const ALL: [ErrorClass; 16] = [
         ErrorClass::RateLimited,
         ErrorClass::Overloaded,
         ErrorClass::ServerError,
@@ -39,6 +42,7 @@ impl ErrorClass {
         ErrorClass::InvalidRequest,
         ErrorClass::AuthError,
         ErrorClass::NotFound,
+        ErrorClass::Redirect,
     ];
 
     pub fn from_name(name: &str) -> Option<ErrorClass> {
@@ -62,6 +66,7 @@ impl ErrorClass {
             ErrorClass::InvalidRequest => "invalid_request",
             ErrorClass::AuthError => "auth_error",
             ErrorClass::NotFound => "not_found",
+            ErrorClass::Redirect => "upstream_redirect",
         }
     }
 

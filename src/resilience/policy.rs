@@ -43,7 +43,8 @@ pub fn decide(d: &Decision<'_>, jitter: &mut Jitter) -> Action {
         }
         // A silent provider is never asked again on this request.
         TimeoutConnect | TimeoutFirstToken | TimeoutIdle | TimeoutAttempt => Action::NextDeployment,
-        AuthError | NotFound => Action::NextDeployment,
+        // A redirect is the deployment's configuration, not a passing fault: no retry.
+        AuthError | NotFound | Redirect => Action::NextDeployment,
         ContextLengthExceeded => Action::NextLargerContext,
         ContentPolicy if d.fallback_on_content_policy => Action::NextDeployment,
         ContentPolicy | InvalidRequest => Action::Fail,

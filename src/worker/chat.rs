@@ -9,6 +9,7 @@ use super::finish::Finish;
 use super::health::DoHealth;
 use super::respond::{bytes_response, client_error_response, config_unavailable, headers_from};
 use super::routing;
+use super::secrets::{redactor, EnvSecrets};
 use super::stream_out;
 use super::transport::{FetchTransport, WorkerClock};
 use crate::api::anthropic::parse_messages_request;
@@ -16,21 +17,12 @@ use crate::api::{parse_chat_request, ApiError, ClientFormat};
 use crate::egress::completion_for_client;
 use crate::engine::{Clock, Engine, Meta, Outcome, RequestContext};
 use crate::keys::estimate;
-use crate::providers::Secrets;
 use crate::report::{log_line, response_headers};
 use futures_util::StreamExt;
 use std::rc::Rc;
 use worker::{console_log, Context, Env, Request, Response, Result};
 
 const DEFAULT_MAX_BODY_BYTES: usize = 8 << 20;
-
-pub(super) struct EnvSecrets<'a>(pub(super) &'a Env);
-
-impl Secrets for EnvSecrets<'_> {
-    fn get(&self, name: &str) -> Option<String> {
-        self.0.secret(name).ok().map(|s| s.to_string())
-    }
-}
 
 /// Serves `/v1/chat/completions` (OpenAI clients) and `/v1/messages` (Anthropic clients).
 pub async fn handle(
@@ -134,12 +126,14 @@ pub async fn handle(
     };
     let transport = FetchTransport;
     let secrets = EnvSecrets(&env);
+    let redactor = redactor(&table, &env);
     let engine = Engine {
         table: &table,
         transport: &transport,
         clock: &clock,
         secrets: &secrets,
         health: &finish.health,
+        redactor: &redactor,
     };
     let ctx_req = RequestContext {
         order: Some(finish.routed.plan.order.clone()),

@@ -3,10 +3,10 @@
 //! through the engine, holding the breaker's probe lease like any half-open probe.
 
 use super::background::Background;
-use super::chat::EnvSecrets;
 use super::config_source;
 use super::health::{remember, DoHealth};
 use super::objects::{self, DEPLOYMENTS};
+use super::secrets::{redactor, EnvSecrets};
 use super::transport::{FetchTransport, WorkerClock};
 use crate::api::parse_chat_request;
 use crate::config::{Chain, ChainStep, ResumeMode, ResumePolicy, Route, DEFAULT_RETRY};
@@ -25,12 +25,14 @@ pub async fn run(env: Env, ctx: ScheduleContext) {
     let table = loaded.table.clone();
     let health = DoHealth::new(env.clone(), Rc::clone(&ctx), Rc::clone(&table));
     let secrets = EnvSecrets(&env);
+    let redactor = redactor(&table, &env);
     let engine = Engine {
         table: &table,
         transport: &FetchTransport,
         clock: &clock,
         secrets: &secrets,
         health: &health,
+        redactor: &redactor,
     };
     for (index, dep) in table.deployments.iter().enumerate() {
         if !dep.breaker.enabled || !dep.breaker.cron_probe {

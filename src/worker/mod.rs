@@ -16,6 +16,7 @@ pub mod objects;
 mod outbox;
 mod respond;
 mod routing;
+mod secrets;
 mod stream_out;
 mod transport;
 

@@ -8,8 +8,8 @@
 //! disconnect from the writer (a failed write, or `closed` settling while it waits for the
 //! upstream), drops the upstream fetch (which aborts it) and finishes the request.
 
-use super::chat::EnvSecrets;
 use super::finish::Finish;
+use super::secrets::{redactor, EnvSecrets};
 use super::transport::{FetchBody, FetchTransport, WorkerClock};
 use crate::config::RoutingTable;
 use crate::engine::{CommittedStream, Engine};
@@ -48,6 +48,7 @@ async fn pump(
 ) {
     let disconnected = {
         let secrets = EnvSecrets(&env);
+        let redactor = redactor(&table, &env);
         // The engine again, for resuming the stream on another attempt if it breaks.
         let engine = Engine {
             table: &table,
@@ -55,6 +56,7 @@ async fn pump(
             clock: &WorkerClock,
             secrets: &secrets,
             health: &finish.health,
+            redactor: &redactor,
         };
         // Settles (rejects) when the client goes away; it never settles otherwise before
         // this task closes the writer.

@@ -77,6 +77,8 @@ impl Transport for FetchTransport {
         init.set_headers(&headers);
         init.set_body(&js_sys::Uint8Array::from(req.body.as_slice()));
         init.set_signal(Some(&controller.signal()));
+        // Never follow a redirect: it would carry the prompt and the key to another host.
+        init.set_redirect(web_sys::RequestRedirect::Manual);
         let global: web_sys::WorkerGlobalScope = js_sys::global().unchecked_into();
         let sent = pin!(JsFuture::from(
             global.fetch_with_str_and_init(&req.url, &init)

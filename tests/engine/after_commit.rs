@@ -118,6 +118,7 @@ fn chunks_are_forwarded_as_they_arrive() {
         clock: &clock,
         secrets: &NoSecrets,
         health: &AlwaysClosed,
+        redactor: &std::rc::Rc::new(edge_router::redact::Redactor::for_table(&t, &NoSecrets)),
     };
     let mut times = Vec::new();
     while let Some(b) = block_on(st.next(&engine)) {
@@ -221,4 +222,17 @@ fn openai_server_quirks_shape_the_upstream_body() {
         json!({"keep": true}),
         "unknown fields pass through"
     );
+}
+
+#[test]
+fn an_in_band_error_quoting_the_provider_key_reaches_the_client_redacted() {
+    let inband = "data: {\"error\":{\"message\":\"Overloaded for key sk-test-secret (Bearer sk-test-secret)\",\"type\":\"overloaded_error\"}}\n\n"
+        .to_string();
+    let (text, meta, _) = broken_after_commit(End::Close, vec![(0, inband)]);
+    assert!(!text.contains("sk-test-secret"), "{text}");
+    assert!(last_event(&text)["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("[redacted]"));
+    assert!(!format!("{meta:?}").contains("sk-test-secret"));
 }

@@ -429,3 +429,45 @@ fn never_more_than_two_attempts_in_the_first_second() {
         );
     }
 }
+
+#[test]
+fn a_redirect_is_never_followed_and_falls_back_without_retry() {
+    let (t, clock, s) = setup();
+    s.on(
+        A,
+        vec![Step::json(307, "").with_header("location", "http://127.0.0.1:1/elsewhere")],
+    );
+    s.on(B, vec![Step::json(200, &completion("from b"))]);
+    let (body, meta) = complete(run(&t, &s, &clock, req(false)));
+    assert_eq!(body["choices"][0]["message"]["content"], "from b");
+    assert_eq!((s.hits(A), s.hits(B)), (1, 1));
+    assert_eq!(reasons(&meta), "a:upstream_redirect:307");
+    // Nobody asked the redirect's target.
+    assert!(s
+        .requests
+        .borrow()
+        .iter()
+        .all(|r| !r.url.contains("elsewhere")));
+}
+
+#[test]
+fn upstream_errors_quoting_the_key_reach_the_caller_redacted_and_capped() {
+    let (t, clock, s) = setup();
+    let long = "x".repeat(5000);
+    let message = format!("Incorrect API key provided: sk-test-secret. {long}");
+    for u in [A, B, C] {
+        s.on(
+            u,
+            vec![Step::json(
+                500,
+                &openai_error(&message, "server_error", "sk-test-secret"),
+            )],
+        );
+    }
+    let (e, meta) = failed(run(&t, &s, &clock, req(false)));
+    assert_eq!(e.status, 502);
+    let shown = format!("{} {} {:?} {:?}", e.message, e.code, e.param, meta);
+    assert!(!shown.contains("sk-test-secret"), "{shown}");
+    assert!(e.message.contains("[redacted]"));
+    assert!(e.message.chars().count() < 1000, "{}", e.message.len());
+}

@@ -60,6 +60,7 @@ fn run(t: &RoutingTable, script: &Script, clock: &ManualClock, body: Value) -> R
         clock,
         secrets: &NoSecrets,
         health: &AlwaysClosed,
+        redactor: &std::rc::Rc::new(edge_router::redact::Redactor::for_table(t, &NoSecrets)),
     };
     let ctx = RequestContext {
         order: None,
@@ -115,6 +116,7 @@ fn drain(r: Run) -> (String, Meta) {
         clock: &clock,
         secrets: &NoSecrets,
         health: &AlwaysClosed,
+        redactor: &std::rc::Rc::new(edge_router::redact::Redactor::for_table(&table, &NoSecrets)),
     };
     let mut s: Box<CommittedStream<ScriptBody>> = match outcome {
         Outcome::Stream(s) => s,
