@@ -2,6 +2,9 @@
 
 import { test, before, after, beforeEach } from "node:test";
 import assert from "node:assert/strict";
+import { mkdtempSync, rmSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
 import { startFake } from "./helpers/fake-openai.mjs";
 import { startWorker, scenarioTable, chatOnce, FAKE_SECRET, USER_MSG } from "./helpers/worker.mjs";
 
@@ -125,6 +128,63 @@ test("a good table again -> ok, new routes visible on the next request", async (
   assert.equal(t.hits("fresh"), 1);
   const old = await chatOnce(w, { model: "good-route", messages: USER_MSG });
   assert.equal(old.status, 404);
+});
+
+test("the table key deleted from KV -> the last good table keeps serving, degraded (not the mock default)", async () => {
+  const t = await scenarioTable(w, fake, {
+    deployments: { prod: {} },
+    routes: { "prod-route": { chain: ["prod"] } },
+  });
+  t.script("prod", [{ ok: "production answer" }, { ok: "production answer" }]);
+  assert.equal((await healthz()).json.status, "ok");
+  await w.deleteTable();
+  const { json } = await healthz();
+  assert.equal(json.status, "degraded");
+  assert.equal(json.config.source, "last-good");
+  assert.match(json.config.error, /holds no routing table/);
+  assert.deepEqual(await modelIds(), ["prod-route"]);
+  const r = await chatOnce(w, { model: "prod-route", messages: USER_MSG });
+  assert.equal(r.status, 200, r.text);
+  assert.equal(r.json.choices[0].message.content, "production answer");
+});
+
+test("a fresh isolate with no table key but a last-good copy in KV serves last-good, degraded", async () => {
+  const t = await scenarioTable(w, fake, {
+    deployments: { kept: {} },
+    routes: { "kept-route": { chain: ["kept"] } },
+  });
+  t.script("kept", [{ ok: "kept answer" }]);
+  // The worker writes routing-table:last-good in the background when it adopts a table.
+  await healthz();
+  const kv = await w.mf.getKVNamespace("ROUTER_CONFIG");
+  for (let i = 0; i < 50 && !(await kv.get("routing-table:last-good"))?.includes("kept-route"); i++) {
+    await new Promise((res) => setTimeout(res, 50));
+  }
+  await w.deleteTable();
+  const dir = mkdtempSync(path.join(os.tmpdir(), "edge-router-kv-"));
+  const w2 = await startWorker({ persistDir: dir });
+  try {
+    const kv2 = await w2.mf.getKVNamespace("ROUTER_CONFIG");
+    await kv2.put("routing-table:last-good", await kv.get("routing-table:last-good"));
+    const json = await (await w2.fetch("/healthz")).json();
+    assert.equal(json.status, "degraded");
+    assert.equal(json.config.source, "last-good");
+    const r = await chatOnce(w2, { model: "kept-route", messages: USER_MSG });
+    assert.equal(r.status, 200, r.text);
+    assert.equal(r.json.choices[0].message.content, "kept answer");
+    // A fresh namespace, neither key: the embedded default, said plainly.
+    const w3 = await startWorker();
+    try {
+      const fresh = await (await w3.fetch("/healthz")).json();
+      assert.equal(fresh.status, "ok");
+      assert.equal(fresh.config.source, "embedded-default");
+    } finally {
+      await w3.dispose();
+    }
+  } finally {
+    await w2.dispose();
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test("healthz and errors never show the secret", async () => {

@@ -50,18 +50,26 @@ impl Default for BreakerConfig {
     }
 }
 
+/// Stored in the deployment's object: wire names are explicit so that renaming a variant in
+/// Rust never makes stored breakers unreadable (`stored_shapes` pins them).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "state", rename_all = "snake_case")]
+#[serde(tag = "state")]
 pub enum Phase {
+    #[serde(rename = "closed")]
     Closed,
+    #[serde(rename = "open")]
     Open {
+        #[serde(default)]
         until_ms: u64,
     },
     /// Lease expiry times of the probes in flight.
+    #[serde(rename = "half_open")]
     HalfOpen {
+        #[serde(default)]
         leases: Vec<u64>,
     },
     /// Kill switch: open until an operator resets it.
+    #[serde(rename = "forced_open")]
     ForcedOpen,
 }
 

@@ -8,3 +8,6 @@ pub mod speed;
 pub mod stats;
 pub mod table_log;
 pub mod window;
+
+#[cfg(test)]
+mod stored_shapes;

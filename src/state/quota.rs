@@ -59,6 +59,8 @@ pub enum Denial {
     Tpm,
     BudgetDay,
     BudgetMonth,
+    /// The limit's stored state cannot be read: admission fails closed.
+    StateUnreadable,
 }
 
 /// For `x-ratelimit-*` headers (OpenAI names): limit/remaining/reset for requests and tokens.

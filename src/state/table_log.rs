@@ -58,15 +58,21 @@ pub fn decode_message(raw: &str) -> String {
 /// Versions kept in the log (and their texts in KV).
 pub const KEEP_VERSIONS: usize = 50;
 
+/// Stored in the table log: explicit wire names (see `state::stored_shapes`); an origin
+/// written by a newer version reads as `Unknown` rather than making the whole log unreadable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
 pub enum Origin {
     /// Saved with `PUT /admin/api/table`.
+    #[serde(rename = "api")]
     Api,
     /// Saved by `POST /admin/api/table/rollback`.
+    #[serde(rename = "rollback")]
     Rollback,
     /// Found in KV, not written by the API; logged when an API write replaced it.
+    #[serde(rename = "external")]
     External,
+    #[serde(rename = "unknown", other)]
+    Unknown,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -71,16 +71,30 @@ pub async fn handle(mut req: Request, env: Env, ctx: Context) -> Result<Response
         .split('/')
         .filter(|p| !p.is_empty())
         .collect();
+    // A failure of the objects or KV behind a route is the admin's to see, as a JSON error.
+    match route(&mut req, &env, &ctx, &path, &parts).await {
+        Ok(res) => Ok(res),
+        Err(e) => err(503, "admin_state_unavailable", format!("admin API: {e}")),
+    }
+}
+
+async fn route(
+    req: &mut Request,
+    env: &Env,
+    ctx: &Context,
+    path: &str,
+    parts: &[&str],
+) -> Result<Response> {
     let method = req.method();
-    match (method, parts.as_slice()) {
+    match (method, parts) {
         (Method::Get, ["deployments"]) => {
-            let loaded = match config_source::current(&env, &ctx, WorkerClock.now_ms()).await {
+            let loaded = match config_source::current(env, ctx, WorkerClock.now_ms()).await {
                 Ok(l) => l,
                 Err(e) => return err(503, "config_unavailable", e),
             };
             let mut out = Vec::new();
             for d in &loaded.table.deployments {
-                let state: Value = objects::call(&env, DEPLOYMENTS, &d.name, "/state", None::<&()>)
+                let state: Value = objects::call(env, DEPLOYMENTS, &d.name, "/state", None::<&()>)
                     .await
                     .unwrap_or(Value::Null);
                 out.push(json!({"name": d.name, "model": d.model, "provider": loaded.table.providers.get(d.provider).map(|p| p.name.clone()),
@@ -89,8 +103,7 @@ pub async fn handle(mut req: Request, env: Env, ctx: Context) -> Result<Response
             json_response(200, &json!({"deployments": out}))
         }
         (Method::Get, ["deployments", name]) => {
-            let state: Value =
-                objects::call(&env, DEPLOYMENTS, name, "/state", None::<&()>).await?;
+            let state: Value = objects::call(env, DEPLOYMENTS, name, "/state", None::<&()>).await?;
             json_response(200, &json!({"name": name, "state": state}))
         }
         (Method::Post, ["deployments", name, action @ ("reset" | "force-open")]) => {
@@ -99,8 +112,7 @@ pub async fn handle(mut req: Request, env: Env, ctx: Context) -> Result<Response
             } else {
                 "/force_open"
             };
-            let view: Value =
-                objects::call(&env, DEPLOYMENTS, name, path, Some(&json!({}))).await?;
+            let view: Value = objects::call(env, DEPLOYMENTS, name, path, Some(&json!({}))).await?;
             json_response(200, &json!({"name": name, "view": view}))
         }
         (Method::Get, ["keys"]) => {
@@ -125,17 +137,17 @@ pub async fn handle(mut req: Request, env: Env, ctx: Context) -> Result<Response
             }
             json_response(200, &json!({"keys": keys}))
         }
-        (_, ["table", rest @ ..]) => super::admin_table::handle(&mut req, &env, &ctx, rest).await,
-        (Method::Post, ["keys"]) => create_key(&mut req, &env).await,
-        (Method::Patch, ["keys", id]) => update_key(&mut req, &env, id).await,
-        (Method::Post, ["explain"]) => explain(&mut req, &env, &ctx).await,
+        (_, ["table", rest @ ..]) => super::admin_table::handle(req, env, ctx, rest).await,
+        (Method::Post, ["keys"]) => create_key(req, env).await,
+        (Method::Patch, ["keys", id]) => update_key(req, env, id).await,
+        (Method::Post, ["explain"]) => explain(req, env, ctx).await,
         (Method::Get, ["keys", id]) => {
             let kv = env.kv(KV_BINDING)?;
             let Some(text) = kv_text::get(&kv, &format!("{KV_PREFIX}{id}")).await? else {
                 return err(404, "key_not_found", format!("no gateway key with id {id}"));
             };
             let record: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
-            let usage: Value = objects::call(&env, KEYS, id, "/usage", None::<&()>).await?;
+            let usage: Value = objects::call(env, KEYS, id, "/usage", None::<&()>).await?;
             json_response(200, &json!({"id": id, "record": record, "state": usage}))
         }
         (Method::Post, ["keys", id, "revoke"]) => {
@@ -144,7 +156,7 @@ pub async fn handle(mut req: Request, env: Env, ctx: Context) -> Result<Response
             let Some(text) = kv_text::get(&kv, &name).await? else {
                 return err(404, "key_not_found", format!("no gateway key with id {id}"));
             };
-            let _: Value = objects::call(&env, KEYS, id, "/revoke", Some(&json!({}))).await?;
+            let _: Value = objects::call(env, KEYS, id, "/revoke", Some(&json!({}))).await?;
             let mut record: Value = serde_json::from_str(&text).unwrap_or_else(|_| json!({}));
             if let Some(o) = record.as_object_mut() {
                 o.insert("revoked".into(), json!(true));

@@ -224,7 +224,11 @@ fn unknown_version(n: u64) -> Result<Response> {
 async fn get_table(env: &Env, ctx: &dyn Background, kv: &KvStore) -> Result<Response> {
     let (text, is_default) = live(kv).await?;
     let tag = etag(&text);
-    let log = log(env).await?;
+    // An unreadable version log is reported, not hidden: the table is still shown.
+    let (log, log_error) = match log(env).await {
+        Ok(l) => (l, None),
+        Err(e) => (TableLog::default(), Some(e.to_string())),
+    };
     let serving = config_source::current(env, ctx, WorkerClock.now_ms()).await;
     let (serving, serving_error) = match &serving {
         Ok(l) => (json!(l.source.as_str()), json!(l.error)),
@@ -246,6 +250,7 @@ async fn get_table(env: &Env, ctx: &dyn Background, kv: &KvStore) -> Result<Resp
         "external_change": log.latest().is_some() && log.is_external(&tag, is_default),
         "updated_ms": entry.map(|e| e.created_ms),
         "message": entry.map(|e| e.message.clone()),
+        "log_error": log_error,
     });
     with_etag(json_response(200, &body), &tag)
 }

@@ -142,7 +142,20 @@ pub async fn admit(
             retry_after_ms,
             headroom,
         }) => {
+            if reason == Denial::StateUnreadable {
+                let e = ApiError::new(
+                    503,
+                    "api_error",
+                    "key_state_unreadable",
+                    format!(
+                        "Gateway key \"{}\": its usage state cannot be read.",
+                        key.name
+                    ),
+                );
+                return Err((e, headroom));
+            }
             let (code, what) = match reason {
+                Denial::StateUnreadable => ("key_state_unreadable", "stored state"),
                 Denial::Rpm => ("rate_limit_exceeded", "requests per minute"),
                 Denial::Tpm => ("rate_limit_exceeded", "tokens per minute"),
                 Denial::BudgetDay => ("budget_exceeded", "daily budget"),

@@ -18,6 +18,8 @@ pub const KV_BINDING: &str = "ROUTER_CONFIG";
 pub const TABLE_KEY: &str = "routing-table";
 pub const LAST_GOOD_KEY: &str = "routing-table:last-good";
 const DEFAULT_TTL_MS: u64 = 5_000;
+/// `raw_hash` of a state derived from an absent KV key (no text hashes to it in practice).
+const MISSING_HASH: u64 = u64::MAX;
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Source {
@@ -101,15 +103,7 @@ async fn refresh(
         }
     };
     let Some(text) = text else {
-        let table = parse_table(EMBEDDED_DEFAULT)
-            .map_err(|e| format!("embedded default table invalid: {}", e.join("; ")))?;
-        return Ok(Loaded {
-            table: Rc::new(table),
-            source: Source::EmbeddedDefault,
-            error: None,
-            checked_at_ms: now_ms,
-            raw_hash: 0,
-        });
+        return missing_table(&kv, cached, now_ms).await;
     };
     let hash = fnv1a(text.as_bytes());
     if let Some(mut c) = cached.clone().filter(|c| c.raw_hash == hash) {
@@ -178,6 +172,50 @@ async fn refresh(
             }
         }
     }
+}
+
+/// KV holds no table. A table that was served before (in this isolate, or as last-good in KV)
+/// keeps serving, degraded: a deleted key or a freshly bound namespace must not silently turn
+/// production routes into the mock default. The embedded default serves only when no table
+/// has ever been adopted.
+async fn missing_table(
+    kv: &worker::kv::KvStore,
+    cached: Option<Loaded>,
+    now_ms: u64,
+) -> Result<Loaded, String> {
+    let msg = format!(
+        "KV key {TABLE_KEY:?} holds no routing table; serving the last good table (write a table, \
+         or delete {LAST_GOOD_KEY:?} too to fall back to the embedded default)"
+    );
+    if let Some(c) = cached.filter(|c| c.source != Source::EmbeddedDefault) {
+        return Ok(Loaded {
+            source: Source::LastGood,
+            error: Some(msg),
+            checked_at_ms: now_ms,
+            raw_hash: MISSING_HASH,
+            ..c
+        });
+    }
+    let last_good = kv.get(LAST_GOOD_KEY).text().await.ok().flatten();
+    if let Some(table) = last_good.and_then(|t| parse_table(&t).ok()) {
+        console_error!("{}", log_json("config_missing", &msg));
+        return Ok(Loaded {
+            table: Rc::new(table),
+            source: Source::LastGood,
+            error: Some(msg),
+            checked_at_ms: now_ms,
+            raw_hash: MISSING_HASH,
+        });
+    }
+    let table = parse_table(EMBEDDED_DEFAULT)
+        .map_err(|e| format!("embedded default table invalid: {}", e.join("; ")))?;
+    Ok(Loaded {
+        table: Rc::new(table),
+        source: Source::EmbeddedDefault,
+        error: None,
+        checked_at_ms: now_ms,
+        raw_hash: 0,
+    })
 }
 
 fn log_json(event: &str, message: &str) -> String {

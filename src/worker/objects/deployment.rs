@@ -3,16 +3,23 @@
 //!
 //! Invariant: every change is written back before the reply (see `Stored`), so the breaker's
 //! transitions are serial and survive restarts. The breaker's settings travel with each call
-//! (they live in the routing table, not here).
+//! (they live in the routing table, not here). Unreadable state fails closed and is never
+//! overwritten except by an operator's reset or kill: an unreadable breaker answers
+//! `forced_open` (a kill switch it may have held stays on), an unreadable rate-limit window
+//! refuses admission; unreadable usage counters only stop recording.
 
 use super::key::AdmitCall;
 use super::stored::Stored;
 use super::{body, json, now_ms};
 use crate::state::breaker::{Breaker, BreakerConfig, Report, View};
-use crate::state::quota::{Actual, Quota};
+
+/// How long a deployment whose rate-limit state is unreadable is skipped before it is asked again.
+const UNREADABLE_RETRY_MS: u64 = 30_000;
+use crate::state::quota::{Actual, Admission, Denial, Headroom, Quota};
 use crate::state::speed::Speed;
 use crate::state::stats::{Sample, Stats};
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use worker::{durable_object, DurableObject, Env, Method, Request, Response, Result, State};
 
 #[derive(Debug, Deserialize)]
@@ -61,32 +68,42 @@ pub struct DeploymentState {
 impl DeploymentState {
     async fn report(&self, call: ReportCall, now: u64) -> Result<Response> {
         let storage = self.state.storage();
-        let (changed, view) = self.breaker.with(|b| {
+        let recorded = self.breaker.with(|b| {
             let before = b.clone();
             for r in &call.reports {
                 b.record(&call.config, *r, now);
             }
             (*b != before, b.view(now))
         });
-        if changed {
-            self.breaker.save(&storage).await?;
-        }
+        let view = match recorded {
+            Ok((changed, view)) => {
+                if changed {
+                    self.breaker.save(&storage).await?;
+                }
+                view
+            }
+            Err(_) => View::ForcedOpen,
+        };
         if !call.samples.is_empty() {
-            self.stats.with(|s| {
+            let stats = self.stats.with(|s| {
                 for sample in &call.samples {
                     s.record(sample, now);
                 }
             });
-            self.stats.save(&storage).await?;
-            self.speed.with(|s| {
+            if stats.is_ok() {
+                self.stats.save(&storage).await?;
+            }
+            let speed = self.speed.with(|s| {
                 for sample in &call.samples {
                     s.record(sample);
                 }
             });
-            self.speed.save(&storage).await?;
+            if speed.is_ok() {
+                self.speed.save(&storage).await?;
+            }
         }
         if !call.settles.is_empty() {
-            self.quota.with(|q| {
+            let settled = self.quota.with(|q| {
                 for (id, tokens) in &call.settles {
                     match tokens {
                         Some(t) => {
@@ -102,22 +119,51 @@ impl DeploymentState {
                     }
                 }
             });
-            self.quota.save(&storage).await?;
+            if settled.is_ok() {
+                self.quota.save(&storage).await?;
+            }
         }
         json(&ReportReply {
             view,
-            speed: self.speed.with(|s| *s),
+            speed: self.speed.with(|s| *s).unwrap_or_default(),
         })
     }
 
-    /// Runs `f` on the breaker, saves it, and replies with its view.
+    /// An operator's reset or kill: replaces unreadable breaker state (keeping a copy), runs
+    /// `f` on the breaker, saves it, and replies with its view.
     async fn breaker_change(&self, f: impl FnOnce(&mut Breaker), now: u64) -> Result<Response> {
+        let storage = self.state.storage();
+        self.breaker.replace_unreadable(&storage).await?;
         let view = self.breaker.with(|b| {
             f(b);
             b.view(now)
         });
-        self.breaker.save(&self.state.storage()).await?;
-        json(&view)
+        match view {
+            Ok(view) => {
+                self.breaker.save(&storage).await?;
+                json(&view)
+            }
+            Err(e) => Response::error(e.to_string(), 503),
+        }
+    }
+
+    /// The breaker's view; `forced_open` when its state cannot be read.
+    fn view(&self, now: u64) -> View {
+        self.breaker
+            .with(|b| b.view(now))
+            .unwrap_or(View::ForcedOpen)
+    }
+
+    fn problems(&self) -> Vec<Value> {
+        [
+            self.breaker.problem(),
+            self.stats.problem(),
+            self.speed.problem(),
+            self.quota.problem(),
+        ]
+        .into_iter()
+        .flatten()
+        .collect()
     }
 }
 
@@ -154,8 +200,16 @@ impl DurableObject for DeploymentState {
                     granted: b.acquire_probe(&call.config, call.force, now),
                     view: b.view(now),
                 });
-                self.breaker.save(&storage).await?;
-                json(&reply)
+                match reply {
+                    Ok(reply) => {
+                        self.breaker.save(&storage).await?;
+                        json(&reply)
+                    }
+                    Err(_) => json(&ProbeReply {
+                        granted: false,
+                        view: View::ForcedOpen,
+                    }),
+                }
             }
             (Method::Post, "/admit") => {
                 let call: AdmitCall = match body(&mut req).await {
@@ -165,20 +219,30 @@ impl DurableObject for DeploymentState {
                 let admission = self
                     .quota
                     .with(|q| q.admit(&call.id, &call.limits, call.estimate, now));
-                self.quota.save(&storage).await?;
-                json(&admission)
+                match admission {
+                    Ok(admission) => {
+                        self.quota.save(&storage).await?;
+                        json(&admission)
+                    }
+                    Err(_) => json(&Admission::Denied {
+                        reason: Denial::StateUnreadable,
+                        retry_after_ms: UNREADABLE_RETRY_MS,
+                        headroom: Headroom::default(),
+                    }),
+                }
             }
             (Method::Get, "/state") => {
-                let breaker = self.breaker.with(|b| b.clone());
-                let usage = self.stats.with(|s| s.to_json(now));
+                let breaker = self.breaker.with(|b| b.clone()).ok();
+                let usage = self.stats.with(|s| s.to_json(now)).unwrap_or(Value::Null);
                 json(&serde_json::json!({
-                    "view": breaker.view(now),
+                    "view": self.view(now),
                     "breaker": breaker,
                     "usage": usage,
-                    "speed": self.speed.with(|s| *s),
+                    "speed": self.speed.with(|s| *s).unwrap_or_default(),
+                    "state_errors": self.problems(),
                 }))
             }
-            (Method::Get, "/view") => json(&self.breaker.with(|b| b.view(now))),
+            (Method::Get, "/view") => json(&self.view(now)),
             (Method::Post, "/reset") => self.breaker_change(Breaker::reset, now).await,
             (Method::Post, "/force_open") => self.breaker_change(|b| b.force_open(now), now).await,
             _ => Response::error("not found", 404),

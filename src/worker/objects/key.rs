@@ -5,11 +5,13 @@
 //! requests cannot together pass a limit: each reserves its estimate before it is sent and
 //! settles to the actual cost (or releases) afterwards. A revoked key is refused here at once,
 //! whatever the isolates' KV caches still say. Every change is saved before the reply (see
-//! `Stored`).
+//! `Stored`). Unreadable state fails closed: admission is refused (its budget and revocation
+//! cannot be checked), settles are refused rather than written over it, and only a revoke
+//! replaces it (keeping a copy).
 
 use super::stored::Stored;
 use super::{body, json, now_ms};
-use crate::state::quota::{Actual, Admission, Estimate, Limits, Quota};
+use crate::state::quota::{Actual, Admission, Denial, Estimate, Headroom, Limits, Quota};
 use crate::state::stats::{Sample, Stats};
 use serde::{Deserialize, Serialize};
 use worker::{durable_object, DurableObject, Env, Method, Request, Response, Result, State};
@@ -91,15 +93,28 @@ impl DurableObject for KeyState {
                         }
                     }
                 });
-                self.inner.save(&storage).await?;
-                json(&reply)
+                match reply {
+                    Ok(reply) => {
+                        self.inner.save(&storage).await?;
+                        json(&reply)
+                    }
+                    // Fail closed: the key's budget and revocation cannot be checked.
+                    Err(_) => json(&AdmitReply {
+                        revoked: false,
+                        admission: Some(Admission::Denied {
+                            reason: Denial::StateUnreadable,
+                            retry_after_ms: 0,
+                            headroom: Headroom::default(),
+                        }),
+                    }),
+                }
             }
             (Method::Post, "/settle") => {
                 let call: SettleCall = match body(&mut req).await {
                     Ok(c) => c,
                     Err(e) => return Response::error(e, 400),
                 };
-                self.inner.with(|i| {
+                let settled = self.inner.with(|i| {
                     match (&call.id, call.actual) {
                         (Some(id), Some(actual)) => {
                             i.quota.settle(id, actual, now);
@@ -114,21 +129,42 @@ impl DurableObject for KeyState {
                         (None, None) => {}
                     }
                     i.stats.record(&call.sample, now);
+                    i.quota.spend(now)
                 });
-                self.inner.save(&storage).await?;
-                json(&self.inner.with(|i| i.quota.spend(now)))
+                match settled {
+                    Ok(spend) => {
+                        self.inner.save(&storage).await?;
+                        json(&spend)
+                    }
+                    Err(e) => Response::error(e.to_string(), 503),
+                }
             }
-            (Method::Get, "/usage") => json(&self.inner.with(|i| {
+            (Method::Get, "/usage") => match self.inner.with(|i| {
                 serde_json::json!({
                     "revoked": i.revoked,
                     "spend": i.quota.spend(now),
                     "usage": i.stats.to_json(now),
+                    "state_errors": [],
                 })
-            })),
+            }) {
+                Ok(v) => json(&v),
+                Err(_) => json(&serde_json::json!({
+                    "revoked": null,
+                    "spend": null,
+                    "usage": null,
+                    "state_errors": [self.inner.problem()],
+                })),
+            },
             (Method::Post, "/revoke") => {
-                self.inner.with(|i| i.revoked = true);
-                self.inner.save(&storage).await?;
-                json(&serde_json::json!({"revoked": true}))
+                // Revoking must work even over unreadable state (a copy of it is kept).
+                self.inner.replace_unreadable(&storage).await?;
+                match self.inner.with(|i| i.revoked = true) {
+                    Ok(()) => {
+                        self.inner.save(&storage).await?;
+                        json(&serde_json::json!({"revoked": true}))
+                    }
+                    Err(e) => Response::error(e.to_string(), 503),
+                }
             }
             _ => Response::error("not found", 404),
         }

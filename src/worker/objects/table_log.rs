@@ -4,7 +4,9 @@
 //! Invariant: each commit is decided against the log as it is after every earlier commit (one
 //! request at a time; the load-decide-save sequence only awaits storage, which keeps the
 //! input gate closed), so two writers with the same `If-Match` cannot both win. The texts of
-//! the versions live in KV; this object keeps only the index (see `state::table_log`).
+//! the versions live in KV; this object keeps only the index (see `state::table_log`). An
+//! unreadable index is never replaced by an empty one (which would restart the version
+//! numbers and overwrite the history in KV): reads and writes answer 503 until it is repaired.
 
 use super::stored::Stored;
 use super::{body, json, now_ms};
@@ -32,15 +34,23 @@ impl DurableObject for TableLog {
         let storage = self.state.storage();
         self.log.load(&storage).await;
         match (req.method(), req.path().as_str()) {
-            (Method::Get, "/log") => json(&self.log.with(|l| l.clone())),
+            // An unreadable log refuses reads and writes: version numbers never restart.
+            (Method::Get, "/log") => match self.log.with(|l| l.clone()) {
+                Ok(log) => json(&log),
+                Err(e) => Response::error(e.to_string(), 503),
+            },
             (Method::Post, "/commit") => {
                 let commit: Commit = match body(&mut req).await {
                     Ok(c) => c,
                     Err(e) => return Response::error(e, 400),
                 };
-                let result = self.log.with(|l| l.commit(&commit, now_ms()));
-                self.log.save(&storage).await?;
-                json(&result)
+                match self.log.with(|l| l.commit(&commit, now_ms())) {
+                    Ok(result) => {
+                        self.log.save(&storage).await?;
+                        json(&result)
+                    }
+                    Err(e) => Response::error(e.to_string(), 503),
+                }
             }
             _ => Response::error("not found", 404),
         }
