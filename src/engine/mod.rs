@@ -14,12 +14,14 @@ pub mod resume;
 mod resuming;
 mod stream;
 
+pub use body::AttemptBody;
 pub use meta::{AttemptRecord, Meta};
 pub use outcome::{CommittedStream, Outcome};
 pub use ports::{
     AlwaysClosed, Clock, Health, ResponseBody, ResponseHead, Transport, TransportError,
 };
 use resuming::ResumeState;
+pub use stream::{Piece, Step};
 
 use crate::api::{ChatRequest, ClientFormat};
 use crate::config::{Route, RoutingTable};

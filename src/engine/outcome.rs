@@ -1,9 +1,10 @@
 //! The engine's answer: a complete body, a committed live stream, or an error for the caller.
 
+use super::body::AttemptBody;
 use super::meta::Meta;
 use super::ports::{Clock, Health, ResponseBody, Transport};
 use super::resuming::ResumeState;
-use super::stream::LiveStream;
+use super::stream::{LiveStream, Piece, Step};
 use super::Engine;
 use crate::api::ApiError;
 use crate::config::{Deployment, Price, RoutingTable};
@@ -92,6 +93,24 @@ impl<B: ResponseBody> CommittedStream<B> {
                 }
             }
         }
+    }
+
+    /// For a glue that reads the upstream itself, without a future per read: what the live
+    /// attempt needs next. After `Step::Stop`, call `next` (it ends, fails or resumes).
+    pub fn step(&mut self, now_ms: u64) -> Step {
+        self.live.step(now_ms)
+    }
+
+    /// The result of the read that `step` asked for.
+    pub fn feed(&mut self, piece: Piece<'_>, now_ms: u64) {
+        let before = self.live.waiting_ms;
+        self.live.feed(piece, now_ms);
+        self.meta.waiting_ms += self.live.waiting_ms.saturating_sub(before);
+    }
+
+    /// The live attempt's upstream body (it changes when the stream resumes elsewhere).
+    pub fn body_mut(&mut self) -> &mut AttemptBody<B> {
+        self.live.body_mut()
     }
 
     fn answering<'t>(&self, table: &'t RoutingTable) -> Option<&'t Deployment> {

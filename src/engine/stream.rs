@@ -45,6 +45,39 @@ pub struct LiveStream<B> {
     pub diverged: bool,
     /// Every error leaving the stream (returned or sent in-band) is scrubbed with it.
     redactor: Rc<Redactor>,
+    /// The read `step` asked for last.
+    armed: Armed,
+}
+
+/// What a committed stream needs next (see `LiveStream::step`).
+#[derive(Debug, PartialEq, Eq)]
+pub enum Step {
+    /// Send these bytes to the client.
+    Bytes(Vec<u8>),
+    /// Read the upstream, giving up after this many ms, and `feed` the result.
+    Read(u64),
+    /// Over, or broken: `take_end` says which.
+    Stop,
+}
+
+/// The result of one read of the upstream body.
+#[derive(Debug, Clone, Copy)]
+pub enum Piece<'a> {
+    Data(&'a [u8]),
+    /// The body ended.
+    End,
+    /// The read's timeout elapsed first.
+    Timeout,
+    /// The connection broke (the runtime's message).
+    Broken(&'a str),
+}
+
+/// The read in flight: when it was asked for, and whether its timeout is the idle wait (not
+/// the attempt's end), so that a timeout is classified as the deadline that set it.
+#[derive(Debug, Clone, Copy, Default)]
+struct Armed {
+    at_ms: u64,
+    idle_wait: bool,
 }
 
 impl<B: ResponseBody> LiveStream<B> {
@@ -73,6 +106,7 @@ impl<B: ResponseBody> LiveStream<B> {
             broken: None,
             diverged: false,
             redactor,
+            armed: Armed::default(),
         }
     }
 
@@ -146,28 +180,47 @@ impl<B: ResponseBody> LiveStream<B> {
         clock: &C,
     ) -> Result<Option<Vec<u8>>, UpstreamError> {
         loop {
+            match self.step(clock.now_ms()) {
+                Step::Bytes(bytes) => return Ok(Some(bytes)),
+                Step::Stop => return self.take_end(),
+                Step::Read(timeout) => {
+                    let piece = self.body.next_chunk(timeout, clock).await;
+                    let now = clock.now_ms();
+                    match piece {
+                        Ok(Some(bytes)) => self.feed(Piece::Data(&bytes), now),
+                        Ok(None) => self.feed(Piece::End, now),
+                        Err(TransportError::Timeout) => self.feed(Piece::Timeout, now),
+                        Err(TransportError::Connect(m) | TransportError::Reset(m)) => {
+                            self.feed(Piece::Broken(&m), now)
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// What the stream needs next, without waiting: bytes ready for the client, a read of the
+    /// upstream under the given timeout (then `feed` its result), or a stop (`take_end`).
+    pub fn step(&mut self, now: u64) -> Step {
+        loop {
             // Everything ready goes out in one piece: fewer hand-overs to the runtime.
             if let Some(first) = self.pending.pop_front() {
                 if self.pending.is_empty() {
-                    return Ok(Some(first));
+                    return Step::Bytes(first);
                 }
                 let mut all = first;
                 for b in self.pending.drain(..) {
                     all.extend_from_slice(&b);
                 }
-                return Ok(Some(all));
+                return Step::Bytes(all);
             }
-            if let Some(e) = self.broken.take() {
-                return Err(e);
-            }
-            if self.ended {
-                return Ok(None);
+            if self.broken.is_some() || self.ended {
+                return Step::Stop;
             }
             if self.done || (self.finished && self.usage.is_some()) {
                 self.finish_ok();
                 continue;
             }
-            let now = clock.now_ms();
             let attempt_left = self.dl.attempt.0.saturating_sub(now);
             if attempt_left == 0 {
                 self.end_with_error(timeout_error(self.dl.attempt, "end of stream"));
@@ -178,50 +231,66 @@ impl<B: ResponseBody> LiveStream<B> {
             } else {
                 self.dl.idle_ms
             };
-            let timeout = wait.min(attempt_left);
-            let piece = self.body.next_chunk(timeout, clock).await;
-            self.waiting_ms += clock.now_ms().saturating_sub(now);
-            let result = match piece {
-                Ok(Some(bytes)) => {
-                    let events = translate(&mut self.translator, Some(&bytes));
-                    self.apply(events)
-                }
-                Ok(None) => {
-                    let events = translate(&mut self.translator, None);
-                    let error = self.apply(events);
-                    if error.is_none() {
-                        // The translator reports a cut unless the answer had finished.
-                        self.finish_ok();
-                    }
-                    error
-                }
-                Err(TransportError::Timeout) if wait <= attempt_left => {
-                    let idle = self.dl.idle_ms;
-                    Some(UpstreamError::new(
-                        ErrorClass::TimeoutIdle,
-                        format!("upstream stream stalled: no data for {idle} ms"),
-                    ))
-                }
-                Err(TransportError::Timeout) => {
-                    Some(timeout_error(self.dl.attempt, "end of stream"))
-                }
-                Err(TransportError::Connect(m) | TransportError::Reset(m)) => {
-                    Some(UpstreamError::new(
-                        ErrorClass::StreamCut,
-                        format!("connection broke mid-stream: {m}"),
-                    ))
-                }
+            self.armed = Armed {
+                at_ms: now,
+                idle_wait: wait <= attempt_left,
             };
-            match result {
-                // The answer was already complete: a late failure loses only the usage chunk.
-                Some(_) if self.finished => self.finish_ok(),
-                Some(e) => {
-                    self.ended = true;
-                    self.broken = Some(self.redactor.error(e));
-                }
-                None => {}
-            }
+            return Step::Read(wait.min(attempt_left));
         }
+    }
+
+    /// After `step` said `Stop`: the failure after commit (once), or the end.
+    pub fn take_end(&mut self) -> Result<Option<Vec<u8>>, UpstreamError> {
+        match self.broken.take() {
+            Some(e) => Err(e),
+            None => Ok(None),
+        }
+    }
+
+    /// The result of the read that `step` asked for, at `now`.
+    pub fn feed(&mut self, piece: Piece<'_>, now: u64) {
+        self.waiting_ms += now.saturating_sub(self.armed.at_ms);
+        let result = match piece {
+            Piece::Data(bytes) => {
+                let events = translate(&mut self.translator, Some(bytes));
+                self.apply(events)
+            }
+            Piece::End => {
+                let events = translate(&mut self.translator, None);
+                let error = self.apply(events);
+                if error.is_none() {
+                    // The translator reports a cut unless the answer had finished.
+                    self.finish_ok();
+                }
+                error
+            }
+            Piece::Timeout if self.armed.idle_wait => {
+                let idle = self.dl.idle_ms;
+                Some(UpstreamError::new(
+                    ErrorClass::TimeoutIdle,
+                    format!("upstream stream stalled: no data for {idle} ms"),
+                ))
+            }
+            Piece::Timeout => Some(timeout_error(self.dl.attempt, "end of stream")),
+            Piece::Broken(m) => Some(UpstreamError::new(
+                ErrorClass::StreamCut,
+                format!("connection broke mid-stream: {m}"),
+            )),
+        };
+        match result {
+            // The answer was already complete: a late failure loses only the usage chunk.
+            Some(_) if self.finished => self.finish_ok(),
+            Some(e) => {
+                self.ended = true;
+                self.broken = Some(self.redactor.error(e));
+            }
+            None => {}
+        }
+    }
+
+    /// The upstream body, for a glue that reads it itself (then `step`/`feed` per read).
+    pub fn body_mut(&mut self) -> &mut AttemptBody<B> {
+        &mut self.body
     }
 
     fn apply(&mut self, events: Vec<StreamEvent>) -> Option<UpstreamError> {

@@ -14,6 +14,7 @@ mod health;
 mod kv_text;
 pub mod objects;
 mod outbox;
+mod pump;
 mod respond;
 mod routing;
 mod secrets;

@@ -1,5 +1,7 @@
 //! Sends a committed stream to the client from a task of its own, registered with
-//! `waitUntil`, through a `TransformStream`, instead of letting the runtime pull it.
+//! `waitUntil`, through a native `IdentityTransformStream`, instead of letting the runtime
+//! pull it. While the live attempt reads the network, `pump.js` moves the bytes (see
+//! `pump`); the engine's async code runs only for what it must decide.
 //!
 //! Invariant: every streamed request is finished exactly once (usage, reservation settle,
 //! breaker reports, log line), however it ends. Why this shape: a body pulled by the runtime
@@ -9,6 +11,7 @@
 //! upstream), drops the upstream fetch (which aborts it) and finishes the request.
 
 use super::finish::Finish;
+use super::pump::{new_pipe, Pump, Settled};
 use super::secrets::{redactor, EnvSecrets};
 use super::transport::{FetchBody, FetchTransport, WorkerClock};
 use crate::config::RoutingTable;
@@ -17,7 +20,7 @@ use futures_util::future::{select, Either};
 use std::rc::Rc;
 use wasm_bindgen::JsValue;
 use wasm_bindgen_futures::JsFuture;
-use web_sys::{TransformStream, WritableStreamDefaultWriter};
+use web_sys::WritableStreamDefaultWriter;
 use worker::{Env, Headers, Response, ResponseBody, Result};
 
 fn js(e: JsValue) -> worker::Error {
@@ -32,7 +35,7 @@ pub fn respond(
     finish: Finish,
     headers: Headers,
 ) -> Result<Response> {
-    let pipe = TransformStream::new().map_err(js)?;
+    let pipe = new_pipe().map_err(js)?;
     let writer = pipe.writable().get_writer().map_err(js)?;
     let ctx = Rc::clone(&finish.ctx);
     ctx.spawn(Box::pin(pump(stream, table, env, finish, writer)));
@@ -40,12 +43,13 @@ pub fn respond(
 }
 
 async fn pump(
-    mut stream: Box<CommittedStream<FetchBody>>,
+    stream: Box<CommittedStream<FetchBody>>,
     table: Rc<RoutingTable>,
     env: Env,
     mut finish: Finish,
     writer: WritableStreamDefaultWriter,
 ) {
+    let pump = Pump::new(stream);
     let disconnected = {
         let secrets = EnvSecrets(&env);
         let redactor = redactor(&table, &env);
@@ -62,8 +66,15 @@ async fn pump(
         // this task closes the writer.
         let mut closed = JsFuture::from(writer.closed());
         loop {
+            // The fast path: JS reads the live attempt and calls the stream machine per read,
+            // until it stops (end, failure: decided below) or the client leaves.
+            if pump.run(&writer).await == Some(Settled::Disconnected) {
+                break true;
+            }
             let next = {
-                let pull = Box::pin(stream.next(&engine));
+                // Not borrowed by JS: `run` has returned (see `pump`).
+                #[allow(clippy::await_holding_refcell_ref)]
+                let pull = Box::pin(async { pump.stream().borrow_mut().next(&engine).await });
                 match select(pull, &mut closed).await {
                     Either::Left((next, _)) => next,
                     Either::Right(_) => break true,
@@ -86,16 +97,19 @@ async fn pump(
             }
         }
     };
-    if disconnected {
-        stream.abandon();
-    }
-    let mut meta = stream.meta().clone();
+    let mut meta = {
+        let mut stream = pump.stream().borrow_mut();
+        if disconnected {
+            stream.abandon();
+        }
+        stream.meta().clone()
+    };
     if disconnected {
         meta.error =
             Some("client_disconnected: the client closed the stream before it ended".into());
         meta.status = 499;
     }
     // Dropping the stream aborts the upstream fetch, if it is still open.
-    drop(stream);
+    drop(pump);
     finish.done(&mut meta);
 }

@@ -2,15 +2,15 @@
 //! a timer and abort the request when the timer wins, so a silent upstream never holds a
 //! connection past its deadline. Dropping a body aborts its fetch as well.
 
+use super::pump::{body_reader, read_once};
 use crate::engine::{Clock, ResponseBody, ResponseHead, Transport, TransportError};
 use crate::providers::HttpRequest;
 use futures_util::future::{select, Either};
-use futures_util::StreamExt;
 use std::pin::pin;
 use std::time::Duration;
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
-use worker::{ByteStream, Delay};
+use worker::Delay;
 
 pub struct WorkerClock;
 
@@ -27,12 +27,12 @@ pub struct FetchTransport;
 
 /// A response body: read whole (`arrayBuffer`) or as a stream, whichever is asked first.
 ///
-/// Each stream read races a fresh timer. (A timer kept armed across reads would be cheaper,
-/// but `worker::Delay` keeps the waker of the task that first polled it, and the runtime
-/// polls a response stream from a new task per pull: a reused timer would wake nobody.)
+/// Read from Rust, each read races a fresh timer; that is only done before the commit point
+/// (a few reads). A committed stream is read by `pump.js` from the same reader.
 pub struct FetchBody {
     resp: Option<web_sys::Response>,
-    stream: Option<ByteStream>,
+    /// The body's `ReadableStreamDefaultReader` once reading started (undefined: no body).
+    reader: Option<JsValue>,
     controller: Option<web_sys::AbortController>,
     /// Read to its end: nothing left to cancel.
     complete: bool,
@@ -40,7 +40,7 @@ pub struct FetchBody {
 
 impl Drop for FetchBody {
     fn drop(&mut self) {
-        self.stream = None;
+        self.reader = None;
         if let Some(c) = self.controller.take().filter(|_| !self.complete) {
             c.abort();
         }
@@ -103,7 +103,7 @@ impl Transport for FetchTransport {
                 let status = resp.status();
                 let body = FetchBody {
                     resp: Some(resp),
-                    stream: None,
+                    reader: None,
                     controller: Some(controller),
                     complete: false,
                 };
@@ -122,23 +122,35 @@ impl Transport for FetchTransport {
     }
 }
 
+impl FetchBody {
+    /// The body's reader (made on first use); None when the response has no body.
+    pub fn js_reader(&mut self) -> Option<JsValue> {
+        if let Some(resp) = self.resp.take() {
+            self.reader = Some(body_reader(&resp));
+        }
+        self.reader.clone().filter(|r| !r.is_undefined())
+    }
+
+    /// Read to its end by someone else (`pump.js`): nothing left to abort.
+    pub fn mark_complete(&mut self) {
+        self.complete = true;
+    }
+}
+
 impl ResponseBody for FetchBody {
     async fn next_chunk(&mut self, timeout_ms: u64) -> Result<Option<Vec<u8>>, TransportError> {
-        if let Some(resp) = self.resp.take() {
-            self.stream = resp.body().map(ByteStream::from);
-        }
-        let Some(stream) = self.stream.as_mut() else {
+        let Some(reader) = self.js_reader() else {
             return Ok(None);
         };
-        let next = pin!(stream.next());
+        let next = pin!(JsFuture::from(read_once(&reader)));
         let timer = pin!(Delay::from(Duration::from_millis(timeout_ms)));
         match select(next, timer).await {
-            Either::Left((Some(Ok(bytes)), _)) => Ok(Some(bytes)),
-            Either::Left((Some(Err(e)), _)) => Err(TransportError::Reset(e.to_string())),
-            Either::Left((None, _)) => {
+            Either::Left((Ok(chunk), _)) if chunk.is_undefined() => {
                 self.complete = true;
                 Ok(None)
             }
+            Either::Left((Ok(chunk), _)) => Ok(Some(js_sys::Uint8Array::new(&chunk).to_vec())),
+            Either::Left((Err(e), _)) => Err(TransportError::Reset(js_error(e))),
             Either::Right(_) => Err(TransportError::Timeout),
         }
     }

@@ -1,0 +1,112 @@
+// The committed stream's read loop, in JS: it reads the upstream body, hands every read to
+// the Rust stream machine (`feed`, synchronous) and writes what it returns into the client's
+// native IdentityTransformStream. Rust decides everything (what to send, the next read's
+// timeout, when to stop); this loop only does I/O, so a chunk costs one wasm call and no
+// Rust future, closure, timer or promise.
+//
+// Invariant: `pump` settles exactly once, after its last call to `feed`, and never leaves a
+// timer behind. One timer serves the whole loop: it is re-armed from a deadline that each
+// read moves forward, never re-created per read.
+
+// What `feed` is told about a read (same numbers as `worker::pump::Kind`).
+const NONE = 0; // no read: only step (the loop's first call)
+const DATA = 1;
+const END = 2;
+const TIMEOUT = 3;
+const BROKEN = 4;
+
+// How `pump` settles (same numbers as `worker::pump::Settled`).
+const STOPPED = 0; // Rust has a decision to make: call the engine
+const DISCONNECTED = 1; // the client went away
+
+/** A byte pipe implemented natively by workerd (no JS transform per chunk). */
+export function newPipe() {
+  return new IdentityTransformStream();
+}
+
+/**
+ * @param reader ReadableStreamDefaultReader of the upstream body
+ * @param writer WritableStreamDefaultWriter of the client's pipe
+ * @param feed (chunk: Uint8Array|string|undefined, kind: number, now: number) => Uint8Array|undefined
+ * @param ctl Float64Array(2): [0] the next read's timeout in ms, [1] 1 once Rust says stop
+ */
+export async function pump(reader, writer, feed, ctl) {
+  let disconnected = false;
+  let timedOut = false;
+  let timer = null;
+  let timerAt = 0;
+  let deadline = 0;
+  const stopReading = () => {
+    reader.cancel().catch(() => {});
+  };
+  const setTimer = (now) => {
+    timerAt = deadline;
+    timer = setTimeout(onTimer, deadline - now);
+  };
+  const onTimer = () => {
+    timer = null;
+    const now = Date.now();
+    if (deadline > now) return setTimer(now);
+    timedOut = true;
+    stopReading();
+  };
+  // The timer is only re-created when the new deadline is earlier than the one it waits for.
+  const arm = () => {
+    const now = Date.now();
+    deadline = now + ctl[0];
+    if (timer !== null && deadline < timerAt) {
+      clearTimeout(timer);
+      timer = null;
+    }
+    if (timer === null) setTimer(now);
+  };
+  const gone = () => {
+    disconnected = true;
+    stopReading();
+  };
+  writer.closed.catch(gone);
+  try {
+    let out = feed(undefined, NONE, Date.now());
+    for (;;) {
+      if (out !== undefined) {
+        try {
+          await writer.write(out);
+        } catch {
+          gone();
+        }
+      }
+      if (disconnected) return DISCONNECTED;
+      if (ctl[1] !== 0) return STOPPED;
+      arm();
+      let read;
+      try {
+        read = await reader.read();
+      } catch (e) {
+        if (disconnected) return DISCONNECTED;
+        out = timedOut ? feed(undefined, TIMEOUT, Date.now()) : feed(String(e?.message ?? e), BROKEN, Date.now());
+        continue;
+      }
+      if (disconnected) return DISCONNECTED;
+      if (timedOut) out = feed(undefined, TIMEOUT, Date.now());
+      else if (read.done) out = feed(undefined, END, Date.now());
+      else out = feed(read.value, DATA, Date.now());
+    }
+  } finally {
+    if (timer !== null) clearTimeout(timer);
+  }
+}
+
+/** The upstream body's reader, or undefined when it has no body. */
+export function bodyReader(response) {
+  const body = response.body;
+  return body ? body.getReader() : undefined;
+}
+
+/**
+ * One read for Rust's own (pre-commit) loop: resolves to the chunk, or undefined at the end.
+ * @param reader ReadableStreamDefaultReader
+ */
+export async function readOnce(reader) {
+  const r = await reader.read();
+  return r.done ? undefined : r.value;
+}
