@@ -13,7 +13,10 @@
 use crate::resilience::{ErrorClass, UpstreamError};
 use crate::sse::encode_data;
 use crate::usage::Usage;
+use serde::de::IgnoredAny;
+use serde::Deserialize;
 use serde_json::{Map, Value};
+use std::borrow::Cow;
 
 /// What went to the client so far (choice 0).
 #[derive(Debug, Clone, Default)]
@@ -29,7 +32,47 @@ pub struct Delivered {
 impl Delivered {
     /// Records one pivot chunk (`data: {...}\n\n`) that was forwarded to the client.
     pub fn observe(&mut self, chunk: &[u8]) {
-        let Some(v) = parse_chunk(chunk) else { return };
+        let Some(data) = chunk_data(chunk) else {
+            return;
+        };
+        // Once per forwarded chunk: read only the fields needed, without a JSON tree. A
+        // chunk of another shape (never one of ours) takes the general path.
+        match serde_json::from_str::<Seen>(data) {
+            Ok(seen) => self.record(seen),
+            Err(_) => self.observe_value(data),
+        }
+    }
+
+    fn record(&mut self, seen: Seen<'_>) {
+        if self.id.is_none() {
+            self.id = seen.id.as_ref().and_then(Value::as_str).map(str::to_string);
+            self.model = seen
+                .model
+                .as_ref()
+                .and_then(Value::as_str)
+                .map(str::to_string);
+            self.created = seen.created;
+        }
+        let Some(c) = seen.choices.as_ref().and_then(|c| c.first()) else {
+            return;
+        };
+        if let Some(delta) = &c.delta {
+            if let Some(t) = &delta.content {
+                self.text.push_str(t);
+            }
+            if delta.tool_calls.is_some() {
+                self.tool_partial = true;
+            }
+        }
+        if c.finish_reason.is_some() {
+            self.tool_partial = false;
+        }
+    }
+
+    fn observe_value(&mut self, data: &str) {
+        let Ok(v) = serde_json::from_str::<Value>(data) else {
+            return;
+        };
         if self.id.is_none() {
             self.id = v.get("id").and_then(Value::as_str).map(str::to_string);
             self.model = v.get("model").and_then(Value::as_str).map(str::to_string);
@@ -53,6 +96,30 @@ impl Delivered {
             self.tool_partial = false;
         }
     }
+}
+
+/// What `Delivered::observe` reads of a pivot chunk (`null` reads as absent, as in the tree).
+#[derive(Deserialize)]
+struct Seen<'a> {
+    id: Option<Value>,
+    model: Option<Value>,
+    created: Option<Value>,
+    #[serde(borrow)]
+    choices: Option<Vec<SeenChoice<'a>>>,
+}
+
+#[derive(Deserialize)]
+struct SeenChoice<'a> {
+    #[serde(borrow)]
+    delta: Option<SeenDelta<'a>>,
+    finish_reason: Option<IgnoredAny>,
+}
+
+#[derive(Deserialize)]
+struct SeenDelta<'a> {
+    #[serde(borrow)]
+    content: Option<Cow<'a, str>>,
+    tool_calls: Option<IgnoredAny>,
 }
 
 /// How a resumed attempt continues.
@@ -200,9 +267,13 @@ fn diverged(msg: &str) -> UpstreamError {
 }
 
 fn parse_chunk(chunk: &[u8]) -> Option<Value> {
+    serde_json::from_str(chunk_data(chunk)?).ok()
+}
+
+/// The JSON of one `data: {...}\n\n` chunk.
+fn chunk_data(chunk: &[u8]) -> Option<&str> {
     let text = std::str::from_utf8(chunk).ok()?;
-    let data = text.trim().strip_prefix("data:")?.trim();
-    serde_json::from_str(data).ok()
+    Some(text.trim().strip_prefix("data:")?.trim())
 }
 
 fn first_choice(v: &Value) -> Option<&Value> {
@@ -265,6 +336,47 @@ fn rewrite(mut v: Value, d: &Delivered) -> Vec<u8> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn the_fast_reading_of_a_chunk_agrees_with_the_json_tree() {
+        let chunks: &[&str] = &[
+            r#"data: {"id":"c1","model":"m","created":7,"choices":[{"index":0,"delta":{"role":"assistant","content":""}}]}"#,
+            r#"data: {"id":"c1","choices":[{"index":0,"delta":{"content":"h\u00e9 \"q\""}}]}"#,
+            r#"data: {"choices":[{"index":0,"delta":{"tool_calls":[{"index":0}]}}]}"#,
+            r#"data: {"choices":[{"index":0,"delta":{"tool_calls":null,"content":null}}]}"#,
+            r#"data: {"choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}"#,
+            r#"data: {"choices":[{"index":0,"delta":{"content":["part"]}}]}"#,
+            r#"data: {"id":5,"model":null,"choices":null}"#,
+            r#"data: {"choices":[{"index":1,"delta":{"content":"b"}},{"index":0,"delta":"odd"}]}"#,
+            r#"data: {"choices":[],"usage":{"prompt_tokens":1}}"#,
+            r#"data: {"id":"x","id":"y","choices":[{"delta":{"content":"dup"}}]}"#,
+            "data: not json",
+        ];
+        let mut fast = Delivered::default();
+        let mut tree = Delivered::default();
+        for c in chunks {
+            fast.observe(format!("{c}\n\n").as_bytes());
+            tree.observe_value(chunk_data(format!("{c}\n\n").as_bytes()).unwrap());
+            assert_eq!(
+                (
+                    &fast.text,
+                    fast.tool_partial,
+                    &fast.id,
+                    &fast.model,
+                    &fast.created
+                ),
+                (
+                    &tree.text,
+                    tree.tool_partial,
+                    &tree.id,
+                    &tree.model,
+                    &tree.created
+                ),
+                "after {c}"
+            );
+        }
+        assert_eq!(fast.text, "hé \"q\"bdup");
+    }
 
     fn chunk(id: &str, content: Option<&str>, finish: Option<&str>) -> Vec<u8> {
         let delta = match content {

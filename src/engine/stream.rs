@@ -54,8 +54,9 @@ pub struct LiveStream<B> {
 pub enum Step {
     /// Send these bytes to the client.
     Bytes(Vec<u8>),
-    /// Read the upstream, giving up after this many ms, and `feed` the result.
-    Read(u64),
+    /// Read the upstream, giving up after `timeout_ms` (and never after `until_ms`, the
+    /// attempt's end, however late the read starts), and `feed` the result.
+    Read { timeout_ms: u64, until_ms: u64 },
     /// Over, or broken: `take_end` says which.
     Stop,
 }
@@ -183,7 +184,10 @@ impl<B: ResponseBody> LiveStream<B> {
             match self.step(clock.now_ms()) {
                 Step::Bytes(bytes) => return Ok(Some(bytes)),
                 Step::Stop => return self.take_end(),
-                Step::Read(timeout) => {
+                Step::Read {
+                    timeout_ms: timeout,
+                    ..
+                } => {
                     let piece = self.body.next_chunk(timeout, clock).await;
                     let now = clock.now_ms();
                     match piece {
@@ -235,7 +239,10 @@ impl<B: ResponseBody> LiveStream<B> {
                 at_ms: now,
                 idle_wait: wait <= attempt_left,
             };
-            return Step::Read(wait.min(attempt_left));
+            return Step::Read {
+                timeout_ms: wait.min(attempt_left),
+                until_ms: self.dl.attempt.0,
+            };
         }
     }
 
@@ -264,7 +271,9 @@ impl<B: ResponseBody> LiveStream<B> {
                 }
                 error
             }
-            Piece::Timeout if self.armed.idle_wait => {
+            // The idle wait set it, unless the read started late (after a slow client write)
+            // and ran into the attempt's end instead.
+            Piece::Timeout if self.armed.idle_wait && now <= self.dl.attempt.0 => {
                 let idle = self.dl.idle_ms;
                 Some(UpstreamError::new(
                     ErrorClass::TimeoutIdle,

@@ -28,7 +28,8 @@ export function newPipe() {
  * @param reader ReadableStreamDefaultReader of the upstream body
  * @param writer WritableStreamDefaultWriter of the client's pipe
  * @param feed (chunk: Uint8Array|string|undefined, kind: number, now: number) => Uint8Array|undefined
- * @param ctl Float64Array(2): [0] the next read's timeout in ms, [1] 1 once Rust says stop
+ * @param ctl Float64Array(3): [0] the next read's timeout in ms, [1] 1 once Rust says stop,
+ *   [2] the latest the read may end (the attempt's deadline, ms since the epoch)
  */
 export async function pump(reader, writer, feed, ctl) {
   let disconnected = false;
@@ -51,9 +52,8 @@ export async function pump(reader, writer, feed, ctl) {
     stopReading();
   };
   // The timer is only re-created when the new deadline is earlier than the one it waits for.
-  const arm = () => {
-    const now = Date.now();
-    deadline = now + ctl[0];
+  const arm = (now) => {
+    deadline = Math.min(now + ctl[0], ctl[2]);
     if (timer !== null && deadline < timerAt) {
       clearTimeout(timer);
       timer = null;
@@ -66,7 +66,8 @@ export async function pump(reader, writer, feed, ctl) {
   };
   writer.closed.catch(gone);
   try {
-    let out = feed(undefined, NONE, Date.now());
+    let now = Date.now();
+    let out = feed(undefined, NONE, now);
     for (;;) {
       if (out !== undefined) {
         try {
@@ -74,22 +75,26 @@ export async function pump(reader, writer, feed, ctl) {
         } catch {
           gone();
         }
+        // The read's timeout counts from now, after the client took the bytes.
+        now = Date.now();
       }
       if (disconnected) return DISCONNECTED;
       if (ctl[1] !== 0) return STOPPED;
-      arm();
+      arm(now);
       let read;
       try {
         read = await reader.read();
       } catch (e) {
         if (disconnected) return DISCONNECTED;
-        out = timedOut ? feed(undefined, TIMEOUT, Date.now()) : feed(String(e?.message ?? e), BROKEN, Date.now());
+        now = Date.now();
+        out = timedOut ? feed(undefined, TIMEOUT, now) : feed(String(e?.message ?? e), BROKEN, now);
         continue;
       }
       if (disconnected) return DISCONNECTED;
-      if (timedOut) out = feed(undefined, TIMEOUT, Date.now());
-      else if (read.done) out = feed(undefined, END, Date.now());
-      else out = feed(read.value, DATA, Date.now());
+      now = Date.now();
+      if (timedOut) out = feed(undefined, TIMEOUT, now);
+      else if (read.done) out = feed(undefined, END, now);
+      else out = feed(read.value, DATA, now);
     }
   } finally {
     if (timer !== null) clearTimeout(timer);

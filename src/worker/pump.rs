@@ -61,7 +61,7 @@ pub struct Pump {
 impl Pump {
     pub fn new(stream: Stream) -> Self {
         let shared: Shared = Rc::new(RefCell::new(stream));
-        let ctl = Float64Array::new_with_length(2);
+        let ctl = Float64Array::new_with_length(3);
         let feed = {
             let shared = Rc::clone(&shared);
             let ctl = ctl.clone();
@@ -123,8 +123,12 @@ fn feed(stream: &mut Stream, ctl: &Float64Array, chunk: JsValue, kind: u32, now:
                 Some(o) => o.extend_from_slice(&b),
                 None => out = Some(b),
             },
-            Step::Read(timeout_ms) => {
+            Step::Read {
+                timeout_ms,
+                until_ms,
+            } => {
                 ctl.set_index(0, timeout_ms as f64);
+                ctl.set_index(2, until_ms as f64);
                 break;
             }
             Step::Stop => {
