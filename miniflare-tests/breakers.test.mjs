@@ -236,6 +236,41 @@ test("kill switch: force-open moves traffic off a healthy deployment at once; re
   await until(async () => (await chatOnce(w, body(route))).res.headers.get("x-router-deployment") === p, "traffic back", 5000);
 });
 
+test("kill switch and reset reach deployments whose names need percent-encoding (p:1, eu/gpt@2)", async () => {
+  for (const name of ["p:1", "eu/gpt@2"]) {
+    const n = ++seq;
+    const backup = `enc${n}-backup`;
+    const route = `enc${n}`;
+    const retry = { max_attempts: 1 };
+    const t = await scenarioTable(w, fake, {
+      deployments: { [name]: { retry }, [backup]: { retry } },
+      routes: { [route]: { chain: [name, backup] } },
+      defaults: { breaker: { consecutive_failures: 3, failure_rate_bps: 0, cooldown_ms: 5000 } },
+    });
+    t.script(name, [{ ok: "primary" }]);
+    t.script(backup, [{ ok: "backup" }]);
+    assert.equal((await chatOnce(w, body(route))).res.headers.get("x-router-deployment"), name);
+    // As the dashboard sends it: the name encoded as one path segment.
+    const seg = encodeURIComponent(name);
+    const forced = await admin(w, "POST", `/admin/api/deployments/${seg}/force-open`);
+    assert.equal(forced.status, 200, JSON.stringify(forced.json));
+    assert.equal(forced.json.name, name, "the decoded name, not the encoded segment");
+    assert.equal((await breakerOf(w, seg)).view.state, "forced_open");
+    await until(async () => (await chatOnce(w, body(route))).res.headers.get("x-router-deployment") === backup, `${name}: traffic moved`, 5000);
+    const hits = t.hits(name);
+    for (let i = 0; i < 3; i++) assert.equal((await chatOnce(w, body(route))).res.headers.get("x-router-deployment"), backup);
+    assert.equal(t.hits(name), hits, `${name}: nothing goes through the kill switch`);
+    const listed = (await admin(w, "GET", "/admin/api/deployments")).json.deployments.find((d) => d.name === name);
+    assert.equal(listed.state.view.state, "forced_open", "the listing reads the same object");
+    assert.equal((await admin(w, "POST", `/admin/api/deployments/${seg}/reset`)).status, 200);
+    await until(async () => (await chatOnce(w, body(route))).res.headers.get("x-router-deployment") === name, `${name}: traffic back`, 5000);
+  }
+  // A segment that does not decode to UTF-8 is refused, not used as a name.
+  const bad = await admin(w, "POST", "/admin/api/deployments/%FF/force-open");
+  assert.equal(bad.status, 400);
+  assert.equal(bad.json.error.code, "invalid_path");
+});
+
 test("admin API for breakers needs the admin token", async () => {
   for (const headers of [{}, { authorization: "Bearer wrong" }, { authorization: ADMIN }]) {
     const res = await fetch(w.url + "admin/api/deployments", { headers });

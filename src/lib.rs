@@ -16,6 +16,7 @@ pub mod config;
 pub mod engine;
 pub mod hash;
 pub mod keys;
+pub mod percent;
 pub mod providers;
 pub mod redact;
 pub mod report;

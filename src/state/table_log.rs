@@ -27,26 +27,7 @@ pub fn etag(text: &str) -> String {
 /// clients may percent-encode UTF-8 (`encodeURIComponent`); valid `%XX` sequences are decoded,
 /// anything else is kept as sent. Control characters become spaces; at most 500 characters.
 pub fn decode_message(raw: &str) -> String {
-    let bytes = raw.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while let Some(&b) = bytes.get(i) {
-        let hex = bytes
-            .get(i + 1..i + 3)
-            .and_then(|h| std::str::from_utf8(h).ok())
-            .and_then(|h| u8::from_str_radix(h, 16).ok());
-        match (b, hex) {
-            (b'%', Some(v)) => {
-                out.push(v);
-                i += 3;
-            }
-            _ => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    let text = String::from_utf8(out).unwrap_or_else(|_| raw.to_string());
+    let text = crate::percent::decode(raw).unwrap_or_else(|| raw.to_string());
     text.chars()
         .map(|c| if c.is_control() { ' ' } else { c })
         .take(500)

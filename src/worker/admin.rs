@@ -22,6 +22,7 @@ use super::transport::WorkerClock;
 use crate::api::ApiError;
 use crate::engine::Clock;
 use crate::keys::{hash_key, KeyRecord, KV_PREFIX};
+use crate::percent;
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 use worker::{Context, Env, Method, Request, Response, Result};
@@ -66,11 +67,21 @@ pub async fn handle(mut req: Request, env: Env, ctx: Context) -> Result<Response
         );
     }
     let path = req.path();
-    let parts: Vec<&str> = path
+    // Each segment is decoded once: names may hold `:`, `/` or `@`, which clients encode.
+    let decoded: Option<Vec<String>> = path
         .trim_start_matches("/admin/api/")
         .split('/')
         .filter(|p| !p.is_empty())
+        .map(percent::decode)
         .collect();
+    let Some(decoded) = decoded else {
+        return err(
+            400,
+            "invalid_path",
+            "admin API: a path segment is not valid percent-encoded UTF-8",
+        );
+    };
+    let parts: Vec<&str> = decoded.iter().map(String::as_str).collect();
     // A failure of the objects or KV behind a route is the admin's to see, as a JSON error.
     match route(&mut req, &env, &ctx, &path, &parts).await {
         Ok(res) => Ok(res),
