@@ -8,7 +8,11 @@ Everything listens on 127.0.0.1 only; every load cell is bounded in time.
 
 Settings (environment): BENCH_SECONDS (6) per cell, BENCH_WARMUP (1), BENCH_ROUNDS (2),
 BENCH_CONCURRENCY ("1,8,32"), BENCH_PACED_SECONDS (5), BENCH_PACED_CONCURRENCY ("1,8"),
-BENCH_TARGETS ("direct,passthrough,floor,ours,portkey,litellm"), BENCH_STARTUP_REPS (3).
+BENCH_TARGETS ("direct,passthrough,floor,ours,portkey,litellm"), BENCH_STARTUP_REPS (3),
+BENCH_LONG_SECONDS (4), BENCH_LONG_CONCURRENCY ("1,8"; empty = no long-stream cells).
+
+`python3 bench/bench.py --report <rawdir>` runs nothing: it re-renders bench/RESULTS.md from
+<rawdir>/results.json with the settings saved in that run's meta.
 """
 
 import atexit
@@ -47,6 +51,18 @@ PROFILE = os.environ.get("BENCH_PROFILE", "1") == "1"
 PREWARM = float(os.environ.get("BENCH_PREWARM_SECONDS", "2"))
 PACED_GAP_US = 2000
 CHUNKS = 60
+# Long back-to-back streams (issue 14: own CPU of a 1,000-chunk stream, which Workers plan fits).
+LONG_SECONDS = float(os.environ.get("BENCH_LONG_SECONDS", "4"))
+LONG_CONC = [int(c) for c in os.environ.get("BENCH_LONG_CONCURRENCY", "1,8").split(",") if c]
+LONG_CHUNKS = 1000
+LONG_TARGETS = ["direct", "passthrough", "floor", "ours"]
+# Workers CPU-time limits per invocation (Free; Paid default).
+FREE_CPU_MS = 10
+# The module-level settings write_results reads: saved in results.json's meta, restored by --report.
+SETTINGS = ["SECONDS", "WARMUP", "ROUNDS", "CONC", "PACED_SECONDS", "PACED_CONC", "TARGETS", "STARTUP_REPS",
+            "PROFILE", "PREWARM", "PACED_GAP_US", "CHUNKS", "LONG_SECONDS", "LONG_CONC", "LONG_CHUNKS",
+            "LONG_TARGETS"]
+REPORT_FROM = None  # the raw directory in --report mode
 SECRET = "sk-bench-not-a-secret"
 # LiteLLM refuses to start without a master key; a fresh random one per run, never written to disk.
 LITELLM_MASTER_KEY = "sk-" + os.urandom(24).hex()
@@ -232,10 +248,13 @@ def routing_table(up):
             "backup": dep("upstream-b", "fake-model-backup"),
             "primary-paced": dep("upstream-a", "fake-paced"),
             "backup-paced": dep("upstream-b", "fake-paced-backup"),
+            "primary-long": dep("upstream-a", "fake-long"),
+            "backup-long": dep("upstream-b", "fake-long-backup"),
         },
         "routes": {
             "bench": {"chain": ["primary", "backup"], "description": "benchmark: one-step fallback"},
             "bench-paced": {"chain": ["primary-paced", "backup-paced"]},
+            "bench-long": {"chain": ["primary-long", "backup-long"]},
         },
     }
 
@@ -382,17 +401,38 @@ def summarize(values_us):
             "p999": pct(v, .999) / 1000, "max": v[-1] / 1000, "mean": sum(v) / len(v) / 1000}
 
 
-def run_loadgen(url, body_file, headers, conc, seconds, stream, raw_out):
+def run_loadgen(url, body_file, headers, conc, seconds, stream, raw_out, cpu_roots=()):
+    """Runs one loadgen cell. With cpu_roots (process-tree roots), also samples their CPU seconds at the
+    start and the end of the measured window (loadgen starts 50 ms after launch, then WARMUP s of
+    unrecorded load, then `seconds` recorded): result["cpu_window"] = {"s": [per root], "window_s": …}."""
     cmd = [LOADGEN, "run", "--url", url, "--body-file", body_file, "--concurrency", str(conc),
            "--duration", str(seconds), "--warmup", str(WARMUP), "--raw-out", raw_out]
     for h in headers:
         cmd += ["--header", h]
     if stream:
         cmd.append("--stream")
-    out = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + WARMUP + 120)
-    if out.returncode != 0:
-        raise RuntimeError(f"loadgen failed: {out.stderr[-500:]}")
-    return json.loads(out.stdout)
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    t_launch = time.monotonic()
+    window = None
+    if cpu_roots:
+        measure_from = t_launch + 0.05 + WARMUP
+        time.sleep(max(0.0, measure_from - time.monotonic()))
+        w0, c0 = time.monotonic(), [cpu_seconds(r) for r in cpu_roots]
+        time.sleep(max(0.0, measure_from + seconds - time.monotonic()))
+        w1, c1 = time.monotonic(), [cpu_seconds(r) for r in cpu_roots]
+        window = {"s": [b - a for a, b in zip(c0, c1)], "window_s": w1 - w0}
+    try:
+        out, err = p.communicate(timeout=seconds + WARMUP + 120)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.communicate()
+        raise
+    if p.returncode != 0:
+        raise RuntimeError(f"loadgen failed: {err[-500:]}")
+    res = json.loads(out)
+    if window:
+        res["cpu_window"] = window
+    return res
 
 
 def fmt(x, nd=2):
@@ -414,7 +454,11 @@ def main():
     os.makedirs(cells_dir, exist_ok=True)
     meta = {"started": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
             "loadavg_before": open("/proc/loadavg").read().split()[:3],
-            "uptime_before": subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()}
+            "uptime_before": subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip(),
+            "settings": {k: globals()[k] for k in SETTINGS},
+            # cpu_s covers the measured window only (before: the whole loadgen run, warm-up included).
+            "cpu_window": True,
+            "env": {k: os.environ[k] for k in sorted(os.environ) if k.startswith("BENCH_")}}
     log(f"raw results in {rawdir}")
 
     # Snapshot the built worker (others may rebuild build/ while this runs).
@@ -440,7 +484,8 @@ def main():
     bodies = {}
     for name, model, stream in [("direct", "fake-model", False), ("direct-stream", "fake-model", True),
                                 ("direct-paced", "fake-paced", True), ("gw", "bench", False),
-                                ("gw-stream", "bench", True), ("gw-paced", "bench-paced", True)]:
+                                ("gw-stream", "bench", True), ("gw-paced", "bench-paced", True),
+                                ("direct-long", "fake-long", True), ("gw-long", "bench-long", True)]:
         p = os.path.join(rawdir, f"body-{name}.json")
         with open(p, "w") as f:
             f.write(body(model, stream))
@@ -448,7 +493,8 @@ def main():
 
     # ---- worker start → first answer (before the long-running servers start)
     upstream = Proc("fake-upstream", [UPSTREAM, "--port", str(up_port), "--chunks", str(CHUNKS),
-                                      "--paced-gap-us", str(PACED_GAP_US)], rawdir)
+                                      "--paced-gap-us", str(PACED_GAP_US), "--long-chunks", str(LONG_CHUNKS)],
+                    rawdir)
     time.sleep(0.2)
     startup = {}
     for kind, b in (("ours", bodies["gw"]), ("passthrough", bodies["direct"])):
@@ -491,9 +537,9 @@ def main():
     t_start = time.monotonic()
 
     def target_req(t, mode):
-        """(url, body file, headers) for target t and mode json|stream|paced."""
+        """(url, body file, headers) for target t and mode json|stream|paced|long (long: LONG_TARGETS only)."""
         url = f"http://127.0.0.1:{ports[t]}/v1/chat/completions"
-        key = {"json": "", "stream": "-stream", "paced": "-paced"}[mode]
+        key = {"json": "", "stream": "-stream", "paced": "-paced", "long": "-long"}[mode]
         if t in ("direct", "passthrough", "floor"):
             return url, bodies["direct" + key], []
         hdrs = []
@@ -512,13 +558,17 @@ def main():
         ready[t] = time.monotonic() - t_start
         log(f"{t} ready ({ready[t]:.1f}s after launch)")
 
-    # ---- correctness smoke: each target answers both shapes, our gateway through KV
+    def long_targets():
+        return [t for t in TARGETS if t in LONG_TARGETS] if LONG_CONC else []
+
+    # ---- correctness smoke: each target answers both shapes (and the long stream), our gateway through KV
     smoke = {}
     for t in TARGETS:
-        for mode in ("json", "stream"):
+        for mode in ("json", "stream") + (("long",) if t in long_targets() else ()):
             url, b, hs = target_req(t, mode)
             st, h, data = post(ports[t], open(b).read(), hdr_dict(hs))
-            ok = st == 200 and ((b"[DONE]" in data and data.count(b"@") == CHUNKS) if mode == "stream"
+            want = {"stream": CHUNKS, "long": LONG_CHUNKS}.get(mode)
+            ok = st == 200 and ((b"[DONE]" in data and data.count(b"@") == want) if want
                                 else b"choices" in data)
             smoke[f"{t}/{mode}"] = {"status": st, "ok": ok,
                                     "headers": {k: v for k, v in h.items() if k.lower().startswith(("x-router", "x-portkey", "x-litellm"))}}
@@ -548,11 +598,18 @@ def main():
                 plan.append((r, mode, c, SECONDS))
     for c in PACED_CONC:
         plan.append((0, "paced", c, PACED_SECONDS))
-    total_cells = len(plan) * len(TARGETS)
-    est = sum(p[3] + WARMUP + 0.3 for p in plan) * len(TARGETS)
+    if long_targets():
+        for c in LONG_CONC:
+            plan.append((0, "long", c, LONG_SECONDS))
+
+    def cell_targets(mode):
+        return long_targets() if mode == "long" else TARGETS
+    total_cells = sum(len(cell_targets(p[1])) for p in plan)
+    est = sum((p[3] + WARMUP + 0.3) * len(cell_targets(p[1])) for p in plan)
     log(f"{total_cells} cells, about {est/60:.1f} min")
     for (r, mode, c, secs) in plan:
-        order = TARGETS[cell % len(TARGETS):] + TARGETS[:cell % len(TARGETS)]
+        tl = cell_targets(mode)
+        order = tl[cell % len(tl):] + tl[:cell % len(tl)]
         cell += 1
         for t in order:
             url, b, hs = target_req(t, mode)
@@ -560,10 +617,19 @@ def main():
             cpu0 = cpu_seconds(procs[t].pid)
             cpu_up0 = cpu_seconds(upstream.pid)
             w0 = time.monotonic()
-            res = run_loadgen(url, b, hs, c, secs, mode != "json", raw)
+            res = run_loadgen(url, b, hs, c, secs, mode != "json", raw, cpu_roots=(procs[t].pid, upstream.pid))
             wall = time.monotonic() - w0
-            res["cpu_s"] = cpu_seconds(procs[t].pid) - cpu0
-            res["cpu_upstream_s"] = cpu_seconds(upstream.pid) - cpu_up0
+            # CPU over the whole loadgen run, warm-up included (not per recorded request: kept for reference).
+            res["cpu_run_s"] = cpu_seconds(procs[t].pid) - cpu0
+            res["cpu_upstream_run_s"] = cpu_seconds(upstream.pid) - cpu_up0
+            # CPU of the measured window only: loadgen records exactly the requests started in its
+            # `secs`-long window, so in steady state cpu_s / ok = CPU per request (the small difference
+            # between the sampled and the nominal window length is scaled out).
+            win = res.pop("cpu_window")
+            scale = secs / win["window_s"] if win["window_s"] > 0 else 0
+            res["cpu_s"] = win["s"][0] * scale
+            res["cpu_upstream_s"] = win["s"][1] * scale
+            res["cpu_window_s"] = win["window_s"]
             res["wall_s"] = wall
             res["rss_kb"] = mem_kb(procs[t].pid, "VmRSS")
             res["loadavg"] = open("/proc/loadavg").read().split()[0]
@@ -614,6 +680,7 @@ def main():
         out = subprocess.run([BENCH_CORE], capture_output=True, text=True, timeout=300, cwd=ROOT)
         core = out.stdout if out.returncode == 0 else f"(bench_core failed: {out.stderr[-800:]})"
     meta["finished"] = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
+    meta["versions"] = versions()
 
     # ---- aggregate
     agg = {}
@@ -638,7 +705,8 @@ def main():
     with open(os.path.join(rawdir, "results.json"), "w") as f:
         json.dump({"meta": meta, "startup": startup, "ready_s": ready, "idle_rss_kb": idle_rss,
                    "peak_rss_kb": peak_rss, "final_rss_kb": final_rss, "smoke": smoke,
-                   "profiles": profiles, "cells": {f"{m}/c{c}/{t}": v for (m, c, t), v in agg.items()},
+                   "profiles": profiles, "core": core,
+                   "cells": {f"{m}/c{c}/{t}": v for (m, c, t), v in agg.items()},
                    "runs": {f"{m}/c{c}/{t}": v for (m, c, t), v in results.items()}}, f, indent=1)
     write_results(meta, agg, startup, ready, idle_rss, peak_rss, smoke, core, rawdir, profiles)
     log("wrote bench/RESULTS.md")
@@ -669,23 +737,91 @@ def versions():
     v["kernel"] = platform.release()
     v["os"] = cmd(["sh", "-c", ". /etc/os-release && echo $PRETTY_NAME"])
     v["mem_gb"] = round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)
+    v["ncpu"] = os.cpu_count()
     return v
 
 
+def report(rawdir):
+    """--report: re-renders bench/RESULTS.md from <rawdir>/results.json; runs nothing."""
+    global REPORT_FROM
+    REPORT_FROM = rawdir
+    path = os.path.join(rawdir, "results.json")
+    if not os.path.isfile(path):
+        sys.exit(f"--report: no {path}")
+    with open(path) as f:
+        data = json.load(f)
+    meta = data["meta"]
+    agg = {}
+    for key, cell in data["cells"].items():
+        m, c, t = key.split("/")
+        agg[(m, int(c[1:]), t)] = cell
+    saved = meta.get("settings")
+    if saved:
+        unknown = [k for k in saved if k not in SETTINGS]
+        if unknown:
+            log(f"ignoring unknown saved settings {unknown}")
+        globals().update({k: v for k, v in saved.items() if k in SETTINGS})
+    else:
+        # Raw data from before the settings were saved: infer what the cells show.
+        log("no settings in meta (older run): inferring them from the cells")
+        runs = data.get("runs", {})
+
+        def cs(modes):
+            return sorted({c for (m, c, _) in agg if m in modes})
+
+        def secs(mode, default):
+            el = sorted(r["elapsed_s"] for k, rs in runs.items() if k.startswith(mode + "/") for r in rs)
+            return float(round(el[len(el) // 2])) if el else default
+        g_ = globals()
+        g_["CONC"] = cs(("json", "stream"))
+        g_["PACED_CONC"] = cs(("paced",))
+        g_["LONG_CONC"] = cs(("long",))
+        tg = list(data.get("idle_rss_kb", {}))
+        g_["TARGETS"] = tg or [t for t in LABEL if any(k[2] == t for k in agg)]
+        rr = [len(cell["rps_runs"]) for (m, _, _), cell in agg.items() if m == "json"]
+        g_["ROUNDS"] = max(rr) if rr else ROUNDS
+        g_["SECONDS"] = secs("json", SECONDS)
+        g_["PACED_SECONDS"] = secs("paced", PACED_SECONDS)
+        g_["LONG_SECONDS"] = secs("long", LONG_SECONDS)
+        g_["STARTUP_REPS"] = max((len(v) for v in data.get("startup", {}).values()), default=STARTUP_REPS)
+        g_["PROFILE"] = bool(data.get("profiles"))
+        meta = dict(meta, settings_inferred=True)
+    write_results(meta, agg, data.get("startup", {}), data.get("ready_s", {}), data.get("idle_rss_kb", {}),
+                  data.get("peak_rss_kb", {}), data.get("smoke", {}), data.get("core"), rawdir,
+                  data.get("profiles") or {})
+    log(f"re-rendered bench/RESULTS.md from {rawdir}/results.json")
+
+
 def write_results(meta, agg, startup, ready, idle_rss, peak_rss, smoke, core, rawdir, profiles):
-    v = versions()
+    v = meta.get("versions") or versions()
+    cpu_note = (", sampled over each cell's measured window only (warm-up excluded)" if meta.get("cpu_window") else
+                ", over the whole load-generator run **including its warm-up** while only requests after the "
+                f"warm-up are counted (this older run's CPU figures are overstated by about "
+                f"({WARMUP:g} s + cell) / cell)")
     L = []
     w = L.append
     g = lambda m, c, t: agg.get((m, c, t))  # noqa: E731
     cmdline = "bash bench/run.sh"
-    env_set = {k: os.environ[k] for k in os.environ if k.startswith("BENCH_")}
+    unsaved = ""
+    if "env" in meta:
+        env_set = meta["env"]
+    elif REPORT_FROM:  # an older run re-rendered: its environment was not saved
+        env_set, unsaved = {}, " (BENCH_* environment not saved)"
+    else:
+        env_set = {k: os.environ[k] for k in os.environ if k.startswith("BENCH_")}
     if env_set:
         cmdline = " ".join(f"{k}={val}" for k, val in sorted(env_set.items())) + " " + cmdline
     w("# Benchmark results: edge-router vs a pass-through worker, a lean JS floor, Portkey and LiteLLM\n")
-    w(f"Generated by `{cmdline}` (bench/bench.py) on {meta['started']} → {meta['finished']}. "
+    w(f"Generated by `{cmdline}`{unsaved} (bench/bench.py) on {meta['started']} → {meta['finished']}. "
       "Numbers from one run; raw data under `bench/results/raw/` (git-ignored).\n")
+    if REPORT_FROM:
+        w(f"Re-rendered from `{os.path.relpath(os.path.abspath(REPORT_FROM), ROOT)}/results.json` with "
+          "`python3 bench/bench.py --report`"
+          + (" (an older run without saved settings: concurrencies, targets and cell lengths inferred from "
+             "the cells; machine and versions are today's)" if meta.get("settings_inferred") else "")
+          + ".\n")
     w("## Setup\n")
-    w(f"- Machine: {os.cpu_count()} shared vCPUs ({v['cpu']}), {v['mem_gb']} GB RAM, {v['os']}, kernel {v['kernel']}. "
+    w(f"- Machine: {v.get('ncpu', os.cpu_count())} shared vCPUs ({v['cpu']}), {v['mem_gb']} GB RAM, {v['os']}, kernel {v['kernel']}. "
       "Shared with other engineers' builds while measuring:")
     w(f"  - load average before: {' '.join(meta['loadavg_before'])}; after: {' '.join(meta['loadavg_after'])} "
       "(1/5/15 min; 2.0 = both cores busy). Per-cell load averages are in the raw results.")
@@ -695,20 +831,26 @@ def write_results(meta, agg, startup, ready, idle_rss, peak_rss, smoke, core, ra
     w(f"- Cells: concurrency {', '.join(map(str, CONC))}; {SECONDS:g} s per cell after {WARMUP:g} s warm-up; "
       f"{ROUNDS} rounds, targets interleaved (the order rotates every cell); percentiles pool the rounds. "
       f"Before the cells every target gets {PREWARM:g} s of unrecorded load per shape (JIT warm-up). "
-      f"Paced streams: {PACED_SECONDS:g} s at concurrency {', '.join(map(str, PACED_CONC))}.")
+      f"Paced streams: {PACED_SECONDS:g} s at concurrency {', '.join(map(str, PACED_CONC))}."
+      + (f" Long streams ({LONG_CHUNKS:,} chunks back to back): {LONG_SECONDS:g} s at concurrency "
+         f"{', '.join(map(str, LONG_CONC))}, one round, targets "
+         f"{', '.join(t for t in TARGETS if t in LONG_TARGETS)}, interleaved after the other cells."
+         if LONG_CONC and any(k[0] == "long" for k in agg) else ""))
     w("- Load generator: `bench/loadgen` (Rust, std only): closed loop, one keep-alive HTTP/1.1 connection per "
       "concurrent client, every request's own latency (send → last byte) recorded. **No coordinated-omission "
       "correction** (wrk 4.1's printed percentiles add one); p99.9 and max are the raw slowest requests.")
     w("- Fake upstream: `bench/fake-upstream` (Rust, std only, thread per connection). Non-streaming: a 390-byte "
       f"`chat.completion`. Streaming: {CHUNKS} content chunks + finish (+ usage when asked) + `[DONE]`, each SSE "
       "event one HTTP chunk and one write; each content chunk carries the wall-clock time it was written, so the "
-      "client measures every chunk's delivery latency through any gateway.")
+      "client measures every chunk's delivery latency through any gateway. Requests for the model "
+      f"`fake-long` get {LONG_CHUNKS:,} content chunks instead (the long-stream cells).")
     w("- Request: a two-message chat request, ~230 bytes. Every gateway has the same single upstream and a "
       "one-step fallback configured (two deployments on that upstream; the first always answers, so fallback "
       "is never used):")
     w("  - **edge-router**: `build/index.js` + `index_bg.wasm` (release build by `scripts/build.sh`, snapshotted "
       "at start) under plain `workerd serve` with a generated config (`bench/bench.py:workerd_config`). Route "
-      "`bench` = chain `[primary, backup]`, two `openai` providers on `http://127.0.0.1:<upstream>/v1`, API key "
+      "`bench` = chain `[primary, backup]` (`bench-paced`, `bench-long` likewise for the paced and long "
+      "streams), two `openai` providers on `http://127.0.0.1:<upstream>/v1`, API key "
       "from a text binding named by `api_key_secret`, prices set (cost computed per request), vars from "
       "`wrangler.toml` (`CONFIG_CACHE_TTL_MS`, `MAX_BODY_BYTES`).")
     w("  - **KV binding, how it was served**: `ROUTER_CONFIG` is a real workerd `kvNamespace` binding pointing at "
@@ -748,7 +890,8 @@ def write_results(meta, agg, startup, ready, idle_rss, peak_rss, smoke, core, ra
     def main_table(mode, title, what):
         w(f"### {title}\n")
         w(f"Per-request latency in ms ({what}); overhead = the target's percentile minus direct's at the same "
-          "concurrency; CPU = CPU time of the target's processes per request (user+system, from /proc).\n")
+          "concurrency; CPU = CPU time of the target's processes per request (user+system, from /proc)"
+          + cpu_note + ".\n")
         w("| c | target | p50 | p90 | p99 | p99.9 | max | req/s | overhead p50 | overhead p99 | CPU ms/req | errors |")
         w("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
         for c in CONC:
@@ -814,26 +957,37 @@ def write_results(meta, agg, startup, ready, idle_rss, peak_rss, smoke, core, ra
               f"{fmt(cpu * 1000 / (CHUNKS + 1) if cpu else None, 1)} | {a['errors']} |")
     w("")
 
-    def per_chunk(a):
-        return a["cpu_ms_per_req"] * 1000 / (CHUNKS + 1) if a and a["cpu_ms_per_req"] else None
+    def per_chunk(a, chunks=CHUNKS):
+        """CPU µs per SSE event: CPU per stream / (content chunks + the finish chunk)."""
+        return a["cpu_ms_per_req"] * 1000 / (chunks + 1) if a and a["cpu_ms_per_req"] else None
+
+    def own_ms(mode, c):
+        """ours − pass-through CPU ms per request/stream at (mode, c), or None."""
+        o, p = g(mode, c, "ours"), g(mode, c, "passthrough")
+        if o and p and o["cpu_ms_per_req"] and p["cpu_ms_per_req"]:
+            return o["cpu_ms_per_req"] - p["cpu_ms_per_req"]
+        return None
 
     def ratio2(x, y):
         return f"{x / y:.2f}" if x and y else "–"
     if any(t in TARGETS for t in ("ours", "passthrough", "floor")):
         w("### Ratios (streaming CPU per chunk)\n")
-        w("CPU µs per chunk = the target's CPU per stream / 61 events. The lean JS floor reads, parses and "
+        w(f"CPU µs per chunk = the target's CPU per stream / {CHUNKS + 1} events ({LONG_CHUNKS + 1:,} for the "
+          f"{LONG_CHUNKS:,}-chunk long stream). The lean JS floor reads, parses and "
           "re-encodes every event as a gateway must; \"ours / floor\" is edge-router's per-chunk CPU against "
           "that floor, \"ours / pass-through\" against a worker that does not touch the bytes.\n")
         w("| shape | c | CPU µs/chunk ours | CPU µs/chunk pass-through | CPU µs/chunk floor | ours / pass-through "
           "CPU per chunk | ours / floor CPU per chunk | streams/s ours / floor |")
         w("|---|---:|---:|---:|---:|---:|---:|---:|")
-        for mode, cs in (("stream", CONC), ("paced", PACED_CONC)):
+        shape = {"stream": "back to back", "paced": "paced", "long": f"long ({LONG_CHUNKS:,}), back to back"}
+        for mode, cs in (("stream", CONC), ("paced", PACED_CONC), ("long", LONG_CONC)):
+            n_ch = LONG_CHUNKS if mode == "long" else CHUNKS
             for c in cs:
                 o, p, fl = (g(mode, c, t) for t in ("ours", "passthrough", "floor"))
                 if not (o or p or fl):
                     continue
-                co, cp, cf = per_chunk(o), per_chunk(p), per_chunk(fl)
-                w(f"| {'back to back' if mode == 'stream' else 'paced'} | {c} | {fmt(co, 1)} | {fmt(cp, 1)} | "
+                co, cp, cf = per_chunk(o, n_ch), per_chunk(p, n_ch), per_chunk(fl, n_ch)
+                w(f"| {shape[mode]} | {c} | {fmt(co, 1)} | {fmt(cp, 1)} | "
                   f"{fmt(cf, 1)} | {ratio2(co, cp)} | {ratio2(co, cf)} | "
                   f"{ratio2(o['rps'] if o else None, fl['rps'] if fl else None)} |")
         w("")
@@ -858,6 +1012,40 @@ def write_results(meta, agg, startup, ready, idle_rss, peak_rss, smoke, core, ra
                 w(f"| {c} | {LABEL[t]} | {ch['n']} | {ch['p50']:.0f} | {ch['p90']:.0f} | {ch['p99']:.0f} | "
                   f"{ch['p999']:.0f} | {ch['max']:.0f} | {fmt(o50 if o50 is None else float(o50), 0)} | "
                   f"{fmt(o99 if o99 is None else float(o99), 0)} | {fmt(a['ttfb']['p50'] if a['ttfb'] else None)} |")
+        w("")
+
+    if LONG_CONC and any(k[0] == "long" for k in agg):
+        w(f"### Long stream ({LONG_CHUNKS:,} chunks)\n")
+        w(f"The upstream writes {LONG_CHUNKS:,} content chunks back to back (then finish, usage when asked, "
+          f"`[DONE]`); {LONG_SECONDS:g} s per cell, one round. CPU = CPU time (user+system, /proc) of the "
+          f"target's whole process per stream{cpu_note}, / {LONG_CHUNKS + 1:,} events per chunk. **This is the process CPU "
+          "measured here**: it includes workerd's HTTP server and client and kernel networking, which Cloudflare "
+          "does not bill. The **own CPU** (edge-router − pass-through, the same workerd doing the same HTTP work "
+          "without touching the bytes) is the part the gateway adds. Workers Free allows "
+          f"{FREE_CPU_MS} ms CPU per invocation, Paid 30 s by default; the last column compares edge-router's "
+          "process total (an upper bound of the billed CPU) with the Free limit. chunks/stream = content "
+          f"chunks that arrived per completed stream (should be {LONG_CHUNKS:,}).\n")
+        w("| c | target | streams/s | total p50 ms | TTFB p50 ms | chunks/stream | CPU ms/stream | CPU µs/chunk | "
+          "own CPU ms/stream (ours − pass-through) | fits Workers Free (10 ms CPU)? | errors |")
+        w("|---:|---|---:|---:|---:|---:|---:|---:|---:|---|---:|")
+        for c in LONG_CONC:
+            for t in TARGETS:
+                if t not in LONG_TARGETS:
+                    continue
+                a = g("long", c, t)
+                if not a or not a["lat"]:
+                    w(f"| {c} | {LABEL[t]} | 0 | – | – | – | – | – | – | – | {a['errors'] if a else '–'} |")
+                    continue
+                cpu = a["cpu_ms_per_req"]
+                ch = a.get("chunk")
+                per_stream = ch["n"] / a["ok"] if ch and a["ok"] else None
+                own = own_ms("long", c) if t == "ours" else None
+                fits = ("–" if t != "ours" or cpu is None else
+                        f"yes ({cpu:.1f} ms ≤ {FREE_CPU_MS} ms)" if cpu <= FREE_CPU_MS
+                        else f"**no** ({cpu:.1f} ms > {FREE_CPU_MS} ms): Paid")
+                w(f"| {c} | {LABEL[t]} | {a['rps']:.1f} | {fmt(a['lat']['p50'])} | "
+                  f"{fmt(a['ttfb']['p50'] if a['ttfb'] else None)} | {fmt(per_stream, 1)} | {fmt(cpu, 3)} | "
+                  f"{fmt(per_chunk(a, LONG_CHUNKS), 1)} | {fmt(own, 3)} | {fits} | {a['errors']} |")
         w("")
 
     w("## Size, start-up, memory, CPU\n")
@@ -938,6 +1126,73 @@ def write_results(meta, agg, startup, ready, idle_rss, peak_rss, smoke, core, ra
           f"| {verdict(own <= 0.3)} |")
     w("")
 
+    w("## Targets (issue 14)\n")
+    w("Own CPU = edge-router's workerd process CPU minus the pass-through worker's at the same cell (the work "
+      "edge-router adds; both include workerd's HTTP server and client). Streaming CPU per chunk = CPU per "
+      f"stream / {CHUNKS + 1} events. Paced overhead = edge-router's per-chunk delivery latency minus direct's, "
+      "as in the paced table.\n")
+    w("| target | measured | verdict |")
+    w("|---|---|---|")
+    for c in CONC:
+        o, p = g("stream", c, "ours"), g("stream", c, "passthrough")
+        co, cp = per_chunk(o), per_chunk(p)
+        if co is not None and cp is not None:
+            w(f"| own CPU per streamed chunk (back to back), c={c}: ≤ 30 µs | {co - cp:.1f} µs "
+              f"(ours {co:.1f} − pass-through {cp:.1f}) | {verdict(co - cp <= 30)} |")
+    for c in CONC:
+        co, cf = per_chunk(g("stream", c, "ours")), per_chunk(g("stream", c, "floor"))
+        if co is not None and cf:
+            w(f"| CPU per chunk vs the lean JS floor, c={c}: ≤ 1.3× | {co / cf:.2f}× ({co:.1f} vs {cf:.1f} µs) "
+              f"| {verdict(co / cf <= 1.3)} |")
+    for c in CONC:
+        own = own_ms("stream", c)
+        if own is not None:
+            w(f"| own CPU, {CHUNKS}-chunk stream, c={c}: ≤ 2 ms | {own:.3f} ms "
+              f"(process total {g('stream', c, 'ours')['cpu_ms_per_req']:.3f} ms) | {verdict(own <= 2)} |")
+    for c in LONG_CONC:
+        o = g("long", c, "ours")
+        if o and o["cpu_ms_per_req"]:
+            own = own_ms("long", c)
+            cpu = o["cpu_ms_per_req"]
+            w(f"| own CPU, {LONG_CHUNKS:,}-chunk stream, c={c}: report | own {fmt(own, 3)} ms, process total "
+              f"{cpu:.1f} ms | {f'fits Free ({FREE_CPU_MS} ms)' if cpu <= FREE_CPU_MS else 'Paid only'} |")
+    for c in (8, 32):
+        if c not in CONC:
+            continue
+        o, pk = g("stream", c, "ours"), g("stream", c, "portkey")
+        if o and pk and pk["rps"]:
+            w(f"| streams/s vs Portkey, c={c}: ≥ 2× | {o['rps']:.0f} vs {pk['rps']:.0f} = {o['rps'] / pk['rps']:.2f}× "
+              f"| {verdict(o['rps'] >= 2 * pk['rps'])} |")
+    if CONC:
+        c = max(CONC)
+        o, p = g("stream", c, "ours"), g("stream", c, "passthrough")
+        if o and p and o["ttfb"] and p["ttfb"] and p["ttfb"]["p50"]:
+            r = o["ttfb"]["p50"] / p["ttfb"]["p50"]
+            w(f"| streaming TTFB p50 at c={c}: ≤ 2× pass-through | {o['ttfb']['p50']:.2f} vs "
+              f"{p['ttfb']['p50']:.2f} ms = {r:.2f}× | {verdict(r <= 2)} |")
+    for c in PACED_CONC:
+        o, d = g("paced", c, "ours"), g("paced", c, "direct")
+        if o and d and o["chunk"] and d["chunk"]:
+            d50 = o["chunk"]["p50"] - d["chunk"]["p50"]
+            d99 = o["chunk"]["p99"] - d["chunk"]["p99"]
+            w(f"| paced per-chunk delivery overhead (ours − direct), c={c}: p50 ≤ 60 µs, p99 ≤ 1 ms | "
+              f"p50 {d50:+.0f} µs, p99 {d99:+.0f} µs | {verdict(d50 <= 60 and d99 <= 1000)} |")
+    for c in CONC:
+        own = own_ms("json", c)
+        if own is not None:
+            w(f"| own CPU per non-streaming request, c={c}: ≤ 0.15 ms | {own:.3f} ms "
+              f"(process total {g('json', c, 'ours')['cpu_ms_per_req']:.3f} ms) | {verdict(own <= 0.15)} |")
+    for c in (8, 32):
+        if c not in CONC:
+            continue
+        o, p = g("json", c, "ours"), g("json", c, "passthrough")
+        if o and p and p["rps"]:
+            w(f"| non-streaming throughput vs pass-through, c={c}: ≥ 0.6× | {o['rps']:.0f} vs {p['rps']:.0f} req/s "
+              f"= {o['rps'] / p['rps']:.2f}× | {verdict(o['rps'] >= 0.6 * p['rps'])} |")
+    if "wasm_gzip" in meta:
+        w(f"| wasm ≤ 1 MB gzip | {meta['wasm_gzip']/1024:.0f} KiB | {verdict(meta['wasm_gzip'] <= 1 << 20)} |")
+    w("")
+
     if profiles:
         w("## Where edge-router's time goes (V8 CPU profile)\n")
         w("A separate edge-router workerd (same config, plus `--inspector-addr`) under load from bench-loadgen; "
@@ -976,12 +1231,18 @@ def write_results(meta, agg, startup, ready, idle_rss, peak_rss, smoke, core, ra
       "machine. Interleaving spreads that noise over all targets alike.")
     with open(os.path.join(BENCH, "RESULTS.md"), "w") as f:
         f.write("\n".join(L) + "\n")
-    # Keep a copy with the raw data.
-    shutil.copy(os.path.join(BENCH, "RESULTS.md"), rawdir)
+    # Keep a copy with the raw data (not when re-rendering: that keeps the run's own copy).
+    if not REPORT_FROM:
+        shutil.copy(os.path.join(BENCH, "RESULTS.md"), rawdir)
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    finally:
-        stop_all()
+    if len(sys.argv) > 1:
+        if len(sys.argv) != 3 or sys.argv[1] != "--report":
+            sys.exit("usage: bench.py [--report <rawdir>]")
+        report(sys.argv[2])
+    else:
+        try:
+            main()
+        finally:
+            stop_all()

@@ -8,11 +8,13 @@
 //!   `<i>@<unix-µs>;`, the wall-clock time it was written, so the load generator can measure
 //!   per-chunk delivery latency through any gateway (all of them pass content through).
 //!   Requests whose body names the model `fake-paced` get `--paced-gap-us` between content chunks
-//!   (default 2000 µs); other streams are written back to back.
+//!   (default 2000 µs); other streams are written back to back. Requests whose body names the
+//!   model `fake-long` get `--long-chunks` content chunks (default 1000) instead of `--chunks`.
 //! `GET /health` → 200. Anything else → 404.
 //!
 //! One OS thread per connection (blocking I/O): simple and fast for the few dozen connections
-//! a benchmark cell opens. Usage: `bench-fake-upstream [--port N] [--chunks 60] [--paced-gap-us 2000]`.
+//! a benchmark cell opens. Usage:
+//! `bench-fake-upstream [--port N] [--chunks 60] [--paced-gap-us 2000] [--long-chunks 1000]`.
 //! Prints `listening 127.0.0.1:<port>` once bound (port 0 = any free port).
 
 use std::io::{Read, Write};
@@ -23,6 +25,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 struct Opts {
     chunks: usize,
     paced_gap_us: u64,
+    long_chunks: usize,
 }
 
 const ANSWER: &str = r#"{"id":"chatcmpl-bench","object":"chat.completion","created":1700000000,"model":"fake-model","choices":[{"index":0,"message":{"role":"assistant","content":"Hello from the fake upstream: a short fixed answer for the benchmark.","refusal":null},"logprobs":null,"finish_reason":"stop"}],"usage":{"prompt_tokens":24,"completion_tokens":14,"total_tokens":38}}"#;
@@ -32,6 +35,7 @@ fn main() {
     let mut opts = Opts {
         chunks: 60,
         paced_gap_us: 2000,
+        long_chunks: 1000,
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
@@ -41,6 +45,7 @@ fn main() {
             "--port" => port = val.parse().expect("--port N"),
             "--chunks" => opts.chunks = val.parse().expect("--chunks N"),
             "--paced-gap-us" => opts.paced_gap_us = val.parse().expect("--paced-gap-us N"),
+            "--long-chunks" => opts.long_chunks = val.parse().expect("--long-chunks N"),
             other => panic!("unknown argument {other}"),
         }
         i += 2;
@@ -116,8 +121,9 @@ fn serve(mut s: TcpStream, opts: Opts) -> std::io::Result<()> {
         if method == "post" && path.ends_with("/chat/completions") {
             if json_flag(&body, b"\"stream\"") {
                 let paced = find(&body, b"fake-paced").is_some();
+                let long = !paced && find(&body, b"fake-long").is_some();
                 let usage = json_flag(&body, b"\"include_usage\"");
-                stream(&mut s, opts, paced, usage, conn_hdr)?;
+                stream(&mut s, opts, paced, long, usage, conn_hdr)?;
             } else {
                 let resp = format!(
                     "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: {conn_hdr}\r\n\r\n{ANSWER}",
@@ -216,12 +222,19 @@ fn stream(
     s: &mut TcpStream,
     opts: Opts,
     paced: bool,
+    long: bool,
     usage: bool,
     conn_hdr: &str,
 ) -> std::io::Result<()> {
-    let model = if paced { "fake-paced" } else { "fake-model" };
+    let (model, chunks) = if paced {
+        ("fake-paced", opts.chunks)
+    } else if long {
+        ("fake-long", opts.long_chunks)
+    } else {
+        ("fake-model", opts.chunks)
+    };
     s.write_all(format!("HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncache-control: no-cache\r\ntransfer-encoding: chunked\r\nconnection: {conn_hdr}\r\n\r\n").as_bytes())?;
-    for i in 0..opts.chunks {
+    for i in 0..chunks {
         if paced && i > 0 {
             std::thread::sleep(Duration::from_micros(opts.paced_gap_us));
         }
@@ -234,7 +247,7 @@ fn stream(
     }
     write_event(s, &format!("data: {{\"id\":\"chatcmpl-bench\",\"object\":\"chat.completion.chunk\",\"created\":1700000000,\"model\":\"{model}\",\"choices\":[{{\"index\":0,\"delta\":{{}},\"logprobs\":null,\"finish_reason\":\"stop\"}}]}}\n\n"))?;
     if usage {
-        write_event(s, &format!("data: {{\"id\":\"chatcmpl-bench\",\"object\":\"chat.completion.chunk\",\"created\":1700000000,\"model\":\"{model}\",\"choices\":[],\"usage\":{{\"prompt_tokens\":24,\"completion_tokens\":{},\"total_tokens\":{}}}}}\n\n", opts.chunks, opts.chunks + 24))?;
+        write_event(s, &format!("data: {{\"id\":\"chatcmpl-bench\",\"object\":\"chat.completion.chunk\",\"created\":1700000000,\"model\":\"{model}\",\"choices\":[],\"usage\":{{\"prompt_tokens\":24,\"completion_tokens\":{},\"total_tokens\":{}}}}}\n\n", chunks, chunks + 24))?;
     }
     write_event(s, "data: [DONE]\n\n")?;
     s.write_all(b"0\r\n\r\n")
