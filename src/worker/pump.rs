@@ -39,6 +39,11 @@ const END: u32 = 2;
 const TIMEOUT: u32 = 3;
 const BROKEN: u32 = 4;
 
+/// How long, and how much, `drain_upstream` reads after the answer before giving up (the
+/// body is then aborted as before).
+const DRAIN_MS: u64 = 1_000;
+const DRAIN_BYTES: usize = 64 << 10;
+
 /// How the JS loop settled.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Settled {
@@ -76,6 +81,19 @@ impl Pump {
     /// the JS loop (the only time JS calls `feed`).
     pub fn stream(&self) -> &RefCell<Stream> {
         &self.shared
+    }
+
+    /// After a clean end: reads what the upstream still sends after the answer (normally only
+    /// the body's end), so that its connection can be reused rather than aborted.
+    pub async fn drain_upstream(&self) {
+        // Not borrowed by JS: the stream is over.
+        #[allow(clippy::await_holding_refcell_ref)]
+        let drained = async {
+            if let AttemptBody::Net(body) = self.shared.borrow_mut().body_mut() {
+                body.drain(DRAIN_MS, DRAIN_BYTES).await;
+            }
+        };
+        drained.await;
     }
 
     /// Lets JS read the live attempt's upstream into `writer` until the stream machine stops

@@ -109,7 +109,12 @@ async fn pump(
             Some("client_disconnected: the client closed the stream before it ended".into());
         meta.status = 499;
     }
-    // Dropping the stream aborts the upstream fetch, if it is still open.
-    drop(pump);
+    let clean_end = meta.error.is_none();
     finish.done(&mut meta);
+    // The client has its answer and the request is booked; reading the upstream's last bytes
+    // lets its connection be reused. Dropping the stream aborts the fetch if it is still open.
+    if clean_end {
+        pump.drain_upstream().await;
+    }
+    drop(pump);
 }

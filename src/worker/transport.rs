@@ -131,6 +131,18 @@ impl FetchBody {
         self.reader.clone().filter(|r| !r.is_undefined())
     }
 
+    /// Reads to the body's end, for at most `timeout_ms` per read and `max_bytes` in all; a
+    /// body read to its end is not aborted when dropped, so its connection can be reused.
+    pub async fn drain(&mut self, timeout_ms: u64, max_bytes: usize) {
+        let mut seen = 0;
+        while !self.complete && seen <= max_bytes {
+            match self.next_chunk(timeout_ms).await {
+                Ok(Some(bytes)) => seen += bytes.len(),
+                Ok(None) | Err(_) => return,
+            }
+        }
+    }
+
     /// Read to its end by someone else (`pump.js`): nothing left to abort.
     pub fn mark_complete(&mut self) {
         self.complete = true;
