@@ -1,5 +1,6 @@
-// Operators' controls and what the gateway shows (issue 18, item 7): the kill switch holds for a
-// deployment whose breaker is disabled in the table.
+// Operators' controls and what the gateway shows (issue 18, items 7 and 12): the kill switch
+// holds for a deployment whose breaker is disabled in the table; an upstream's `model` with
+// CR/LF or non-Latin-1 characters never breaks (or injects into) the response headers.
 
 import { test, before, after, beforeEach } from "node:test";
 import assert from "node:assert/strict";
@@ -8,6 +9,8 @@ import {
   startWorker,
   scenarioTable,
   chatOnce,
+  chatStream,
+  sseContent,
   reasons,
   USER_MSG,
 } from "./helpers/worker.mjs";
@@ -48,6 +51,20 @@ async function until(fn, what, ms = 5000) {
   assert.fail(`timed out waiting for ${what}`);
 }
 
+/**
+ * The JSON log line of one request (by x-router-request-id). workerd's stdout arrives in chunks
+ * that the harness prefixes with "[out] ", so a long line is glued back together first.
+ */
+async function logOf(worker, requestId) {
+  for (let i = 0; i < 100; i++) {
+    const out = worker.logs.filter((c) => c.startsWith("[out] ")).map((c) => c.slice(6)).join("");
+    const line = out.split("\n").find((l) => l.includes(`"request_id":"${requestId}"`));
+    if (line) return JSON.parse(line.slice(line.indexOf("{")));
+    await sleep(20);
+  }
+  throw new Error(`no log line for ${requestId}`);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Item 7: the kill switch of a deployment whose breaker is disabled
 
@@ -81,5 +98,43 @@ test("kill switch: a deployment with `breaker: {enabled: false}` in the table is
 
   assert.equal((await admin(w, "POST", "/admin/api/deployments/killed/reset")).status, 200);
   await until(async () => (await servedBy()) === "killed", "traffic back after reset");
+});
+
+// ---------------------------------------------------------------------------------------------
+// Item 12: upstream values in response headers
+
+test("an upstream `model` with CR/LF, non-Latin-1 characters or 5,000 bytes: 200 with the answer, a sane x-router-model, no injected header, a log line", async () => {
+  const t = await scenarioTable(w, fake, {
+    deployments: { odd: {} },
+    routes: { odd: { chain: ["odd"] } },
+  });
+  const models = ["evil\r\nx-injected: 1", "modèle-日本", "m".repeat(5000)];
+  for (const model of models) {
+    for (const stream of [false, true]) {
+      const what = `${JSON.stringify(model.slice(0, 30))} ${stream ? "stream" : "json"}`;
+      t.script("odd", [{ ok: "Hello from odd", model }]);
+      const body = { model: "odd", messages: USER_MSG };
+      const r = stream ? await chatStream(w, body) : await chatOnce(w, body);
+      assert.equal(r.status, 200, `${what}: ${r.text.slice(0, 300)}`);
+      const content = stream ? sseContent(r.events) : r.json.choices[0].message.content;
+      assert.equal(content, "Hello from odd", what);
+      if (stream) assert.ok(r.text.includes("data: [DONE]"), `${what}: a finished stream`);
+
+      const h = r.res.headers.get("x-router-model");
+      assert.ok(h, `${what}: x-router-model present`);
+      assert.match(h, /^[\x20-\x7e]+$/, `${what}: printable ASCII only`);
+      assert.ok(Buffer.byteLength(h) <= 200, `${what}: capped (${h.length} bytes)`);
+      assert.equal(r.res.headers.get("x-injected"), null, `${what}: no injected header`);
+      if (model.length < 100) assert.equal(decodeURIComponent(h), model, `${what}: percent-escaped, decodable`);
+      else assert.ok(model.startsWith(decodeURIComponent(h)), `${what}: a prefix of the model`);
+      assert.equal(r.res.headers.get("x-router-deployment"), "odd");
+
+      // The request was finished and logged (for a stream, after its end), with the real name.
+      const log = await logOf(w, r.res.headers.get("x-router-request-id"));
+      assert.equal(log.status, 200, what);
+      assert.equal(log.model, model, `${what}: the log line keeps the model as the upstream named it`);
+      assert.equal(log.deployment, "odd");
+    }
+  }
 });
 
