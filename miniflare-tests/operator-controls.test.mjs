@@ -1,6 +1,8 @@
-// Operators' controls and what the gateway shows (issue 18, items 7 and 12): the kill switch
+// Operators' controls and what the gateway shows (issue 18, items 7, 12 and 13): the kill switch
 // holds for a deployment whose breaker is disabled in the table; an upstream's `model` with
-// CR/LF or non-Latin-1 characters never breaks (or injects into) the response headers.
+// CR/LF or non-Latin-1 characters never breaks (or injects into) the response headers; in
+// `AUTH_MODE = "keys"` the model list, the 404's list of paths and `/healthz`'s table details
+// need a gateway key.
 
 import { test, before, after, beforeEach } from "node:test";
 import assert from "node:assert/strict";
@@ -11,6 +13,7 @@ import {
   chatOnce,
   chatStream,
   sseContent,
+  errorShape,
   reasons,
   USER_MSG,
 } from "./helpers/worker.mjs";
@@ -138,3 +141,65 @@ test("an upstream `model` with CR/LF, non-Latin-1 characters or 5,000 bytes: 200
   }
 });
 
+// ---------------------------------------------------------------------------------------------
+// Item 13: what a caller without a key sees in keys mode
+
+test("keys mode: /v1/models needs a key (401), the 404 lists no paths and /healthz says only its status without one", async () => {
+  const wk = await startWorker({ bindings: { AUTH_MODE: "keys", ADMIN_TOKEN: ADMIN } });
+  try {
+    await scenarioTable(wk, fake, {
+      deployments: { hidden: {} },
+      routes: { "internal-route-name": { chain: ["hidden"] } },
+    });
+    const created = await admin(wk, "POST", "/admin/api/keys", { name: "operator-controls" });
+    assert.equal(created.status, 201, JSON.stringify(created.json));
+    const auth = { authorization: `Bearer ${created.json.key}` };
+    const get = async (p, headers = {}) => {
+      const res = await wk.fetch(p, { headers });
+      const text = await res.text();
+      return { status: res.status, text, json: JSON.parse(text) };
+    };
+
+    // /v1/models: 401 without a key or with a wrong one, the list with a key.
+    for (const headers of [{}, { authorization: "Bearer sk-wrong-key-000" }, { "x-api-key": "sk-wrong-key-000" }]) {
+      const r = await get("/v1/models", headers);
+      assert.equal(r.status, 401, `${JSON.stringify(headers)}: ${r.text}`);
+      assert.equal(errorShape(r.json).code, "invalid_api_key");
+      assert.ok(!r.text.includes("internal-route-name"), r.text);
+    }
+    const listed = await get("/v1/models", auth);
+    assert.equal(listed.status, 200, listed.text);
+    assert.deepEqual(listed.json.data.map((m) => m.id), ["internal-route-name"]);
+
+    // Unknown path: a 404 either way; only an authenticated caller is told the paths.
+    const anon404 = await get("/v2/secret-probe");
+    assert.equal(anon404.status, 404, anon404.text);
+    assert.equal(errorShape(anon404.json).code, "not_found");
+    for (const p of ["/v1/chat/completions", "/v1/messages", "/v1/models", "/healthz", "internal-route-name"]) {
+      assert.ok(!anon404.text.includes(p), `unauthenticated 404 mentions ${p}: ${anon404.text}`);
+    }
+    const keyed404 = await get("/v2/secret-probe", auth);
+    assert.equal(keyed404.status, 404);
+    assert.ok(keyed404.json.error.message.includes("/v1/chat/completions"), keyed404.text);
+
+    // /healthz: the status only without a key; the whole body with one.
+    const anon = await get("/healthz");
+    assert.equal(anon.status, 200);
+    assert.deepEqual(anon.json, { status: "ok" });
+    const keyed = await get("/healthz", auth);
+    assert.equal(keyed.json.status, "ok");
+    assert.equal(keyed.json.config.source, "kv");
+    assert.equal(keyed.json.config.routes, 1);
+
+    // A bad table in KV: a caller without a key learns "degraded", not the parse error.
+    await wk.putRaw('{"version": 1, "routes": {"leaky-route": ');
+    const anonBad = await get("/healthz");
+    assert.deepEqual(anonBad.json, { status: "degraded" });
+    const keyedBad = await get("/healthz", auth);
+    assert.equal(keyedBad.json.status, "degraded");
+    assert.equal(keyedBad.json.config.source, "last-good");
+    assert.ok(keyedBad.json.config.error, keyedBad.text);
+  } finally {
+    await wk.dispose();
+  }
+});
