@@ -1,4 +1,5 @@
-//! Percent-decoding (RFC 3986 `%XX`) of URL path segments and header values.
+//! Percent-decoding (RFC 3986 `%XX`) of URL path segments and header values, and the
+//! percent-escaping that makes any string a safe response header value.
 
 /// Decodes every valid `%XX` sequence once; anything else (a lone `%`, bad hex) is kept as
 /// sent. None when the decoded bytes are not UTF-8.
@@ -25,9 +26,89 @@ pub fn decode(raw: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
+/// `value` as a response header value: printable ASCII (0x20-0x7E) is kept, except `%`;
+/// every other character (CR, LF, NUL, other controls, `%`, anything non-ASCII) becomes the
+/// `%XX` escapes of its UTF-8 bytes, so the result is always accepted by the runtime's
+/// `Headers`, can never start a header of its own, and `decode` gives the value back. At
+/// most `max_bytes` long: cut before the first character that would not fit whole (so a
+/// character's escapes are never split).
+pub fn header_value(value: &str, max_bytes: usize) -> String {
+    use std::fmt::Write;
+    let mut out = String::with_capacity(value.len().min(max_bytes));
+    let mut utf8 = [0u8; 4];
+    for c in value.chars() {
+        let keep = (' '..='~').contains(&c) && c != '%';
+        let width = if keep { 1 } else { 3 * c.len_utf8() };
+        if out.len() + width > max_bytes {
+            break;
+        }
+        if keep {
+            out.push(c);
+        } else {
+            for b in c.encode_utf8(&mut utf8).bytes() {
+                // Writing into a String cannot fail.
+                let _ = write!(out, "%{b:02X}");
+            }
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
-    use super::decode;
+    use super::{decode, header_value};
+
+    #[test]
+    fn header_values_keep_printable_ascii_and_escape_the_rest() {
+        assert_eq!(
+            header_value("gpt-4o-mini-2024-07-18", 200),
+            "gpt-4o-mini-2024-07-18"
+        );
+        assert_eq!(header_value("a b:c/d@e, f", 200), "a b:c/d@e, f");
+        assert_eq!(
+            header_value("evil\r\nx-injected: 1", 200),
+            "evil%0D%0Ax-injected: 1"
+        );
+        assert_eq!(
+            header_value("nul\0tab\tdel\u{7f}", 200),
+            "nul%00tab%09del%7F"
+        );
+        assert_eq!(
+            header_value("100%", 200),
+            "100%25",
+            "a literal % is escaped too"
+        );
+        assert_eq!(
+            header_value("modèle-日本", 200),
+            "mod%C3%A8le-%E6%97%A5%E6%9C%AC"
+        );
+        assert_eq!(header_value("", 200), "");
+        // Only printable ASCII comes out, and decoding gives the value back.
+        for v in [
+            "evil\r\nx: 1",
+            "modèle-日本",
+            "100%",
+            "\u{1F600}\u{85}\u{2028}",
+            "é%41",
+        ] {
+            let h = header_value(v, 200);
+            assert!(h.bytes().all(|b| (0x20..=0x7E).contains(&b)), "{h:?}");
+            assert_eq!(decode(&h).as_deref(), Some(v));
+        }
+    }
+
+    #[test]
+    fn header_values_are_capped_without_splitting_a_character() {
+        assert_eq!(header_value(&"m".repeat(5000), 200), "m".repeat(200));
+        assert_eq!(header_value("abcdef", 4), "abcd");
+        // 199 ASCII bytes then "é" (6 escaped bytes): the é does not fit whole, so it is left out.
+        let v = format!("{}é", "a".repeat(199));
+        assert_eq!(header_value(&v, 200), "a".repeat(199));
+        let cut = header_value(&"日本".repeat(100), 200);
+        assert_eq!(cut.len(), 198, "22 whole characters of 9 escaped bytes");
+        assert_eq!(decode(&cut), Some("日本".repeat(11)));
+        assert_eq!(header_value("\r\n", 5), "%0D", "an escape is never split");
+    }
 
     #[test]
     fn decodes_once_and_keeps_what_is_not_an_escape() {

@@ -709,7 +709,7 @@ fn only_the_configured_error_classes_count() {
 }
 
 #[test]
-fn a_disabled_breaker_is_never_consulted_or_reported_to() {
+fn a_disabled_breaker_never_trips_and_is_never_probed_or_reported_to() {
     let gw = Gw::new(table(
         json!({"consecutive_failures": 1}),
         json!({"a": {"breaker": {"enabled": false}}}),
@@ -724,10 +724,59 @@ fn a_disabled_breaker_is_never_consulted_or_reported_to() {
         assert!(meta.skipped.is_empty());
     }
     assert_eq!(gw.script.hits(A), 20, "2 attempts on every request");
-    assert_eq!(gw.health.calls_for("a"), 0, "no view, probe or report");
+    assert!(gw.health.probes("a").is_empty() && gw.health.reports("a").is_empty());
     assert!(!gw.health.store.borrow().contains_key("a"));
     assert_eq!(gw.health.views("b"), 10);
     assert_eq!(gw.health.reports("b"), vec![success(false); 10]);
+}
+
+/// Issue 18, item 7: the admin API answers 200 to a kill switch on a deployment whose breaker
+/// the table disables, so the kill switch must hold there too; a reset brings it back.
+#[test]
+fn the_kill_switch_holds_when_the_breaker_is_disabled() {
+    let gw = Gw::new(table(
+        json!({}),
+        json!({"a": {"breaker": {"enabled": false}}}),
+        json!({}),
+    ));
+    gw.script.on(A, vec![ok_json()]);
+    gw.script.on(B, vec![ok_json()]);
+    gw.health.kill("a");
+    for i in 0..5 {
+        gw.at(i * 60_000);
+        let meta = gw.serve(false).meta();
+        assert_eq!(meta.deployment.as_deref(), Some("b"));
+        assert_eq!(skipped(&meta), vec![("a", "breaker_forced_open")]);
+    }
+    assert_eq!(gw.script.hits(A), 0);
+    assert!(gw.health.probes("a").is_empty() && gw.health.reports("a").is_empty());
+
+    // The operator's reset.
+    if let Some(b) = gw.health.store.borrow_mut().get_mut("a") {
+        b.reset();
+    }
+    gw.at(301_000);
+    assert_eq!(gw.serve(false).meta().deployment.as_deref(), Some("a"));
+}
+
+/// A breaker left open while it was enabled does not keep traffic off once the table disables
+/// it: only the kill switch does.
+#[test]
+fn an_open_breaker_is_ignored_once_the_table_disables_it() {
+    let gw = Gw::new(table(
+        json!({}),
+        json!({"a": {"breaker": {"enabled": false}}}),
+        json!({}),
+    ));
+    let enabled = plain_table();
+    gw.health
+        .trip(enabled.deployments.iter().find(|d| d.name == "a").unwrap());
+    assert!(matches!(gw.health.view_now("a"), View::Open { .. }));
+    gw.script.on(A, vec![ok_json()]);
+    let meta = gw.serve(false).meta();
+    assert_eq!(meta.deployment.as_deref(), Some("a"));
+    assert!(meta.skipped.is_empty());
+    assert!(gw.health.probes("a").is_empty());
 }
 
 // ---------- 7. Retry-After sets the cooldown ----------

@@ -1,6 +1,7 @@
 //! The breaker gate in front of each deployment: go, go as the half-open probe, or skip.
 //! It reads the isolate's snapshot through the `Health` port and waits on the shared store
-//! only to ask for a probe lease.
+//! only to ask for a probe lease. A deployment whose breaker the table disables is still
+//! read: its kill switch (`ForcedOpen`) holds; nothing else about its breaker counts.
 
 use super::ports::Health;
 use crate::config::Deployment;
@@ -20,10 +21,16 @@ pub(super) enum Gate {
 }
 
 pub(super) async fn gate<H: Health>(health: &H, dep: &Deployment, now_ms: u64) -> Gate {
+    let view = health.view(dep, now_ms).await;
     if !dep.breaker.enabled {
-        return Gate::Go { probe: false };
+        // The table turned the breaker off: traffic never trips it and nothing probes it,
+        // but the operator's kill switch (kept in the same object) still holds.
+        return match view {
+            View::ForcedOpen => forced_open(),
+            _ => Gate::Go { probe: false },
+        };
     }
-    match health.view(dep, now_ms).await {
+    match view {
         View::Closed => Gate::Go { probe: false },
         View::Open { until_ms } if until_ms > now_ms => Gate::Skip {
             why: "breaker_open",
@@ -39,9 +46,13 @@ pub(super) async fn gate<H: Health>(health: &H, dep: &Deployment, now_ms: u64) -
                 }
             }
         }
-        View::ForcedOpen => Gate::Skip {
-            why: "breaker_forced_open",
-            reopens_ms: None,
-        },
+        View::ForcedOpen => forced_open(),
+    }
+}
+
+fn forced_open() -> Gate {
+    Gate::Skip {
+        why: "breaker_forced_open",
+        reopens_ms: None,
     }
 }

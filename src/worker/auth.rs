@@ -63,6 +63,13 @@ pub async fn authenticate(
     }
 }
 
+/// Whether the caller may see the gateway's configuration (route names, paths, the table's
+/// state): in open mode anyone, in keys mode a caller with a valid key. A key that cannot be
+/// checked (key store unavailable) counts as none.
+pub async fn may_see_details(req: &Request, env: &Env, now_ms: u64) -> bool {
+    authenticate(req, env, now_ms).await.is_ok()
+}
+
 async fn lookup(env: &Env, id: &str, now_ms: u64) -> Result<Option<KeyRecord>, ApiError> {
     if let Some((rec, at)) = KEYS_SEEN.with(|k| k.borrow().get(id).cloned()) {
         if now_ms.saturating_sub(at) < ttl_ms(env) {

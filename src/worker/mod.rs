@@ -48,19 +48,24 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
             &ApiError::method_not_allowed("POST"),
             None,
         ),
-        ("/v1/models", Method::Get) => models(&env, &ctx).await,
+        ("/v1/models", Method::Get) => models(&req, &env, &ctx).await,
         (p, _) if p.starts_with("/admin/api/") => admin::handle(req, env, ctx).await,
         (p, Method::Get) if dashboard::is_asset(p) => dashboard::serve(p),
-        ("/healthz", Method::Get) => healthz(&env, &ctx).await,
+        ("/healthz", Method::Get) => healthz(&req, &env, &ctx).await,
         ("/v1/models" | "/healthz", _) => {
             error_response(&ApiError::method_not_allowed("GET"), None)
         }
-        (p, _) => error_response(
-            &ApiError::not_found(format!(
-                "unknown path {p}; see /v1/chat/completions, /v1/messages, /v1/models, /healthz"
-            )),
-            None,
-        ),
+        (p, _) => {
+            // In keys mode only a caller with a key is told which paths exist.
+            let message = if auth::may_see_details(&req, &env, WorkerClock.now_ms()).await {
+                format!(
+                    "unknown path {p}; see /v1/chat/completions, /v1/messages, /v1/models, /healthz"
+                )
+            } else {
+                format!("unknown path {p}")
+            };
+            error_response(&ApiError::not_found(message), None)
+        }
     }
 }
 
@@ -70,7 +75,11 @@ async fn scheduled(_event: ScheduledEvent, env: Env, ctx: ScheduleContext) {
     cron::run(env, ctx).await;
 }
 
-async fn models(env: &Env, ctx: &Context) -> Result<Response> {
+/// The routes, as OpenAI's model list; in keys mode only for a caller with a valid key.
+async fn models(req: &Request, env: &Env, ctx: &Context) -> Result<Response> {
+    if let Err(e) = auth::authenticate(req, env, WorkerClock.now_ms()).await {
+        return error_response(&e, None);
+    }
     let loaded = match config_source::current(env, ctx, WorkerClock.now_ms()).await {
         Ok(l) => l,
         Err(msg) => return error_response(&respond::config_unavailable(msg), None),
@@ -84,19 +93,22 @@ async fn models(env: &Env, ctx: &Context) -> Result<Response> {
     json_response(200, &json!({"object": "list", "data": data}))
 }
 
-async fn healthz(env: &Env, ctx: &Context) -> Result<Response> {
-    match config_source::current(env, ctx, WorkerClock.now_ms()).await {
-        Ok(l) => {
-            let status = if l.error.is_some() { "degraded" } else { "ok" };
-            json_response(
-                200,
-                &json!({"status": status, "config": {"source": l.source.as_str(), "error": l.error,
-                        "routes": l.table.routes.len(), "checked_at_ms": l.checked_at_ms}}),
-            )
-        }
-        Err(msg) => json_response(
-            503,
-            &json!({"status": "down", "config": {"source": null, "error": msg}}),
+/// The gateway's status for anyone (load balancers, uptime checks); where the table comes
+/// from and what is wrong with it only for a caller who may see details (`auth`).
+async fn healthz(req: &Request, env: &Env, ctx: &Context) -> Result<Response> {
+    let (code, status, config) = match config_source::current(env, ctx, WorkerClock.now_ms()).await
+    {
+        Ok(l) => (
+            200,
+            if l.error.is_some() { "degraded" } else { "ok" },
+            json!({"source": l.source.as_str(), "error": l.error,
+                   "routes": l.table.routes.len(), "checked_at_ms": l.checked_at_ms}),
         ),
+        Err(msg) => (503, "down", json!({"source": null, "error": msg})),
+    };
+    if auth::may_see_details(req, env, WorkerClock.now_ms()).await {
+        json_response(code, &json!({"status": status, "config": config}))
+    } else {
+        json_response(code, &json!({"status": status}))
     }
 }
