@@ -1,14 +1,15 @@
 // The routing-table admin API (docs/admin-api.md) in workerd with real KV and the TableLog
 // Durable Object: auth on every route, validation errors with paths, If-Match (428 / 412, also
 // for two writers racing), versions, diff, rollback, a bad table written straight to KV (the
-// last good table keeps serving and the API says so), PATCH of gateway keys, and the
-// dashboard's static files.
+// last good table keeps serving and the API says so), PATCH and listing of gateway keys (past
+// KV's 1,000-key list page), and the dashboard's static files.
 //
 // Each test starts its own worker (fresh KV and objects), so versions start at 1 every time.
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { startWorker, chatOnce, USER_MSG } from "./helpers/worker.mjs";
+import { createHash } from "node:crypto";
+import { startWorker, chatOnce, USER_MSG, KV_BINDING } from "./helpers/worker.mjs";
 
 const ADMIN = "admin-token-table-tests";
 const auth = { authorization: `Bearer ${ADMIN}` };
@@ -309,6 +310,32 @@ test("a table seeded in KV before any API write becomes version 1 (external) on 
     },
     { table: table(["large"]) },
   );
+});
+
+test("GET /admin/api/keys lists every key, past KV's 1,000 keys per list page", async () => {
+  await withWorker(async (w) => {
+    const created = await api(w, "POST", "keys", { body: { name: "template", rpm: 7 } });
+    assert.equal(created.status, 201);
+    const kv = await w.mf.getKVNamespace(KV_BINDING);
+    const record = JSON.parse(await kv.get(`gateway-key:${created.json.id}`));
+    const names = new Map([[created.json.id, "template"]]);
+    const total = 1050;
+    for (let i = 1; i < total; i += 50) {
+      const batch = [];
+      for (let j = i; j < Math.min(i + 50, total); j++) {
+        const id = createHash("sha256").update(`seeded-key-${j}`).digest("hex");
+        names.set(id, `seeded-${j}`);
+        batch.push(kv.put(`gateway-key:${id}`, JSON.stringify({ ...record, name: `seeded-${j}` })));
+      }
+      await Promise.all(batch);
+    }
+    assert.equal(names.size, total);
+    const list = await api(w, "GET", "keys");
+    assert.equal(list.status, 200);
+    assert.equal(list.json.keys.length, total);
+    assert.deepEqual(new Map(list.json.keys.map((k) => [k.id, k.name])), names);
+    assert.ok(list.json.keys.every((k) => k.rpm === 7 && k.created_ms > 0));
+  });
 });
 
 test("PATCH a gateway key: limits change, unknown fields and bad values are refused", async () => {
