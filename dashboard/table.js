@@ -248,6 +248,17 @@ export function createTableView({ onServing, onTable }) {
         ),
       );
     }
+    // The version log is ahead of KV (a KV write after a save was lost, or is still on its way).
+    const behind = l.kv_behind;
+    if (behind && !behind.repaired) {
+      const held = behind.kv_version == null ? "no routing table" : `version ${behind.kv_version}`;
+      const text = behind.text_missing
+        ? `The newest saved version never reached KV, which holds ${held}. Saving replaces it.`
+        : behind.kv_version == null
+          ? `KV holds no routing table (deleted): the gateway keeps serving its last good table. Saving writes KV again.`
+          : `KV still holds ${held}, not version ${l.version} shown here, and the gateway serves what KV holds. Saving writes KV; a reload repairs it a minute after the save.`;
+      banners.push(banner("warn", "banner-kv-behind", text, behind.repair_error));
+    }
     if (l.origin === "embedded-default") {
       banners.push(banner("info", "banner-embedded", "KV holds no routing table: the gateway serves its embedded default. Saving writes the first version to KV."));
     }

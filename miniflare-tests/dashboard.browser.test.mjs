@@ -3,8 +3,9 @@
 // on 127.0.0.1: log in (and a wrong token), an invalid edit shows its error (path clickable to
 // the key), fix and save after reviewing the diff, a chat request follows the new table, roll
 // back, kill switch moves traffic and reset brings it back, a 412 conflict offers a reload, a
-// bad table written straight to KV is flagged and rolled back, gateway keys (secret shown once,
-// limits, revoke), a 401 sends the operator back to the login form, log out.
+// bad table written straight to KV is flagged and rolled back, a save whose KV write was lost
+// (Reload shows the newest version, saving works), gateway keys (secret shown once, limits,
+// revoke), a 401 sends the operator back to the login form, log out.
 //
 // One screenshot per step in artifacts/screenshots/dashboard-NN-<step>.png. Without Chromium the
 // suite is skipped locally but fails under CI=true (CI must install it: scripts/setup.sh).
@@ -12,7 +13,7 @@
 import { test, describe, it, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { startFake } from "./helpers/fake-openai.mjs";
-import { startWorker, chatOnce, FAKE_SECRET, USER_MSG } from "./helpers/worker.mjs";
+import { startWorker, chatOnce, FAKE_SECRET, USER_MSG, KV_BINDING, TABLE_KEY } from "./helpers/worker.mjs";
 import { chromiumAvailable, CHROMIUM_PATH, launchBrowser, openPage, screenshotter } from "./helpers/browser.mjs";
 
 const ADMIN = "admin-token-dashboard-test";
@@ -258,6 +259,39 @@ describe("dashboard in headless Chromium", { skip, timeout: 110_000 }, () => {
     await page.locator('#history-list li[data-version="5"] .tag', { hasText: "external" }).waitFor();
   });
 
+  it("a save whose KV write was lost: Reload shows the newest version, and saving over it works", async () => {
+    const kv = await w.mf.getKVNamespace(KV_BINDING);
+    const before = await kv.get(TABLE_KEY);
+    const lost = gatewayTable(fake);
+    lost.routes.lost = { chain: ["gpt-main"] };
+    const res = await w.fetch("/admin/api/table", {
+      method: "PUT",
+      headers: { authorization: `Bearer ${ADMIN}`, "if-match": "*", "x-change-message": "lost in KV" },
+      body: JSON.stringify(lost, null, 2),
+    });
+    const saved = await res.json();
+    assert.equal(res.status, 200, JSON.stringify(saved));
+    await kv.put(TABLE_KEY, before); // the KV write after the log's commit never happened
+    await page.click("#btn-reload");
+    await page.locator("#banner-kv-behind").waitFor();
+    await page.locator("#table-version", { hasText: `version ${saved.version}` }).waitFor();
+    assert.match(await editor().inputValue(), /"lost"/);
+    // The history marks what KV holds (and the gateway serves) as live.
+    await page.locator(`#history-list li.version-current[data-version="${saved.version - 1}"]`).waitFor();
+    await shot("kv-behind");
+    await editText((t) => t.replace('"request_timeout_ms": 10000', '"request_timeout_ms": 11000'));
+    await page.click("#btn-review");
+    await page.locator("#review-dialog pre.diff").waitFor();
+    await page.click("#btn-save");
+    await page.locator("#review-dialog").waitFor({ state: "detached" });
+    await toastWith(`Saved version ${saved.version + 1}`);
+    await page.locator("#banner-kv-behind").waitFor({ state: "detached" });
+    await page.locator(`#history-list li.version-current[data-version="${saved.version + 1}"]`).waitFor();
+    const now = await kv.get(TABLE_KEY);
+    assert.match(now, /"request_timeout_ms": 11000/);
+    assert.match(now, /"lost"/);
+  });
+
   it("creates a key (secret shown once), changes its limits, revokes it", async () => {
     await page.click("#btn-new-key");
     await page.fill("#key-name", "mobile-app");
@@ -296,7 +330,9 @@ describe("dashboard in headless Chromium", { skip, timeout: 110_000 }, () => {
 
   it("a 401 returns to the login form; log out", async () => {
     await page.evaluate(() => sessionStorage.setItem("edge-router-admin-token", "rotated-elsewhere"));
-    await page.click("#btn-breakers");
+    // What the Refresh button does, called directly: a poll may get the 401 first and hide the
+    // button while a click still waits for it to hold still.
+    await page.evaluate(() => window.edgeRouterDashboard.refreshDeployments());
     await page.locator("#login-message", { hasText: "401" }).waitFor();
     assert.equal(await page.locator("#app").isHidden(), true);
     await shot("session-ended");

@@ -10,6 +10,30 @@
 //! never makes a stale ETag acceptable. Versions only grow; the log keeps the newest
 //! `KEEP_VERSIONS` entries and reports the ones it drops, so that their texts can be deleted.
 //!
+//! **KV behind the log.** A write commits here first, then the worker stores the text in KV
+//! (`routing-table:v:<n>`, then the live `routing-table`). If the live write is lost (KV takes
+//! one write per second per key; a crash), or two saves' KV writes land in the opposite order,
+//! the log's newest version is not what KV holds: KV holds an older logged text, or no table.
+//! [`TableLog::kv_state`] calls that [`KvState::Behind`], and it is reconciled by *rolling KV
+//! forward* to the log's newest version, never by rolling the log back:
+//! - the log is where the compare-and-set happened: every later write was judged against its
+//!   newest version, and a reordered KV write means that version was acknowledged (200) to
+//!   its writer, so dropping it would lose a save;
+//! - an older logged text in KV also looks exactly like KV propagation lag, where accepting
+//!   the older ETag would let a stale writer win (the invariant above); rolling forward is the
+//!   same rewrite in both cases, harmless under lag.
+//!
+//! So while KV is behind, the ETag a reader is offered ([`KvState::etag`]) is the newest
+//! version's, the one [`TableLog::commit`] accepts, and the editor is shown that version's
+//! text: the next save goes through and writes KV. A reload repairs KV by itself (`repair`)
+//! once the newest version is older than KV's propagation bound ([`KV_REPAIR_AFTER_MS`]), so
+//! readers do not write during ordinary lag; a deleted `routing-table` is never re-created by
+//! a reload (deleting it is an operator's act; the last good table keeps serving), only by a
+//! save. If the newest version's own text never reached KV there is nothing to roll forward
+//! to: the worker shows what KV holds, still with the newest version's ETag, so the next save
+//! replaces the version that never took effect. Limit: an older logged text put back into KV
+//! by hand (`wrangler kv`) cannot be told from a lost write either, and is rolled forward over.
+//!
 //! Pure: the worker passes the time and the ETags in; the Durable Object `TableLog` applies
 //! these decisions one at a time.
 
@@ -38,6 +62,39 @@ pub fn decode_message(raw: &str) -> String {
 
 /// Versions kept in the log (and their texts in KV).
 pub const KEEP_VERSIONS: usize = 50;
+
+/// How long after a version was committed a KV that still lacks it is repaired by a reader:
+/// KV's own bound for a write to reach every location (about 60 s). Sooner, the difference may
+/// be propagation lag, which needs no write.
+pub const KV_REPAIR_AFTER_MS: u64 = 60_000;
+
+/// Where KV's live table stands relative to the log (see the module docs).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KvState {
+    /// No version has been saved through the API: whatever KV holds is current.
+    Unlogged,
+    /// KV holds the newest logged version.
+    InSync { newest: Entry },
+    /// KV holds a text the log has never seen (written behind the API's back): it is current.
+    External,
+    /// The log is ahead of KV, which holds an older logged version (`kv_version`) or no table
+    /// (`None`). KV is rolled forward to `newest`; `repair` says a reader should do it now.
+    Behind {
+        newest: Entry,
+        kv_version: Option<u64>,
+        repair: bool,
+    },
+}
+
+impl KvState {
+    /// The ETag a reader is offered: the one the next write must name.
+    pub fn etag(&self, live_etag: &str) -> String {
+        match self {
+            KvState::InSync { newest } | KvState::Behind { newest, .. } => newest.etag.clone(),
+            KvState::Unlogged | KvState::External => live_etag.to_string(),
+        }
+    }
+}
 
 /// Stored in the table log: explicit wire names (see `state::stored_shapes`); an origin
 /// written by a newer version reads as `Unknown` rather than making the whole log unreadable.
@@ -150,6 +207,43 @@ impl TableLog {
         match self.latest() {
             Some(latest) if !self.is_external(live_etag, live_is_default) => latest.etag.clone(),
             _ => live_etag.to_string(),
+        }
+    }
+
+    /// How KV's live table (ETag `live_etag`; `live_is_default` when KV holds none) relates to
+    /// the log at `now_ms`; a KV behind the log is due for repair once its newest version is
+    /// `repair_after_ms` old, unless KV holds no table at all.
+    pub fn kv_state(
+        &self,
+        live_etag: &str,
+        live_is_default: bool,
+        now_ms: u64,
+        repair_after_ms: u64,
+    ) -> KvState {
+        let Some(newest) = self.latest() else {
+            return KvState::Unlogged;
+        };
+        if self.is_external(live_etag, live_is_default) {
+            return KvState::External;
+        }
+        if !live_is_default && newest.etag == live_etag {
+            return KvState::InSync {
+                newest: newest.clone(),
+            };
+        }
+        let kv_version = if live_is_default {
+            None
+        } else {
+            self.entries
+                .iter()
+                .rev()
+                .find(|e| e.etag == live_etag)
+                .map(|e| e.version)
+        };
+        KvState::Behind {
+            newest: newest.clone(),
+            kv_version,
+            repair: !live_is_default && now_ms.saturating_sub(newest.created_ms) >= repair_after_ms,
         }
     }
 

@@ -187,3 +187,139 @@ fn change_messages_may_be_percent_encoded_utf8() {
     assert_eq!(decode_message("a%0Ab"), "a b");
     assert_eq!(decode_message(&"x".repeat(900)).len(), 500);
 }
+
+/// `seeded()` plus v3 "c" committed at 100: a log one version ahead of a KV that kept "b".
+fn ahead() -> TableLog {
+    let mut log = seeded();
+    accepted(log.commit(&write("b", "b", "c"), 100));
+    log
+}
+
+#[test]
+fn a_lost_kv_write_leaves_kv_behind_and_the_etag_offered_is_the_one_the_next_write_needs() {
+    let mut log = ahead();
+    let state = log.kv_state("b", false, 101, KV_REPAIR_AFTER_MS);
+    match &state {
+        KvState::Behind {
+            newest,
+            kv_version,
+            repair,
+        } => {
+            assert_eq!((newest.version, newest.etag.as_str()), (3, "c"));
+            assert_eq!((*kv_version, *repair), (Some(2), false));
+        }
+        other => panic!("expected KV behind, got {other:?}"),
+    }
+    assert_eq!(state.etag("b"), "c");
+    // A writer who edited what KV still holds is stale (it may be lag), the offered ETag wins.
+    conflict(log.commit(&write("b", "b", "d"), 102));
+    let (entry, external, _) = accepted(log.commit(&write(&state.etag("b"), "b", "d"), 103));
+    assert_eq!((entry.version, external), (4, None));
+}
+
+#[test]
+fn kv_behind_is_repaired_by_a_reader_only_after_the_propagation_bound() {
+    let log = ahead();
+    let repair = |now| match log.kv_state("b", false, now, KV_REPAIR_AFTER_MS) {
+        KvState::Behind { repair, .. } => repair,
+        other => panic!("expected KV behind, got {other:?}"),
+    };
+    assert!(!repair(100));
+    assert!(!repair(100 + KV_REPAIR_AFTER_MS - 1));
+    assert!(repair(100 + KV_REPAIR_AFTER_MS));
+    // A clock behind the commit's never makes it due.
+    assert!(!repair(50));
+    // With no delay (tests set TABLE_REPAIR_AFTER_MS=0) a reader repairs at once.
+    assert!(matches!(
+        log.kv_state("b", false, 100, 0),
+        KvState::Behind { repair: true, .. }
+    ));
+}
+
+#[test]
+fn a_deleted_live_table_is_behind_the_log_but_never_recreated_by_a_reader() {
+    let mut log = ahead();
+    let state = log.kv_state("dflt", true, u64::MAX, 0);
+    assert_eq!(
+        state,
+        KvState::Behind {
+            newest: log
+                .latest()
+                .cloned()
+                .unwrap_or_else(|| panic!("a newest version")),
+            kv_version: None,
+            repair: false,
+        }
+    );
+    let mut c = write(&state.etag("dflt"), "dflt", "d");
+    c.live_is_default = true;
+    let (entry, external, _) = accepted(log.commit(&c, 200));
+    assert_eq!((entry.version, external), (4, None));
+}
+
+#[test]
+fn in_sync_external_and_unlogged_states_keep_their_meaning() {
+    assert_eq!(
+        TableLog::default().kv_state("seed", false, 0, 0),
+        KvState::Unlogged
+    );
+    let log = ahead();
+    match log.kv_state("c", false, u64::MAX, 0) {
+        KvState::InSync { newest } => assert_eq!(newest.version, 3),
+        other => panic!("expected in sync, got {other:?}"),
+    }
+    // A text the log has never seen is an external change, not KV behind: never repaired over.
+    let external = log.kv_state("x", false, u64::MAX, 0);
+    assert_eq!(external, KvState::External);
+    assert_eq!(external.etag("x"), "x");
+}
+
+#[test]
+fn after_a_rollback_kv_holding_the_restored_text_is_in_sync() {
+    let mut log = ahead();
+    let mut c = write("c", "c", "a");
+    c.origin = Origin::Rollback;
+    c.rolled_back_to = Some(1);
+    accepted(log.commit(&c, 300));
+    // "a" is both v1 and the newest (v4): KV holding it is in sync, not behind at v1.
+    assert!(matches!(
+        log.kv_state("a", false, u64::MAX, 0),
+        KvState::InSync { newest } if newest.version == 4
+    ));
+    // KV that kept "c" (v3) is behind.
+    assert!(matches!(
+        log.kv_state("c", false, 301, KV_REPAIR_AFTER_MS),
+        KvState::Behind {
+            kv_version: Some(3),
+            ..
+        }
+    ));
+}
+
+#[test]
+fn whatever_kv_holds_the_etag_a_reader_is_offered_is_accepted_by_the_next_write() {
+    // (KV's ETag, KV holds no table) for each way KV can relate to the log `ahead()`.
+    let cases = [
+        ("c", false),   // in sync
+        ("b", false),   // behind at v2 (lost or reordered write)
+        ("a", false),   // behind at v1
+        ("x", false),   // external
+        ("dflt", true), // deleted
+    ];
+    for (live, is_default) in cases {
+        for now in [101, u64::MAX] {
+            let mut log = ahead();
+            let offered = log
+                .kv_state(live, is_default, now, KV_REPAIR_AFTER_MS)
+                .etag(live);
+            let mut c = write(&offered, live, "next");
+            c.live_is_default = is_default;
+            let (entry, _, _) = accepted(log.commit(&c, 400));
+            assert_eq!(entry.etag, "next", "KV {live} at {now}");
+        }
+    }
+    // And from an empty log.
+    let mut log = TableLog::default();
+    let offered = log.kv_state("seed", false, 0, 0).etag("seed");
+    accepted(log.commit(&write(&offered, "seed", "next"), 1));
+}

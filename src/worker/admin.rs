@@ -5,7 +5,7 @@
 //! - `GET  /admin/api/deployments` — every deployment's breaker and usage
 //! - `GET  /admin/api/deployments/{name}` — one of them
 //! - `POST /admin/api/deployments/{name}/reset` | `/force-open` — breaker reset / kill switch
-//! - `GET  /admin/api/keys` — gateway keys (records only; secrets are never stored)
+//! - `GET  /admin/api/keys` — every gateway key (records only; secrets are never stored)
 //! - `POST /admin/api/keys` — create a key; the secret is in this reply only
 //! - `GET  /admin/api/keys/{id}` — a key's record, spend and usage
 //! - `PATCH /admin/api/keys/{id}` — change a key's name, routes, limits or budgets
@@ -25,7 +25,7 @@ use crate::keys::{hash_key, KeyRecord, KV_PREFIX};
 use crate::percent;
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
-use worker::{Context, Env, Method, Request, Response, Result};
+use worker::{kv::KvStore, Context, Env, Method, Request, Response, Result};
 
 fn authorized(req: &Request, env: &Env) -> bool {
     let Ok(expected) = env.secret("ADMIN_TOKEN").map(|s| s.to_string()) else {
@@ -128,25 +128,8 @@ async fn route(
         }
         (Method::Get, ["keys"]) => {
             let kv = env.kv(KV_BINDING)?;
-            let list = kv
-                .list()
-                .prefix(KV_PREFIX.to_string())
-                .execute()
-                .await
-                .map_err(|e| worker::Error::RustError(e.to_string()))?;
-            let mut keys = Vec::new();
-            for k in list.keys {
-                let id = k.name.trim_start_matches(KV_PREFIX).to_string();
-                if let Ok(Some(text)) = kv.get(&k.name).text().await {
-                    if let Ok(mut v) = serde_json::from_str::<Value>(&text) {
-                        if let Some(o) = v.as_object_mut() {
-                            o.insert("id".into(), json!(id));
-                        }
-                        keys.push(v);
-                    }
-                }
-            }
-            json_response(200, &json!({"keys": keys}))
+            let keys = list_keys(&kv).await?;
+            json_response(200, &json!({ "keys": keys }))
         }
         (_, ["table", rest @ ..]) => super::admin_table::handle(req, env, ctx, rest).await,
         (Method::Post, ["keys"]) => create_key(req, env).await,
@@ -177,6 +160,58 @@ async fn route(
         }
         _ => err(404, "not_found", format!("unknown admin route {path}")),
     }
+}
+
+/// Keys per KV bulk read (KV's maximum).
+const BULK_READ_KEYS: usize = 100;
+
+/// Every gateway-key record in KV, each with its `id`, in KV's key order. KV lists at most
+/// 1,000 keys per call, so the listing follows the cursor until KV says it is complete; the
+/// records are read 100 per bulk read (one KV operation each, where a read per key would pass
+/// the 1,000 KV operations an invocation may make once there are about 1,000 keys). A key
+/// deleted between the listing and the read, or a record that is not JSON, is left out.
+async fn list_keys(kv: &KvStore) -> Result<Vec<Value>> {
+    let kv_err = |e: worker::kv::KvError| worker::Error::RustError(format!("KV: {e}"));
+    let mut names = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let mut list = kv.list().prefix(KV_PREFIX.to_string());
+        if let Some(c) = cursor.take() {
+            list = list.cursor(c);
+        }
+        let page = list.execute().await.map_err(kv_err)?;
+        names.extend(page.keys.into_iter().map(|k| k.name));
+        if page.list_complete {
+            break;
+        }
+        match page.cursor.filter(|c| !c.is_empty()) {
+            Some(c) => cursor = Some(c),
+            None => {
+                return Err(worker::Error::RustError(
+                    "KV: the key listing is incomplete but gave no cursor".into(),
+                ))
+            }
+        }
+    }
+    let mut keys = Vec::with_capacity(names.len());
+    for chunk in names.chunks(BULK_READ_KEYS) {
+        let texts = kv.get_bulk(chunk).text().await.map_err(kv_err)?;
+        for name in chunk {
+            let Some(Some(text)) = texts.get(name) else {
+                continue;
+            };
+            if let Ok(mut v) = serde_json::from_str::<Value>(text) {
+                if let Some(o) = v.as_object_mut() {
+                    o.insert(
+                        "id".into(),
+                        json!(name.strip_prefix(KV_PREFIX).unwrap_or(name)),
+                    );
+                }
+                keys.push(v);
+            }
+        }
+    }
+    Ok(keys)
 }
 
 /// `POST /admin/api/explain` with `{"body": <chat request>, "headers": {...}, "path": ...}`:

@@ -2,9 +2,14 @@
 //! the routing table (see docs/admin-api.md).
 //!
 //! Order of a write: validate; ask the `TableLog` object to commit (the compare-and-set);
-//! then store the version's text and the live table in KV. A crash between the two leaves a
-//! logged version whose text is missing (reported as such), never a live table that was not
-//! validated or a lost concurrent write.
+//! then store the version's text and the live table in KV. A failure between the two (KV takes
+//! one write per second per key; a crash) never leaves a live table that was not validated or
+//! a lost concurrent write, but it leaves the log ahead of KV. That is reconciled by rolling KV
+//! forward to the log's newest version (why forward, not the log back: `state::table_log`):
+//! `GET` shows that version's text (from `routing-table:v:<n>`) with its ETag, which the next
+//! write accepts and which rewrites KV, and once the version is `TABLE_REPAIR_AFTER_MS` old
+//! (default 60 s, KV's propagation bound) a `GET` rewrites `routing-table` from it. A write
+//! whose KV writes failed answers 503 `table_not_applied`.
 
 use super::background::Background;
 use super::config_source::{self, KV_BINDING, TABLE_KEY};
@@ -16,10 +21,11 @@ use crate::config::diff::diff;
 use crate::config::{parse_table, problems, RoutingTable, EMBEDDED_DEFAULT};
 use crate::engine::Clock;
 use crate::state::table_log::{
-    decode_message, etag, Commit, CommitResult, Entry, Origin, TableLog,
+    decode_message, etag, Commit, CommitResult, Entry, KvState, Origin, TableLog,
+    KV_REPAIR_AFTER_MS,
 };
 use serde_json::{json, Value};
-use worker::{kv::KvStore, Env, Method, Request, Response, Result};
+use worker::{console_log, kv::KvStore, Env, Method, Request, Response, Result};
 
 const VERSION_PREFIX: &str = "routing-table:v:";
 
@@ -53,6 +59,110 @@ async fn live(kv: &KvStore) -> Result<(String, bool)> {
 
 async fn log(env: &Env) -> Result<TableLog> {
     objects::call(env, TABLE_LOG, LOG_NAME, "/log", None::<&()>).await
+}
+
+/// `TABLE_REPAIR_AFTER_MS`: how old the log's newest version must be before a `GET` rewrites a
+/// KV that lacks it (default `KV_REPAIR_AFTER_MS`; the tests set 0).
+fn repair_after_ms(env: &Env) -> u64 {
+    env.var("TABLE_REPAIR_AFTER_MS")
+        .ok()
+        .and_then(|v| v.to_string().parse().ok())
+        .unwrap_or(KV_REPAIR_AFTER_MS)
+}
+
+/// The current table as a reader sees it: normally KV's text; the log's newest version when
+/// KV is behind the log (see the module docs).
+struct Current {
+    text: String,
+    /// The ETag the next write must name.
+    etag: String,
+    /// The logged version `text` is, if any.
+    entry: Option<Entry>,
+    /// `"kv"`, `"embedded-default"` (KV holds no table) or `"log"` (KV is behind; `text` is
+    /// the newest version's).
+    origin: &'static str,
+    /// KV holds a text the API never wrote.
+    external: bool,
+    /// When KV is behind the log: what it holds and whether this read repaired it.
+    kv_behind: Value,
+}
+
+/// Reads the current table; with `repair_after_ms` (GET only) rewrites a KV that has been
+/// behind the log for that long.
+async fn current(kv: &KvStore, log: &TableLog, repair_after_ms: Option<u64>) -> Result<Current> {
+    let (kv_text, is_default) = live(kv).await?;
+    let kv_etag = etag(&kv_text);
+    let after = repair_after_ms.unwrap_or(u64::MAX);
+    let state = log.kv_state(&kv_etag, is_default, WorkerClock.now_ms(), after);
+    let tag = state.etag(&kv_etag);
+    let kv_origin = if is_default { "embedded-default" } else { "kv" };
+    let (newest, kv_version, repair) = match state {
+        KvState::Behind {
+            newest,
+            kv_version,
+            repair,
+        } => (newest, kv_version, repair),
+        other => {
+            let external = other == KvState::External;
+            return Ok(Current {
+                text: kv_text,
+                etag: tag,
+                entry: match other {
+                    KvState::InSync { newest } => Some(newest),
+                    _ => None,
+                },
+                origin: kv_origin,
+                external,
+                kv_behind: Value::Null,
+            });
+        }
+    };
+    let behind = |repaired: bool, error: Option<String>, text_missing: bool| {
+        json!({
+            "kv_version": kv_version,
+            "kv_etag": if is_default { None } else { Some(&kv_etag) },
+            "repaired": repaired,
+            "repair_error": error,
+            "text_missing": text_missing,
+        })
+    };
+    let Some(text) = kv_text::get(kv, &version_key(newest.version)).await? else {
+        // The newest version's text never reached KV: there is nothing to roll forward to.
+        // The reader sees what KV holds, with the ETag a write must name, so that the next
+        // save replaces the version that never took effect.
+        return Ok(Current {
+            text: kv_text,
+            etag: tag,
+            entry: kv_version.and_then(|n| log.get(n)).cloned(),
+            origin: kv_origin,
+            external: false,
+            kv_behind: behind(false, None, true),
+        });
+    };
+    let (repaired, error) = if repair {
+        match kv_text::put(kv, TABLE_KEY, &text).await {
+            Ok(()) => {
+                config_source::invalidate();
+                console_log!(
+                    "{}",
+                    json!({"msg": "table_kv_repaired", "version": newest.version,
+                           "kv_version": kv_version})
+                );
+                (true, None)
+            }
+            Err(e) => (false, Some(e.to_string())),
+        }
+    } else {
+        (false, None)
+    };
+    Ok(Current {
+        text,
+        etag: tag,
+        entry: Some(newest),
+        origin: if repaired { "kv" } else { "log" },
+        external: false,
+        kv_behind: behind(repaired, error, false),
+    })
 }
 
 fn summary(t: &RoutingTable) -> Value {
@@ -119,13 +229,15 @@ pub async fn handle(
         }
         (Method::Get, ["versions"]) => {
             let log = log(env).await?;
-            let (text, _) = live(&kv).await?;
+            // The version KV holds: the one the gateway serves (`GET /admin/api/table` names
+            // the newest instead while KV is behind the log).
+            let (text, is_default) = live(&kv).await?;
             let tag = etag(&text);
             let current = log
                 .entries()
                 .iter()
                 .rev()
-                .find(|e| e.etag == tag)
+                .find(|e| !is_default && e.etag == tag)
                 .map(|e| e.version);
             let versions: Vec<Value> = log.entries().iter().rev().map(entry_json).collect();
             json_response(200, &json!({"current": current, "versions": versions}))
@@ -156,7 +268,7 @@ pub async fn handle(
             }
             json_response(200, &out)
         }
-        (Method::Post, ["diff"]) => diff_request(req, &kv).await,
+        (Method::Post, ["diff"]) => diff_request(req, env, &kv).await,
         (Method::Post, ["rollback"]) => {
             let Some(if_match) = if_match(req) else {
                 return precondition_required();
@@ -222,37 +334,37 @@ fn unknown_version(n: u64) -> Result<Response> {
 }
 
 async fn get_table(env: &Env, ctx: &dyn Background, kv: &KvStore) -> Result<Response> {
-    let (text, is_default) = live(kv).await?;
-    let tag = etag(&text);
     // An unreadable version log is reported, not hidden: the table is still shown.
     let (log, log_error) = match log(env).await {
         Ok(l) => (l, None),
         Err(e) => (TableLog::default(), Some(e.to_string())),
     };
+    let cur = current(kv, &log, Some(repair_after_ms(env))).await?;
     let serving = config_source::current(env, ctx, WorkerClock.now_ms()).await;
     let (serving, serving_error) = match &serving {
         Ok(l) => (json!(l.source.as_str()), json!(l.error)),
         Err(e) => (Value::Null, json!(e)),
     };
-    let entry = log.entries().iter().rev().find(|e| e.etag == tag);
-    let check = validation(&text);
+    let entry = cur.entry.as_ref();
+    let check = validation(&cur.text);
     let body = json!({
         "version": entry.map(|e| e.version),
-        "etag": tag,
-        "text": text,
-        "table": serde_json::from_str::<Value>(&text).unwrap_or(Value::Null),
-        "origin": if is_default { "embedded-default" } else { "kv" },
+        "etag": cur.etag,
+        "text": cur.text,
+        "table": serde_json::from_str::<Value>(&cur.text).unwrap_or(Value::Null),
+        "origin": cur.origin,
         "valid": check.get("valid"),
         "errors": check.get("errors"),
         "summary": check.get("summary"),
         "serving": serving,
         "serving_error": serving_error,
-        "external_change": log.latest().is_some() && log.is_external(&tag, is_default),
+        "external_change": cur.external,
+        "kv_behind": cur.kv_behind,
         "updated_ms": entry.map(|e| e.created_ms),
         "message": entry.map(|e| e.message.clone()),
         "log_error": log_error,
     });
-    with_etag(json_response(200, &body), &tag)
+    with_etag(json_response(200, &body), &cur.etag)
 }
 
 async fn write(
@@ -294,11 +406,15 @@ async fn write(
             dropped,
             unchanged,
         } => {
+            let mut puts = vec![(version_key(entry.version), text), (TABLE_KEY.into(), text)];
             if let Some(ext) = &external {
-                kv_text::put(kv, &version_key(ext.version), &live_text).await?;
+                puts.insert(0, (version_key(ext.version), live_text.as_str()));
             }
-            kv_text::put(kv, &version_key(entry.version), text).await?;
-            kv_text::put(kv, TABLE_KEY, text).await?;
+            for (key, value) in puts {
+                if let Err(e) = kv_text::put(kv, &key, value).await {
+                    return not_applied(&entry, &e.to_string());
+                }
+            }
             config_source::invalidate();
             for n in dropped {
                 // Best effort: an orphaned text is harmless (never listed).
@@ -316,16 +432,33 @@ async fn write(
     }
 }
 
-/// One side of a diff: `"current"`, a version number, or absent.
+/// 503 for a write the log committed but whose text KV did not take: the version stays in the
+/// log and KV is rolled forward to it later (see the module docs).
+fn not_applied(entry: &Entry, cause: &str) -> Result<Response> {
+    error(
+        503,
+        "table_not_applied",
+        &format!(
+            "version {} is in the version log, but KV did not take it ({cause}); the gateway \
+             keeps serving the previous table. Reload the table and save again: the ETag it \
+             shows is accepted",
+            entry.version
+        ),
+        json!({"version": entry.version, "etag": entry.etag}),
+    )
+}
+
+/// One side of a diff: `"current"` (the table `GET` shows), a version number, or absent.
 async fn side(
+    env: &Env,
     kv: &KvStore,
     which: Option<&Value>,
 ) -> std::result::Result<String, Result<Response>> {
     match which {
-        Some(Value::String(s)) if s == "current" => live(kv)
-            .await
-            .map(|(t, _)| t)
-            .map_err(Err),
+        Some(Value::String(s)) if s == "current" => {
+            let log = log(env).await.unwrap_or_default();
+            current(kv, &log, None).await.map(|c| c.text).map_err(Err)
+        }
         Some(v) => match v.as_u64() {
             Some(n) => match kv_text::get(kv, &version_key(n)).await {
                 Ok(Some(t)) => Ok(t),
@@ -348,18 +481,18 @@ async fn side(
     }
 }
 
-async fn diff_request(req: &mut Request, kv: &KvStore) -> Result<Response> {
+async fn diff_request(req: &mut Request, env: &Env, kv: &KvStore) -> Result<Response> {
     let text = req.text().await.unwrap_or_default();
     let Ok(input) = serde_json::from_str::<Value>(&text) else {
         return error(400, "invalid_body", "expected a JSON object", json!({}));
     };
-    let from = match side(kv, input.get("from")).await {
+    let from = match side(env, kv, input.get("from")).await {
         Ok(t) => t,
         Err(res) => return res,
     };
     let to = match input.get("text").and_then(Value::as_str) {
         Some(draft) => draft.to_string(),
-        None => match side(kv, input.get("to")).await {
+        None => match side(env, kv, input.get("to")).await {
             Ok(t) => t,
             Err(res) => return res,
         },
