@@ -15,10 +15,14 @@ pub enum TransportError {
     Reset(String),
 }
 
+/// The upstream response headers the engine reads. A transport may deliver only these (each
+/// header carried across from the runtime costs; providers send dozens).
+pub const READ_HEADERS: &[&str] = &["retry-after-ms", "retry-after"];
+
 #[derive(Debug)]
 pub struct ResponseHead<B> {
     pub status: u16,
-    /// Header names in lower case.
+    /// Header names in lower case: at least those in `READ_HEADERS` that the response has.
     pub headers: Vec<(String, String)>,
     pub body: B,
 }

@@ -3,6 +3,7 @@
 //! connection past its deadline. Dropping a body aborts its fetch as well.
 
 use super::pump::{body_reader, read_once};
+use crate::engine::ports::READ_HEADERS;
 use crate::engine::{Clock, ResponseBody, ResponseHead, Transport, TransportError};
 use crate::providers::HttpRequest;
 use futures_util::future::{select, Either};
@@ -89,17 +90,15 @@ impl Transport for FetchTransport {
                 let resp: web_sys::Response = value
                     .dyn_into()
                     .map_err(|e| TransportError::Connect(js_error(e)))?;
-                let mut head = Vec::new();
-                if let Ok(Some(entries)) = js_sys::try_iter(&resp.headers()) {
-                    for entry in entries.flatten() {
-                        let pair = js_sys::Array::from(&entry);
-                        if let (Some(k), Some(v)) =
-                            (pair.get(0).as_string(), pair.get(1).as_string())
-                        {
-                            head.push((k.to_ascii_lowercase(), v));
-                        }
-                    }
-                }
+                // Only the headers the engine reads: one lookup each, not every header.
+                let headers = resp.headers();
+                let head = READ_HEADERS
+                    .iter()
+                    .filter_map(|name| {
+                        let value = headers.get(name).ok().flatten()?;
+                        Some((name.to_string(), value))
+                    })
+                    .collect();
                 let status = resp.status();
                 let body = FetchBody {
                     resp: Some(resp),
