@@ -19,6 +19,7 @@ mod respond;
 mod routing;
 mod secrets;
 mod stream_out;
+mod table_current;
 mod transport;
 
 use crate::api::{ApiError, ClientFormat};
