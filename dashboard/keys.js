@@ -189,8 +189,12 @@ export function createKeysView() {
     append(m.body, usage, form.el, h("p", { class: "muted small", text: "Empty fields remove the limit." }), err);
     const save = h("button", { type: "button", class: "btn btn-primary", id: "btn-save-key", text: "Save limits" });
     append(m.footer, h("button", { type: "button", class: "btn", text: "Cancel", onclick: m.close }), save);
+    // The record's revision when the editor opened: the save is refused (412) if the key
+    // changed since (another operator's edit, or a revoke).
+    let rev = null;
     api("GET", `keys/${encodeURIComponent(k.id)}`)
       .then(({ json }) => {
+        if (Number.isInteger(json?.rev)) rev = json.rev;
         const sp = json?.state?.spend ?? {};
         const tot = json?.state?.usage?.total ?? {};
         usage.textContent = `Spent today ${fmtUsd((sp.day_nanos ?? 0) / 1e9)}, this month ${fmtUsd((sp.month_nanos ?? 0) / 1e9)} · ${fmtInt(tot.requests ?? 0)} requests, ${fmtInt((tot.input_tokens ?? 0) + (tot.output_tokens ?? 0))} tokens in all`;
@@ -217,7 +221,8 @@ export function createKeysView() {
       }
       save.disabled = true;
       try {
-        await api("PATCH", `keys/${encodeURIComponent(k.id)}`, { body: patch });
+        const headers = rev == null ? {} : { "if-match": String(rev) };
+        await api("PATCH", `keys/${encodeURIComponent(k.id)}`, { body: patch, headers });
         m.close();
         toast(`Key “${next.name}” updated`, "ok");
         load();
@@ -225,7 +230,8 @@ export function createKeysView() {
         save.disabled = false;
         if (e.status === 401) return;
         err.hidden = false;
-        err.textContent = e.message;
+        err.textContent =
+          e.status === 412 ? "This key was changed (or revoked) since you opened it. Close this dialog and open it again." : e.message;
       }
     });
   }

@@ -366,6 +366,19 @@ test("Durable Object calls per request on the hot path (from the request log)", 
   const keyed = await id(await chatOnce(w, body(route), { headers: { authorization: `Bearer ${key}` } }));
   assert.equal(keyed.do_calls.waited, 1);
   assert.ok(keyed.do_calls.background >= 1);
+  // A key without limits costs the same: its object is asked once (revocation), then settled.
+  const plain = await fetch(w.url + "admin/api/keys", {
+    method: "POST",
+    headers: { authorization: `Bearer ${ADMIN}`, "content-type": "application/json" },
+    body: JSON.stringify({ name: `calls-plain-${seq}` }),
+  });
+  assert.equal(plain.status, 201);
+  t.script(p, [{ ok: "primary" }]);
+  const plainKeyed = await id(
+    await chatOnce(w, body(route), { headers: { authorization: `Bearer ${(await plain.json()).key}` } }),
+  );
+  assert.equal(plainKeyed.do_calls.waited, 1);
+  assert.ok(plainKeyed.do_calls.background >= 1);
   console.log(
     `# DO calls: first ${JSON.stringify(first.do_calls)}, 10 happy: ${background} background in total, ` +
       `failing ${JSON.stringify(failing.do_calls)}, keyed ${JSON.stringify(keyed.do_calls)}`,

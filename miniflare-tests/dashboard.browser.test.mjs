@@ -322,6 +322,26 @@ describe("dashboard in headless Chromium", { skip, timeout: 110_000 }, () => {
     assert.equal(detail.record.tpm, 10000);
     assert.equal(detail.record.rpm ?? null, null, "an emptied field removes the limit");
 
+    // Another operator edits the key while this editor is open: saving is refused, not merged.
+    await row.locator('[data-action="edit"]').click();
+    await page.locator("#key-tpm").waitFor();
+    await until(
+      async () => (await page.evaluate(() => performance.getEntriesByType("resource").filter((e) => e.name.includes("/admin/api/keys/")).length)) > 0,
+      "the editor read the key's revision",
+    );
+    const other = await w.fetch(`/admin/api/keys/${id}`, {
+      method: "PATCH",
+      headers: { authorization: `Bearer ${ADMIN}`, "content-type": "application/json" },
+      body: JSON.stringify({ tpm: 20000 }),
+    });
+    assert.equal(other.status, 200);
+    await page.fill("#key-tpm", "30000");
+    await page.click("#btn-save-key");
+    await page.getByText("changed (or revoked) since you opened it").waitFor();
+    const after = await (await w.fetch(`/admin/api/keys/${id}`, { headers: { authorization: `Bearer ${ADMIN}` } })).json();
+    assert.equal(after.record.tpm, 20000, "the other operator's edit stands");
+    await page.getByRole("button", { name: "Cancel" }).click();
+
     await row.locator('[data-action="revoke"]').click();
     await confirm();
     await row.locator(".tag-revoked").waitFor();

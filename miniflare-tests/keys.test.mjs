@@ -656,12 +656,76 @@ test("revocation: a limited key is refused at once (key object), even while KV s
   assert.equal(t.hits("d"), 1);
 });
 
-test("revocation: a key without limits is refused after revoke (via its KV record)", async () => {
+test("revocation: a key without limits is refused on the next request, even while KV still says not revoked", async () => {
   const t = await oneRoute(wk);
-  const { id, key } = await createKey(wk, { name: "unlimited-revoke" });
+  const { id, key, record } = await createKey(wk, { name: "unlimited-revoke" });
   assert.equal((await chatOnce(wk, body(), { headers: auth(key) })).status, 200);
   assert.equal((await admin(wk, "POST", `keys/${id}/revoke`)).status, 200);
   assertError(await chatOnce(wk, body(), { headers: auth(key) }), 401, "invalid_api_key");
+  // Another isolate's cache, or a KV location not yet caught up, still holds the record from
+  // before the revoke: the key's object, asked on every request, refuses it.
+  const kv = await wk.mf.getKVNamespace(KV_BINDING);
+  await kv.put(KEY_PREFIX + id, JSON.stringify(record));
+  const stale = await chatOnce(wk, body(), { headers: auth(key) });
+  assert.match(assertError(stale, 401, "invalid_api_key").message, /revoked/i);
+  assert.equal(t.hits("d"), 1);
+});
+
+test("revocation: a PATCH made from a copy read before the revoke cannot lift it", async () => {
+  const t = await oneRoute(wk);
+  const { id, key, record } = await createKey(wk, { name: "patch-after-revoke" });
+  assert.equal((await admin(wk, "POST", `keys/${id}/revoke`)).status, 200);
+  // The PATCH reads the record from KV as it was before the revoke (stale read).
+  const kv = await wk.mf.getKVNamespace(KV_BINDING);
+  await kv.put(KEY_PREFIX + id, JSON.stringify(record));
+  const patched = await admin(wk, "PATCH", `keys/${id}`, { body: { rpm: 50, name: "renamed" } });
+  assert.equal(patched.status, 200, patched.text);
+  assert.equal(patched.json.record.revoked, true, "the edit keeps the revocation");
+  assert.equal(patched.json.record.rpm, 50);
+  const mirrored = JSON.parse(await kv.get(KEY_PREFIX + id));
+  assert.equal(mirrored.revoked, true, "KV's copy is revoked again");
+  assert.equal(mirrored.name, "renamed");
+  const info = await keyInfo(wk, id);
+  assert.equal(info.record.revoked, true);
+  assert.equal(info.state.revoked, true);
+  assertError(await chatOnce(wk, body(), { headers: auth(key) }), 401, "invalid_api_key");
+  assert.equal(t.hits("d"), 0);
+});
+
+test("PATCH is compare-and-set with If-Match: <rev>; every edit and revoke counts a revision", async () => {
+  const { id, record } = await createKey(wk, { name: "cas", rpm: 10 });
+  assert.equal(record.rev, 1);
+  assert.equal((await keyInfo(wk, id)).rev, 1);
+  const first = await admin(wk, "PATCH", `keys/${id}`, { body: { rpm: 20 }, headers: { "if-match": "1" } });
+  assert.equal(first.status, 200, first.text);
+  assert.equal(first.json.rev, 2);
+  // A second editor who read rev 1 is refused, and its change is not applied.
+  const late = await admin(wk, "PATCH", `keys/${id}`, { body: { rpm: 30 }, headers: { "if-match": '"1"' } });
+  assertError(late, 412, "key_changed");
+  assert.equal((await keyInfo(wk, id)).record.rpm, 20);
+  // A revoke is a revision too: an edit based on the record before it is refused.
+  assert.equal((await admin(wk, "POST", `keys/${id}/revoke`)).status, 200);
+  const info = await keyInfo(wk, id);
+  assert.equal(info.rev, 3);
+  assert.equal(info.record.revoked, true);
+  assertError(await admin(wk, "PATCH", `keys/${id}`, { body: { rpm: 40 }, headers: { "if-match": "2" } }), 412, "key_changed");
+  assertError(await admin(wk, "PATCH", `keys/${id}`, { body: { rpm: 40 }, headers: { "if-match": "two" } }), 400, "invalid_if_match");
+  // Without If-Match a PATCH still merges on the object's copy (it cannot undo the revoke).
+  const blind = await admin(wk, "PATCH", `keys/${id}`, { body: { rpm: 40 } });
+  assert.equal(blind.status, 200, blind.text);
+  assert.equal(blind.json.rev, 4);
+  assert.equal(blind.json.record.revoked, true);
+});
+
+test("limits set by PATCH apply on the next request, even where KV still has the old record", async () => {
+  const t = await oneRoute(wk);
+  t.script("d", [{ ok: "one" }, { ok: "two" }]);
+  const { id, key, record } = await createKey(wk, { name: "limit-later" });
+  assert.equal((await admin(wk, "PATCH", `keys/${id}`, { body: { rpm: 1 } })).status, 200);
+  const kv = await wk.mf.getKVNamespace(KV_BINDING);
+  await kv.put(KEY_PREFIX + id, JSON.stringify(record)); // stale: no rpm
+  assert.equal((await chatOnce(wk, body(), { headers: auth(key) })).status, 200);
+  assertError(await chatOnce(wk, body(), { headers: auth(key) }), 429, "rate_limit_exceeded");
   assert.equal(t.hits("d"), 1);
 });
 

@@ -7,8 +7,8 @@ use crate::config::money::usd_to_nanos;
 use crate::config::{Route, RoutingTable};
 use crate::state::quota::{Estimate, Limits};
 use crate::usage::Usage;
-use serde::Deserialize;
-use serde_json::Value;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
 /// KV key prefix of gateway-key records.
@@ -53,6 +53,9 @@ struct RawKeyRecord {
     /// Accepted for the admin API's bookkeeping; not used for routing.
     #[allow(dead_code)]
     created_ms: Option<u64>,
+    /// The record's revision, counted by the key's object (see `apply_edit`).
+    #[allow(dead_code)]
+    rev: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -93,11 +96,78 @@ impl KeyRecord {
             .as_ref()
             .is_none_or(|r| r.iter().any(|name| name == route))
     }
+}
 
-    /// Whether requests must be admitted by the key's object (a limit or budget is set).
-    pub fn is_limited(&self) -> bool {
-        self.limits != Limits::default()
+/// A key's record as its object keeps it: the copy every edit and revocation goes through, so
+/// that neither can overwrite the other (KV holds a mirror for listing and lookup). Stored in
+/// the key's object: explicit wire names (see `state::stored_shapes`).
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredRecord {
+    /// The record's JSON text; None until the first edit through the object (keys created
+    /// before objects kept records are adopted from KV then).
+    #[serde(rename = "text", default)]
+    pub text: Option<String>,
+    /// Counts the edits and revocations applied; `If-Match` on PATCH compares with it.
+    #[serde(rename = "rev", default)]
+    pub rev: u64,
+}
+
+impl StoredRecord {
+    /// The limits the stored record sets, when the object has one.
+    pub fn limits(&self) -> Option<Limits> {
+        let text = self.text.as_deref()?;
+        KeyRecord::parse("", text).ok().map(|r| r.limits)
     }
+}
+
+/// Fields an operator may change on an existing key (`null` removes a limit).
+pub const EDITABLE_FIELDS: [&str; 6] = [
+    "name",
+    "routes",
+    "rpm",
+    "tpm",
+    "budget_day_usd",
+    "budget_month_usd",
+];
+
+/// An operator's edit of a key record, as its object applies it: `patch` merged into `base`
+/// (`null` removes a field), revocation kept (`revoked` comes from the object, never from the
+/// patch or a possibly stale copy), and the new revision stamped. The result is validated
+/// exactly as requests will read it.
+pub fn apply_edit(
+    base: &str,
+    patch: &Map<String, Value>,
+    revoked: bool,
+    rev: u64,
+) -> Result<String, String> {
+    if let Some(bad) = patch
+        .keys()
+        .find(|k| !EDITABLE_FIELDS.contains(&k.as_str()))
+    {
+        return Err(format!(
+            "{bad:?} cannot be changed (allowed: {})",
+            EDITABLE_FIELDS.join(", ")
+        ));
+    }
+    let mut record: Map<String, Value> = match serde_json::from_str(base) {
+        Ok(Value::Object(m)) => m,
+        _ => return Err("the stored key record is not a JSON object".into()),
+    };
+    for (k, v) in patch {
+        if v.is_null() {
+            record.remove(k);
+        } else {
+            record.insert(k.clone(), v.clone());
+        }
+    }
+    record.remove("revoked");
+    if revoked {
+        record.insert("revoked".into(), Value::Bool(true));
+    }
+    record.insert("rev".into(), Value::from(rev));
+    let text = Value::Object(record).to_string();
+    KeyRecord::parse("", &text)?;
+    Ok(text)
 }
 
 /// The tokens a request may use at most: its prompt (about 4 characters per token) and its
@@ -165,10 +235,49 @@ mod tests {
         assert_eq!(r.limits.rpm, Some(5));
         assert_eq!(r.limits.budget_day_nanos, Some(250_000_000));
         assert!(r.allows("small") && !r.allows("large"));
-        assert!(r.is_limited());
+        assert_ne!(r.limits, Limits::default());
         let open = KeyRecord::parse("h", r#"{"name":"x"}"#).unwrap();
-        assert!(open.allows("anything") && !open.is_limited());
+        assert!(open.allows("anything") && open.limits == Limits::default());
         assert!(KeyRecord::parse("h", r#"{"name":"x","rmp":1}"#).is_err());
         assert!(KeyRecord::parse("h", r#"{"name":"x","budget_day_usd":"-1"}"#).is_err());
+    }
+
+    fn obj(v: Value) -> Map<String, Value> {
+        match v {
+            Value::Object(m) => m,
+            _ => Map::new(),
+        }
+    }
+
+    #[test]
+    fn an_edit_merges_removes_and_never_lifts_revocation() {
+        let base = r#"{"name":"a","rpm":5,"tpm":100,"created_ms":1}"#;
+        let patch = obj(serde_json::json!({"rpm": 9, "tpm": null, "routes": ["x"]}));
+        let out: Value =
+            serde_json::from_str(&apply_edit(base, &patch, false, 3).unwrap()).unwrap();
+        assert_eq!(
+            out,
+            serde_json::json!({"name":"a","rpm":9,"routes":["x"],"created_ms":1,"rev":3})
+        );
+        // A copy that predates the revoke (no `revoked`) still comes out revoked.
+        let out = apply_edit(base, &obj(serde_json::json!({"rpm": 1})), true, 4).unwrap();
+        assert!(KeyRecord::parse("h", &out).unwrap().revoked);
+        // And a copy that says revoked cannot be un-revoked by an edit.
+        let revoked_base = r#"{"name":"a","revoked":true}"#;
+        let out = apply_edit(revoked_base, &Map::new(), true, 5).unwrap();
+        assert!(KeyRecord::parse("h", &out).unwrap().revoked);
+    }
+
+    #[test]
+    fn an_edit_is_refused_for_unknown_fields_and_invalid_results() {
+        let base = r#"{"name":"a"}"#;
+        assert!(
+            apply_edit(base, &obj(serde_json::json!({"revoked": false})), false, 1)
+                .unwrap_err()
+                .contains("cannot be changed")
+        );
+        assert!(apply_edit(base, &obj(serde_json::json!({"rpm": -1})), false, 1).is_err());
+        assert!(apply_edit(base, &obj(serde_json::json!({"name": null})), false, 1).is_err());
+        assert!(apply_edit("[1]", &Map::new(), false, 1).is_err());
     }
 }

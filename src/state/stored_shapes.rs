@@ -9,6 +9,7 @@ use super::quota::Quota;
 use super::speed::Speed;
 use super::stats::Stats;
 use super::table_log::{Origin, TableLog};
+use crate::keys::StoredRecord;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::Value;
@@ -19,6 +20,7 @@ const BREAKER_HALF_OPEN: &str = r#"{"phase":{"state":"half_open","leases":[12000
 const QUOTA: &str = r#"{"w":[{"s":1000,"r":2,"t":90}],"r":[{"id":"r2","at":1000000,"t":50,"c":700}],"d":{"id":0,"nanos":600},"m":{"id":23640,"nanos":600}}"#;
 const STATS: &str = r#"{"total":{"requests":1,"ok":1,"errors":0,"fallbacks":0,"input_tokens":10,"output_tokens":5,"cost_nanos":99,"latency_ms_sum":120,"latency_buckets":[0,0,1,0,0,0,0,0,0,0,0]},"hours":[{"n":0,"c":{"requests":1,"ok":1,"errors":0,"fallbacks":0,"input_tokens":10,"output_tokens":5,"cost_nanos":99,"latency_ms_sum":120,"latency_buckets":[0,0,1,0,0,0,0,0,0,0,0]}}],"days":[{"n":0,"c":{"requests":1,"ok":1,"errors":0,"fallbacks":0,"input_tokens":10,"output_tokens":5,"cost_nanos":99,"latency_ms_sum":120,"latency_buckets":[0,0,1,0,0,0,0,0,0,0,0]}}]}"#;
 const SPEED: &str = r#"{"ttft_ms":40,"latency_ms":120,"tokens_per_s":62}"#;
+const KEY_RECORD: &str = r#"{"text":"{\"name\":\"a\",\"rpm\":5,\"rev\":2}","rev":2}"#;
 const LOG: &str = r#"{"entries":[{"version":1,"etag":"def","created_ms":5,"message":"found in KV (written outside the admin API)","origin":"external","bytes":7},{"version":2,"etag":"abc","created_ms":5,"message":"m","origin":"api","bytes":10}],"last_version":2}"#;
 
 fn round_trip<T: Serialize + DeserializeOwned>(text: &str) -> T {
@@ -95,6 +97,15 @@ fn the_table_log_keeps_its_stored_shape() {
 }
 
 #[test]
+fn a_key_record_keeps_its_stored_shape() {
+    let r: StoredRecord = round_trip(KEY_RECORD);
+    assert_eq!(r.rev, 2);
+    assert_eq!(r.limits().and_then(|l| l.rpm), Some(5));
+    let empty: StoredRecord = serde_json::from_str("{}").unwrap();
+    assert_eq!(empty, StoredRecord::default());
+}
+
+#[test]
 fn fields_added_by_a_newer_version_are_ignored() {
     for b in [BREAKER_FORCED, BREAKER_OPEN, BREAKER_HALF_OPEN] {
         reads_with_new_fields::<Breaker>(b);
@@ -103,6 +114,7 @@ fn fields_added_by_a_newer_version_are_ignored() {
     reads_with_new_fields::<Stats>(STATS);
     reads_with_new_fields::<Speed>(SPEED);
     reads_with_new_fields::<TableLog>(LOG);
+    reads_with_new_fields::<StoredRecord>(KEY_RECORD);
 }
 
 #[test]

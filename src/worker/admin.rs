@@ -10,22 +10,21 @@
 //! - `GET  /admin/api/keys/{id}` — a key's record, spend and usage
 //! - `PATCH /admin/api/keys/{id}` — change a key's name, routes, limits or budgets
 //! - `POST /admin/api/keys/{id}/revoke` — revoke at once (object) and in KV
+//!   (the key routes are in `admin_keys.rs`)
 //! - `/admin/api/table*` — the routing table (`admin_table.rs`)
 //!
 //! Full reference: docs/admin-api.md.
 
-use super::config_source::{self, KV_BINDING};
-use super::kv_text;
-use super::objects::{self, DEPLOYMENTS, KEYS};
+use super::config_source;
+use super::objects::{self, DEPLOYMENTS};
 use super::respond::{error_response, json_response};
 use super::transport::WorkerClock;
 use crate::api::ApiError;
 use crate::engine::Clock;
-use crate::keys::{hash_key, KeyRecord, KV_PREFIX};
 use crate::percent;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
-use worker::{kv::KvStore, Context, Env, Method, Request, Response, Result};
+use worker::{Context, Env, Method, Request, Response, Result};
 
 fn authorized(req: &Request, env: &Env) -> bool {
     let Ok(expected) = env.secret("ADMIN_TOKEN").map(|s| s.to_string()) else {
@@ -49,7 +48,7 @@ fn authorized(req: &Request, env: &Env) -> bool {
         == 0
 }
 
-fn err(status: u16, code: &str, message: impl Into<String>) -> Result<Response> {
+pub(super) fn err(status: u16, code: &str, message: impl Into<String>) -> Result<Response> {
     let kind = match status {
         401 => "authentication_error",
         404 => "not_found_error",
@@ -126,92 +125,11 @@ async fn route(
             let view: Value = objects::call(env, DEPLOYMENTS, name, path, Some(&json!({}))).await?;
             json_response(200, &json!({"name": name, "view": view}))
         }
-        (Method::Get, ["keys"]) => {
-            let kv = env.kv(KV_BINDING)?;
-            let keys = list_keys(&kv).await?;
-            json_response(200, &json!({ "keys": keys }))
-        }
         (_, ["table", rest @ ..]) => super::admin_table::handle(req, env, ctx, rest).await,
-        (Method::Post, ["keys"]) => create_key(req, env).await,
-        (Method::Patch, ["keys", id]) => update_key(req, env, id).await,
+        (_, ["keys", rest @ ..]) => super::admin_keys::handle(req, env, rest, path).await,
         (Method::Post, ["explain"]) => explain(req, env, ctx).await,
-        (Method::Get, ["keys", id]) => {
-            let kv = env.kv(KV_BINDING)?;
-            let Some(text) = kv_text::get(&kv, &format!("{KV_PREFIX}{id}")).await? else {
-                return err(404, "key_not_found", format!("no gateway key with id {id}"));
-            };
-            let record: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
-            let usage: Value = objects::call(env, KEYS, id, "/usage", None::<&()>).await?;
-            json_response(200, &json!({"id": id, "record": record, "state": usage}))
-        }
-        (Method::Post, ["keys", id, "revoke"]) => {
-            let kv = env.kv(KV_BINDING)?;
-            let name = format!("{KV_PREFIX}{id}");
-            let Some(text) = kv_text::get(&kv, &name).await? else {
-                return err(404, "key_not_found", format!("no gateway key with id {id}"));
-            };
-            let _: Value = objects::call(env, KEYS, id, "/revoke", Some(&json!({}))).await?;
-            let mut record: Value = serde_json::from_str(&text).unwrap_or_else(|_| json!({}));
-            if let Some(o) = record.as_object_mut() {
-                o.insert("revoked".into(), json!(true));
-            }
-            kv_text::put(&kv, &name, &record.to_string()).await?;
-            json_response(200, &json!({"id": id, "revoked": true}))
-        }
         _ => err(404, "not_found", format!("unknown admin route {path}")),
     }
-}
-
-/// Keys per KV bulk read (KV's maximum).
-const BULK_READ_KEYS: usize = 100;
-
-/// Every gateway-key record in KV, each with its `id`, in KV's key order. KV lists at most
-/// 1,000 keys per call, so the listing follows the cursor until KV says it is complete; the
-/// records are read 100 per bulk read (one KV operation each, where a read per key would pass
-/// the 1,000 KV operations an invocation may make once there are about 1,000 keys). A key
-/// deleted between the listing and the read, or a record that is not JSON, is left out.
-async fn list_keys(kv: &KvStore) -> Result<Vec<Value>> {
-    let kv_err = |e: worker::kv::KvError| worker::Error::RustError(format!("KV: {e}"));
-    let mut names = Vec::new();
-    let mut cursor: Option<String> = None;
-    loop {
-        let mut list = kv.list().prefix(KV_PREFIX.to_string());
-        if let Some(c) = cursor.take() {
-            list = list.cursor(c);
-        }
-        let page = list.execute().await.map_err(kv_err)?;
-        names.extend(page.keys.into_iter().map(|k| k.name));
-        if page.list_complete {
-            break;
-        }
-        match page.cursor.filter(|c| !c.is_empty()) {
-            Some(c) => cursor = Some(c),
-            None => {
-                return Err(worker::Error::RustError(
-                    "KV: the key listing is incomplete but gave no cursor".into(),
-                ))
-            }
-        }
-    }
-    let mut keys = Vec::with_capacity(names.len());
-    for chunk in names.chunks(BULK_READ_KEYS) {
-        let texts = kv.get_bulk(chunk).text().await.map_err(kv_err)?;
-        for name in chunk {
-            let Some(Some(text)) = texts.get(name) else {
-                continue;
-            };
-            if let Ok(mut v) = serde_json::from_str::<Value>(text) {
-                if let Some(o) = v.as_object_mut() {
-                    o.insert(
-                        "id".into(),
-                        json!(name.strip_prefix(KV_PREFIX).unwrap_or(name)),
-                    );
-                }
-                keys.push(v);
-            }
-        }
-    }
-    Ok(keys)
 }
 
 /// `POST /admin/api/explain` with `{"body": <chat request>, "headers": {...}, "path": ...}`:
@@ -267,104 +185,4 @@ async fn explain(req: &mut Request, env: &Env, ctx: &Context) -> Result<Response
         Ok(v) => json_response(200, &v),
         Err(e) => error_response(&e, None),
     }
-}
-
-/// Creates a gateway key from `{name, routes?, rpm?, tpm?, budget_day_usd?, budget_month_usd?}`.
-async fn create_key(req: &mut Request, env: &Env) -> Result<Response> {
-    let text = req.text().await.unwrap_or_default();
-    let mut fields: Map<String, Value> = match serde_json::from_str(&text) {
-        Ok(Value::Object(m)) => m,
-        _ => {
-            return err(
-                400,
-                "invalid_body",
-                "expected a JSON object with at least \"name\"",
-            )
-        }
-    };
-    fields.remove("revoked");
-    fields.insert("created_ms".into(), json!(WorkerClock.now_ms()));
-    let record_text = Value::Object(fields).to_string();
-    let secret = match random_hex(24) {
-        Some(h) => format!("sk-gw-{h}"),
-        None => {
-            return err(
-                500,
-                "no_randomness",
-                "crypto.getRandomValues is unavailable",
-            )
-        }
-    };
-    let id = hash_key(&secret);
-    // Validate exactly as requests will read it.
-    if let Err(e) = KeyRecord::parse(&id, &record_text) {
-        return err(400, "invalid_key_record", e);
-    }
-    let kv = env.kv(KV_BINDING)?;
-    kv_text::put(&kv, &format!("{KV_PREFIX}{id}"), &record_text).await?;
-    let record: Value = serde_json::from_str(&record_text).unwrap_or(Value::Null);
-    json_response(201, &json!({"id": id, "key": secret, "record": record}))
-}
-
-/// Fields an operator may change on an existing key (`null` removes a limit).
-const KEY_FIELDS: [&str; 6] = [
-    "name",
-    "routes",
-    "rpm",
-    "tpm",
-    "budget_day_usd",
-    "budget_month_usd",
-];
-
-/// `PATCH /admin/api/keys/{id}`: merges the given fields into the key's record, validated as
-/// requests will read it. Isolates pick the change up within `CONFIG_CACHE_TTL_MS`.
-async fn update_key(req: &mut Request, env: &Env, id: &str) -> Result<Response> {
-    let text = req.text().await.unwrap_or_default();
-    let Ok(Value::Object(patch)) = serde_json::from_str::<Value>(&text) else {
-        return err(
-            400,
-            "invalid_body",
-            "expected a JSON object of fields to change",
-        );
-    };
-    if let Some(bad) = patch.keys().find(|k| !KEY_FIELDS.contains(&k.as_str())) {
-        return err(
-            400,
-            "invalid_field",
-            format!(
-                "{bad:?} cannot be changed (allowed: {})",
-                KEY_FIELDS.join(", ")
-            ),
-        );
-    }
-    let kv = env.kv(KV_BINDING)?;
-    let name = format!("{KV_PREFIX}{id}");
-    let Some(old) = kv_text::get(&kv, &name).await? else {
-        return err(404, "key_not_found", format!("no gateway key with id {id}"));
-    };
-    let mut record: Map<String, Value> = serde_json::from_str(&old).unwrap_or_default();
-    for (k, v) in patch {
-        if v.is_null() {
-            record.remove(&k);
-        } else {
-            record.insert(k, v);
-        }
-    }
-    let record_text = Value::Object(record.clone()).to_string();
-    if let Err(e) = KeyRecord::parse(id, &record_text) {
-        return err(400, "invalid_key_record", e);
-    }
-    kv_text::put(&kv, &name, &record_text).await?;
-    json_response(200, &json!({"id": id, "record": record}))
-}
-
-/// `n` random bytes from the platform's CSPRNG, as hex.
-fn random_hex(n: u32) -> Option<String> {
-    let crypto = js_sys::Reflect::get(&js_sys::global(), &"crypto".into()).ok()?;
-    let buf = js_sys::Uint8Array::new_with_length(n);
-    let f: js_sys::Function = js_sys::Reflect::get(&crypto, &"getRandomValues".into())
-        .ok()?
-        .into();
-    f.call1(&crypto, &buf).ok()?;
-    Some(buf.to_vec().iter().map(|b| format!("{b:02x}")).collect())
 }

@@ -2,8 +2,12 @@
 //! the key object's admission of the request against its limits and budgets.
 //!
 //! Key records are cached per isolate for `CONFIG_CACHE_TTL_MS` (misses too, so a flood of
-//! bad keys does not become a flood of KV reads). Revocation is enforced at once by the key's
-//! object for keys with limits, and within the cache TTL (plus KV propagation) for the rest.
+//! bad keys does not become a flood of KV reads). The key's object is the single source of
+//! truth for revocation and limits: every request made with a known key asks it once
+//! (`admit`) before anything is sent upstream, so a revoke takes effect on the next request
+//! in every isolate, whatever the caches and KV still say. Cost per keyed request: one object
+//! call waited on (admit; no storage write for a key without limits) and one in the
+//! background (settle, which records usage and spend).
 
 use super::config_source::ttl_ms;
 use super::objects::{self, key::AdmitCall, key::AdmitReply, key::SettleCall, KEYS};
@@ -102,13 +106,15 @@ async fn lookup(env: &Env, id: &str, now_ms: u64) -> Result<Option<KeyRecord>, A
     Ok(record)
 }
 
-/// A request admitted by its key's object: the reservation to settle, and the headroom left.
+/// A request admitted by its key's object: the reservation to settle (None when the key has
+/// no limits, so nothing was reserved), and the headroom left.
 pub struct Admitted {
-    pub reservation: String,
+    pub reservation: Option<String>,
     pub headroom: Headroom,
 }
 
-/// Asks the key's object to admit the request (waits: this is what must be strict).
+/// Asks the key's object to admit the request: revocation for every key, limits and budgets
+/// for keys that set them (waits: this is what must be strict).
 pub async fn admit(
     env: &Env,
     key: &KeyRecord,
@@ -141,7 +147,7 @@ pub async fn admit(
     }
     match reply.admission {
         Some(Admission::Admitted { headroom }) => Ok(Admitted {
-            reservation: reservation.to_string(),
+            reservation: Some(reservation.to_string()),
             headroom,
         }),
         Some(Admission::Denied {
@@ -186,7 +192,7 @@ pub async fn admit(
             Err((e, headroom))
         }
         None => Ok(Admitted {
-            reservation: reservation.to_string(),
+            reservation: None,
             headroom: Headroom::default(),
         }),
     }

@@ -93,7 +93,7 @@ pub async fn handle(
     let request_id = request_id();
     let mut admitted = None;
     let mut waited_before = 0;
-    if let Some(k) = key.as_ref().filter(|k| k.is_limited()) {
+    if let Some(k) = key.as_ref() {
         waited_before = 1;
         match auth::admit(&env, k, &request_id, estimate(&chat, route, &table)).await {
             Ok(a) => admitted = Some(a),

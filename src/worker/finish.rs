@@ -94,7 +94,7 @@ impl Finish {
                 latency_ms: now.saturating_sub(meta.started_ms),
                 ttft_ms: None,
             };
-            let reservation = self.admitted.take().map(|a| a.reservation);
+            let reservation = self.admitted.take().and_then(|a| a.reservation);
             self.ctx.spawn(Box::pin(auth::settle(
                 self.env.clone(),
                 key.id.clone(),

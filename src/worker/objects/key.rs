@@ -8,9 +8,17 @@
 //! `Stored`). Unreadable state fails closed: admission is refused (its budget and revocation
 //! cannot be checked), settles are refused rather than written over it, and only a revoke
 //! replaces it (keeping a copy).
+//!
+//! The object is also the single writer of the key's record (`StoredRecord`): every request
+//! made with the key asks it first (`/admit`, one call, with or without limits), so a revoke
+//! takes effect on the next request in every isolate; PATCH and revoke are applied here one
+//! at a time to the object's copy (compare-and-set on `rev` when the caller gives one), so an
+//! edit made from a stale copy can never lift a revocation or undo another edit. KV keeps a
+//! mirror of the record for listing and lookup.
 
 use super::stored::Stored;
 use super::{body, json, now_ms};
+use crate::keys::{apply_edit, StoredRecord};
 use crate::state::quota::{Actual, Admission, Denial, Estimate, Headroom, Limits, Quota};
 use crate::state::stats::{Sample, Stats};
 use serde::{Deserialize, Serialize};
@@ -28,6 +36,44 @@ pub struct AdmitReply {
     #[serde(default)]
     pub revoked: bool,
     pub admission: Option<Admission>,
+}
+
+/// An operator's edit of the key's record (`PATCH`, or the record of a new key with an
+/// empty patch).
+#[derive(Debug, Serialize, Deserialize)]
+pub struct EditCall {
+    /// The record as the caller read it from KV; used only when the object has none yet.
+    pub seed: String,
+    pub patch: serde_json::Map<String, serde_json::Value>,
+    /// Apply only if the object's `rev` is this (`If-Match`).
+    pub if_rev: Option<u64>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "outcome")]
+pub enum EditReply {
+    #[serde(rename = "saved")]
+    Saved { record: String, rev: u64 },
+    /// `if_rev` did not match: the record changed since the caller read it.
+    #[serde(rename = "conflict")]
+    Conflict { rev: u64 },
+    #[serde(rename = "invalid")]
+    Invalid { error: String },
+}
+
+/// Revoke, with the record as the caller read it from KV (for an object without one yet).
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct RevokeCall {
+    #[serde(default)]
+    pub seed: Option<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct RevokeReply {
+    pub revoked: bool,
+    /// The revoked record to mirror into KV; None if no valid record was known.
+    pub record: Option<String>,
+    pub rev: u64,
 }
 
 /// The end of a request: settle its reservation (or release it when nothing was billed) and
@@ -54,6 +100,7 @@ struct Inner {
 pub struct KeyState {
     state: State,
     inner: Stored<Inner>,
+    record: Stored<StoredRecord>,
 }
 
 impl DurableObject for KeyState {
@@ -61,12 +108,14 @@ impl DurableObject for KeyState {
         KeyState {
             state,
             inner: Stored::new("key"),
+            record: Stored::new("record"),
         }
     }
 
     async fn fetch(&self, mut req: Request) -> Result<Response> {
         let storage = self.state.storage();
         self.inner.load(&storage).await;
+        self.record.load(&storage).await;
         let now = now_ms();
         let path = req.path();
         match (req.method(), path.as_str()) {
@@ -75,38 +124,76 @@ impl DurableObject for KeyState {
                     Ok(c) => c,
                     Err(e) => return Response::error(e, 400),
                 };
+                // The object's own record, when it has one, sets the limits (it is the copy
+                // edits go through; the caller's may be stale).
+                let limits = match self.record.with(|r| r.limits()) {
+                    Ok(own) => own.unwrap_or(call.limits),
+                    Err(_) => return json(&unreadable_reply()),
+                };
                 let reply = self.inner.with(|i| {
                     if i.revoked {
                         AdmitReply {
                             revoked: true,
                             admission: None,
                         }
+                    } else if limits == Limits::default() {
+                        // Nothing to enforce or reserve: only revocation is checked.
+                        AdmitReply {
+                            revoked: false,
+                            admission: None,
+                        }
                     } else {
                         AdmitReply {
                             revoked: false,
-                            admission: Some(i.quota.admit(
-                                &call.id,
-                                &call.limits,
-                                call.estimate,
-                                now,
-                            )),
+                            admission: Some(i.quota.admit(&call.id, &limits, call.estimate, now)),
                         }
                     }
                 });
                 match reply {
                     Ok(reply) => {
-                        self.inner.save(&storage).await?;
+                        if reply.admission.is_some() {
+                            self.inner.save(&storage).await?;
+                        }
                         json(&reply)
                     }
                     // Fail closed: the key's budget and revocation cannot be checked.
-                    Err(_) => json(&AdmitReply {
-                        revoked: false,
-                        admission: Some(Admission::Denied {
-                            reason: Denial::StateUnreadable,
-                            retry_after_ms: 0,
-                            headroom: Headroom::default(),
-                        }),
-                    }),
+                    Err(_) => json(&unreadable_reply()),
+                }
+            }
+            (Method::Post, "/edit") => {
+                let call: EditCall = match body(&mut req).await {
+                    Ok(c) => c,
+                    Err(e) => return Response::error(e, 400),
+                };
+                let revoked = match self.inner.with(|i| i.revoked) {
+                    Ok(r) => r,
+                    Err(e) => return Response::error(e.to_string(), 503),
+                };
+                let reply = self.record.with(|r| {
+                    if call.if_rev.is_some_and(|want| want != r.rev) {
+                        return EditReply::Conflict { rev: r.rev };
+                    }
+                    let base = r.text.as_deref().unwrap_or(&call.seed);
+                    match apply_edit(base, &call.patch, revoked, r.rev + 1) {
+                        Ok(text) => {
+                            r.rev += 1;
+                            r.text = Some(text.clone());
+                            EditReply::Saved {
+                                record: text,
+                                rev: r.rev,
+                            }
+                        }
+                        Err(error) => EditReply::Invalid { error },
+                    }
+                });
+                match reply {
+                    Ok(reply) => {
+                        if matches!(reply, EditReply::Saved { .. }) {
+                            self.record.save(&storage).await?;
+                        }
+                        json(&reply)
+                    }
+                    Err(e) => Response::error(e.to_string(), 503),
                 }
             }
             (Method::Post, "/settle") => {
@@ -139,34 +226,79 @@ impl DurableObject for KeyState {
                     Err(e) => Response::error(e.to_string(), 503),
                 }
             }
-            (Method::Get, "/usage") => match self.inner.with(|i| {
-                serde_json::json!({
-                    "revoked": i.revoked,
-                    "spend": i.quota.spend(now),
-                    "usage": i.stats.to_json(now),
-                    "state_errors": [],
-                })
-            }) {
-                Ok(v) => json(&v),
-                Err(_) => json(&serde_json::json!({
-                    "revoked": null,
-                    "spend": null,
-                    "usage": null,
-                    "state_errors": [self.inner.problem()],
-                })),
-            },
+            (Method::Get, "/usage") => {
+                // The record's copy here (None until the first edit through the object).
+                let (record, rev) = self
+                    .record
+                    .with(|r| (r.text.clone(), r.rev))
+                    .unwrap_or_default();
+                let record: serde_json::Value = record
+                    .and_then(|t| serde_json::from_str(&t).ok())
+                    .unwrap_or_default();
+                let errors: Vec<serde_json::Value> = [self.inner.problem(), self.record.problem()]
+                    .into_iter()
+                    .flatten()
+                    .collect();
+                let body = match self
+                    .inner
+                    .with(|i| (i.revoked, i.quota.spend(now), i.stats.to_json(now)))
+                {
+                    Ok((revoked, spend, usage)) => serde_json::json!({
+                        "revoked": revoked, "spend": spend, "usage": usage,
+                        "record": record, "rev": rev, "state_errors": errors,
+                    }),
+                    Err(_) => serde_json::json!({
+                        "revoked": null, "spend": null, "usage": null,
+                        "record": record, "rev": rev, "state_errors": errors,
+                    }),
+                };
+                json(&body)
+            }
             (Method::Post, "/revoke") => {
+                let call: RevokeCall = body(&mut req).await.unwrap_or_default();
                 // Revoking must work even over unreadable state (a copy of it is kept).
                 self.inner.replace_unreadable(&storage).await?;
-                match self.inner.with(|i| i.revoked = true) {
-                    Ok(()) => {
-                        self.inner.save(&storage).await?;
-                        json(&serde_json::json!({"revoked": true}))
+                self.record.replace_unreadable(&storage).await?;
+                if let Err(e) = self.inner.with(|i| i.revoked = true) {
+                    return Response::error(e.to_string(), 503);
+                }
+                self.inner.save(&storage).await?;
+                let reply = self.record.with(|r| {
+                    let base = r.text.clone().or(call.seed.clone());
+                    let text = base.and_then(|b| {
+                        apply_edit(&b, &serde_json::Map::new(), true, r.rev + 1).ok()
+                    });
+                    if let Some(t) = &text {
+                        r.rev += 1;
+                        r.text = Some(t.clone());
+                    }
+                    RevokeReply {
+                        revoked: true,
+                        record: text,
+                        rev: r.rev,
+                    }
+                });
+                match reply {
+                    Ok(reply) => {
+                        self.record.save(&storage).await?;
+                        json(&reply)
                     }
                     Err(e) => Response::error(e.to_string(), 503),
                 }
             }
             _ => Response::error("not found", 404),
         }
+    }
+}
+
+/// Admission refused because the key's stored state cannot be read (fail closed).
+fn unreadable_reply() -> AdmitReply {
+    AdmitReply {
+        revoked: false,
+        admission: Some(Admission::Denied {
+            reason: Denial::StateUnreadable,
+            retry_after_ms: 0,
+            headroom: Headroom::default(),
+        }),
     }
 }
