@@ -27,7 +27,7 @@ use sha2::{Digest, Sha256};
 use worker::{Context, Env, Method, Request, Response, Result};
 
 fn authorized(req: &Request, env: &Env) -> bool {
-    let Ok(expected) = env.secret("ADMIN_TOKEN").map(|s| s.to_string()) else {
+    let Some(expected) = super::vars::get(env, "ADMIN_TOKEN") else {
         return false;
     };
     if expected.is_empty() {

@@ -29,9 +29,7 @@ thread_local! {
 /// `AUTH_MODE = "open"` lets requests without a valid key through (local development);
 /// anything else requires a gateway key.
 fn open_mode(env: &Env) -> bool {
-    env.var("AUTH_MODE")
-        .map(|v| v.to_string().eq_ignore_ascii_case("open"))
-        .unwrap_or(false)
+    super::vars::get(env, "AUTH_MODE").is_some_and(|v| v.eq_ignore_ascii_case("open"))
 }
 
 fn unauthorized(message: &str) -> ApiError {
@@ -47,8 +45,32 @@ pub async fn authenticate(
     let headers = req.headers();
     let authorization = headers.get("authorization").ok().flatten();
     let x_api_key = headers.get("x-api-key").ok().flatten();
+    check(authorization.as_deref(), x_api_key.as_deref(), env, now_ms).await
+}
+
+/// `authenticate` from the request's headers already read (names lower-case).
+pub async fn authenticate_headers(
+    headers: &[(String, String)],
+    env: &Env,
+    now_ms: u64,
+) -> Result<Option<KeyRecord>, ApiError> {
+    let get = |name: &str| {
+        headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    };
+    check(get("authorization"), get("x-api-key"), env, now_ms).await
+}
+
+async fn check(
+    authorization: Option<&str>,
+    x_api_key: Option<&str>,
+    env: &Env,
+    now_ms: u64,
+) -> Result<Option<KeyRecord>, ApiError> {
     let open = open_mode(env);
-    let Some(secret) = presented_key(authorization.as_deref(), x_api_key.as_deref()) else {
+    let Some(secret) = presented_key(authorization, x_api_key) else {
         return if open {
             Ok(None)
         } else {

@@ -7,7 +7,9 @@ use super::background::Background;
 use super::config_source;
 use super::finish::Finish;
 use super::health::DoHealth;
-use super::respond::{bytes_response, client_error_response, config_unavailable, headers_from};
+use super::respond::{
+    client_error_response, config_unavailable, raw_bytes_response, read_body, request_headers,
+};
 use super::routing;
 use super::secrets::{redactor, EnvSecrets};
 use super::stream_out;
@@ -18,37 +20,44 @@ use crate::egress::completion_for_client;
 use crate::engine::{Clock, Engine, Meta, Outcome, RequestContext};
 use crate::keys::estimate;
 use crate::report::{log_line, response_headers};
-use futures_util::StreamExt;
 use std::rc::Rc;
-use worker::{console_log, Context, Env, Request, Response, Result};
+use worker::{console_log, Context, Env, Result};
 
 const DEFAULT_MAX_BODY_BYTES: usize = 8 << 20;
 
 /// Serves `/v1/chat/completions` (OpenAI clients) and `/v1/messages` (Anthropic clients).
+/// Works on the runtime's own request and response objects (no `worker::Request`, which
+/// reads `request.cf` up front, and no header-by-header copies: see `http.js`).
 pub async fn handle(
-    mut req: Request,
+    req: web_sys::Request,
+    path: String,
     env: Env,
     ctx: Context,
     client: ClientFormat,
-) -> Result<Response> {
-    let error_response = |e: &ApiError, meta| client_error_response(client, e, meta);
+) -> Result<web_sys::Response> {
+    let error_response =
+        |e: &ApiError, meta| client_error_response(client, e, meta).map(web_sys::Response::from);
     let ctx: Rc<dyn Background> = Rc::new(ctx);
     let clock = WorkerClock;
     let started = clock.now_ms();
-    let key = match auth::authenticate(&req, &env, started).await {
+    let headers = request_headers(&req.headers());
+    let key = match auth::authenticate_headers(&headers, &env, started).await {
         Ok(k) => k,
         Err(e) => return error_response(&e, None),
     };
-    let headers = routing::header_list(&req);
-    let path = req.path();
-    let limit = env
-        .var("MAX_BODY_BYTES")
-        .ok()
-        .and_then(|v| v.to_string().parse().ok())
-        .unwrap_or(DEFAULT_MAX_BODY_BYTES);
-    let body = match read_limited(&mut req, limit).await {
-        Ok(b) => b,
-        Err(e) => return error_response(&e, None),
+    let limit = super::vars::number(&env, "MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES);
+    let body = match read_body(&req, limit).await {
+        Ok(Some(b)) => b,
+        Ok(None) => return error_response(&ApiError::too_large(limit), None),
+        Err(e) => {
+            let e = ApiError::new(
+                400,
+                "invalid_request_error",
+                "invalid_body",
+                format!("reading the body failed: {e}"),
+            );
+            return error_response(&e, None);
+        }
     };
     let parsed = match client {
         ClientFormat::OpenAi => parse_chat_request(&body),
@@ -158,7 +167,7 @@ pub async fn handle(
             } else {
                 completion_for_client(client, body)
             };
-            bytes_response(200, "application/json", body, &headers)
+            raw_bytes_response(200, "application/json", &body, &headers)
         }
         Outcome::Failed { error, mut meta } => {
             finish.decorate(&mut meta);
@@ -173,54 +182,9 @@ pub async fn handle(
             let mut headers = response_headers(stream.meta(), clock.now_ms());
             headers.push(("content-type", "text/event-stream; charset=utf-8".into()));
             headers.push(("cache-control", "no-cache".into()));
-            stream_out::respond(
-                stream,
-                table.clone(),
-                env.clone(),
-                finish,
-                headers_from(&headers)?,
-            )
+            stream_out::respond(stream, table.clone(), env.clone(), finish, &headers)
         }
     }
-}
-
-async fn read_limited(req: &mut Request, limit: usize) -> std::result::Result<Vec<u8>, ApiError> {
-    if let Ok(Some(len)) = req.headers().get("content-length") {
-        match len.parse::<usize>() {
-            Ok(n) if n > limit => return Err(ApiError::too_large(limit)),
-            // Declared and within the limit: one read (the runtime enforces the length).
-            Ok(_) => {
-                return req.bytes().await.map_err(|e| {
-                    ApiError::new(
-                        400,
-                        "invalid_request_error",
-                        "invalid_body",
-                        format!("reading the body failed: {e}"),
-                    )
-                })
-            }
-            Err(_) => {}
-        }
-    }
-    let mut stream = req
-        .stream()
-        .map_err(|e| ApiError::new(400, "invalid_request_error", "invalid_body", e.to_string()))?;
-    let mut out = Vec::new();
-    while let Some(piece) = stream.next().await {
-        let piece = piece.map_err(|e| {
-            ApiError::new(
-                400,
-                "invalid_request_error",
-                "invalid_body",
-                format!("reading the body failed: {e}"),
-            )
-        })?;
-        if out.len() + piece.len() > limit {
-            return Err(ApiError::too_large(limit));
-        }
-        out.extend_from_slice(&piece);
-    }
-    Ok(out)
 }
 
 fn random_u64() -> u64 {

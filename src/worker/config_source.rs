@@ -54,10 +54,7 @@ thread_local! {
 }
 
 pub(super) fn ttl_ms(env: &Env) -> u64 {
-    env.var("CONFIG_CACHE_TTL_MS")
-        .ok()
-        .and_then(|v| v.to_string().parse().ok())
-        .unwrap_or(DEFAULT_TTL_MS)
+    super::vars::number(env, "CONFIG_CACHE_TTL_MS", DEFAULT_TTL_MS)
 }
 
 /// Forgets this isolate's cached table, so that the next request reads KV (after the admin

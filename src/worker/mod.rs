@@ -22,6 +22,7 @@ mod secrets;
 mod stream_out;
 mod table_current;
 mod transport;
+mod vars;
 
 use crate::api::{ApiError, ClientFormat};
 use crate::engine::Clock;
@@ -33,17 +34,32 @@ use worker::{
 };
 
 #[event(fetch)]
-async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
+async fn fetch(raw: web_sys::Request, env: Env, ctx: Context) -> Result<web_sys::Response> {
     console_error_panic_hook::set_once();
+    let path = crate::api::url_path(&raw.url()).to_string();
+    let method = raw.method();
+    // The hot path works on the runtime's request as it is (see `chat::handle`).
+    if method == "POST" {
+        match path.as_str() {
+            "/v1/chat/completions" => {
+                return chat::handle(raw, path, env, ctx, ClientFormat::OpenAi).await
+            }
+            "/v1/messages" => {
+                return chat::handle(raw, path, env, ctx, ClientFormat::Anthropic).await
+            }
+            _ => {}
+        }
+    }
+    other(Request::from(raw), env, ctx)
+        .await
+        .map(web_sys::Response::from)
+}
+
+/// Everything but the two chat endpoints.
+async fn other(req: Request, env: Env, ctx: Context) -> Result<Response> {
     let path = req.path();
     let method = req.method();
     match (path.as_str(), method) {
-        ("/v1/chat/completions", Method::Post) => {
-            chat::handle(req, env, ctx, ClientFormat::OpenAi).await
-        }
-        ("/v1/messages", Method::Post) => {
-            chat::handle(req, env, ctx, ClientFormat::Anthropic).await
-        }
         ("/v1/chat/completions", _) => error_response(&ApiError::method_not_allowed("POST"), None),
         ("/v1/messages", _) => respond::client_error_response(
             ClientFormat::Anthropic,

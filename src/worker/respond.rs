@@ -5,7 +5,100 @@ use crate::egress::error_for_client;
 use crate::engine::Meta;
 use crate::report::response_headers;
 use serde_json::Value;
+use wasm_bindgen::prelude::*;
 use worker::{Headers, Response, Result};
+
+#[wasm_bindgen(module = "/src/worker/http.js")]
+extern "C" {
+    #[wasm_bindgen(js_name = headerText)]
+    fn header_text(headers: &web_sys::Headers) -> String;
+    #[wasm_bindgen(js_name = readBody)]
+    fn read_body_js(request: &web_sys::Request, limit: f64) -> js_sys::Promise;
+    #[wasm_bindgen(js_name = respondBytes, catch)]
+    fn respond_bytes(
+        status: u16,
+        body: &[u8],
+        headers: &str,
+    ) -> std::result::Result<web_sys::Response, JsValue>;
+    #[wasm_bindgen(js_name = respondStream, catch)]
+    fn respond_stream(
+        status: u16,
+        body: &web_sys::ReadableStream,
+        headers: &str,
+    ) -> std::result::Result<web_sys::Response, JsValue>;
+}
+
+fn js_err(e: JsValue) -> worker::Error {
+    worker::Error::JsError(format!("{e:?}"))
+}
+
+/// Every request header, names lower-case, in one call (see `http.js`).
+pub fn request_headers(headers: &web_sys::Headers) -> Vec<(String, String)> {
+    let text = header_text(headers);
+    let mut parts = text.split('\n');
+    let mut out = Vec::new();
+    while let (Some(k), Some(v)) = (parts.next(), parts.next()) {
+        out.push((k.to_string(), v.to_string()));
+    }
+    out
+}
+
+/// The request's body, at most `limit` bytes (None when longer); one promise for the whole
+/// read (`http.js`).
+pub async fn read_body(
+    request: &web_sys::Request,
+    limit: usize,
+) -> std::result::Result<Option<Vec<u8>>, String> {
+    let value = wasm_bindgen_futures::JsFuture::from(read_body_js(request, limit as f64))
+        .await
+        .map_err(|e| {
+            e.dyn_ref::<js_sys::Error>()
+                .map(|e| String::from(e.message()))
+                .unwrap_or_else(|| format!("{e:?}"))
+        })?;
+    if value.is_null() {
+        return Ok(None);
+    }
+    Ok(Some(js_sys::Uint8Array::new(&value).to_vec()))
+}
+
+/// "name\nvalue\n…" for `http.js`. A value holding a line feed (never one we set: upstream
+/// values are sanitised by `percent::header_value`) is dropped rather than split wrongly.
+fn header_lines(pairs: &[(&str, String)]) -> String {
+    let mut s = String::with_capacity(pairs.len() * 40);
+    for (k, v) in pairs {
+        if k.contains('\n') || v.contains('\n') {
+            continue;
+        }
+        s.push_str(k);
+        s.push('\n');
+        s.push_str(v);
+        s.push('\n');
+    }
+    s
+}
+
+/// A byte response built in one call (the hot path's answers).
+pub fn raw_bytes_response(
+    status: u16,
+    content_type: &str,
+    body: &[u8],
+    extra: &[(&str, String)],
+) -> Result<web_sys::Response> {
+    let mut pairs: Vec<(&str, String)> = Vec::with_capacity(extra.len() + 1);
+    pairs.push(("content-type", content_type.to_string()));
+    pairs.extend(extra.iter().map(|(k, v)| (*k, v.clone())));
+    respond_bytes(status, body, &header_lines(&pairs)).map_err(js_err)
+}
+
+/// A streamed response built in one call.
+pub fn raw_stream_response(
+    status: u16,
+    body: &web_sys::ReadableStream,
+    headers: &[(&str, String)],
+) -> Result<web_sys::Response> {
+    respond_stream(status, body, &header_lines(headers)).map_err(js_err)
+}
 
 pub fn json_response(status: u16, body: &Value) -> Result<Response> {
     bytes_response(
@@ -66,12 +159,4 @@ pub fn client_error_response(
 
 pub fn config_unavailable(msg: String) -> ApiError {
     ApiError::new(503, "api_error", "config_unavailable", msg)
-}
-
-pub fn headers_from(pairs: &[(&str, String)]) -> Result<Headers> {
-    let h = Headers::new();
-    for (k, v) in pairs {
-        h.set(k, v)?;
-    }
-    Ok(h)
 }

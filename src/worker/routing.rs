@@ -67,13 +67,6 @@ pub struct Routed {
 }
 
 /// Request headers with lower-case names.
-pub fn header_list(req: &worker::Request) -> Vec<(String, String)> {
-    req.headers()
-        .entries()
-        .map(|(k, v)| (k.to_ascii_lowercase(), v))
-        .collect()
-}
-
 pub fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
     headers
         .iter()

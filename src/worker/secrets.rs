@@ -19,7 +19,7 @@ pub(super) struct EnvSecrets<'a>(pub(super) &'a Env);
 
 impl Secrets for EnvSecrets<'_> {
     fn get(&self, name: &str) -> Option<String> {
-        self.0.secret(name).ok().map(|s| s.to_string())
+        super::vars::get(self.0, name)
     }
 
     fn extra_values(&self) -> Vec<String> {

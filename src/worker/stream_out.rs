@@ -12,6 +12,7 @@
 
 use super::finish::Finish;
 use super::pump::{new_pipe, Pump, Settled};
+use super::respond::raw_stream_response;
 use super::secrets::{redactor, EnvSecrets};
 use super::transport::{FetchBody, FetchTransport, WorkerClock};
 use crate::config::RoutingTable;
@@ -21,7 +22,7 @@ use std::rc::Rc;
 use wasm_bindgen::JsValue;
 use wasm_bindgen_futures::JsFuture;
 use web_sys::WritableStreamDefaultWriter;
-use worker::{Env, Headers, Response, ResponseBody, Result};
+use worker::{Env, Result};
 
 fn js(e: JsValue) -> worker::Error {
     worker::Error::JsError(format!("{e:?}"))
@@ -33,13 +34,13 @@ pub fn respond(
     table: Rc<RoutingTable>,
     env: Env,
     finish: Finish,
-    headers: Headers,
-) -> Result<Response> {
+    headers: &[(&str, String)],
+) -> Result<web_sys::Response> {
     let pipe = new_pipe().map_err(js)?;
     let writer = pipe.writable().get_writer().map_err(js)?;
     let ctx = Rc::clone(&finish.ctx);
     ctx.spawn(Box::pin(pump(stream, table, env, finish, writer)));
-    Ok(Response::from_body(ResponseBody::Stream(pipe.readable()))?.with_headers(headers))
+    raw_stream_response(200, &pipe.readable(), headers)
 }
 
 async fn pump(

@@ -35,10 +35,7 @@ pub(super) async fn log(env: &Env) -> Result<TableLog> {
 /// `TABLE_REPAIR_AFTER_MS`: how old the log's newest version must be before a `GET` rewrites a
 /// KV that lacks it (default `KV_REPAIR_AFTER_MS`; the tests set 0).
 pub(super) fn repair_after_ms(env: &Env) -> u64 {
-    env.var("TABLE_REPAIR_AFTER_MS")
-        .ok()
-        .and_then(|v| v.to_string().parse().ok())
-        .unwrap_or(KV_REPAIR_AFTER_MS)
+    super::vars::number(env, "TABLE_REPAIR_AFTER_MS", KV_REPAIR_AFTER_MS)
 }
 
 /// The current table as a reader sees it: normally KV's text; the log's newest version when
