@@ -90,6 +90,7 @@ pub fn log_line(meta: &Meta, now_ms: u64) -> String {
         "task": meta.task,
         "route_source": meta.route_source,
         "do_calls": {"waited": meta.state_calls.0, "background": meta.state_calls.1},
+        "subrequests": meta.subrequests,
         "error": meta.error,
         "usage": meta.usage.map(|u| json!({"prompt_tokens": u.prompt_tokens, "completion_tokens": u.completion_tokens, "cached_tokens": u.cached_tokens, "estimated": meta.usage_estimated})),
         "cost_usd": meta.cost_nanos.map(format_usd),

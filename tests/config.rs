@@ -394,6 +394,19 @@ fn readme_task_routing_example_is_valid() {
     assert_eq!(tasks.rules.len(), 4);
 }
 
+/// The README's complete routing-table example is a valid table (its `limits` included).
+#[test]
+fn readme_complete_example_is_valid() {
+    let readme = include_str!("../README.md");
+    let start = readme.find("## The routing table").expect("section");
+    let block = &readme[start..];
+    let open = block.find("```json\n").expect("json block") + "```json\n".len();
+    let close = open + block[open..].find("\n```").expect("end of block");
+    let table = parse_table(&block[open..close]).unwrap_or_else(|e| panic!("{e:?}"));
+    assert_eq!(table.limits.subrequests, 50);
+    assert_eq!(table.routes.len(), 2);
+}
+
 /// Serde's derived structs also read a JSON array, field by field (`"retry": [7, 100, 1000,
 /// 5000]` would mean `max_attempts` 7, …); the table accepts objects only, at every level.
 #[test]
@@ -427,6 +440,7 @@ fn objects_are_never_read_from_arrays() {
         ("routes.weighted.sticky", json!([600000])),
         ("routes.weighted.hedge", json!([2000])),
         ("tasks", json!([null, {}, []])),
+        ("limits", json!([12])),
         ("tasks.rules[0]", json!(["long", {}, "code"])),
         (
             "tasks.rules[0].when",
@@ -440,6 +454,7 @@ fn objects_are_never_read_from_arrays() {
         t["deployments"]["m"]["capabilities"] = json!({});
         t["deployments"]["m"]["limits"] = json!({});
         t["routes"]["weighted"]["hedge"] = json!({"after_ms": 2000});
+        t["limits"] = json!({"subrequests": 100});
         parse_table(&t.to_string()).unwrap_or_else(|e| panic!("base table: {e:?}"));
         let pointer = format!("/{}", path.replace('.', "/").replace("[0]", "/0"));
         *t.pointer_mut(&pointer).expect(path) = positional;

@@ -28,6 +28,11 @@
 //   { reset: true, delayMs? }    destroy the socket before sending any header
 //   { hang: true }               never answer (until close())
 //
+// `fake.platformLimit(n)` stands in for the Workers platform's per-request subrequest limit:
+// after n requests in all (every scenario, since the last reset()), each further request is
+// refused by destroying its socket before anything is read or recorded, which is how a
+// Worker's fetch fails past the limit (it throws). `fake.refused()` counts those.
+//
 // Every content chunk is one word (split before whitespace, like the real API: "Hello", " world").
 // The "role" chunk (delta {role:"assistant", content:""}) is not a content chunk and is sent
 // together with the headers.
@@ -159,6 +164,7 @@ export async function startFake({ host = "127.0.0.1" } = {}) {
   const received = new Map(); // scenario -> [{method,url,headers,body,rawBody,at}]
   const pendingResponses = new Set();
   let idSeq = 0;
+  let platform = { limit: Infinity, seen: 0, refused: 0 };
 
   const srv = createFakeServer("fake-openai", (req, res, rawBody) => handle(req, res, rawBody));
   const sleep = srv.sleep;
@@ -181,6 +187,11 @@ export async function startFake({ host = "127.0.0.1" } = {}) {
     if (req.method !== "POST") {
       res.writeHead(405, { "content-type": "application/json" });
       res.end(JSON.stringify({ error: { message: "fake: method not allowed", type: "invalid_request_error", param: null, code: null } }));
+      return;
+    }
+    if (++platform.seen > platform.limit) {
+      platform.refused++;
+      req.socket.destroy();
       return;
     }
     const scenario = decodeURIComponent(m[1]);
@@ -350,8 +361,15 @@ export async function startFake({ host = "127.0.0.1" } = {}) {
     requests: (scenario) => received.get(scenario) ?? [],
     /** How many requests to `scenario` the gateway hung up on before their answer ended. */
     aborted: (scenario) => (received.get(scenario) ?? []).filter((r) => r.aborted).length,
+    /** Refuse every request after the first `n` (in all scenarios) until reset(). */
+    platformLimit(n) {
+      platform = { limit: n, seen: 0, refused: 0 };
+    },
+    /** Requests refused by platformLimit. */
+    refused: () => platform.refused,
     /** Forget all scripts and recorded requests; destroy connections left hanging by earlier steps. */
     reset() {
+      platform = { limit: Infinity, seen: 0, refused: 0 };
       scripts.clear();
       received.clear();
       srv.clearTimers();

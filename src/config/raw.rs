@@ -54,6 +54,7 @@ objects_only!(
     RawDefaults,
     RawBreaker,
     RawLimits,
+    RawRequestLimits,
     RawRetry,
     RawTimeouts,
     RawProvider,
@@ -82,6 +83,18 @@ pub struct RawTable {
     pub routes: BTreeMap<String, RawRoute>,
     /// Task classification: which route serves which kind of request.
     pub tasks: Option<RawTasks>,
+    /// Per-request limits of the platform the gateway runs on.
+    #[serde(default)]
+    pub limits: RawRequestLimits,
+}
+
+/// What one request may spend on the platform (Workers' per-invocation limits).
+#[derive(Debug, Default, Deserialize)]
+#[serde(remote = "Self", deny_unknown_fields)]
+pub struct RawRequestLimits {
+    /// Subrequests (fetches, KV and Durable Object calls) one request may make: 50 on
+    /// Workers Free (the default), 10,000 on Workers Paid.
+    pub subrequests: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -357,10 +357,19 @@ impl PartialEq for Pattern {
 
 impl Eq for Pattern {}
 
+/// What one request may spend on the platform.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RequestLimits {
+    /// Subrequests per request (upstream fetches plus KV and Durable Object calls): the
+    /// engine plans attempts within it (`resilience::subrequests`).
+    pub subrequests: u32,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RoutingTable {
     /// Output tokens assumed for reservations when a request sets no output limit.
     pub estimated_output_tokens: u32,
+    pub limits: RequestLimits,
     pub providers: Vec<Provider>,
     pub deployments: Vec<Deployment>,
     pub routes: BTreeMap<String, Route>,

@@ -3,8 +3,9 @@
 
 use super::money::usd_to_nanos;
 use super::providers::provider_kind;
-use super::raw::{RawCapabilities, RawDefaults, RawRetry, RawTable, RawTimeouts};
+use super::raw::{RawCapabilities, RawDefaults, RawRequestLimits, RawRetry, RawTable, RawTimeouts};
 use super::types::*;
+use crate::resilience::subrequests::{DEFAULT_SUBREQUESTS, MIN_SUBREQUESTS};
 use std::collections::BTreeMap;
 
 /// Hard bounds that keep a table from disabling the gateway's guarantees.
@@ -72,6 +73,7 @@ pub fn validate(raw: RawTable) -> Result<RoutingTable, Vec<String>> {
         Some(n) => n,
         None => DEFAULT_ESTIMATED_OUTPUT_TOKENS,
     };
+    let limits = request_limits(&raw.limits, &mut errs);
 
     let mut provider_index = BTreeMap::new();
     let mut providers = Vec::new();
@@ -184,6 +186,7 @@ pub fn validate(raw: RawTable) -> Result<RoutingTable, Vec<String>> {
     if errs.0.is_empty() {
         Ok(RoutingTable {
             estimated_output_tokens,
+            limits,
             providers,
             deployments,
             routes,
@@ -192,6 +195,24 @@ pub fn validate(raw: RawTable) -> Result<RoutingTable, Vec<String>> {
     } else {
         Err(errs.0)
     }
+}
+
+fn request_limits(raw: &RawRequestLimits, errs: &mut Errors) -> RequestLimits {
+    let subrequests = match raw.subrequests {
+        Some(n) if n < MIN_SUBREQUESTS => {
+            errs.push(
+                "limits.subrequests",
+                format!(
+                    "must be at least {MIN_SUBREQUESTS} (the gateway's own state calls plus one \
+                     upstream attempt); Workers Free allows 50, Workers Paid 10000"
+                ),
+            );
+            DEFAULT_SUBREQUESTS
+        }
+        Some(n) => n,
+        None => DEFAULT_SUBREQUESTS,
+    };
+    RequestLimits { subrequests }
 }
 
 fn defaults(raw: &RawDefaults, errs: &mut Errors) -> (RetryPolicy, Timeouts, u64) {

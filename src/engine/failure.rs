@@ -1,12 +1,14 @@
 //! The error the caller gets when the engine gives up, with the status that tells the truth:
 //! the caller's own fault → the provider's 4xx and reason; every attempt rate limited → 429
-//! with Retry-After; every attempt timed out (or the request deadline passed) → 504;
-//! anything else → 502 naming the last upstream reason.
+//! with Retry-After; every attempt timed out (or the request deadline passed) → 504; the
+//! request's subrequest budget stopped it → 503 naming `limits.subrequests`; anything else →
+//! 502 naming the last upstream reason.
 
 use super::meta::Meta;
 use crate::api::ApiError;
 use crate::config::Route;
 use crate::redact::cap;
+use crate::resilience::subrequests::SubrequestBudget;
 use crate::resilience::{ErrorClass, UpstreamError};
 use serde_json::Value;
 
@@ -112,6 +114,35 @@ pub fn exhausted(
     }
     let code = last.map_or("upstream_error", |e| e.class.as_str());
     ApiError::new(502, "upstream_error", code, summary)
+}
+
+/// The request reached its subrequest budget before any attempt answered: 503 naming the
+/// setting and its value (raising it, or a shorter chain, is the fix), with the last upstream
+/// reason when there was an attempt. Not a deployment's fault: no breaker hears of it.
+pub fn budget_exhausted(
+    route: &Route,
+    meta: &Meta,
+    last: Option<&UpstreamError>,
+    budget: &SubrequestBudget,
+) -> ApiError {
+    let reason = match (last, meta.attempts.last()) {
+        (Some(e), Some(a)) => format!(
+            "; last error from deployment \"{}\": {}",
+            a.deployment, e.message
+        ),
+        _ => String::new(),
+    };
+    ApiError::new(
+        503,
+        "service_unavailable",
+        "subrequest_budget_exhausted",
+        format!(
+            "model \"{}\": stopped after {} upstream attempt(s): {}{reason}",
+            route.name,
+            meta.attempts.len(),
+            budget.describe()
+        ),
+    )
 }
 
 /// Every deployment's breaker is open (and the probe of the first to reopen, if one was

@@ -20,6 +20,23 @@ pub(super) enum Gate {
     },
 }
 
+impl Gate {
+    /// The gate asked the shared store for a probe lease (granted or not): a call of its own.
+    pub(super) fn asked_probe(&self) -> bool {
+        matches!(
+            self,
+            Gate::Go { probe: true }
+                | Gate::Skip {
+                    why: HALF_OPEN_BUSY,
+                    ..
+                }
+        )
+    }
+}
+
+/// Skip reason of a half-open breaker whose probe lease went to another request.
+const HALF_OPEN_BUSY: &str = "breaker_half_open";
+
 pub(super) async fn gate<H: Health>(health: &H, dep: &Deployment, now_ms: u64) -> Gate {
     let view = health.view(dep, now_ms).await;
     if !dep.breaker.enabled {
@@ -41,7 +58,7 @@ pub(super) async fn gate<H: Health>(health: &H, dep: &Deployment, now_ms: u64) -
                 Gate::Go { probe: true }
             } else {
                 Gate::Skip {
-                    why: "breaker_half_open",
+                    why: HALF_OPEN_BUSY,
                     reopens_ms: Some(now_ms),
                 }
             }

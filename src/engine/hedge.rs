@@ -9,7 +9,8 @@
 //! cancelled before any of its bytes reach the client, a failed attempt (either one) is
 //! recorded and reported like any failure, and when both fail the engine goes on with the
 //! first attempt's failure as if there had been no hedge (the hedge's deployment is not tried
-//! again).
+//! again). A hedge is paid from the request's subrequest budget like any attempt; when the
+//! budget cannot pay for one, the first attempt runs alone.
 
 use super::attempt::{run_attempt, AttemptInput, AttemptOutcome};
 use super::book::missing_capability;
@@ -20,6 +21,7 @@ use crate::api::chat::Needs;
 use crate::api::{ChatRequest, ClientFormat};
 use crate::config::Route;
 use crate::providers::build_target;
+use crate::resilience::subrequests::SubrequestBudget;
 use crate::resilience::UpstreamError;
 use std::future::{poll_fn, Future};
 use std::pin::{pin, Pin};
@@ -80,6 +82,8 @@ fn failed<B>(o: &AttemptOutcome<B>) -> Option<UpstreamError> {
 
 /// What the hedge needs to know about the request and the plan.
 pub(super) struct HedgePlan<'p> {
+    /// The request's budget: the hedge's gate and attempt are charged to it.
+    pub budget: &'p mut SubrequestBudget,
     pub route: &'p Route,
     pub req: &'p ChatRequest,
     pub needs: &'p Needs,
@@ -96,7 +100,7 @@ impl<T: Transport, C: Clock, H: Health> Engine<'_, T, C, H> {
         &self,
         primary: AttemptInput<'_>,
         after_ms: u64,
-        hp: HedgePlan<'_>,
+        mut hp: HedgePlan<'_>,
     ) -> Hedged<T::Body> {
         let a_started = self.clock.now_ms();
         let mut a = pin!(run_attempt(primary, self.transport, self.clock));
@@ -107,7 +111,7 @@ impl<T: Transport, C: Clock, H: Health> Engine<'_, T, C, H> {
                 loser: None,
             };
         }
-        let Some((b_step, b_input)) = self.hedge_partner(&hp).await else {
+        let Some((b_step, b_input)) = self.hedge_partner(&mut hp).await else {
             return Hedged::Primary {
                 outcome: a.await,
                 loser: None,
@@ -161,16 +165,17 @@ impl<T: Transport, C: Clock, H: Health> Engine<'_, T, C, H> {
 
     /// The first deployment after the primary that could take the request right now: capable,
     /// large enough, breaker closed (a half-open probe is never spent on a hedge), no limits
-    /// to wait on, and its request buildable.
-    async fn hedge_partner<'h>(&'h self, hp: &HedgePlan<'_>) -> Option<(usize, AttemptInput<'h>)> {
+    /// to wait on, its request buildable, and the budget able to pay for it.
+    async fn hedge_partner<'h>(
+        &'h self,
+        hp: &mut HedgePlan<'_>,
+    ) -> Option<(usize, AttemptInput<'h>)> {
         for &step_index in &hp.rest {
-            let Some(dep) = hp
-                .route
-                .chain
-                .steps()
-                .get(step_index)
-                .and_then(|s| self.table.deployment(s.deployment))
-            else {
+            let Some((index, dep)) = hp.route.chain.steps().get(step_index).and_then(|s| {
+                self.table
+                    .deployment(s.deployment)
+                    .map(|d| (s.deployment, d))
+            }) else {
                 continue;
             };
             if hp.min_context.is_some_and(|m| dep.context_window <= m)
@@ -180,15 +185,20 @@ impl<T: Transport, C: Clock, H: Health> Engine<'_, T, C, H> {
             {
                 continue;
             }
-            if !matches!(
-                gate(self.health, dep, self.clock.now_ms()).await,
-                Gate::Go { probe: false }
-            ) {
+            if !hp.budget.affords_visit(index, dep.breaker.enabled, false) {
+                return None;
+            }
+            let g = gate(self.health, dep, self.clock.now_ms()).await;
+            hp.budget.charge_gate(g.asked_probe());
+            if !matches!(g, Gate::Go { probe: false }) {
                 continue;
             }
             let Ok(target) = build_target(self.table, dep, hp.req, self.secrets) else {
                 continue;
             };
+            if !hp.budget.try_attempt(index, false) {
+                return None;
+            }
             return Some((
                 step_index,
                 AttemptInput {

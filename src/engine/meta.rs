@@ -53,6 +53,9 @@ pub struct Meta {
     pub extra_headers: Vec<(&'static str, String)>,
     /// Durable Object calls made for this request: (waited on, in the background).
     pub state_calls: (u32, u32),
+    /// Subrequests charged to the request's budget (`limits.subrequests`): the worst-case
+    /// count of the engine's cost model, the fixed reserve included.
+    pub subrequests: u32,
 }
 
 impl Meta {

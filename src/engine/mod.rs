@@ -29,6 +29,7 @@ use crate::providers::{build_target, Secrets};
 use crate::redact::Redactor;
 use crate::resilience::backoff::{earliest_next_start, Jitter};
 use crate::resilience::policy::{decide, Action, Decision};
+use crate::resilience::subrequests::SubrequestBudget;
 use crate::resilience::UpstreamError;
 use attempt::{run_attempt, AttemptInput, AttemptOutcome};
 use book::{all_open_failed, failed, missing_capability};
@@ -105,6 +106,9 @@ impl<T: Transport, C: Clock, H: Health> Engine<'_, T, C, H> {
             let u = crate::keys::estimated_usage(req, self.table);
             u.prompt_tokens.saturating_add(u.completion_tokens)
         };
+        // Every gate, attempt, hedge and resume is paid from it; set when it stopped the plan.
+        let mut budget = SubrequestBudget::new(self.table.limits.subrequests);
+        let mut budget_stop = false;
 
         'chain: loop {
             let Some(&(step_index, forced)) = plan.get(next_visit) else {
@@ -140,7 +144,15 @@ impl<T: Transport, C: Clock, H: Health> Engine<'_, T, C, H> {
                 unserved.get_or_insert(missing);
                 continue;
             }
+            let limited = dep.limits.rpm.is_some() || dep.limits.tpm.is_some();
+            if !budget.affords_visit(step.deployment, dep.breaker.enabled, limited) {
+                meta.skipped
+                    .push((dep.name.clone(), "subrequest_budget".into()));
+                budget_stop = true;
+                break 'chain;
+            }
             let probe = if forced {
+                budget.charge_probe();
                 if !self
                     .health
                     .acquire_probe(dep, true, self.clock.now_ms())
@@ -150,7 +162,9 @@ impl<T: Transport, C: Clock, H: Health> Engine<'_, T, C, H> {
                 }
                 true
             } else {
-                match gate(self.health, dep, self.clock.now_ms()).await {
+                let g = gate(self.health, dep, self.clock.now_ms()).await;
+                budget.charge_gate(g.asked_probe());
+                match g {
                     Gate::Go { probe } => probe,
                     Gate::Skip { why, reopens_ms } => {
                         meta.skipped.push((dep.name.clone(), why.into()));
@@ -169,8 +183,12 @@ impl<T: Transport, C: Clock, H: Health> Engine<'_, T, C, H> {
                     deadline_hit = true;
                     break 'chain;
                 }
+                if !budget.try_attempt(step.deployment, limited) {
+                    // Never a fetch the platform would refuse (and the breaker then blame).
+                    budget_stop = true;
+                    break 'chain;
+                }
                 let reservation = format!("{}:{}", meta.request_id, meta.attempts.len());
-                let limited = dep.limits.rpm.is_some() || dep.limits.tpm.is_some();
                 if limited {
                     if let Err(retry_ms) =
                         self.health.admit(dep, &reservation, est_tokens, now).await
@@ -202,6 +220,7 @@ impl<T: Transport, C: Clock, H: Health> Engine<'_, T, C, H> {
                             None => run_attempt(input, self.transport, self.clock).await,
                             Some(after) => {
                                 let hp = HedgePlan {
+                                    budget: &mut budget,
                                     route,
                                     req,
                                     needs: &needs,
@@ -283,6 +302,7 @@ impl<T: Transport, C: Clock, H: Health> Engine<'_, T, C, H> {
                         meta.model = model.or_else(|| Some(dep.model.clone()));
                         meta.usage = usage;
                         meta.cost_nanos = usage.map(|u| u.cost_nanos(&dep.price));
+                        meta.subrequests = budget.used();
                         return Outcome::Complete {
                             body,
                             client_ready,
@@ -307,8 +327,15 @@ impl<T: Transport, C: Clock, H: Health> Engine<'_, T, C, H> {
                             .or_else(|| Some(dep.model.clone()));
                         let mut live = live;
                         live.waiting_ms = 0;
-                        let resume =
-                            ResumeState::new(req, route, &order, step_index, request_deadline);
+                        meta.subrequests = budget.used();
+                        let resume = ResumeState::new(
+                            req,
+                            route,
+                            &order,
+                            step_index,
+                            request_deadline,
+                            budget,
+                        );
                         let mut committed = CommittedStream::new(live, meta, dep.price, resume);
                         committed.probe = probe;
                         return Outcome::Stream(Box::new(committed));
@@ -368,6 +395,7 @@ impl<T: Transport, C: Clock, H: Health> Engine<'_, T, C, H> {
                                 continue 'chain;
                             }
                             Action::Fail => {
+                                meta.subrequests = budget.used();
                                 let api = failure::client_fault(&error);
                                 return failed(meta, api);
                             }
@@ -376,7 +404,11 @@ impl<T: Transport, C: Clock, H: Health> Engine<'_, T, C, H> {
                 }
             }
         }
+        meta.subrequests = budget.used();
         let api = match unserved {
+            _ if budget_stop => {
+                failure::budget_exhausted(route, &meta, last_error.as_ref(), &budget)
+            }
             _ if !deadline_hit && meta.attempts.is_empty() && !limit_skips.is_empty() => {
                 let now = self.clock.now_ms();
                 let at = limit_skips.iter().copied().min().unwrap_or(now);

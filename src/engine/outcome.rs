@@ -88,7 +88,7 @@ impl<B: ResponseBody> CommittedStream<B> {
                     }
                     self.probe = false;
                     if !self.resume_after(engine, &broken).await {
-                        self.live.fail(broken);
+                        self.live.fail(self.resume.final_error(broken));
                     }
                 }
             }
@@ -142,6 +142,7 @@ impl<B: ResponseBody> CommittedStream<B> {
             (None, 0) => None,
             (l, prior) => Some(l.unwrap_or(0) + prior),
         };
+        self.meta.subrequests = self.resume.budget.used();
         self.meta.error = self
             .live
             .end_error

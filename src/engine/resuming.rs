@@ -4,8 +4,11 @@
 //! State: the request and route, the chain position the next resume goes to (the deployment
 //! that broke once, then the ones after it), how many resumes were used, deployments that
 //! refused a prefill, and the usage of attempts that broke (estimated from delivered text:
-//! a cut stream reports none). Invariants: at most `route.resume.max` resumes, all inside the
-//! request deadline; a prefill refusal is never the caller's error (the original failure is).
+//! a cut stream reports none), and the request's subrequest budget. Invariants: at most
+//! `route.resume.max` resumes, all inside the request deadline and paid from the budget (a
+//! resume it cannot pay for is not tried, and the stream ends with the original failure,
+//! its message naming the budget); a prefill refusal is never the caller's error (the original
+//! failure is).
 
 use super::attempt::{run_attempt, AttemptInput, AttemptOutcome};
 use super::gate::{gate, Gate};
@@ -17,6 +20,7 @@ use super::Engine;
 use crate::api::{ChatRequest, ClientFormat};
 use crate::config::{PrefillSupport, ResumeMode, Route};
 use crate::providers::build_target;
+use crate::resilience::subrequests::SubrequestBudget;
 use crate::resilience::{ErrorClass, UpstreamError};
 use crate::usage::Usage;
 use serde_json::{json, Value};
@@ -40,6 +44,10 @@ pub struct ResumeState {
     counted_chars: usize,
     /// The live attempt's usage is already in `prior` (it broke and was booked).
     pub(crate) live_booked: bool,
+    /// What the request may still spend on subrequests (shared with the attempts before the
+    /// commit), and whether it stopped a resume.
+    pub(crate) budget: SubrequestBudget,
+    pub(crate) budget_stop: bool,
 }
 
 impl ResumeState {
@@ -49,6 +57,7 @@ impl ResumeState {
         order: &[usize],
         step_index: usize,
         request_deadline_ms: u64,
+        budget: SubrequestBudget,
     ) -> Self {
         ResumeState {
             req: Rc::clone(req),
@@ -62,7 +71,22 @@ impl ResumeState {
             prior_cost_nanos: 0,
             counted_chars: 0,
             live_booked: false,
+            budget,
+            budget_stop: false,
         }
+    }
+
+    /// The failure that ends the stream: `broken`, and when the budget stopped the resume,
+    /// saying so.
+    pub(crate) fn final_error(&self, mut broken: UpstreamError) -> UpstreamError {
+        if self.budget_stop {
+            broken.message = format!(
+                "{}; not resumed: {}",
+                broken.message,
+                self.budget.describe()
+            );
+        }
+        broken
     }
 
     /// Usage of the whole answer: the final attempt's plus every broken attempt's estimate.
@@ -192,7 +216,20 @@ impl<B: ResponseBody> CommittedStream<B> {
                 self.resume.cursor += 1;
                 continue;
             };
-            let probe = match gate(engine.health, dep, now).await {
+            if !self
+                .resume
+                .budget
+                .affords_visit(step.deployment, dep.breaker.enabled, false)
+            {
+                self.meta
+                    .skipped
+                    .push((dep.name.clone(), "subrequest_budget".into()));
+                self.resume.budget_stop = true;
+                return false;
+            }
+            let g = gate(engine.health, dep, now).await;
+            self.resume.budget.charge_gate(g.asked_probe());
+            let probe = match g {
                 Gate::Go { probe } => probe,
                 Gate::Skip { why, .. } => {
                     self.meta.skipped.push((dep.name.clone(), why.into()));
@@ -200,6 +237,10 @@ impl<B: ResponseBody> CommittedStream<B> {
                     continue;
                 }
             };
+            if !self.resume.budget.try_attempt(step.deployment, false) {
+                self.resume.budget_stop = true;
+                return false;
+            }
             self.resume.used += 1;
             let (req, filter) = match method {
                 Method::Prefill => {

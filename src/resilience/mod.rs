@@ -1,8 +1,10 @@
-//! Resilience: error taxonomy, retry pacing, Retry-After parsing and the per-error policy.
+//! Resilience: error taxonomy, retry pacing, Retry-After parsing, the per-error policy and the
+//! request's subrequest budget.
 
 pub mod backoff;
 pub mod class;
 pub mod policy;
 pub mod retry_after;
+pub mod subrequests;
 
 pub use class::{http_body_message, ErrorClass, UpstreamError};

@@ -3,6 +3,7 @@
 use crate::gen::{mutate_bytes, mutate_value, text, to_bytes, valid_name};
 use crate::harness::{fuzz, Rng};
 use edge_router::config::{parse_table, RoutingTable, EMBEDDED_DEFAULT};
+use edge_router::resilience::subrequests::MIN_SUBREQUESTS;
 use serde_json::{json, Map, Value};
 
 /// A table that uses every feature of the format.
@@ -47,6 +48,7 @@ fn rich_table() -> Value {
             "eu": {"chain": ["claude", "gemini"], "require_tags": ["eu"], "strategy": "cheapest", "resume": "off"},
             "cheap": {"chain": ["mock"], "strategy": "least_used"}
         },
+        "limits": {"subrequests": 200},
         "tasks": {
             "default": "chat",
             "routes": {"chat": "main", "private": "eu", "test": "cheap"},
@@ -331,7 +333,7 @@ fn struct_paths(t: &Value) -> Vec<Vec<Seg>> {
             }
         }
     };
-    objects(&mut out, vec![], &["defaults", "tasks"]);
+    objects(&mut out, vec![], &["defaults", "tasks", "limits"]);
     objects(
         &mut out,
         vec![key("defaults")],
@@ -390,6 +392,7 @@ const TOP_FIELDS: &[&str] = &[
     "deployments",
     "routes",
     "tasks",
+    "limits",
 ];
 
 /// Every error names where it is: `invalid routing table JSON: …` or `<path>: <message>`, the
@@ -455,6 +458,7 @@ fn check_table(t: &RoutingTable) {
         }
         assert!(r.resume.max <= 5);
     }
+    assert!(t.limits.subrequests >= MIN_SUBREQUESTS);
     if let Some(tasks) = &t.tasks {
         for route in tasks.routes.values() {
             assert!(t.routes.contains_key(route));
