@@ -2,8 +2,31 @@
 //! deployments by rendezvous hashing, so every isolate picks the same deployment for the same
 //! session, and a deployment leaving the route moves only its own sessions.
 
+use crate::api::ChatRequest;
 use crate::config::{Route, RoutingTable};
 use crate::hash::fnv1a;
+use serde_json::Value;
+
+/// Request header naming the caller's session.
+pub const SESSION_HEADER: &str = "x-session-id";
+
+/// The session a request belongs to: `x-session-id`, else the body's `user` (empty values
+/// count as absent). `headers` have lower-case names.
+pub fn session_of(chat: &ChatRequest, headers: &[(String, String)]) -> Option<String> {
+    headers
+        .iter()
+        .find(|(k, _)| k == SESSION_HEADER)
+        .map(|(_, v)| v.trim())
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .or_else(|| {
+            chat.body
+                .get("user")
+                .and_then(Value::as_str)
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+        })
+}
 
 /// The deployment (index into `table.deployments`) that `session` belongs to on `route`:
 /// the chain step (canary-only steps excluded) with the highest hash of (session, name).
