@@ -69,8 +69,7 @@
 
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { readdirSync, readFileSync } from "node:fs";
-import { startWorker, mixedTable, parseSse, FAST_TIMEOUTS, FAST_RETRY, FAKE_SECRET } from "./helpers/worker.mjs";
+import { startWorker, mixedTable, parseSse, workerdRssMb, FAST_TIMEOUTS, FAST_RETRY, FAKE_SECRET } from "./helpers/worker.mjs";
 import { startChaosFake, createLedger, answerFor, rngFor, randInt, weighted, charCount } from "./helpers/fake-chaos.mjs";
 
 const envInt = (name, dflt) => (process.env[name] ? Number.parseInt(process.env[name], 10) : dflt);
@@ -554,38 +553,6 @@ function captureLogLines(worker) {
     }
     return push(...items);
   };
-}
-
-/** RSS (MB) of the workerd processes descended from this node process (only ours). */
-function workerdRssMb() {
-  const parent = new Map();
-  const comm = new Map();
-  for (const d of readdirSync("/proc")) {
-    if (!/^\d+$/.test(d)) continue;
-    try {
-      const stat = readFileSync(`/proc/${d}/stat`, "utf8");
-      const close = stat.lastIndexOf(")");
-      comm.set(Number(d), stat.slice(stat.indexOf("(") + 1, close));
-      parent.set(Number(d), Number(stat.slice(close + 2).split(" ")[1]));
-    } catch {}
-  }
-  const ours = (pid) => {
-    for (let p = parent.get(pid), hops = 0; p && hops < 10; p = parent.get(p), hops++) if (p === process.pid) return true;
-    return false;
-  };
-  let kb = 0;
-  let n = 0;
-  for (const [pid, name] of comm) {
-    if (!name.startsWith("workerd") || !ours(pid)) continue;
-    try {
-      const m = /^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
-      if (m) {
-        kb += Number(m[1]);
-        n++;
-      }
-    } catch {}
-  }
-  return { mb: Math.round(kb / 1024), processes: n };
 }
 
 async function adminDeployments() {

@@ -3,6 +3,10 @@
 //! State: the parser buffers at most one unfinished line plus the fields of the event being
 //! built. Bytes may be split anywhere (inside a UTF-8 sequence, between `\r` and `\n`), and
 //! feeding a buffer whole or in any split yields the same events. Lines end in LF, CR or CRLF.
+//!
+//! Bounded whatever the upstream sends: a line, and an event's data however many `data:`
+//! lines it spans, are each at most the parser's limit, so it holds at most about three times
+//! the limit (line, data, event name); past it the parser fails for good.
 
 /// One parsed event. `data` joins multiple `data:` lines with `\n`.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -20,15 +24,31 @@ pub struct SseParser {
     data: String,
     has_data: bool,
     max_line: usize,
-    overflow: bool,
+    overflow: Option<TooLong>,
 }
 
-/// Error when a single line exceeds the parser's limit (a runaway or hostile upstream).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LineTooLong;
+/// Error when a line, or an event's data, exceeds the parser's limit (a runaway or hostile
+/// upstream).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TooLong {
+    Line,
+    /// The `data:` lines of one event add up to more than the limit.
+    Data,
+}
+
+impl TooLong {
+    /// What was too long, for an error message ("… over 1 MiB").
+    pub fn what(self) -> &'static str {
+        match self {
+            TooLong::Line => "an SSE line",
+            TooLong::Data => "an SSE event whose data is",
+        }
+    }
+}
 
 impl SseParser {
-    /// A parser that refuses lines longer than `max_line` bytes.
+    /// A parser that refuses lines longer than `max_line` bytes, and events whose data (the
+    /// `data:` lines joined with `\n`) is longer than that.
     pub fn new(max_line: usize) -> Self {
         SseParser {
             max_line,
@@ -38,12 +58,12 @@ impl SseParser {
 
     /// Feeds bytes; appends every event completed by them to `out`.
     ///
-    /// A line longer than the limit fails the parser for good (`LineTooLong` now and on every
-    /// later feed), so it holds at most `max_line` bytes of line. The events completed before
-    /// that line are still appended to `out`, in order: handle them before the error.
-    pub fn feed(&mut self, bytes: &[u8], out: &mut Vec<SseEvent>) -> Result<(), LineTooLong> {
-        if self.overflow {
-            return Err(LineTooLong);
+    /// A line or an event's data longer than the limit fails the parser for good (the same
+    /// error now and on every later feed). The events completed before it are still appended
+    /// to `out`, in order: handle them before the error.
+    pub fn feed(&mut self, bytes: &[u8], out: &mut Vec<SseEvent>) -> Result<(), TooLong> {
+        if let Some(e) = self.overflow {
+            return Err(e);
         }
         let mut rest = bytes;
         if self.after_cr && !rest.is_empty() {
@@ -57,8 +77,7 @@ impl SseParser {
             self.line.extend_from_slice(head);
             // The limit holds for every line, however the bytes were split.
             if self.line.len() > self.max_line {
-                self.overflow = true;
-                return Err(LineTooLong);
+                return Err(self.fail(TooLong::Line));
             }
             // `tail` starts with the line break found at `pos`.
             rest = match tail {
@@ -71,14 +90,22 @@ impl SseParser {
                 [] => &[],
             };
             let line = std::mem::take(&mut self.line);
-            self.line_done(&line, out);
+            self.line_done(&line, out)?;
         }
         self.line.extend_from_slice(rest);
         if self.line.len() > self.max_line {
-            self.overflow = true;
-            return Err(LineTooLong);
+            return Err(self.fail(TooLong::Line));
         }
         Ok(())
+    }
+
+    /// Fails the parser for good and lets go of what it held.
+    fn fail(&mut self, e: TooLong) -> TooLong {
+        self.overflow = Some(e);
+        self.line = Vec::new();
+        self.data = String::new();
+        self.event = None;
+        e
     }
 
     /// Bytes of an unfinished event are pending (used to tell a clean end from a cut one).
@@ -86,7 +113,7 @@ impl SseParser {
         !self.line.is_empty() || self.has_data
     }
 
-    fn line_done(&mut self, line: &[u8], out: &mut Vec<SseEvent>) {
+    fn line_done(&mut self, line: &[u8], out: &mut Vec<SseEvent>) -> Result<(), TooLong> {
         if line.is_empty() {
             if self.has_data {
                 out.push(SseEvent {
@@ -96,10 +123,10 @@ impl SseParser {
             }
             self.event = None;
             self.has_data = false;
-            return;
+            return Ok(());
         }
         if line.first() == Some(&b':') {
-            return; // comment / keep-alive
+            return Ok(()); // comment / keep-alive
         }
         let (field, value) = match line.iter().position(|&b| b == b':') {
             Some(i) => {
@@ -112,6 +139,10 @@ impl SseParser {
         let value = String::from_utf8_lossy(value);
         match field {
             b"data" => {
+                let joined = self.data.len() + usize::from(self.has_data) + value.len();
+                if joined > self.max_line {
+                    return Err(self.fail(TooLong::Data));
+                }
                 if self.has_data {
                     self.data.push('\n');
                 }
@@ -121,6 +152,7 @@ impl SseParser {
             b"event" => self.event = Some(value.into_owned()),
             _ => {} // id, retry and unknown fields are not used by LLM streams
         }
+        Ok(())
     }
 }
 
@@ -181,7 +213,7 @@ mod tests {
     fn overlong_line_is_an_error() {
         let mut p = SseParser::new(8);
         let mut out = Vec::new();
-        assert_eq!(p.feed(b"data: 0123456789", &mut out), Err(LineTooLong));
+        assert_eq!(p.feed(b"data: 0123456789", &mut out), Err(TooLong::Line));
     }
 
     #[test]
@@ -192,11 +224,57 @@ mod tests {
             b"data: a\n\ndata: b\n\ndata: 0123456789\n\ndata: c\n\n",
             &mut out,
         );
-        assert_eq!(r, Err(LineTooLong));
+        assert_eq!(r, Err(TooLong::Line));
         let data: Vec<&str> = out.iter().map(|e| e.data.as_str()).collect();
         assert_eq!(data, ["a", "b"]);
         // Failed for good: nothing more is parsed.
-        assert_eq!(p.feed(b"data: d\n\n", &mut out), Err(LineTooLong));
+        assert_eq!(p.feed(b"data: d\n\n", &mut out), Err(TooLong::Line));
+        assert_eq!(out.len(), 2);
+    }
+
+    #[test]
+    fn data_over_the_limit_across_lines_is_an_error() {
+        // Every line is short; together the event's data passes the limit.
+        let mut p = SseParser::new(16);
+        let mut out = Vec::new();
+        let r = p.feed(
+            b"data: a\n\ndata: 0123456\ndata: 0123456\ndata: 0",
+            &mut out,
+        );
+        assert_eq!(r, Ok(()), "15 bytes of data so far");
+        assert_eq!(out.len(), 1);
+        assert_eq!(p.feed(b"1\n", &mut out), Err(TooLong::Data), "17 bytes");
+        assert_eq!(
+            p.feed(b"\n", &mut out),
+            Err(TooLong::Data),
+            "failed for good"
+        );
+        assert_eq!(out.len(), 1, "the oversized event is never delivered");
+    }
+
+    #[test]
+    fn empty_data_lines_count_towards_the_limit() {
+        // `data:` alone adds a newline each: a stream of them must not grow without bound.
+        let mut p = SseParser::new(16);
+        let mut out = Vec::new();
+        let mut r = Ok(());
+        for _ in 0..100 {
+            r = r.and(p.feed(b"data:\n", &mut out));
+        }
+        assert_eq!(r, Err(TooLong::Data));
+        assert!(out.is_empty());
+    }
+
+    #[test]
+    fn data_up_to_the_limit_across_lines_is_one_event() {
+        let mut p = SseParser::new(16);
+        let mut out = Vec::new();
+        p.feed(b"data: 0123456\ndata: 01234567\n\n", &mut out)
+            .unwrap();
+        assert_eq!(out[0].data, "0123456\n01234567");
+        // The limit is per event: the next event starts from zero.
+        p.feed(b"data: 0123456\ndata: 01234567\n\n", &mut out)
+            .unwrap();
         assert_eq!(out.len(), 2);
     }
 

@@ -2,7 +2,7 @@
 // (one workerd process per test file) and offers small helpers to talk to it.
 
 import { Miniflare } from "miniflare";
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -444,4 +444,46 @@ export function headersObject(h) {
 export function reasons(res) {
   const h = res.headers.get("x-router-fallback-reasons");
   return h ? h.split(", ") : [];
+}
+
+// ---------------------------------------------------------------------------------------------
+// Memory
+
+/**
+ * RSS (MB) of the workerd processes descended from this node process (only ours): `mb` now
+ * (VmRSS) and `peakMb`, the most each process ever held (VmHWM, summed), which also sees memory
+ * held only for a moment and given back since.
+ */
+export function workerdRssMb() {
+  const parent = new Map();
+  const comm = new Map();
+  for (const d of readdirSync("/proc")) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const stat = readFileSync(`/proc/${d}/stat`, "utf8");
+      const close = stat.lastIndexOf(")");
+      comm.set(Number(d), stat.slice(stat.indexOf("(") + 1, close));
+      parent.set(Number(d), Number(stat.slice(close + 2).split(" ")[1]));
+    } catch {}
+  }
+  const ours = (pid) => {
+    for (let p = parent.get(pid), hops = 0; p && hops < 10; p = parent.get(p), hops++) if (p === process.pid) return true;
+    return false;
+  };
+  let kb = 0;
+  let peakKb = 0;
+  let n = 0;
+  for (const [pid, name] of comm) {
+    if (!name.startsWith("workerd") || !ours(pid)) continue;
+    try {
+      const status = readFileSync(`/proc/${pid}/status`, "utf8");
+      const m = /^VmRSS:\s+(\d+) kB/m.exec(status);
+      if (m) {
+        kb += Number(m[1]);
+        peakKb += Number(/^VmHWM:\s+(\d+) kB/m.exec(status)?.[1] ?? m[1]);
+        n++;
+      }
+    } catch {}
+  }
+  return { mb: Math.round(kb / 1024), peakMb: Math.round(peakKb / 1024), processes: n };
 }

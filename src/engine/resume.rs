@@ -1,14 +1,15 @@
 //! Mid-stream resume: what the client already has, and how a resumed upstream stream is
 //! filtered so the client sees one seamless answer.
 //!
-//! State: `Delivered` accumulates the text of choice 0 that went to the client, and whether a
-//! tool call is half-sent. A `Filter` sits between a resumed attempt's pivot chunks and the
-//! client: `Prefill` streams the continuation (dropping the role chunk and whitespace the
-//! prefill had to trim); `Replay` swallows output while it reproduces the delivered text
-//! exactly, then streams only what is new. Invariant: nothing that repeats or contradicts the
-//! delivered text is ever forwarded; a divergent replay is an error, not output. After a
-//! resume every chunk is rewritten to carry the first attempt's `id` and `model`, and usage
-//! chunks include the tokens of the attempts before.
+//! State: `Delivered` accumulates the text of choice 0 that went to the client (at most
+//! `MAX_DELIVERED_BYTES`: past it the text is let go and the stream cannot be resumed, since
+//! a resume needs all of it), and whether a tool call is half-sent. A `Filter` sits between
+//! a resumed attempt's pivot chunks and the client: `Prefill` streams the continuation
+//! (dropping the role chunk and whitespace the prefill had to trim); `Replay` swallows output
+//! while it reproduces the delivered text exactly, then streams only what is new. Invariant:
+//! nothing that repeats or contradicts the delivered text is ever forwarded; a divergent
+//! replay is an error, not output. After a resume every chunk is rewritten to carry the first
+//! attempt's `id` and `model`, and usage chunks include the tokens of the attempts before.
 
 use crate::resilience::{ErrorClass, UpstreamError};
 use crate::sse::encode_data;
@@ -18,10 +19,20 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 use std::borrow::Cow;
 
+/// Most text kept for a resume (≈ 250k tokens, past any model's output limit today): an
+/// upstream that streams without end cannot make a stream hold more.
+pub const MAX_DELIVERED_BYTES: usize = 1 << 20;
+
 /// What went to the client so far (choice 0).
 #[derive(Debug, Clone, Default)]
 pub struct Delivered {
-    pub text: String,
+    /// The text delivered, while it is at most `MAX_DELIVERED_BYTES` (then empty, see
+    /// `overflowed`). Read it with `text()`.
+    text: String,
+    /// Characters delivered in all, kept or not (usage estimates of broken streams).
+    pub chars: usize,
+    /// More than `MAX_DELIVERED_BYTES` was delivered: the text was let go, no resume.
+    pub overflowed: bool,
     /// A tool call was started and not finished: tool arguments cannot be stitched by prefill.
     pub tool_partial: bool,
     pub id: Option<String>,
@@ -30,6 +41,29 @@ pub struct Delivered {
 }
 
 impl Delivered {
+    /// The delivered text (empty once it `overflowed`).
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+
+    /// A resume may continue after this: all the text is kept and no tool call is half-sent.
+    pub fn resumable(&self) -> bool {
+        !self.overflowed && !self.tool_partial
+    }
+
+    fn push_text(&mut self, t: &str) {
+        self.chars += t.chars().count();
+        if self.overflowed {
+            return;
+        }
+        if self.text.len() + t.len() > MAX_DELIVERED_BYTES {
+            self.overflowed = true;
+            self.text = String::new();
+        } else {
+            self.text.push_str(t);
+        }
+    }
+
     /// Records one pivot chunk (`data: {...}\n\n`) that was forwarded to the client.
     pub fn observe(&mut self, chunk: &[u8]) {
         let Some(data) = chunk_data(chunk) else {
@@ -58,7 +92,7 @@ impl Delivered {
         };
         if let Some(delta) = &c.delta {
             if let Some(t) = &delta.content {
-                self.text.push_str(t);
+                self.push_text(t);
             }
             if delta.tool_calls.is_some() {
                 self.tool_partial = true;
@@ -84,7 +118,7 @@ impl Delivered {
             .and_then(|d| d.get("content"))
             .and_then(Value::as_str)
         {
-            self.text.push_str(t);
+            self.push_text(t);
         }
         if c.get("delta")
             .and_then(|d| d.get("tool_calls"))

@@ -168,3 +168,32 @@ fn delivered_tracks_text_and_partial_tool_calls() {
     assert!(!d.tool_partial);
     assert_eq!(d.text, "Hi");
 }
+
+#[test]
+fn delivered_text_is_kept_up_to_its_bound_then_let_go() {
+    let piece = "é".repeat(1 << 10); // 2 KiB, 1,024 characters
+    let mut d = Delivered::default();
+    let kept = MAX_DELIVERED_BYTES / piece.len();
+    for _ in 0..kept {
+        d.push_text(&piece);
+    }
+    assert_eq!(
+        d.text().len(),
+        MAX_DELIVERED_BYTES,
+        "exactly at the bound: kept"
+    );
+    assert!(d.resumable());
+    d.observe(&encode_data(
+        &json!({"choices": [{"index": 0, "delta": {"content": "x"}}]}).to_string(),
+    ));
+    assert!(d.overflowed && !d.resumable());
+    assert_eq!(d.text(), "", "the text is let go, not kept in part");
+    assert_eq!(d.text.capacity(), 0, "and its memory with it");
+    d.push_text(&piece);
+    assert_eq!(d.text(), "");
+    assert_eq!(
+        d.chars,
+        (kept + 1) * 1024 + 1,
+        "every character still counts"
+    );
+}

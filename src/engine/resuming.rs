@@ -111,7 +111,7 @@ impl ResumeState {
     /// without a usage event): the prompt, and about 4 characters per token of what it
     /// delivered beyond what broken attempts already booked. Never zero for a real answer.
     pub fn estimate_unreported(&self, delivered: &Delivered) -> Usage {
-        let chars = delivered.text.chars().count();
+        let chars = delivered.chars;
         Usage {
             prompt_tokens: (self.req.prompt_chars as u64).div_ceil(4).max(1),
             completion_tokens: (chars.saturating_sub(self.counted_chars) as u64).div_ceil(4),
@@ -122,7 +122,7 @@ impl ResumeState {
     /// Books the broken attempt's tokens: the prompt, and roughly 4 characters per token of
     /// what it delivered (a cut stream never reports its usage).
     fn count_broken(&mut self, delivered: &Delivered, price: &crate::config::Price) {
-        let chars = delivered.text.chars().count();
+        let chars = delivered.chars;
         let new_chars = chars.saturating_sub(self.counted_chars);
         self.counted_chars = chars;
         let u = Usage {
@@ -168,10 +168,12 @@ impl<B: ResponseBody> CommittedStream<B> {
     ) -> bool {
         let policy = self.resume.route.resume;
         let delivered = self.live.delivered.clone();
+        // Not after more text than is kept for a resume (`MAX_DELIVERED_BYTES`), nor after
+        // a half-sent tool call.
         if policy.mode == ResumeMode::Off
             || self.live.diverged
             || self.live.is_native()
-            || delivered.tool_partial
+            || !delivered.resumable()
         {
             return false;
         }
@@ -244,7 +246,7 @@ impl<B: ResponseBody> CommittedStream<B> {
             self.resume.used += 1;
             let (req, filter) = match method {
                 Method::Prefill => {
-                    let text = delivered.text.trim_end();
+                    let text = delivered.text().trim_end();
                     (
                         Rc::new(prefill_request(&self.resume.req, text, provider.prefill)),
                         Filter::prefill(&delivered, self.resume.prior),

@@ -1,9 +1,50 @@
 //! Session affinity without shared state: a session id is mapped to one of a route's
 //! deployments by rendezvous hashing, so every isolate picks the same deployment for the same
 //! session, and a deployment leaving the route moves only its own sessions.
+//!
+//! A session id is client input of any size (a header, or the body's `user`, up to the body
+//! limit) and the worker remembers it per isolate: an id longer than `MAX_SESSION_BYTES` is
+//! replaced by its SHA-256, so what is kept stays small while distinct ids stay apart (a cut
+//! would merge ids that share a long prefix) and the same id maps to the same key everywhere.
 
+use crate::api::ChatRequest;
 use crate::config::{Route, RoutingTable};
 use crate::hash::fnv1a;
+use crate::keys::hash_key;
+use serde_json::Value;
+
+/// Request header naming the caller's session.
+pub const SESSION_HEADER: &str = "x-session-id";
+
+/// Longest session id kept as it is (longer ones are kept as `sha256:<hex>`, 71 bytes).
+pub const MAX_SESSION_BYTES: usize = 256;
+
+/// The session a request belongs to: `x-session-id`, else the body's `user` (empty values
+/// count as absent), as the key to remember it by (at most `MAX_SESSION_BYTES`). `headers`
+/// have lower-case names.
+pub fn session_of(chat: &ChatRequest, headers: &[(String, String)]) -> Option<String> {
+    headers
+        .iter()
+        .find(|(k, _)| k == SESSION_HEADER)
+        .map(|(_, v)| v.trim())
+        .filter(|s| !s.is_empty())
+        .or_else(|| {
+            chat.body
+                .get("user")
+                .and_then(Value::as_str)
+                .filter(|s| !s.is_empty())
+        })
+        .map(session_key)
+}
+
+/// `id` itself when short, else its SHA-256.
+fn session_key(id: &str) -> String {
+    if id.len() <= MAX_SESSION_BYTES {
+        id.to_string()
+    } else {
+        format!("sha256:{}", hash_key(id))
+    }
+}
 
 /// The deployment (index into `table.deployments`) that `session` belongs to on `route`:
 /// the chain step (canary-only steps excluded) with the highest hash of (session, name).
@@ -57,6 +98,75 @@ mod tests {
             seen.insert(rendezvous(r, &t, &format!("s{i}")).unwrap());
         }
         assert_eq!(seen.len(), 4, "200 sessions use every deployment");
+    }
+
+    fn chat(user: &str) -> ChatRequest {
+        let body = serde_json::json!({"model": "r", "user": user,
+            "messages": [{"role": "user", "content": "hi"}]});
+        crate::api::parse_chat_request(body.to_string().as_bytes()).unwrap()
+    }
+
+    fn header(value: &str) -> Vec<(String, String)> {
+        vec![(SESSION_HEADER.to_string(), value.to_string())]
+    }
+
+    #[test]
+    fn a_long_session_is_kept_as_a_short_key_that_still_routes_stickily() {
+        const BOUND: usize = MAX_SESSION_BYTES;
+        let long = "u".repeat(4 << 20);
+        let other = format!("{}v", &long[1..]); // differs only in its last byte
+        let key = session_of(&chat(&long), &[]).unwrap();
+        assert!(
+            key.len() <= BOUND,
+            "a 4 MiB user kept as {} bytes",
+            key.len()
+        );
+        let other_key = session_of(&chat(&other), &[]).unwrap();
+        assert!(other_key.len() <= BOUND);
+        assert_ne!(
+            key, other_key,
+            "two users with a long common prefix stay apart"
+        );
+        assert_eq!(session_of(&chat(&long), &[]), Some(key.clone()), "stable");
+        let from_header = session_of(&chat("ignored"), &header(&long)).unwrap();
+        assert!(from_header.len() <= BOUND);
+        assert_eq!(
+            from_header, key,
+            "the same id in the header or the body: one session"
+        );
+
+        let t = table(&["a", "b", "c", "d"]);
+        let r = t.route("r").unwrap();
+        let mut seen = std::collections::BTreeSet::new();
+        let just_over = "u".repeat(MAX_SESSION_BYTES);
+        for i in 0..200 {
+            let s = session_of(&chat(&format!("{i}{just_over}")), &[]).unwrap();
+            assert_eq!(rendezvous(r, &t, &s), rendezvous(r, &t, &s));
+            seen.insert(rendezvous(r, &t, &s).unwrap());
+        }
+        assert_eq!(
+            seen.len(),
+            4,
+            "long sessions still spread over every deployment"
+        );
+    }
+
+    #[test]
+    fn a_short_session_is_kept_as_it_is() {
+        let at_limit = "s".repeat(MAX_SESSION_BYTES);
+        assert_eq!(
+            session_of(&chat(&at_limit), &[]).as_deref(),
+            Some(at_limit.as_str())
+        );
+        assert_eq!(
+            session_of(&chat("user-42"), &[]).as_deref(),
+            Some("user-42")
+        );
+        assert_eq!(
+            session_of(&chat("user-42"), &header(" s-1 ")).as_deref(),
+            Some("s-1")
+        );
+        assert_eq!(session_of(&chat(""), &header("")), None);
     }
 
     #[test]

@@ -115,3 +115,34 @@ export async function readOnce(reader) {
   const r = await reader.read();
   return r.done ? undefined : r.value;
 }
+
+/**
+ * A whole body for Rust, read in this loop (one call, not one per read): resolves to its bytes,
+ * or to undefined as soon as more than `limit` bytes arrived (the body is then cancelled, so
+ * nothing past the limit is read or kept, whatever the upstream declared or compressed).
+ * @param reader ReadableStreamDefaultReader
+ * @param limit number
+ */
+export async function readAtMost(reader, limit) {
+  const parts = [];
+  let total = 0;
+  for (;;) {
+    const r = await reader.read();
+    if (r.done) break;
+    total += r.value.byteLength;
+    if (total > limit) {
+      parts.length = 0;
+      reader.cancel().catch(() => {});
+      return undefined;
+    }
+    parts.push(r.value);
+  }
+  if (parts.length === 1) return parts[0];
+  const all = new Uint8Array(total);
+  let at = 0;
+  for (const p of parts) {
+    all.set(p, at);
+    at += p.byteLength;
+  }
+  return all;
+}

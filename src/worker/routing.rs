@@ -21,7 +21,6 @@ use std::collections::HashMap;
 
 /// Per-request cost ceiling, in USD.
 pub const COST_HEADER: &str = "x-max-cost-usd";
-pub const SESSION_HEADER: &str = "x-session-id";
 const MAX_SESSIONS: usize = 10_000;
 
 thread_local! {
@@ -112,7 +111,7 @@ pub fn route_request(
         e.param = Some("model".into());
         return Err(e);
     };
-    let session = session_of(chat, headers);
+    let session = sticky::session_of(chat, headers);
     let input = plan_input(
         table,
         route,
@@ -145,20 +144,6 @@ pub fn route_request(
         plan,
         session,
     })
-}
-
-/// The session a request belongs to: `x-session-id`, else the body's `user`.
-fn session_of(chat: &ChatRequest, headers: &[(String, String)]) -> Option<String> {
-    header(headers, SESSION_HEADER)
-        .filter(|s| !s.is_empty())
-        .map(str::to_string)
-        .or_else(|| {
-            chat.body
-                .get("user")
-                .and_then(Value::as_str)
-                .filter(|s| !s.is_empty())
-                .map(str::to_string)
-        })
 }
 
 fn plan_input<'a>(

@@ -2,7 +2,7 @@
 //! a timer and abort the request when the timer wins, so a silent upstream never holds a
 //! connection past its deadline. Dropping a body aborts its fetch as well.
 
-use super::pump::{body_reader, read_once};
+use super::pump::{body_reader, read_at_most, read_once};
 use crate::engine::ports::READ_HEADERS;
 use crate::engine::{Clock, ResponseBody, ResponseHead, Transport, TransportError};
 use crate::providers::HttpRequest;
@@ -26,7 +26,8 @@ impl Clock for WorkerClock {
 
 pub struct FetchTransport;
 
-/// A response body: read whole (`arrayBuffer`) or as a stream, whichever is asked first.
+/// A response body: read whole (`arrayBuffer`, or `readAtMost` when its size is not known
+/// beforehand) or as a stream, whichever is asked first.
 ///
 /// Read from Rust, each read races a fresh timer; that is only done before the commit point
 /// (a few reads). A committed stream is read by `pump.js` from the same reader.
@@ -166,33 +167,51 @@ impl ResponseBody for FetchBody {
         }
     }
 
-    /// One native `arrayBuffer()` read instead of a reader loop: far fewer JS round trips for
-    /// non-streaming answers and error bodies.
+    /// The whole body, never more than `limit` bytes read. A body whose `content-length` is
+    /// within the limit (and not compressed, which would make it longer once decoded) takes one
+    /// native `arrayBuffer()` read: far fewer JS round trips for most answers and error
+    /// bodies. Any other body (chunked, or compressed) is read by `readAtMost`, which stops and
+    /// cancels it past the limit, so an endless or bomb-sized body costs at most `limit`.
     async fn read_whole(
         &mut self,
         limit: usize,
         timeout_ms: u64,
     ) -> Option<Result<Option<Vec<u8>>, TransportError>> {
-        let resp = self.resp.take()?;
-        let declared = resp
-            .headers()
-            .get("content-length")
-            .ok()
-            .flatten()
-            .and_then(|v| v.parse::<usize>().ok());
+        let headers = self.resp.as_ref()?.headers();
+        let header = |name: &str| headers.get(name).ok().flatten();
+        let declared = header("content-length").and_then(|v| v.trim().parse::<usize>().ok());
         if declared.is_some_and(|n| n > limit) {
             return Some(Ok(None));
         }
-        let buffer = match resp.array_buffer() {
-            Ok(p) => p,
-            Err(e) => return Some(Err(TransportError::Reset(js_error(e)))),
+        let encoded = header("content-encoding")
+            .is_some_and(|e| !e.trim().is_empty() && !e.trim().eq_ignore_ascii_case("identity"));
+        let read = if declared.is_some() && !encoded {
+            let resp = self.resp.take()?;
+            match resp.array_buffer() {
+                Ok(p) => p,
+                Err(e) => return Some(Err(TransportError::Reset(js_error(e)))),
+            }
+        } else {
+            match self.js_reader() {
+                Some(reader) => read_at_most(&reader, limit as f64),
+                None => {
+                    self.complete = true;
+                    return Some(Ok(Some(Vec::new())));
+                }
+            }
         };
-        let read = pin!(JsFuture::from(buffer));
+        let read = pin!(JsFuture::from(read));
         let timer = pin!(Delay::from(Duration::from_millis(timeout_ms)));
         Some(match select(read, timer).await {
+            // `readAtMost` stopped past the limit (and cancelled the body).
+            Either::Left((Ok(buf), _)) if buf.is_undefined() => Ok(None),
             Either::Left((Ok(buf), _)) => {
                 self.complete = true;
-                let bytes = js_sys::Uint8Array::new(&buf);
+                // An ArrayBuffer (`arrayBuffer()`) or a Uint8Array (`readAtMost`), viewed
+                // without a copy on the JS side.
+                let bytes = buf
+                    .dyn_into::<js_sys::Uint8Array>()
+                    .unwrap_or_else(|buf| js_sys::Uint8Array::new(&buf));
                 Ok((bytes.length() as usize <= limit).then(|| bytes.to_vec()))
             }
             Either::Left((Err(e), _)) => Err(TransportError::Reset(js_error(e))),

@@ -253,3 +253,71 @@ fn a_stream_broken_after_the_request_deadline_keeps_its_delivered_tokens() {
     let u = meta.usage.unwrap();
     assert_eq!((u.prompt_tokens, u.completion_tokens), (1, 4));
 }
+
+// ---------- the delivered text kept for a resume is bounded (issue 18, item 10) ----------
+
+/// `n` pieces of 64 KiB of text (each a different letter, so a wrong prefix would show).
+fn big_pieces(n: usize) -> Vec<String> {
+    (0..n)
+        .map(|i| {
+            char::from(b'a' + (i % 26) as u8)
+                .to_string()
+                .repeat(64 << 10)
+        })
+        .collect()
+}
+
+/// a streams `pieces` and is cut; asked again it would continue with " end.".
+fn cut_after(pieces: &[String]) -> (String, Meta, Script) {
+    let clock = ManualClock::at(0);
+    let t = resume_table("assistant", json!("auto"));
+    let s = Script::new(&clock);
+    let mut chunks = vec![(0, role_chunk())];
+    chunks.extend(pieces.iter().map(|p| (0, chunk(p))));
+    s.on(
+        A,
+        vec![Step::sse(chunks, End::Reset), full_stream(&[" end."], 0)],
+    );
+    s.on(B, vec![full_stream(&[" end."], 0)]);
+    let (text, meta) = drain(run(&t, &s, &clock, req(true)));
+    (text, meta, s)
+}
+
+#[test]
+fn a_stream_that_delivered_more_than_the_resume_bound_is_not_resumed() {
+    // 17 × 64 KiB: past the 1 MiB kept for a resume.
+    let pieces = big_pieces(17);
+    let (text, meta, s) = cut_after(&pieces);
+    let words = words_in(&text);
+    assert!(
+        words == pieces.concat(),
+        "the client got {} characters ending in {:?}, not the {} delivered",
+        words.len(),
+        &words[words.len().saturating_sub(20)..],
+        17 << 16
+    );
+    assert!(!text.contains("[DONE]"));
+    assert_eq!(last_event(&text)["error"]["code"], "stream_cut");
+    assert!(meta.resumes.is_empty(), "{:?}", meta.resumes);
+    assert_eq!(
+        (s.hits(A), s.hits(B)),
+        (1, 0),
+        "no upstream was asked to resume"
+    );
+    // Billed as any broken stream: every delivered character counts, kept or not.
+    let u = meta.usage.unwrap();
+    assert_eq!(u.completion_tokens, (17 * (64 << 10) as u64).div_ceil(4));
+}
+
+#[test]
+fn a_stream_within_the_resume_bound_is_resumed_with_all_of_its_text() {
+    // 15 × 64 KiB: under 1 MiB, resumed by prefill with the whole delivered text.
+    let pieces = big_pieces(15);
+    let (text, meta, s) = cut_after(&pieces);
+    assert!(words_in(&text) == format!("{} end.", pieces.concat()));
+    assert!(text.ends_with("data: [DONE]\n\n"));
+    assert_eq!(meta.resumes, vec!["a:prefill".to_string()]);
+    let prefill = &s.bodies(A)[1]["messages"];
+    let last = prefill.as_array().unwrap().last().unwrap();
+    assert_eq!(last["content"].as_str(), Some(pieces.concat().as_str()));
+}

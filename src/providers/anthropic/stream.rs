@@ -103,10 +103,10 @@ impl StreamTranslator {
             self.event(&ev, out);
         }
         // Like a malformed event: ignored once the answer is complete.
-        if parsed.is_err() && !(self.failed || self.finished || self.done) {
+        if let (Err(e), false) = (parsed, self.failed || self.finished || self.done) {
             let e = UpstreamError::new(
                 ErrorClass::MalformedResponse,
-                "upstream sent an SSE line over 1 MiB",
+                format!("upstream sent {} over 1 MiB", e.what()),
             );
             self.fail(out, e);
         }

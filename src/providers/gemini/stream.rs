@@ -95,8 +95,8 @@ impl StreamTranslator {
             self.event(&ev.data, out);
         }
         // Ignored once the answer is complete, like any later data.
-        if parsed.is_err() && !(self.failed || self.finished) {
-            let msg = "upstream sent an SSE line over 8 MiB";
+        if let (Err(e), false) = (parsed, self.failed || self.finished) {
+            let msg = format!("upstream sent {} over 8 MiB", e.what());
             self.fail(out, UpstreamError::new(ErrorClass::MalformedResponse, msg));
         }
     }

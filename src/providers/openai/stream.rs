@@ -86,12 +86,12 @@ impl StreamTranslator {
             }
             self.event(ev, out);
         }
-        if parsed.is_err() && !self.failed {
+        if let (Err(e), false) = (parsed, self.failed) {
             // Like any malformed chunk, also after the finish (the engine keeps a finished
             // answer whatever follows).
             let e = UpstreamError::new(
                 ErrorClass::MalformedResponse,
-                "upstream sent an SSE line over 1 MiB",
+                format!("upstream sent {} over 1 MiB", e.what()),
             );
             self.fail(out, e);
         }
@@ -335,5 +335,21 @@ mod tests {
         assert!(
             matches!(&ev[1..], [StreamEvent::Error(e)] if e.class == ErrorClass::MalformedResponse)
         );
+    }
+
+    #[test]
+    fn data_over_the_limit_across_lines_is_malformed() {
+        // Short lines, one event: its data passes the limit without any line doing so.
+        let mut input =
+            b"data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"hi\"}}]}\n\n".to_vec();
+        let line = format!("data: {}\n", "x".repeat(1023));
+        for _ in 0..(MAX_LINE / 1024 + 1) {
+            input.extend_from_slice(line.as_bytes());
+        }
+        let ev = run(&input, false);
+        assert!(matches!(&ev[0], StreamEvent::Chunk { content: true, .. }));
+        assert!(matches!(&ev[1..], [StreamEvent::Error(e)]
+            if e.class == ErrorClass::MalformedResponse
+                && e.message == "upstream sent an SSE event whose data is over 1 MiB"));
     }
 }
