@@ -29,10 +29,6 @@ extern "C" {
     ) -> js_sys::Promise;
     #[wasm_bindgen(js_name = bodyReader)]
     pub fn body_reader(response: &web_sys::Response) -> JsValue;
-    #[wasm_bindgen(js_name = readOnce)]
-    pub fn read_once(reader: &JsValue) -> js_sys::Promise;
-    #[wasm_bindgen(js_name = readAtMost)]
-    pub fn read_at_most(reader: &JsValue, limit: f64) -> js_sys::Promise;
 }
 
 /// What JS tells `feed` about a read (`pump.js` uses the same numbers; 0 is no read).

@@ -1,17 +1,79 @@
-//! `fetch`-based transport and clock. Timeouts race the fetch (or the next body read) against
-//! a timer and abort the request when the timer wins, so a silent upstream never holds a
-//! connection past its deadline. Dropping a body aborts its fetch as well.
+//! `fetch`-based transport and clock. Each step of an attempt (send, read the whole body, one
+//! read) is one call into `upstream.js` and one promise, which carries its own timer: when the
+//! timer wins, the request is aborted, so a silent upstream never holds a connection past its
+//! deadline. Dropping a body, or a send still in flight (a hedge's loser), aborts its fetch.
 
-use super::pump::{body_reader, read_at_most, read_once};
+use super::pump::body_reader;
 use crate::engine::ports::READ_HEADERS;
 use crate::engine::{Clock, ResponseBody, ResponseHead, Transport, TransportError};
 use crate::providers::HttpRequest;
-use futures_util::future::{select, Either};
-use std::pin::pin;
 use std::time::Duration;
+use wasm_bindgen::prelude::*;
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 use worker::Delay;
+
+#[wasm_bindgen(module = "/src/worker/upstream.js")]
+extern "C" {
+    #[wasm_bindgen(js_name = send, catch)]
+    fn send_js(
+        url: &str,
+        headers: &str,
+        body: &[u8],
+        timeout_ms: f64,
+        controller: &web_sys::AbortController,
+    ) -> Result<js_sys::Promise, JsValue>;
+    #[wasm_bindgen(js_name = readWhole)]
+    fn read_whole_js(
+        response: &web_sys::Response,
+        limit: f64,
+        timeout_ms: f64,
+        controller: &web_sys::AbortController,
+    ) -> js_sys::Promise;
+    #[wasm_bindgen(js_name = readWithin)]
+    fn read_within_js(
+        reader: &JsValue,
+        timeout_ms: f64,
+        controller: &web_sys::AbortController,
+    ) -> js_sys::Promise;
+}
+
+/// What `upstream.js` resolves to when the deadline passed first.
+const TIMEOUT: &str = "timeout";
+
+fn timed_out(v: &JsValue) -> bool {
+    v.as_string().is_some_and(|s| s == TIMEOUT)
+}
+
+/// Aborts its request when dropped, unless disarmed (the response arrived, and its body now
+/// owns the controller).
+struct AbortOnDrop(Option<web_sys::AbortController>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        if let Some(c) = self.0.take() {
+            c.abort();
+        }
+    }
+}
+
+/// Header pairs as "name\nvalue\n…" for `upstream.js`. A line feed in a name or value makes
+/// the header invalid (the runtime would refuse it): refused here the same way.
+fn header_text(headers: &[(String, String)]) -> Result<String, TransportError> {
+    let mut s = String::with_capacity(headers.len() * 48);
+    for (k, v) in headers {
+        if k.contains('\n') || v.contains('\n') {
+            return Err(TransportError::Connect(format!(
+                "bad header {k}: contains a line feed"
+            )));
+        }
+        s.push_str(k);
+        s.push('\n');
+        s.push_str(v);
+        s.push('\n');
+    }
+    Ok(s)
+}
 
 pub struct WorkerClock;
 
@@ -26,11 +88,10 @@ impl Clock for WorkerClock {
 
 pub struct FetchTransport;
 
-/// A response body: read whole (`arrayBuffer`, or `readAtMost` when its size is not known
-/// beforehand) or as a stream, whichever is asked first.
+/// A response body: read whole (`readWhole`) or as a stream, whichever is asked first.
 ///
-/// Read from Rust, each read races a fresh timer; that is only done before the commit point
-/// (a few reads). A committed stream is read by `pump.js` from the same reader.
+/// Read from Rust (`readWithin`) only before the commit point (a few reads); a committed
+/// stream is read by `pump.js` from the same reader.
 pub struct FetchBody {
     resp: Option<web_sys::Response>,
     /// The body's `ReadableStreamDefaultReader` once reading started (undefined: no body).
@@ -60,65 +121,56 @@ impl Transport for FetchTransport {
     type Body = FetchBody;
 
     /// Calls the runtime's `fetch` directly (not through `worker::Fetch`), so the body stays a
-    /// `web_sys::Response` whose `arrayBuffer()` is read natively.
+    /// `web_sys::Response` that `upstream.js` reads natively.
     async fn send(
         &self,
         req: HttpRequest,
         timeout_ms: u64,
     ) -> Result<ResponseHead<FetchBody>, TransportError> {
-        let headers = web_sys::Headers::new().map_err(|e| TransportError::Connect(js_error(e)))?;
-        for (k, v) in &req.headers {
-            headers
-                .set(k, v)
-                .map_err(|e| TransportError::Connect(format!("bad header {k}: {}", js_error(e))))?;
-        }
+        let headers = header_text(&req.headers)?;
         let controller =
             web_sys::AbortController::new().map_err(|e| TransportError::Connect(js_error(e)))?;
-        let init = web_sys::RequestInit::new();
-        init.set_method("POST");
-        init.set_headers(&headers);
-        init.set_body(&js_sys::Uint8Array::from(req.body.as_slice()));
-        init.set_signal(Some(&controller.signal()));
-        // Never follow a redirect: it would carry the prompt and the key to another host.
-        init.set_redirect(web_sys::RequestRedirect::Manual);
-        let global: web_sys::WorkerGlobalScope = js_sys::global().unchecked_into();
-        let sent = pin!(JsFuture::from(
-            global.fetch_with_str_and_init(&req.url, &init)
-        ));
-        let timer = pin!(Delay::from(Duration::from_millis(timeout_ms)));
-        match select(sent, timer).await {
-            Either::Left((Ok(value), _)) => {
-                let resp: web_sys::Response = value
-                    .dyn_into()
-                    .map_err(|e| TransportError::Connect(js_error(e)))?;
-                // Only the headers the engine reads: one lookup each, not every header.
-                let headers = resp.headers();
-                let head = READ_HEADERS
-                    .iter()
-                    .filter_map(|name| {
-                        let value = headers.get(name).ok().flatten()?;
-                        Some((name.to_string(), value))
-                    })
-                    .collect();
-                let status = resp.status();
-                let body = FetchBody {
-                    resp: Some(resp),
-                    reader: None,
-                    controller: Some(controller),
-                    complete: false,
-                };
-                Ok(ResponseHead {
-                    status,
-                    headers: head,
-                    body,
-                })
-            }
-            Either::Left((Err(e), _)) => Err(TransportError::Connect(js_error(e))),
-            Either::Right(_) => {
-                controller.abort();
-                Err(TransportError::Timeout)
-            }
+        let sent = send_js(
+            &req.url,
+            &headers,
+            &req.body,
+            timeout_ms as f64,
+            &controller,
+        )
+        .map_err(|e| TransportError::Connect(format!("bad request: {}", js_error(e))))?;
+        let mut guard = AbortOnDrop(Some(controller));
+        let value = JsFuture::from(sent)
+            .await
+            .map_err(|e| TransportError::Connect(js_error(e)))?;
+        if timed_out(&value) {
+            // `upstream.js` aborted it already.
+            guard.0 = None;
+            return Err(TransportError::Timeout);
         }
+        let resp: web_sys::Response = value
+            .dyn_into()
+            .map_err(|e| TransportError::Connect(js_error(e)))?;
+        // Only the headers the engine reads: one lookup each, not every header.
+        let headers = resp.headers();
+        let head = READ_HEADERS
+            .iter()
+            .filter_map(|name| {
+                let value = headers.get(name).ok().flatten()?;
+                Some((name.to_string(), value))
+            })
+            .collect();
+        let status = resp.status();
+        let body = FetchBody {
+            resp: Some(resp),
+            reader: None,
+            controller: guard.0.take(),
+            complete: false,
+        };
+        Ok(ResponseHead {
+            status,
+            headers: head,
+            body,
+        })
     }
 }
 
@@ -147,6 +199,14 @@ impl FetchBody {
     pub fn mark_complete(&mut self) {
         self.complete = true;
     }
+
+    fn controller(&mut self) -> Result<web_sys::AbortController, TransportError> {
+        if let Some(c) = &self.controller {
+            return Ok(c.clone());
+        }
+        // Read after its end was seen: a fresh controller aborts nothing that matters.
+        web_sys::AbortController::new().map_err(|e| TransportError::Reset(js_error(e)))
+    }
 }
 
 impl ResponseBody for FetchBody {
@@ -154,68 +214,46 @@ impl ResponseBody for FetchBody {
         let Some(reader) = self.js_reader() else {
             return Ok(None);
         };
-        let next = pin!(JsFuture::from(read_once(&reader)));
-        let timer = pin!(Delay::from(Duration::from_millis(timeout_ms)));
-        match select(next, timer).await {
-            Either::Left((Ok(chunk), _)) if chunk.is_undefined() => {
+        let controller = self.controller()?;
+        let read = read_within_js(&reader, timeout_ms as f64, &controller);
+        match JsFuture::from(read).await {
+            Ok(chunk) if chunk.is_undefined() => {
                 self.complete = true;
                 Ok(None)
             }
-            Either::Left((Ok(chunk), _)) => Ok(Some(js_sys::Uint8Array::new(&chunk).to_vec())),
-            Either::Left((Err(e), _)) => Err(TransportError::Reset(js_error(e))),
-            Either::Right(_) => Err(TransportError::Timeout),
+            Ok(chunk) if timed_out(&chunk) => Err(TransportError::Timeout),
+            // A Uint8Array (`upstream.js` returns nothing else here).
+            Ok(chunk) => Ok(Some(chunk.unchecked_into::<js_sys::Uint8Array>().to_vec())),
+            Err(e) => Err(TransportError::Reset(js_error(e))),
         }
     }
 
-    /// The whole body, never more than `limit` bytes read. A body whose `content-length` is
-    /// within the limit (and not compressed, which would make it longer once decoded) takes one
-    /// native `arrayBuffer()` read: far fewer JS round trips for most answers and error
-    /// bodies. Any other body (chunked, or compressed) is read by `readAtMost`, which stops and
-    /// cancels it past the limit, so an endless or bomb-sized body costs at most `limit`.
+    /// The whole body, never more than `limit` bytes read (`readWhole` in `upstream.js`: one
+    /// native `arrayBuffer()` when the declared length is within the limit and the body is
+    /// not content-encoded, else a loop that counts and cancels past the limit), so an
+    /// endless or bomb-sized body costs at most `limit`.
     async fn read_whole(
         &mut self,
         limit: usize,
         timeout_ms: u64,
     ) -> Option<Result<Option<Vec<u8>>, TransportError>> {
-        let headers = self.resp.as_ref()?.headers();
-        let header = |name: &str| headers.get(name).ok().flatten();
-        let declared = header("content-length").and_then(|v| v.trim().parse::<usize>().ok());
-        if declared.is_some_and(|n| n > limit) {
-            return Some(Ok(None));
-        }
-        let encoded = header("content-encoding")
-            .is_some_and(|e| !e.trim().is_empty() && !e.trim().eq_ignore_ascii_case("identity"));
-        let read = if declared.is_some() && !encoded {
-            let resp = self.resp.take()?;
-            match resp.array_buffer() {
-                Ok(p) => p,
-                Err(e) => return Some(Err(TransportError::Reset(js_error(e)))),
-            }
-        } else {
-            match self.js_reader() {
-                Some(reader) => read_at_most(&reader, limit as f64),
-                None => {
-                    self.complete = true;
-                    return Some(Ok(Some(Vec::new())));
-                }
-            }
+        let resp = self.resp.take()?;
+        let controller = match self.controller() {
+            Ok(c) => c,
+            Err(e) => return Some(Err(e)),
         };
-        let read = pin!(JsFuture::from(read));
-        let timer = pin!(Delay::from(Duration::from_millis(timeout_ms)));
-        Some(match select(read, timer).await {
-            // `readAtMost` stopped past the limit (and cancelled the body).
-            Either::Left((Ok(buf), _)) if buf.is_undefined() => Ok(None),
-            Either::Left((Ok(buf), _)) => {
+        let read = read_whole_js(&resp, limit as f64, timeout_ms as f64, &controller);
+        Some(match JsFuture::from(read).await {
+            // Longer than `limit` (and cancelled, if it was being read).
+            Ok(buf) if buf.is_undefined() => Ok(None),
+            Ok(buf) if timed_out(&buf) => Err(TransportError::Timeout),
+            Ok(buf) => {
                 self.complete = true;
-                // An ArrayBuffer (`arrayBuffer()`) or a Uint8Array (`readAtMost`), viewed
-                // without a copy on the JS side.
-                let bytes = buf
-                    .dyn_into::<js_sys::Uint8Array>()
-                    .unwrap_or_else(|buf| js_sys::Uint8Array::new(&buf));
+                // A Uint8Array (`readWhole` returns nothing else here): viewed, not copied.
+                let bytes = buf.unchecked_into::<js_sys::Uint8Array>();
                 Ok((bytes.length() as usize <= limit).then(|| bytes.to_vec()))
             }
-            Either::Left((Err(e), _)) => Err(TransportError::Reset(js_error(e))),
-            Either::Right(_) => Err(TransportError::Timeout),
+            Err(e) => Err(TransportError::Reset(js_error(e))),
         })
     }
 }

@@ -1,0 +1,111 @@
+// The upstream side of an attempt, in JS: each function is one call from Rust and one
+// promise, with its own timer, where Rust would make a call per header, a promise per step
+// and a `Delay` (a Rust closure and a timer) per wait.
+//
+// Invariant: a timer set here is always cleared or has fired by the time the promise
+// settles, and a timeout aborts the request (`controller`), so a silent upstream never holds
+// a connection past its deadline.
+
+/** What a helper resolves to when its deadline passed first (a value no read can return). */
+export const TIMEOUT = "timeout";
+
+function headersOf(text) {
+  const headers = new Headers();
+  const parts = text.split("\n");
+  for (let i = 0; i + 1 < parts.length; i += 2) headers.set(parts[i], parts[i + 1]);
+  return headers;
+}
+
+/** Settles as `work` does, or resolves TIMEOUT (and aborts) after `ms`. */
+function within(work, ms, controller) {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      controller.abort();
+      resolve(TIMEOUT);
+    }, ms);
+    work.then(
+      (v) => {
+        clearTimeout(timer);
+        resolve(v);
+      },
+      (e) => {
+        clearTimeout(timer);
+        reject(e);
+      },
+    );
+  });
+}
+
+/**
+ * POSTs `body` (a view of wasm memory, copied here) to `url`; never follows a redirect (it
+ * would carry the prompt and the key to another host). Resolves to the Response, or TIMEOUT
+ * when no response head arrived within `timeoutMs`; rejects when the connection fails.
+ * Throws synchronously on an invalid header.
+ */
+export function send(url, headerText, body, timeoutMs, controller) {
+  const init = {
+    method: "POST",
+    headers: headersOf(headerText),
+    body: body.slice(),
+    signal: controller.signal,
+    redirect: "manual",
+  };
+  return within(fetch(url, init), timeoutMs, controller);
+}
+
+/**
+ * The whole body, never more than `limit` bytes read, within `timeoutMs`: a Uint8Array;
+ * undefined as soon as it is known to be longer than `limit` (a longer body is cancelled,
+ * not read); TIMEOUT. A body whose content-length is within the limit and that is not
+ * content-encoded (decoding could make it longer) takes one native arrayBuffer() read; any
+ * other is read in a loop that counts what arrived.
+ */
+export function readWhole(response, limit, timeoutMs, controller) {
+  const declaredText = response.headers.get("content-length");
+  const declared = declaredText !== null && /^\s*\d+\s*$/.test(declaredText) ? Number(declaredText) : null;
+  if (declared !== null && declared > limit) return Promise.resolve(undefined);
+  const encoding = (response.headers.get("content-encoding") ?? "").trim().toLowerCase();
+  const encoded = encoding !== "" && encoding !== "identity";
+  if (response.body === null) return Promise.resolve(new Uint8Array(0));
+  const work =
+    declared !== null && !encoded
+      ? response.arrayBuffer().then((b) => new Uint8Array(b))
+      : readAtMost(response.body.getReader(), limit);
+  return within(work, timeoutMs, controller);
+}
+
+async function readAtMost(reader, limit) {
+  const parts = [];
+  let total = 0;
+  for (;;) {
+    const r = await reader.read();
+    if (r.done) break;
+    total += r.value.byteLength;
+    if (total > limit) {
+      parts.length = 0;
+      reader.cancel().catch(() => {});
+      return undefined;
+    }
+    parts.push(r.value);
+  }
+  if (parts.length === 1) return parts[0];
+  const all = new Uint8Array(total);
+  let at = 0;
+  for (const p of parts) {
+    all.set(p, at);
+    at += p.byteLength;
+  }
+  return all;
+}
+
+/**
+ * One read of a body's reader within `timeoutMs`: the chunk (Uint8Array), undefined at the
+ * end, or TIMEOUT (the request is then aborted); rejects when the connection broke.
+ */
+export function readWithin(reader, timeoutMs, controller) {
+  return within(
+    reader.read().then((r) => (r.done ? undefined : r.value)),
+    timeoutMs,
+    controller,
+  );
+}
