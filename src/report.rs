@@ -4,7 +4,7 @@
 use crate::engine::Meta;
 use crate::percent::header_value;
 use crate::usage::format_usd;
-use serde_json::json;
+use serde::Serialize;
 
 pub const H_REQUEST_ID: &str = "x-router-request-id";
 
@@ -63,41 +63,100 @@ fn raw_headers(meta: &Meta, now_ms: u64) -> Vec<(&'static str, String)> {
     h
 }
 
-/// One JSON line with everything an operator needs to know about the request.
+/// One JSON line with everything an operator needs to know about the request. Serialized
+/// straight from borrowed fields (no intermediate `serde_json::Value` tree: this runs for
+/// every request).
 pub fn log_line(meta: &Meta, now_ms: u64) -> String {
-    let attempts: Vec<_> = meta
-        .attempts
-        .iter()
-        .map(|a| {
-            json!({"deployment": a.deployment, "outcome": a.class.map_or("ok", |c| c.as_str()),
-                   "status": a.status, "ms": a.duration_ms})
-        })
-        .collect();
-    json!({
-        "msg": "request",
-        "request_id": meta.request_id,
-        "route": meta.route,
-        "stream": meta.stream,
-        "status": meta.status,
-        "deployment": meta.deployment,
-        "provider": meta.provider,
-        "model": meta.model,
-        "attempts": attempts,
-        "skipped": meta.skipped,
-        "resumes": meta.resumes,
-        "hedges": meta.hedges,
-        "key": meta.key_name,
-        "task": meta.task,
-        "route_source": meta.route_source,
-        "do_calls": {"waited": meta.state_calls.0, "background": meta.state_calls.1},
-        "subrequests": meta.subrequests,
-        "error": meta.error,
-        "usage": meta.usage.map(|u| json!({"prompt_tokens": u.prompt_tokens, "completion_tokens": u.completion_tokens, "cached_tokens": u.cached_tokens, "estimated": meta.usage_estimated})),
-        "cost_usd": meta.cost_nanos.map(format_usd),
-        "duration_ms": now_ms.saturating_sub(meta.started_ms),
-        "overhead_ms": meta.overhead_ms(now_ms),
-    })
-    .to_string()
+    let line = LogLine {
+        msg: "request",
+        request_id: &meta.request_id,
+        route: &meta.route,
+        stream: meta.stream,
+        status: meta.status,
+        deployment: meta.deployment.as_deref(),
+        provider: meta.provider.as_deref(),
+        model: meta.model.as_deref(),
+        attempts: meta
+            .attempts
+            .iter()
+            .map(|a| LogAttempt {
+                deployment: &a.deployment,
+                outcome: a.class.map_or("ok", |c| c.as_str()),
+                status: a.status,
+                ms: a.duration_ms,
+            })
+            .collect(),
+        skipped: &meta.skipped,
+        resumes: &meta.resumes,
+        hedges: &meta.hedges,
+        key: meta.key_name.as_deref(),
+        task: meta.task.as_deref(),
+        route_source: meta.route_source.as_deref(),
+        do_calls: DoCalls {
+            waited: meta.state_calls.0,
+            background: meta.state_calls.1,
+        },
+        subrequests: meta.subrequests,
+        error: meta.error.as_deref(),
+        usage: meta.usage.map(|u| LogUsage {
+            prompt_tokens: u.prompt_tokens,
+            completion_tokens: u.completion_tokens,
+            cached_tokens: u.cached_tokens,
+            estimated: meta.usage_estimated,
+        }),
+        cost_usd: meta.cost_nanos.map(format_usd),
+        duration_ms: now_ms.saturating_sub(meta.started_ms),
+        overhead_ms: meta.overhead_ms(now_ms),
+    };
+    serde_json::to_string(&line).unwrap_or_default()
+}
+
+#[derive(Serialize)]
+struct LogLine<'a> {
+    msg: &'static str,
+    request_id: &'a str,
+    route: &'a str,
+    stream: bool,
+    status: u16,
+    deployment: Option<&'a str>,
+    provider: Option<&'a str>,
+    model: Option<&'a str>,
+    attempts: Vec<LogAttempt<'a>>,
+    skipped: &'a [(String, String)],
+    resumes: &'a [String],
+    hedges: &'a [String],
+    key: Option<&'a str>,
+    task: Option<&'a str>,
+    route_source: Option<&'a str>,
+    do_calls: DoCalls,
+    subrequests: u32,
+    error: Option<&'a str>,
+    usage: Option<LogUsage>,
+    cost_usd: Option<String>,
+    duration_ms: u64,
+    overhead_ms: u64,
+}
+
+#[derive(Serialize)]
+struct LogAttempt<'a> {
+    deployment: &'a str,
+    outcome: &'static str,
+    status: Option<u16>,
+    ms: u64,
+}
+
+#[derive(Serialize)]
+struct DoCalls {
+    waited: u32,
+    background: u32,
+}
+
+#[derive(Serialize)]
+struct LogUsage {
+    prompt_tokens: u64,
+    completion_tokens: u64,
+    cached_tokens: Option<u64>,
+    estimated: bool,
 }
 
 #[cfg(test)]
@@ -161,5 +220,52 @@ mod tests {
         let reasons = header(&h, "x-router-fallback-reasons").unwrap_or_default();
         assert_eq!(reasons, meta.fallback_reasons());
         assert!(reasons.len() > MAX_NAME_HEADER_BYTES);
+    }
+
+    #[test]
+    fn the_log_line_keeps_its_fields_and_their_shapes() {
+        let meta = Meta {
+            request_id: "req_1".into(),
+            route: "r".into(),
+            stream: true,
+            status: 200,
+            started_ms: 1_000,
+            deployment: Some("b".into()),
+            provider: Some("openai".into()),
+            model: Some("m".into()),
+            attempts: vec![AttemptRecord {
+                deployment: "a".into(),
+                class: Some(ErrorClass::ServerError),
+                status: Some(500),
+                started_ms: 1_000,
+                duration_ms: 7,
+            }],
+            skipped: vec![("c".into(), "context_window".into())],
+            resumes: vec!["b:prefill".into()],
+            key_name: Some("k".into()),
+            state_calls: (1, 2),
+            subrequests: 9,
+            usage: Some(crate::usage::Usage {
+                prompt_tokens: 3,
+                completion_tokens: 4,
+                ..Default::default()
+            }),
+            cost_nanos: Some(1_500),
+            ..Meta::default()
+        };
+        let v: serde_json::Value = serde_json::from_str(&log_line(&meta, 1_050)).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({
+                "msg": "request", "request_id": "req_1", "route": "r", "stream": true,
+                "status": 200, "deployment": "b", "provider": "openai", "model": "m",
+                "attempts": [{"deployment": "a", "outcome": ErrorClass::ServerError.as_str(), "status": 500, "ms": 7}],
+                "skipped": [["c", "context_window"]], "resumes": ["b:prefill"], "hedges": [],
+                "key": "k", "task": null, "route_source": null,
+                "do_calls": {"waited": 1, "background": 2}, "subrequests": 9, "error": null,
+                "usage": {"prompt_tokens": 3, "completion_tokens": 4, "cached_tokens": null, "estimated": false},
+                "cost_usd": format_usd(1_500), "duration_ms": 50, "overhead_ms": meta.overhead_ms(1_050),
+            })
+        );
     }
 }
