@@ -3,7 +3,7 @@
 //! stream back; everything before that point is buffered and invisible to the caller.
 
 use super::body::{AttemptBody, MockBody, ReadAllError};
-use super::ports::{Clock, Transport, TransportError};
+use super::ports::{Clock, ReadAhead, Transport, TransportError};
 use super::resume::{Delivered, Filter};
 use super::stream::LiveStream;
 use crate::api::ClientFormat;
@@ -133,9 +133,17 @@ async fn attempt_once<T: Transport, C: Clock>(
     };
     // The client speaks the upstream's format: pass its own answer through, not the pivot.
     let native = input.client == ClientFormat::Anthropic && format == Format::Anthropic;
+    // A non-streaming attempt reads its whole body: say so, so the transport may read it
+    // together with the head (one step instead of two).
+    let ahead = (!input.stream).then_some(ReadAhead {
+        answer_limit: MAX_ANSWER_BYTES,
+        error_limit: MAX_ERROR_BYTES,
+        deadline_ms: dl.attempt.0,
+    });
     let head = match send(
         input.target,
         dl.headers.0.saturating_sub(start),
+        ahead,
         transport,
         clock,
     )
@@ -230,12 +238,16 @@ type Head<B> = (u16, (Option<String>, Option<String>), AttemptBody<B>);
 async fn send<T: Transport, C: Clock>(
     target: Target,
     timeout_ms: u64,
+    ahead: Option<ReadAhead>,
     transport: &T,
     clock: &C,
 ) -> Result<Head<T::Body>, TransportError> {
     match target {
         Target::Http(req, _) => {
-            let head = transport.send(req, timeout_ms).await?;
+            let head = match ahead {
+                Some(ahead) => transport.send_reading(req, timeout_ms, ahead).await?,
+                None => transport.send(req, timeout_ms).await?,
+            };
             let ra = (
                 head.header("retry-after-ms").map(str::to_string),
                 head.header("retry-after").map(str::to_string),

@@ -18,7 +18,7 @@ pub use body::AttemptBody;
 pub use meta::{AttemptRecord, Meta};
 pub use outcome::{CommittedStream, Outcome};
 pub use ports::{
-    AlwaysClosed, Clock, Health, ResponseBody, ResponseHead, Transport, TransportError,
+    AlwaysClosed, Clock, Health, ReadAhead, ResponseBody, ResponseHead, Transport, TransportError,
 };
 use resuming::ResumeState;
 pub use stream::{Piece, Step};

@@ -52,6 +52,17 @@ pub trait ResponseBody {
     }
 }
 
+/// How a non-streaming attempt will read its body: whole, whatever the status (bar a
+/// redirect), at most `answer_limit` bytes for a 2xx and `error_limit` otherwise, by
+/// `deadline_ms` (ms since the epoch). Given with the request, so that a transport can read
+/// the body in the same step as the head.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReadAhead {
+    pub answer_limit: usize,
+    pub error_limit: usize,
+    pub deadline_ms: u64,
+}
+
 #[allow(async_fn_in_trait)]
 pub trait Transport {
     type Body: ResponseBody;
@@ -61,6 +72,17 @@ pub trait Transport {
         req: HttpRequest,
         timeout_ms: u64,
     ) -> Result<ResponseHead<Self::Body>, TransportError>;
+
+    /// `send`, for an attempt that will then read the whole body as `ahead` says. The body's
+    /// `read_whole` must then answer exactly as it would have without the read-ahead.
+    async fn send_reading(
+        &self,
+        req: HttpRequest,
+        timeout_ms: u64,
+        _ahead: ReadAhead,
+    ) -> Result<ResponseHead<Self::Body>, TransportError> {
+        self.send(req, timeout_ms).await
+    }
 }
 
 #[allow(async_fn_in_trait)]

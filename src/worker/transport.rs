@@ -5,7 +5,7 @@
 
 use super::pump::body_reader;
 use crate::engine::ports::READ_HEADERS;
-use crate::engine::{Clock, ResponseBody, ResponseHead, Transport, TransportError};
+use crate::engine::{Clock, ReadAhead, ResponseBody, ResponseHead, Transport, TransportError};
 use crate::providers::HttpRequest;
 use std::time::Duration;
 use wasm_bindgen::prelude::*;
@@ -23,6 +23,18 @@ extern "C" {
         timeout_ms: f64,
         controller: &web_sys::AbortController,
     ) -> Result<js_sys::Promise, JsValue>;
+    #[wasm_bindgen(js_name = sendReading)]
+    #[allow(clippy::too_many_arguments)]
+    fn send_reading_js(
+        url: &str,
+        headers: &str,
+        body: &[u8],
+        timeout_ms: f64,
+        controller: &web_sys::AbortController,
+        answer_limit: f64,
+        error_limit: f64,
+        deadline_ms: f64,
+    ) -> js_sys::Promise;
     #[wasm_bindgen(js_name = readWhole)]
     fn read_whole_js(
         response: &web_sys::Response,
@@ -99,6 +111,8 @@ pub struct FetchBody {
     controller: Option<web_sys::AbortController>,
     /// Read to its end: nothing left to cancel.
     complete: bool,
+    /// What `sendReading` read of the whole body, for `read_whole` (see `whole_from_js`).
+    ahead: Option<JsValue>,
 }
 
 impl Drop for FetchBody {
@@ -128,8 +142,7 @@ impl Transport for FetchTransport {
         timeout_ms: u64,
     ) -> Result<ResponseHead<FetchBody>, TransportError> {
         let headers = header_text(&req.headers)?;
-        let controller =
-            web_sys::AbortController::new().map_err(|e| TransportError::Connect(js_error(e)))?;
+        let controller = new_controller()?;
         let sent = send_js(
             &req.url,
             &headers,
@@ -138,39 +151,107 @@ impl Transport for FetchTransport {
             &controller,
         )
         .map_err(|e| TransportError::Connect(format!("bad request: {}", js_error(e))))?;
-        let mut guard = AbortOnDrop(Some(controller));
-        let value = JsFuture::from(sent)
-            .await
-            .map_err(|e| TransportError::Connect(js_error(e)))?;
-        if timed_out(&value) {
-            // `upstream.js` aborted it already.
-            guard.0 = None;
-            return Err(TransportError::Timeout);
-        }
-        let resp: web_sys::Response = value
-            .dyn_into()
-            .map_err(|e| TransportError::Connect(js_error(e)))?;
-        // Only the headers the engine reads: one lookup each, not every header.
-        let headers = resp.headers();
-        let head = READ_HEADERS
-            .iter()
-            .filter_map(|name| {
-                let value = headers.get(name).ok().flatten()?;
-                Some((name.to_string(), value))
-            })
-            .collect();
-        let status = resp.status();
-        let body = FetchBody {
-            resp: Some(resp),
-            reader: None,
-            controller: guard.0.take(),
-            complete: false,
+        let guard = AbortOnDrop(Some(controller));
+        let value = JsFuture::from(sent).await;
+        head(value, guard, None)
+    }
+
+    /// The head and the whole body in one promise (`sendReading`): a non-streaming attempt
+    /// makes one wait instead of two.
+    async fn send_reading(
+        &self,
+        req: HttpRequest,
+        timeout_ms: u64,
+        ahead: ReadAhead,
+    ) -> Result<ResponseHead<FetchBody>, TransportError> {
+        let headers = header_text(&req.headers)?;
+        let controller = new_controller()?;
+        let sent = send_reading_js(
+            &req.url,
+            &headers,
+            &req.body,
+            timeout_ms as f64,
+            &controller,
+            ahead.answer_limit as f64,
+            ahead.error_limit as f64,
+            ahead.deadline_ms as f64,
+        );
+        let guard = AbortOnDrop(Some(controller));
+        let value = match JsFuture::from(sent).await {
+            Ok(v) if !timed_out(&v) => {
+                let pair: js_sys::Array = v.unchecked_into();
+                return head(Ok(pair.get(0)), guard, Some(pair.get(1)));
+            }
+            other => other,
         };
-        Ok(ResponseHead {
-            status,
-            headers: head,
-            body,
+        head(value, guard, None)
+    }
+}
+
+fn new_controller() -> Result<web_sys::AbortController, TransportError> {
+    web_sys::AbortController::new().map_err(|e| TransportError::Connect(js_error(e)))
+}
+
+/// The response head from what `send` resolved to; `ahead` is what `sendReading` read of
+/// the body (None: nothing read ahead).
+fn head(
+    value: Result<JsValue, JsValue>,
+    mut guard: AbortOnDrop,
+    ahead: Option<JsValue>,
+) -> Result<ResponseHead<FetchBody>, TransportError> {
+    let value = value.map_err(|e| TransportError::Connect(js_error(e)))?;
+    if timed_out(&value) {
+        // `upstream.js` aborted it already.
+        guard.0 = None;
+        return Err(TransportError::Timeout);
+    }
+    let resp: web_sys::Response = value
+        .dyn_into()
+        .map_err(|e| TransportError::Connect(js_error(e)))?;
+    // Only the headers the engine reads: one lookup each, not every header.
+    let headers = resp.headers();
+    let head = READ_HEADERS
+        .iter()
+        .filter_map(|name| {
+            let value = headers.get(name).ok().flatten()?;
+            Some((name.to_string(), value))
         })
+        .collect();
+    let status = resp.status();
+    // `null`: the body was not read ahead (a redirect).
+    let ahead = ahead.filter(|v| !v.is_null());
+    let body = FetchBody {
+        resp: Some(resp),
+        reader: None,
+        controller: guard.0.take(),
+        complete: false,
+        ahead,
+    };
+    Ok(ResponseHead {
+        status,
+        headers: head,
+        body,
+    })
+}
+
+/// What `readWhole` resolved to (or the Error a broken read gave), as `read_whole` answers.
+fn whole_from_js(
+    value: Result<JsValue, JsValue>,
+    limit: usize,
+) -> Result<Option<Vec<u8>>, TransportError> {
+    match value {
+        // Longer than its limit (and cancelled, if it was being read).
+        Ok(buf) if buf.is_undefined() => Ok(None),
+        Ok(buf) if timed_out(&buf) => Err(TransportError::Timeout),
+        Ok(buf) if buf.is_instance_of::<js_sys::Error>() => {
+            Err(TransportError::Reset(js_error(buf)))
+        }
+        Ok(buf) => {
+            // A Uint8Array (`readWhole` returns nothing else here): viewed, not copied.
+            let bytes = buf.unchecked_into::<js_sys::Uint8Array>();
+            Ok((bytes.length() as usize <= limit).then(|| bytes.to_vec()))
+        }
+        Err(e) => Err(TransportError::Reset(js_error(e))),
     }
 }
 
@@ -238,22 +319,22 @@ impl ResponseBody for FetchBody {
         timeout_ms: u64,
     ) -> Option<Result<Option<Vec<u8>>, TransportError>> {
         let resp = self.resp.take()?;
+        if let Some(ahead) = self.ahead.take() {
+            let whole = whole_from_js(Ok(ahead), limit);
+            if matches!(whole, Ok(Some(_))) {
+                self.complete = true;
+            }
+            return Some(whole);
+        }
         let controller = match self.controller() {
             Ok(c) => c,
             Err(e) => return Some(Err(e)),
         };
         let read = read_whole_js(&resp, limit as f64, timeout_ms as f64, &controller);
-        Some(match JsFuture::from(read).await {
-            // Longer than `limit` (and cancelled, if it was being read).
-            Ok(buf) if buf.is_undefined() => Ok(None),
-            Ok(buf) if timed_out(&buf) => Err(TransportError::Timeout),
-            Ok(buf) => {
-                self.complete = true;
-                // A Uint8Array (`readWhole` returns nothing else here): viewed, not copied.
-                let bytes = buf.unchecked_into::<js_sys::Uint8Array>();
-                Ok((bytes.length() as usize <= limit).then(|| bytes.to_vec()))
-            }
-            Err(e) => Err(TransportError::Reset(js_error(e))),
-        })
+        let whole = whole_from_js(JsFuture::from(read).await, limit);
+        if matches!(whole, Ok(Some(_))) {
+            self.complete = true;
+        }
+        Some(whole)
     }
 }

@@ -109,3 +109,24 @@ export function readWithin(reader, timeoutMs, controller) {
     controller,
   );
 }
+
+/**
+ * `send`, then (but for a redirect, which is never read) `readWhole` of the body with the
+ * limit for its status, until `deadline` (ms since the epoch): both in one promise. Resolves
+ * to TIMEOUT (no head in time), or to [response, whole] where `whole` is what `readWhole`
+ * gave, an Error (the read broke), or null (not read).
+ */
+export async function sendReading(url, headerText, body, timeoutMs, controller, answerLimit, errorLimit, deadline) {
+  const response = await send(url, headerText, body, timeoutMs, controller);
+  if (response === TIMEOUT) return TIMEOUT;
+  const status = response.status;
+  if (status >= 300 && status < 400) return [response, null];
+  const limit = status >= 200 && status < 300 ? answerLimit : errorLimit;
+  let whole;
+  try {
+    whole = await readWhole(response, limit, Math.max(0, deadline - Date.now()), controller);
+  } catch (e) {
+    whole = e instanceof Error ? e : new Error(String(e));
+  }
+  return [response, whole];
+}

@@ -25,6 +25,31 @@ fn non_stream_answer_is_forwarded_with_cost_and_upstream_request_is_right() {
 }
 
 #[test]
+fn a_non_streaming_attempt_tells_the_transport_how_its_body_will_be_read() {
+    let (t, clock, s) = setup();
+    let start = edge_router::engine::Clock::now_ms(&clock);
+    s.on(A, vec![Step::json(200, &completion("hello"))]);
+    complete(run(&t, &s, &clock, req(false)));
+    s.on(A, vec![full_stream(&["Hel", "lo"], 10)]);
+    drain(run(&t, &s, &clock, req(true)));
+    let aheads = s.read_aheads.borrow();
+    assert_eq!(
+        aheads[0],
+        Some(ReadAhead {
+            answer_limit: 32 << 20,
+            error_limit: 64 << 10,
+            // The attempt's deadline (attempt_ms 20 000 from its start): the body read ends
+            // then, as when the engine reads the body itself.
+            deadline_ms: start + 20_000,
+        })
+    );
+    assert_eq!(
+        aheads[1], None,
+        "a stream is read piece by piece, never ahead"
+    );
+}
+
+#[test]
 fn stream_is_forwarded_and_usage_chunk_shown_only_when_asked() {
     for wants_usage in [false, true] {
         let (t, clock, s) = setup();

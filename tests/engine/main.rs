@@ -10,7 +10,9 @@ mod resume;
 
 use edge_router::api::parse_chat_request;
 use edge_router::config::{parse_table, RoutingTable};
-use edge_router::engine::{AlwaysClosed, CommittedStream, Engine, Meta, Outcome, RequestContext};
+use edge_router::engine::{
+    AlwaysClosed, CommittedStream, Engine, Meta, Outcome, ReadAhead, RequestContext,
+};
 use futures::executor::block_on;
 use serde_json::{json, Value};
 use support::*;

@@ -2,7 +2,9 @@
 //! upstream behaviour per URL, recording every request it receives.
 #![allow(dead_code)]
 
-use edge_router::engine::{Clock, ResponseBody, ResponseHead, Transport, TransportError};
+use edge_router::engine::{
+    Clock, ReadAhead, ResponseBody, ResponseHead, Transport, TransportError,
+};
 use edge_router::providers::{HttpRequest, Secrets};
 use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, VecDeque};
@@ -83,6 +85,8 @@ impl Step {
 pub struct Script {
     steps: Rc<RefCell<HashMap<String, VecDeque<Step>>>>,
     pub requests: Rc<RefCell<Vec<HttpRequest>>>,
+    /// What the engine said of each request's body (`send_reading`), or None (`send`).
+    pub read_aheads: Rc<RefCell<Vec<Option<ReadAhead>>>>,
     clock: ManualClock,
 }
 
@@ -150,6 +154,27 @@ impl Transport for Script {
     type Body = ScriptBody;
 
     async fn send(
+        &self,
+        req: HttpRequest,
+        timeout_ms: u64,
+    ) -> Result<ResponseHead<ScriptBody>, TransportError> {
+        self.read_aheads.borrow_mut().push(None);
+        self.respond(req, timeout_ms)
+    }
+
+    async fn send_reading(
+        &self,
+        req: HttpRequest,
+        timeout_ms: u64,
+        ahead: ReadAhead,
+    ) -> Result<ResponseHead<ScriptBody>, TransportError> {
+        self.read_aheads.borrow_mut().push(Some(ahead));
+        self.respond(req, timeout_ms)
+    }
+}
+
+impl Script {
+    fn respond(
         &self,
         req: HttpRequest,
         timeout_ms: u64,
