@@ -370,9 +370,18 @@ test("route restriction: a key limited to route a gets 403 model_not_allowed on 
   assert.equal(m.json.type, "error");
   assert.equal(m.json.error.type, "permission_error");
 
-  // An unknown model is still a 404, not a 403.
-  assertError(await chatOnce(wk, { model: "zzz", messages: USER_MSG }, { headers: auth(key) }), 404, "model_not_found");
+  // An unknown model is still a 404, not a 403; its list of models names only route a.
+  const unknown = assertError(await chatOnce(wk, { model: "zzz", messages: USER_MSG }, { headers: auth(key) }), 404, "model_not_found");
+  assert.match(unknown.message, /Available models: a$/);
   assert.equal(t.hits("d"), 1);
+
+  // The model list shows the key the routes it may use, and only those.
+  const listed = await wk.fetch("/v1/models", { headers: auth(key) });
+  assert.equal(listed.status, 200);
+  assert.deepEqual((await listed.json()).data.map((m) => m.id), ["a"]);
+  const { key: all } = await putKey(wk, { name: "all-routes" });
+  const full = await (await wk.fetch("/v1/models", { headers: auth(all) })).json();
+  assert.deepEqual(full.data.map((m) => m.id).sort(), ["a", "b"]);
 });
 
 // ---------------------------------------------------------------------------------------------

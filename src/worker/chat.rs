@@ -79,6 +79,7 @@ pub async fn handle(
         &headers,
         random_u64(),
         clock.now_ms(),
+        key.as_ref(),
     ) {
         Ok(r) => r,
         Err(e) => return error_response(&e, None),

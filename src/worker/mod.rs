@@ -93,11 +93,13 @@ async fn scheduled(_event: ScheduledEvent, env: Env, ctx: ScheduleContext) {
     cron::run(env, ctx).await;
 }
 
-/// The routes, as OpenAI's model list; in keys mode only for a caller with a valid key.
+/// The routes, as OpenAI's model list; in keys mode only for a caller with a valid key, and
+/// only the routes that key may use.
 async fn models(req: &Request, env: &Env, ctx: &Context) -> Result<Response> {
-    if let Err(e) = auth::authenticate(req, env, WorkerClock.now_ms()).await {
-        return error_response(&e, None);
-    }
+    let key = match auth::authenticate(req, env, WorkerClock.now_ms()).await {
+        Ok(k) => k,
+        Err(e) => return error_response(&e, None),
+    };
     let loaded = match config_source::current(env, ctx, WorkerClock.now_ms()).await {
         Ok(l) => l,
         Err(msg) => return error_response(&respond::config_unavailable(msg), None),
@@ -106,6 +108,8 @@ async fn models(req: &Request, env: &Env, ctx: &Context) -> Result<Response> {
         .table
         .routes
         .values()
+        // A key restricted to some routes sees only those.
+        .filter(|r| key.as_ref().is_none_or(|k| k.allows(&r.name)))
         .map(|r| json!({"id": r.name, "object": "model", "created": 0, "owned_by": "edge-router", "description": r.description}))
         .collect();
     json_response(200, &json!({"object": "list", "data": data}))

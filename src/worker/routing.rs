@@ -12,6 +12,7 @@ use crate::api::{ApiError, ChatRequest};
 use crate::config::money::usd_to_nanos;
 use crate::config::{Route, RoutingTable};
 use crate::keys::estimated_usage;
+use crate::keys::KeyRecord;
 use crate::routing::{
     classify, explain, plan, sticky, Classification, Plan, PlanInput, RequestFacts, TASK_HEADER,
 };
@@ -38,7 +39,7 @@ pub fn explain_request(
     random: u64,
     now_ms: u64,
 ) -> Result<Value, ApiError> {
-    let routed = route_request(table, chat, path, headers, random, now_ms)?;
+    let routed = route_request(table, chat, path, headers, random, now_ms, None)?;
     let route = table
         .route(&routed.class.route)
         .ok_or_else(|| ApiError::not_found("route vanished"))?;
@@ -73,7 +74,8 @@ pub fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str
         .map(|(_, v)| v.trim())
 }
 
-/// The route's name for this request, and its deployments in the order to try.
+/// The route's name for this request, and its deployments in the order to try. `key` is the
+/// caller's gateway key: an unknown model's error lists only the routes it may use.
 pub fn route_request(
     table: &RoutingTable,
     chat: &ChatRequest,
@@ -81,6 +83,7 @@ pub fn route_request(
     headers: &[(String, String)],
     random: u64,
     now_ms: u64,
+    key: Option<&KeyRecord>,
 ) -> Result<Routed, ApiError> {
     let facts = RequestFacts::from_request(chat, path, headers);
     let class = classify(table, &facts).map_err(|msg| {
@@ -97,7 +100,10 @@ pub fn route_request(
         e
     })?;
     let Some(route) = table.route(&class.route) else {
-        let known: Vec<&str> = table.route_names().collect();
+        let known: Vec<&str> = table
+            .route_names()
+            .filter(|name| key.is_none_or(|k| k.allows(name)))
+            .collect();
         let mut e = ApiError::new(
             404,
             "invalid_request_error",
