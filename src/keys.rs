@@ -170,6 +170,25 @@ pub fn apply_edit(
     Ok(text)
 }
 
+/// For a key whose tokens or spend are limited, a request that sets no output limit gets one:
+/// the output tokens its reservation counts (the table's `estimated_output_tokens`, see
+/// `estimated_usage`), as `max_tokens` (each provider's own field is set from it). An answer
+/// then cannot cost more output than was reserved, so concurrent requests cannot overshoot a
+/// budget by long answers. Returns the limit it set.
+pub fn cap_output(req: &mut ChatRequest, key: &KeyRecord, table: &RoutingTable) -> Option<u64> {
+    let l = &key.limits;
+    let limited = l.tpm.is_some() || l.budget_day_nanos.is_some() || l.budget_month_nanos.is_some();
+    let given = ["max_completion_tokens", "max_tokens"]
+        .iter()
+        .any(|k| req.body.get(*k).and_then(Value::as_u64).is_some());
+    if !limited || given {
+        return None;
+    }
+    let cap = u64::from(table.estimated_output_tokens);
+    req.body.insert("max_tokens".into(), Value::from(cap));
+    Some(cap)
+}
+
 /// The tokens a request may use at most: its prompt (about 4 characters per token) and its
 /// output limit, or the table's `estimated_output_tokens` when it sets none.
 pub fn estimated_usage(req: &ChatRequest, table: &RoutingTable) -> Usage {
@@ -279,5 +298,45 @@ mod tests {
         assert!(apply_edit(base, &obj(serde_json::json!({"rpm": -1})), false, 1).is_err());
         assert!(apply_edit(base, &obj(serde_json::json!({"name": null})), false, 1).is_err());
         assert!(apply_edit("[1]", &Map::new(), false, 1).is_err());
+    }
+
+    #[test]
+    fn a_budgeted_request_without_an_output_limit_is_capped_at_its_reservation() {
+        let table = crate::config::parse_table(
+            r#"{"version":1,"providers":{"p":{"kind":"openai","base_url":"http://x/v1"}},
+                "deployments":{"d":{"provider":"p","model":"m","context_window":8000}},
+                "routes":{"r":{"chain":["d"]}},
+                "defaults":{"estimated_output_tokens":20}}"#,
+        )
+        .unwrap();
+        let chat = |body: &str| crate::api::parse_chat_request(body.as_bytes()).unwrap();
+        let budgeted = KeyRecord::parse("h", r#"{"name":"b","budget_day_usd":"1"}"#).unwrap();
+        let tpm = KeyRecord::parse("h", r#"{"name":"t","tpm":1000}"#).unwrap();
+        let rpm_only = KeyRecord::parse("h", r#"{"name":"r","rpm":10}"#).unwrap();
+        let plain = r#"{"model":"r","messages":[{"role":"user","content":"hi"}]}"#;
+        for key in [&budgeted, &tpm] {
+            let mut req = chat(plain);
+            assert_eq!(cap_output(&mut req, key, &table), Some(20));
+            assert_eq!(req.body["max_tokens"], 20);
+            // What is reserved is what is capped.
+            assert_eq!(estimated_usage(&req, &table).completion_tokens, 20);
+        }
+        let mut req = chat(plain);
+        assert_eq!(
+            cap_output(&mut req, &rpm_only, &table),
+            None,
+            "no spend limit, no cap"
+        );
+        assert!(req.body.get("max_tokens").is_none());
+        for given in [r#""max_tokens":500"#, r#""max_completion_tokens":7"#] {
+            let mut req = chat(&format!(
+                r#"{{"model":"r","messages":[{{"role":"user","content":"hi"}}],{given}}}"#
+            ));
+            assert_eq!(
+                cap_output(&mut req, &budgeted, &table),
+                None,
+                "the client's own limit stands"
+            );
+        }
     }
 }

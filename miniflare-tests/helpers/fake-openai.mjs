@@ -19,6 +19,8 @@
 //     inBandError?: {...},       // with errorAfterChunks: the `error` object sent in-band
 //                                //   (default a server_error; e.g. FIXTURE_ERRORS.overloaded.error)
 //     pieces?: ["Hel", "lo "],   // stream: explicit content chunks (joined = ok) instead of words
+//     honourMaxTokens?: true,    // as a real model: at most the request's max_completion_tokens
+//                                //   (else max_tokens) content chunks, then finish_reason "length"
 //     continuePrefill?: true,    // when the request's last message is an assistant message (a
 //                                //   prefill, with or without "prefix": true) whose text is a
 //                                //   prefix of `ok`, answer only the rest: ok.slice(prefill.length);
@@ -237,8 +239,15 @@ export async function startFake({ host = "127.0.0.1" } = {}) {
     const created = Math.floor(Date.now() / 1000);
     const prefill = step.continuePrefill ? prefillText(body) : null;
     const continues = prefill !== null && step.ok.startsWith(prefill);
-    const answerText = continues ? step.ok.slice(prefill.length) : step.ok;
-    const tokens = continues ? words(answerText) : step.pieces ? [...step.pieces] : words(step.ok);
+    let answerText = continues ? step.ok.slice(prefill.length) : step.ok;
+    let tokens = continues ? words(answerText) : step.pieces ? [...step.pieces] : words(step.ok);
+    let finishReason = "stop";
+    const maxTokens = body?.max_completion_tokens ?? body?.max_tokens;
+    if (step.honourMaxTokens && Number.isInteger(maxTokens) && tokens.length > maxTokens) {
+      tokens = tokens.slice(0, maxTokens);
+      answerText = tokens.join("");
+      finishReason = "length";
+    }
     const usage = step.usage ?? {
       prompt_tokens: countTokens(body?.messages),
       completion_tokens: tokens.length,
@@ -260,7 +269,7 @@ export async function startFake({ host = "127.0.0.1" } = {}) {
             index: 0,
             message: { role: "assistant", content: answerText, refusal: null, annotations: [] },
             logprobs: null,
-            finish_reason: "stop",
+            finish_reason: finishReason,
           },
         ],
         usage,
@@ -333,7 +342,7 @@ export async function startFake({ host = "127.0.0.1" } = {}) {
       return;
     }
     if (step.chunkDelayMs) await sleep(step.chunkDelayMs);
-    if (!write(chunk([{ index: 0, delta: {}, logprobs: null, finish_reason: "stop" }]))) return;
+    if (!write(chunk([{ index: 0, delta: {}, logprobs: null, finish_reason: finishReason }]))) return;
     if (includeUsage) {
       if (!write(chunk([], { usage }))) return;
     }

@@ -238,6 +238,7 @@ export function fakeTable(fake, { deployments, routes, defaults = {}, providerHe
       // Breakers off unless a test is about them: other tests reuse deployment names, and a
       // breaker opened by one test must not skip a deployment in the next.
       breaker: defaults.breaker ?? { enabled: false },
+      ...(defaults.estimated_output_tokens ? { estimated_output_tokens: defaults.estimated_output_tokens } : {}),
     },
     providers,
     deployments: deps,

@@ -18,7 +18,7 @@ use crate::api::anthropic::parse_messages_request;
 use crate::api::{parse_chat_request, ApiError, ClientFormat};
 use crate::egress::completion_for_client;
 use crate::engine::{Clock, Engine, Meta, Outcome, RequestContext};
-use crate::keys::estimate;
+use crate::keys::{cap_output, estimate};
 use crate::report::{log_line, response_headers};
 use std::rc::Rc;
 use worker::{console_log, Context, Env, Result};
@@ -63,7 +63,7 @@ pub async fn handle(
         ClientFormat::OpenAi => parse_chat_request(&body),
         ClientFormat::Anthropic => parse_messages_request(&body),
     };
-    let chat = match parsed {
+    let mut chat = match parsed {
         Ok(c) => c,
         Err(e) => return error_response(&e, None),
     };
@@ -99,6 +99,10 @@ pub async fn handle(
         );
         e.param = Some("model".into());
         return error_response(&e, None);
+    }
+    // A key with a token or spend limit: the answer may not cost more than is reserved.
+    if let Some(k) = key.as_ref() {
+        cap_output(&mut chat, k, &table);
     }
     let request_id = request_id();
     let mut admitted = None;
