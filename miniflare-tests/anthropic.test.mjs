@@ -14,6 +14,7 @@ import {
   mixedTable,
   chatOnce,
   chatStream,
+  logOf,
   sseContent,
   errorShape,
   reasons,
@@ -270,6 +271,23 @@ test("extended thinking and prompt caching: thinking kept out of content, cached
   assert.equal(s.finish, "stop");
   assert.equal(s.usage?.prompt_tokens, 125);
   assert.equal(s.usage?.completion_tokens, 7);
+});
+
+test("prompt caching is priced per token class: cache reads and writes at their own prices, streamed and not", async () => {
+  // Sonnet-like prices: input $3, output $15, cache read $0.30, cache write $3.75 per Mtok.
+  const price = { input_per_mtok_usd: 3, output_per_mtok_usd: 15, cached_input_per_mtok_usd: "0.30", cache_write_per_mtok_usd: 3.75 };
+  const t = await claudeTable({ claude: { price } });
+  const usage = { input_tokens: 20, output_tokens: 7, cache_read_input_tokens: 100, cache_creation_input_tokens: 5 };
+  t.script("claude", [A.ok("Cached.", { usage })]);
+  // 20 × 3 + 100 × 0.30 + 5 × 3.75 + 7 × 15 = 60 + 30 + 18.75 + 105 = 213.75 µUSD. Priced as
+  // plain input (before cache prices existed) the same answer cost 480 µUSD.
+  const plain = await chatOnce(w, { model: "claude", messages: USER_MSG });
+  assert.equal(plain.status, 200, plain.text);
+  assert.equal(plain.res.headers.get("x-router-cost-usd"), "0.00021375");
+  const streamed = await chatStream(w, { model: "claude", messages: USER_MSG, stream_options: { include_usage: true } });
+  assert.equal(streamed.status, 200);
+  const logged = await logOf(w, streamed.res.headers.get("x-router-request-id"));
+  assert.equal(logged.cost_usd, "0.00021375");
 });
 
 test("stream written in 3-byte pieces (events split anywhere) -> the same clean stream", async () => {

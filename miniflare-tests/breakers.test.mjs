@@ -9,7 +9,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { startFake, steps } from "./helpers/fake-openai.mjs";
-import { startWorker, scenarioTable, chatOnce, USER_MSG } from "./helpers/worker.mjs";
+import { startWorker, scenarioTable, chatOnce, logOf, USER_MSG } from "./helpers/worker.mjs";
 
 const ADMIN = "admin-token-for-tests";
 let fake, w;
@@ -68,15 +68,6 @@ async function breakerOf(worker, dep) {
 }
 
 /** The JSON log line of one request (by x-router-request-id). */
-async function logOf(worker, requestId) {
-  for (let i = 0; i < 50; i++) {
-    const line = worker.logs.join("").split("\n").find((l) => l.includes(`"request_id":"${requestId}"`));
-    if (line) return JSON.parse(line.slice(line.indexOf("{")));
-    await sleep(20);
-  }
-  throw new Error(`no log line for ${requestId}`);
-}
-
 /** Background reports reach the object after the response: wait until it agrees. */
 async function until(fn, what, ms = 3000) {
   const end = Date.now() + ms;

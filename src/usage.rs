@@ -30,10 +30,22 @@ impl Usage {
         })
     }
 
-    /// Cost in nano-USD, rounded up to the next nano-USD.
+    /// Cost in nano-USD, rounded up to the next nano-USD: each class of token at its price.
+    /// `prompt_tokens` counts every prompt token (each provider's usage is read that way), of
+    /// which `cached_tokens` were read from the provider's cache and `cache_write_tokens`
+    /// written to it; the rest are priced as plain input.
     pub fn cost_nanos(&self, price: &Price) -> u64 {
-        let total = u128::from(self.prompt_tokens) * u128::from(price.input_nanos_per_mtok)
-            + u128::from(self.completion_tokens) * u128::from(price.output_nanos_per_mtok);
+        let cached = self.cached_tokens.unwrap_or(0).min(self.prompt_tokens);
+        let written = self
+            .cache_write_tokens
+            .unwrap_or(0)
+            .min(self.prompt_tokens - cached);
+        let plain = self.prompt_tokens - cached - written;
+        let at = |tokens: u64, nanos_per_mtok: u64| u128::from(tokens) * u128::from(nanos_per_mtok);
+        let total = at(plain, price.input_nanos_per_mtok)
+            + at(cached, price.cached_input_nanos_per_mtok)
+            + at(written, price.cache_write_nanos_per_mtok)
+            + at(self.completion_tokens, price.output_nanos_per_mtok);
         u64::try_from(total.div_ceil(1_000_000)).unwrap_or(u64::MAX)
     }
 }
@@ -55,10 +67,7 @@ mod tests {
 
     #[test]
     fn cost_is_exact() {
-        let price = Price {
-            input_nanos_per_mtok: 150_000_000,
-            output_nanos_per_mtok: 600_000_000,
-        };
+        let price = Price::flat(150_000_000, 600_000_000);
         let u = Usage {
             prompt_tokens: 1000,
             completion_tokens: 500,
@@ -76,11 +85,39 @@ mod tests {
                 cached_tokens: None,
                 cache_write_tokens: None
             }
-            .cost_nanos(&Price {
-                input_nanos_per_mtok: 1,
-                output_nanos_per_mtok: 0
-            }),
+            .cost_nanos(&Price::flat(1, 0)),
             1
         );
+    }
+
+    #[test]
+    fn cache_reads_and_writes_are_priced_apart() {
+        // Anthropic's Sonnet-like prices: input $3, output $15, cache read $0.30, write $3.75.
+        let price = Price {
+            input_nanos_per_mtok: 3_000_000_000,
+            output_nanos_per_mtok: 15_000_000_000,
+            cached_input_nanos_per_mtok: 300_000_000,
+            cache_write_nanos_per_mtok: 3_750_000_000,
+        };
+        let u = Usage {
+            prompt_tokens: 10_000,
+            completion_tokens: 100,
+            cached_tokens: Some(8_000),
+            cache_write_tokens: Some(1_000),
+        };
+        // 1,000 plain × 3 + 8,000 × 0.3 + 1,000 × 3.75 + 100 × 15 = 3,000 + 2,400 + 3,750
+        // + 1,500 = 10,650 µUSD.
+        assert_eq!(u.cost_nanos(&price), 10_650_000);
+        // Without cache prices (the default) the same usage costs what it always did.
+        let flat = Price::flat(3_000_000_000, 15_000_000_000);
+        assert_eq!(u.cost_nanos(&flat), 10_000 * 3_000 + 100 * 15_000);
+        // Reported cache tokens never exceed the prompt (a provider's inconsistent report).
+        let odd = Usage {
+            prompt_tokens: 10,
+            completion_tokens: 0,
+            cached_tokens: Some(50),
+            cache_write_tokens: Some(5),
+        };
+        assert_eq!(odd.cost_nanos(&price), 10 * 300);
     }
 }

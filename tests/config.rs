@@ -52,6 +52,9 @@ fn good_table_resolves_defaults_and_overrides() {
     assert_eq!(mini.name, "gpt-mini");
     assert_eq!(mini.price.input_nanos_per_mtok, 150_000_000);
     assert_eq!(mini.price.output_nanos_per_mtok, 600_000_000);
+    // No cache prices given: cache reads and writes cost the input price (as before).
+    assert_eq!(mini.price.cached_input_nanos_per_mtok, 150_000_000);
+    assert_eq!(mini.price.cache_write_nanos_per_mtok, 150_000_000);
     assert_eq!(mini.timeouts.first_token_ms, 8000);
     assert_eq!(mini.timeouts.idle_ms, 5000, "from defaults");
     assert_eq!(mini.timeouts.connect_ms, 10_000, "built-in default");
@@ -83,6 +86,28 @@ fn good_table_resolves_defaults_and_overrides() {
     assert_eq!(
         p.http.headers,
         vec![("openai-organization".to_string(), "org-1".to_string())]
+    );
+}
+
+#[test]
+fn cache_prices_are_read_and_checked() {
+    let mut t = good();
+    t["deployments"]["gpt-mini"]["price"] = json!({
+        "input_per_mtok_usd": 3, "output_per_mtok_usd": 15,
+        "cached_input_per_mtok_usd": "0.30", "cache_write_per_mtok_usd": 3.75
+    });
+    let table = parse_table(&t.to_string()).unwrap();
+    let mini = table
+        .deployment(table.route("workhorse").unwrap().chain.steps()[0].deployment)
+        .unwrap();
+    assert_eq!(mini.price.cached_input_nanos_per_mtok, 300_000_000);
+    assert_eq!(mini.price.cache_write_nanos_per_mtok, 3_750_000_000);
+    t["deployments"]["gpt-mini"]["price"]["cached_input_per_mtok_usd"] = json!("-1");
+    let errs = errors_of(&t);
+    assert!(
+        errs.iter()
+            .any(|e| e.starts_with("deployments.gpt-mini.price.cached_input_per_mtok_usd:")),
+        "{errs:?}"
     );
 }
 

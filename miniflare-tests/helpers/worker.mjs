@@ -488,3 +488,16 @@ export function workerdRssMb() {
   }
   return { mb: Math.round(kb / 1024), peakMb: Math.round(peakKb / 1024), processes: n };
 }
+
+/** The request's JSON log line from the worker's output (waits up to 1 s for it). */
+export async function logOf(worker, requestId) {
+  for (let i = 0; i < 50; i++) {
+    const line = worker.logs
+      .join("")
+      .split("\n")
+      .find((l) => l.includes(`"request_id":"${requestId}"`));
+    if (line) return JSON.parse(line.slice(line.indexOf("{")));
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  throw new Error(`no log line for ${requestId}`);
+}

@@ -225,6 +225,14 @@ pub struct RawPrice {
     pub input_per_mtok_usd: Value,
     /// USD per million output tokens, as a JSON number or a decimal string.
     pub output_per_mtok_usd: Value,
+    /// USD per million prompt tokens read from the provider's prompt cache (default: the
+    /// input price).
+    #[serde(default)]
+    pub cached_input_per_mtok_usd: Option<Value>,
+    /// USD per million prompt tokens written to the provider's prompt cache (Anthropic's
+    /// cache creation; default: the input price).
+    #[serde(default)]
+    pub cache_write_per_mtok_usd: Option<Value>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -30,8 +30,26 @@ pub struct Timeouts {
 /// Price in nano-USD per million tokens.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Price {
+    /// Prompt tokens neither read from nor written to the provider's cache.
     pub input_nanos_per_mtok: u64,
     pub output_nanos_per_mtok: u64,
+    /// Prompt tokens read from the provider's cache (OpenAI `cached_tokens`, Anthropic
+    /// `cache_read_input_tokens`, Gemini `cachedContentTokenCount`).
+    pub cached_input_nanos_per_mtok: u64,
+    /// Prompt tokens written to the provider's cache (Anthropic `cache_creation_input_tokens`).
+    pub cache_write_nanos_per_mtok: u64,
+}
+
+impl Price {
+    /// Input and output prices, cache reads and writes at the input price.
+    pub fn flat(input_nanos_per_mtok: u64, output_nanos_per_mtok: u64) -> Price {
+        Price {
+            input_nanos_per_mtok,
+            output_nanos_per_mtok,
+            cached_input_nanos_per_mtok: input_nanos_per_mtok,
+            cache_write_nanos_per_mtok: input_nanos_per_mtok,
+        }
+    }
 }
 
 /// Connection settings shared by every HTTP provider kind.

@@ -117,16 +117,31 @@ pub fn validate(raw: RawTable) -> Result<RoutingTable, Vec<String>> {
         let price = match &d.price {
             None => Price::default(),
             Some(p) => {
-                let mut nanos = |field: &str, v| match usd_to_nanos(v) {
-                    Ok(n) => n,
-                    Err(e) => {
-                        errs.push(&format!("{path}.price.{field}"), e);
-                        0
-                    }
+                let mut nanos = |field: &str, v: Option<&serde_json::Value>, or: u64| match v {
+                    None => or,
+                    Some(v) => match usd_to_nanos(v) {
+                        Ok(n) => n,
+                        Err(e) => {
+                            errs.push(&format!("{path}.price.{field}"), e);
+                            0
+                        }
+                    },
                 };
+                let input = nanos("input_per_mtok_usd", Some(&p.input_per_mtok_usd), 0);
+                let output = nanos("output_per_mtok_usd", Some(&p.output_per_mtok_usd), 0);
+                // Cache reads and writes cost the input price unless the table says otherwise.
                 Price {
-                    input_nanos_per_mtok: nanos("input_per_mtok_usd", &p.input_per_mtok_usd),
-                    output_nanos_per_mtok: nanos("output_per_mtok_usd", &p.output_per_mtok_usd),
+                    cached_input_nanos_per_mtok: nanos(
+                        "cached_input_per_mtok_usd",
+                        p.cached_input_per_mtok_usd.as_ref(),
+                        input,
+                    ),
+                    cache_write_nanos_per_mtok: nanos(
+                        "cache_write_per_mtok_usd",
+                        p.cache_write_per_mtok_usd.as_ref(),
+                        input,
+                    ),
+                    ..Price::flat(input, output)
                 }
             }
         };
