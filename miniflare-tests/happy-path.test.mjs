@@ -157,6 +157,14 @@ test("GET /v1/models lists the route names in OpenAI list format", async () => {
   assert.ok(Array.isArray(json.data));
   assert.deepEqual(json.data.map((m) => m.id).sort(), ["model-one", "model-two"]);
   for (const m of json.data) assert.equal(m.object, "model");
+  // Each route says what a client needs to pick it.
+  const two = json.data.find((m) => m.id === "model-two");
+  assert.equal(two.description, "second");
+  assert.equal(two.capabilities.chat, true);
+  assert.equal(two.capabilities.streaming, true);
+  assert.equal(typeof two.context_window, "number");
+  assert.deepEqual(two.pricing.input_per_mtok_usd, { min: "0.15", max: "0.15" });
+  assert.deepEqual(two.pricing.output_per_mtok_usd, { min: "0.6", max: "0.6" });
 
   // The SDK can read it too.
   const list = await client.models.list();

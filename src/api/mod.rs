@@ -4,6 +4,7 @@ pub mod anthropic;
 pub mod chat;
 pub mod error;
 mod fields;
+pub mod models;
 
 pub use chat::{parse_chat_request, ChatRequest, ClientFormat};
 pub use error::ApiError;

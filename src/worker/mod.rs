@@ -104,15 +104,11 @@ async fn models(req: &Request, env: &Env, ctx: &Context) -> Result<Response> {
         Ok(l) => l,
         Err(msg) => return error_response(&respond::config_unavailable(msg), None),
     };
-    let data: Vec<_> = loaded
-        .table
-        .routes
-        .values()
-        // A key restricted to some routes sees only those.
-        .filter(|r| key.as_ref().is_none_or(|k| k.allows(&r.name)))
-        .map(|r| json!({"id": r.name, "object": "model", "created": 0, "owned_by": "edge-router", "description": r.description}))
-        .collect();
-    json_response(200, &json!({"object": "list", "data": data}))
+    // A key restricted to some routes sees only those.
+    let list = crate::api::models::model_list(&loaded.table, |name| {
+        key.as_ref().is_none_or(|k| k.allows(name))
+    });
+    json_response(200, &list)
 }
 
 /// The gateway's status for anyone (load balancers, uptime checks); where the table comes

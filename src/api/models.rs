@@ -1,0 +1,125 @@
+//! `GET /v1/models`: the routes as OpenAI's model list, each with what a client needs to pick
+//! one (capabilities, context window, price range, description).
+
+use crate::config::{Deployment, Route, RoutingTable};
+use crate::usage::format_usd;
+use serde_json::{json, Value};
+
+/// The model list of `table`, with only the routes `visible` keeps (a restricted gateway key
+/// sees its own routes).
+pub fn model_list(table: &RoutingTable, visible: impl Fn(&str) -> bool) -> Value {
+    let data: Vec<Value> = table
+        .routes
+        .values()
+        .filter(|r| visible(&r.name))
+        .map(|r| model_entry(table, r))
+        .collect();
+    json!({"object": "list", "data": data})
+}
+
+/// One route. A capability is listed when some deployment of the chain has it (the router
+/// skips those without it, so such requests are served); the context window is the smallest
+/// of the chain (a prompt that fits it fits every deployment); prices are the range over the
+/// chain, in USD per million tokens.
+fn model_entry(table: &RoutingTable, route: &Route) -> Value {
+    let deps: Vec<&Deployment> = route
+        .chain
+        .steps()
+        .iter()
+        .filter_map(|s| table.deployment(s.deployment))
+        .collect();
+    let any = |f: fn(&Deployment) -> bool| deps.iter().any(|d| f(d));
+    let range = |f: fn(&Deployment) -> u64| {
+        let min = deps.iter().map(|d| f(d)).min();
+        let max = deps.iter().map(|d| f(d)).max();
+        match (min, max) {
+            (Some(min), Some(max)) => json!({"min": format_usd(min), "max": format_usd(max)}),
+            _ => Value::Null,
+        }
+    };
+    json!({
+        "id": route.name,
+        "object": "model",
+        "created": 0,
+        "owned_by": "edge-router",
+        "description": route.description,
+        "capabilities": {
+            "chat": true,
+            "embeddings": false,
+            "tools": any(|d| d.capabilities.tools),
+            "vision": any(|d| d.capabilities.vision),
+            "json": any(|d| d.capabilities.json),
+            "streaming": any(|d| d.capabilities.streaming),
+        },
+        "context_window": deps.iter().map(|d| d.context_window).min(),
+        "pricing": {
+            "input_per_mtok_usd": range(|d| d.price.input_nanos_per_mtok),
+            "output_per_mtok_usd": range(|d| d.price.output_nanos_per_mtok),
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::parse_table;
+
+    fn table() -> RoutingTable {
+        parse_table(
+            r#"{"version":1,
+                "providers":{"p":{"kind":"openai","base_url":"http://x/v1"}},
+                "deployments":{
+                  "small":{"provider":"p","model":"s","context_window":8000,
+                           "capabilities":{"vision":false,"tools":false},
+                           "price":{"input_per_mtok_usd":0.15,"output_per_mtok_usd":0.6}},
+                  "big":{"provider":"p","model":"b","context_window":200000,
+                         "capabilities":{"vision":true,"tools":false},
+                         "price":{"input_per_mtok_usd":3,"output_per_mtok_usd":15}}},
+                "routes":{
+                  "mixed":{"chain":["small","big"],"description":"cheap first"},
+                  "only-small":{"chain":["small"]}}}"#,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn each_route_says_what_it_can_do_and_cost() {
+        let list = model_list(&table(), |_| true);
+        let mixed = list["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["id"] == "mixed")
+            .unwrap();
+        assert_eq!(mixed["object"], "model");
+        assert_eq!(mixed["description"], "cheap first");
+        assert_eq!(
+            mixed["context_window"], 8000,
+            "the smallest along the chain"
+        );
+        assert_eq!(mixed["capabilities"]["vision"], true, "one deployment can");
+        assert_eq!(mixed["capabilities"]["tools"], false, "none can");
+        assert_eq!(mixed["capabilities"]["chat"], true);
+        assert_eq!(
+            mixed["pricing"]["input_per_mtok_usd"],
+            json!({"min": "0.15", "max": "3"})
+        );
+        assert_eq!(
+            mixed["pricing"]["output_per_mtok_usd"],
+            json!({"min": "0.6", "max": "15"})
+        );
+    }
+
+    #[test]
+    fn only_visible_routes_are_listed() {
+        let list = model_list(&table(), |name| name == "only-small");
+        let ids: Vec<&str> = list["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|m| m["id"].as_str())
+            .collect();
+        assert_eq!(ids, ["only-small"]);
+        assert_eq!(list["object"], "list");
+    }
+}
