@@ -466,6 +466,7 @@ fn objects_are_never_read_from_arrays() {
         ("routes.weighted.hedge", json!([2000])),
         ("tasks", json!([null, {}, []])),
         ("limits", json!([12])),
+        ("cors", json!([["https://a.example"]])),
         ("tasks.rules[0]", json!(["long", {}, "code"])),
         (
             "tasks.rules[0].when",
@@ -480,6 +481,7 @@ fn objects_are_never_read_from_arrays() {
         t["deployments"]["m"]["limits"] = json!({});
         t["routes"]["weighted"]["hedge"] = json!({"after_ms": 2000});
         t["limits"] = json!({"subrequests": 100});
+        t["cors"] = json!({"allow_origins": ["https://a.example"]});
         parse_table(&t.to_string()).unwrap_or_else(|e| panic!("base table: {e:?}"));
         let pointer = format!("/{}", path.replace('.', "/").replace("[0]", "/0"));
         *t.pointer_mut(&pointer).expect(path) = positional;
@@ -502,4 +504,27 @@ fn objects_are_never_read_from_arrays() {
         errs[0].starts_with("routes.workhorse.chain[0]: invalid type: sequence"),
         "{errs:?}"
     );
+}
+
+#[test]
+fn cors_origins_are_exact_origins_or_a_star() {
+    let mut t = good();
+    t["cors"] = json!({"allow_origins": ["https://app.example", "http://localhost:5173", "*"]});
+    let table = parse_table(&t.to_string()).unwrap();
+    assert_eq!(table.cors_origins.len(), 3);
+    for bad in [
+        "https://app.example/",
+        "app.example",
+        "https://a b",
+        "ftp://x",
+    ] {
+        t["cors"] = json!({"allow_origins": [bad]});
+        let errs = errors_of(&t);
+        assert!(
+            errs.iter().any(|e| e.starts_with("cors.allow_origins[0]:")),
+            "{bad}: {errs:?}"
+        );
+    }
+    t.as_object_mut().unwrap().remove("cors");
+    assert!(parse_table(&t.to_string()).unwrap().cors_origins.is_empty());
 }

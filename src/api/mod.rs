@@ -2,6 +2,7 @@
 
 pub mod anthropic;
 pub mod chat;
+pub mod cors;
 pub mod error;
 mod fields;
 pub mod models;

@@ -55,6 +55,7 @@ objects_only!(
     RawBreaker,
     RawLimits,
     RawRequestLimits,
+    RawCors,
     RawRetry,
     RawTimeouts,
     RawProvider,
@@ -86,6 +87,18 @@ pub struct RawTable {
     /// Per-request limits of the platform the gateway runs on.
     #[serde(default)]
     pub limits: RawRequestLimits,
+    /// Browsers: which origins may call the gateway (CORS); none when absent.
+    #[serde(default)]
+    pub cors: RawCors,
+}
+
+/// Cross-origin calls from browsers and WebViews, opt-in by origin.
+#[derive(Debug, Default, Deserialize)]
+#[serde(remote = "Self", deny_unknown_fields)]
+pub struct RawCors {
+    /// Exact origins (`https://app.example.com`), or `"*"` for any.
+    #[serde(default)]
+    pub allow_origins: Vec<String>,
 }
 
 /// What one request may spend on the platform (Workers' per-invocation limits).

@@ -388,6 +388,8 @@ pub struct RoutingTable {
     /// Output tokens assumed for reservations when a request sets no output limit.
     pub estimated_output_tokens: u32,
     pub limits: RequestLimits,
+    /// Origins browsers may call from (`cors.allow_origins`); `*` for any. Empty: no CORS.
+    pub cors_origins: Vec<String>,
     pub providers: Vec<Provider>,
     pub deployments: Vec<Deployment>,
     pub routes: BTreeMap<String, Route>,

@@ -3,7 +3,9 @@
 
 use super::money::usd_to_nanos;
 use super::providers::provider_kind;
-use super::raw::{RawCapabilities, RawDefaults, RawRequestLimits, RawRetry, RawTable, RawTimeouts};
+use super::raw::{
+    RawCapabilities, RawCors, RawDefaults, RawRequestLimits, RawRetry, RawTable, RawTimeouts,
+};
 use super::types::*;
 use crate::resilience::subrequests::{DEFAULT_SUBREQUESTS, MIN_SUBREQUESTS};
 use std::collections::BTreeMap;
@@ -74,6 +76,7 @@ pub fn validate(raw: RawTable) -> Result<RoutingTable, Vec<String>> {
         None => DEFAULT_ESTIMATED_OUTPUT_TOKENS,
     };
     let limits = request_limits(&raw.limits, &mut errs);
+    let cors_origins = cors_origins(&raw.cors, &mut errs);
 
     let mut provider_index = BTreeMap::new();
     let mut providers = Vec::new();
@@ -202,6 +205,7 @@ pub fn validate(raw: RawTable) -> Result<RoutingTable, Vec<String>> {
         Ok(RoutingTable {
             estimated_output_tokens,
             limits,
+            cors_origins,
             providers,
             deployments,
             routes,
@@ -210,6 +214,33 @@ pub fn validate(raw: RawTable) -> Result<RoutingTable, Vec<String>> {
     } else {
         Err(errs.0)
     }
+}
+
+/// `cors.allow_origins`: `*`, or origins as browsers send them (`scheme://host[:port]`, no
+/// path, no trailing slash), since they are compared exactly.
+fn cors_origins(raw: &RawCors, errs: &mut Errors) -> Vec<String> {
+    for (i, o) in raw.allow_origins.iter().enumerate() {
+        if o == "*" {
+            continue;
+        }
+        let rest = o
+            .strip_prefix("https://")
+            .or_else(|| o.strip_prefix("http://"));
+        let ok = rest.is_some_and(|host| {
+            !host.is_empty()
+                && !host.contains(['/', '?', '#', ' '])
+                && host.chars().all(|c| c.is_ascii_graphic())
+        });
+        if !ok {
+            errs.push(
+                &format!("cors.allow_origins[{i}]"),
+                format!(
+                    "{o:?} is not an origin: write it as a browser sends it, e.g. \"https://app.example.com\" (no path, no trailing slash), or \"*\""
+                ),
+            );
+        }
+    }
+    raw.allow_origins.clone()
 }
 
 fn request_limits(raw: &RawRequestLimits, errs: &mut Errors) -> RequestLimits {

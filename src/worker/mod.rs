@@ -8,6 +8,7 @@ mod auth;
 mod background;
 mod chat;
 mod config_source;
+mod cors;
 mod cron;
 mod dashboard;
 mod finish;
@@ -38,21 +39,36 @@ async fn fetch(raw: web_sys::Request, env: Env, ctx: Context) -> Result<web_sys:
     console_error_panic_hook::set_once();
     let path = crate::api::url_path(&raw.url()).to_string();
     let method = raw.method();
-    // The hot path works on the runtime's request as it is (see `chat::handle`).
-    if method == "POST" {
-        match path.as_str() {
-            "/v1/chat/completions" => {
-                return chat::handle(raw, path, env, ctx, ClientFormat::OpenAi).await
-            }
-            "/v1/messages" => {
-                return chat::handle(raw, path, env, ctx, ClientFormat::Anthropic).await
-            }
-            _ => {}
-        }
+    // Only browsers send `Origin`: everyone else pays this one lookup.
+    let origin = raw.headers().get("origin").ok().flatten();
+    if method == "OPTIONS" {
+        let requested = raw
+            .headers()
+            .get("access-control-request-headers")
+            .ok()
+            .flatten();
+        return cors::preflight(&env, &ctx, origin.as_deref(), requested.as_deref()).await;
     }
-    other(Request::from(raw), env, ctx)
-        .await
-        .map(web_sys::Response::from)
+    // The allowed origins, read before the handler takes the context (a browser's request
+    // only: the table is this isolate's cached one).
+    let cors_origins = match origin {
+        Some(_) => cors::origins(&env, &ctx).await,
+        None => Vec::new(),
+    };
+    // The hot path works on the runtime's request as it is (see `chat::handle`).
+    let answer = match (method.as_str(), path.as_str()) {
+        ("POST", "/v1/chat/completions") => {
+            chat::handle(raw, path, env, ctx, ClientFormat::OpenAi).await
+        }
+        ("POST", "/v1/messages") => {
+            chat::handle(raw, path, env, ctx, ClientFormat::Anthropic).await
+        }
+        _ => other(Request::from(raw), env, ctx)
+            .await
+            .map(web_sys::Response::from),
+    }?;
+    cors::add_headers(&answer, &cors_origins, origin.as_deref());
+    Ok(answer)
 }
 
 /// Everything but the two chat endpoints.

@@ -333,7 +333,7 @@ fn struct_paths(t: &Value) -> Vec<Vec<Seg>> {
             }
         }
     };
-    objects(&mut out, vec![], &["defaults", "tasks", "limits"]);
+    objects(&mut out, vec![], &["defaults", "tasks", "limits", "cors"]);
     objects(
         &mut out,
         vec![key("defaults")],
