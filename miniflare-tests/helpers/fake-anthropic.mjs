@@ -104,6 +104,8 @@ export function jsonFragments(json) {
 export async function startFakeAnthropic({ host = "127.0.0.1" } = {}) {
   const scripts = new Map();
   const received = new Map();
+  /** scenario → count_tokens requests (kept apart: they do not consume scripted steps). */
+  const counted = new Map();
   const pendingResponses = new Set();
   let idSeq = 0;
 
@@ -124,6 +126,26 @@ export async function startFakeAnthropic({ host = "127.0.0.1" } = {}) {
   async function handle(req, res, rawBody) {
     pendingResponses.add(res);
     res.on("close", () => pendingResponses.delete(res));
+    const c = /^\/s\/([^/]+)\/v1\/messages\/count_tokens\/?(?:\?.*)?$/.exec(req.url);
+    if (c) {
+      // POST /v1/messages/count_tokens: {"input_tokens": n} for the body's messages and system.
+      const scenario = decodeURIComponent(c[1]);
+      let body;
+      try {
+        body = JSON.parse(rawBody);
+      } catch {
+        return sendError(res, 400, "invalid_request_error", "fake-anthropic: body is not JSON");
+      }
+      const list = counted.get(scenario) ?? [];
+      counted.set(scenario, list);
+      list.push({ method: req.method, url: req.url, headers: { ...req.headers }, body });
+      if (typeof body?.model !== "string" || !Array.isArray(body?.messages)) {
+        return sendError(res, 400, "invalid_request_error", "model and messages are required");
+      }
+      res.writeHead(200, { "content-type": "application/json" });
+      res.end(JSON.stringify({ input_tokens: countInputTokens(body) }));
+      return;
+    }
     const m = /^\/s\/([^/]+)\/v1\/messages\/?(?:\?.*)?$/.exec(req.url);
     if (!m) return sendError(res, 404, "not_found_error", `fake-anthropic: unknown path ${req.method} ${req.url}`);
     if (req.method !== "POST") return sendError(res, 405, "invalid_request_error", "fake-anthropic: method not allowed");
@@ -335,9 +357,12 @@ export async function startFakeAnthropic({ host = "127.0.0.1" } = {}) {
     },
     hits: (scenario) => (received.get(scenario) ?? []).length,
     requests: (scenario) => received.get(scenario) ?? [],
+    /** count_tokens requests of a scenario. */
+    counted: (scenario) => counted.get(scenario) ?? [],
     reset() {
       scripts.clear();
       received.clear();
+      counted.clear();
       srv.clearTimers();
       for (const r of pendingResponses) r.destroy();
       pendingResponses.clear();

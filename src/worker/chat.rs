@@ -23,7 +23,7 @@ use crate::report::{log_line, response_headers};
 use std::rc::Rc;
 use worker::{console_log, Context, Env, Result};
 
-const DEFAULT_MAX_BODY_BYTES: usize = 8 << 20;
+pub(super) const DEFAULT_MAX_BODY_BYTES: usize = 8 << 20;
 
 /// Serves `/v1/chat/completions` (OpenAI clients) and `/v1/messages` (Anthropic clients).
 /// Works on the runtime's own request and response objects (no `worker::Request`, which

@@ -9,6 +9,7 @@ mod background;
 mod chat;
 mod config_source;
 mod cors;
+mod count_tokens;
 mod cron;
 mod dashboard;
 mod finish;
@@ -63,6 +64,7 @@ async fn fetch(raw: web_sys::Request, env: Env, ctx: Context) -> Result<web_sys:
         ("POST", "/v1/messages") => {
             chat::handle(raw, path, env, ctx, ClientFormat::Anthropic).await
         }
+        ("POST", "/v1/messages/count_tokens") => count_tokens::handle(raw, env, ctx).await,
         _ => other(Request::from(raw), env, ctx)
             .await
             .map(web_sys::Response::from),
@@ -77,7 +79,7 @@ async fn other(req: Request, env: Env, ctx: Context) -> Result<Response> {
     let method = req.method();
     match (path.as_str(), method) {
         ("/v1/chat/completions", _) => error_response(&ApiError::method_not_allowed("POST"), None),
-        ("/v1/messages", _) => respond::client_error_response(
+        ("/v1/messages" | "/v1/messages/count_tokens", _) => respond::client_error_response(
             ClientFormat::Anthropic,
             &ApiError::method_not_allowed("POST"),
             None,

@@ -9,6 +9,6 @@ mod response;
 mod stream;
 
 pub use errors::classify_error;
-pub use request::build_request;
+pub use request::{build_count_tokens, build_request};
 pub use response::parse_response;
 pub use stream::StreamTranslator;

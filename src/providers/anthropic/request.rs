@@ -50,6 +50,39 @@ pub fn build_request(
     })
 }
 
+/// Fields of a Messages body that `count_tokens` accepts (it refuses the others).
+const COUNT_TOKENS_FIELDS: [&str; 7] = [
+    "model",
+    "messages",
+    "system",
+    "tools",
+    "tool_choice",
+    "thinking",
+    "mcp_servers",
+];
+
+/// `POST {base_url}/messages/count_tokens` for the same prompt as `build_request` would send
+/// (the client's own body for an Anthropic client), reduced to the fields it accepts.
+pub fn build_count_tokens(
+    p: &AnthropicProvider,
+    deployment: &Deployment,
+    req: &ChatRequest,
+    secrets: &dyn Secrets,
+) -> Result<HttpRequest, UpstreamError> {
+    let headers = headers(p, deployment, req, secrets)?;
+    let mut body = match &req.native_anthropic {
+        Some(native) => native_body(p, deployment, req, native),
+        None => translate_body(p, deployment, req)?,
+    };
+    body.retain(|k, _| COUNT_TOKENS_FIELDS.contains(&k.as_str()));
+    let body = serde_json::to_vec(&body).map_err(|e| invalid(e.to_string()))?;
+    Ok(HttpRequest {
+        url: format!("{}/messages/count_tokens", p.http.base_url),
+        headers,
+        body,
+    })
+}
+
 fn headers(
     p: &AnthropicProvider,
     deployment: &Deployment,
