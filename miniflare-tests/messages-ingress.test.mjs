@@ -191,10 +191,36 @@ test("Anthropic SDK -> Anthropic deployment: body passed through except model, a
   const [up] = t.requests("claude");
   assert.equal(up.url, `/s/${t.scenario("claude")}/v1/messages`);
   assert.equal(up.headers["x-api-key"], FAKE_SECRET, "the provider's key, not the client's");
-  assert.equal(up.headers["anthropic-version"], "2023-06-01");
+  // The SDK's own anthropic-version is forwarded (it wins over the provider's configured one).
+  assert.match(up.headers["anthropic-version"] ?? "", /^\d{4}-\d{2}-\d{2}$/);
   const { stream, ...rest } = up.body;
   assert.ok(stream === undefined || stream === false, `stream: ${stream}`);
   assert.deepEqual(rest, { ...request, model: "claude-up-1" }, "original body, only model replaced");
+});
+
+test("Claude Code-like request: the client's anthropic-beta and anthropic-version reach Anthropic upstreams, and no other client header does", async () => {
+  const t = await claudeTable();
+  t.script("claude", [A.ok("Beta features on.")]);
+  const betas = ["interleaved-thinking-2025-05-14", "fine-grained-tool-streaming-2025-05-14"];
+  const msg = await client.beta.messages.create(
+    { model: "claude", max_tokens: 64, system: [{ type: "text", text: "You are Claude Code.", cache_control: { type: "ephemeral" } }], messages: USER, betas },
+    { headers: { "anthropic-version": "2023-06-01", "x-custom-client-header": "must-not-pass", "x-session-id": "s1" } },
+  );
+  assert.equal(msg.content[0].text, "Beta features on.");
+  const [up] = t.requests("claude");
+  assert.equal(up.headers["anthropic-beta"], betas.join(","), "the client's betas");
+  assert.equal(up.headers["anthropic-version"], "2023-06-01");
+  assert.equal(up.headers["x-api-key"], FAKE_SECRET);
+  assert.equal(up.headers["x-custom-client-header"], undefined);
+  assert.equal(up.headers["x-session-id"], undefined);
+
+  // Falling back to an OpenAI-compatible deployment: no Anthropic header goes there.
+  t.script("claude", [A.r401()]);
+  t.script("gpt", [steps.ok("from gpt")]);
+  await client.beta.messages.create({ model: "claude", max_tokens: 64, messages: USER, betas });
+  const [gptUp] = t.requests("gpt");
+  assert.equal(gptUp.headers["anthropic-beta"], undefined);
+  assert.equal(gptUp.headers["anthropic-version"], undefined);
 });
 
 test("Anthropic SDK stream -> Anthropic deployment, with tools: events passed through, finalMessage has tool_use", async () => {

@@ -112,6 +112,7 @@ pub fn parse_messages_request(bytes: &[u8]) -> Result<ChatRequest, ApiError> {
         stream,
         include_usage: false,
         prompt_chars,
+        anthropic_headers: Vec::new(),
     })
 }
 

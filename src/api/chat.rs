@@ -28,6 +28,30 @@ pub struct ChatRequest {
     pub include_usage: bool,
     /// Characters of message text, for rough token estimates.
     pub prompt_chars: usize,
+    /// Anthropic's own request headers the client sent (`ANTHROPIC_HEADERS`), forwarded to
+    /// Anthropic upstreams only; never any other client header.
+    pub anthropic_headers: Vec<(String, String)>,
+}
+
+/// Client headers an Anthropic upstream receives as sent: the API version and the beta
+/// features the client opted into (Claude Code sends both).
+pub const ANTHROPIC_HEADERS: [&str; 2] = ["anthropic-version", "anthropic-beta"];
+
+/// Longest forwarded value of one of those headers (a beta list is short; this only bounds
+/// what a hostile client can make the gateway send).
+const MAX_ANTHROPIC_HEADER_BYTES: usize = 1024;
+
+/// The `ANTHROPIC_HEADERS` among a request's headers (names lower-case), to forward.
+pub fn anthropic_headers_of(headers: &[(String, String)]) -> Vec<(String, String)> {
+    headers
+        .iter()
+        .filter(|(k, v)| {
+            ANTHROPIC_HEADERS.contains(&k.as_str())
+                && !v.trim().is_empty()
+                && v.len() <= MAX_ANTHROPIC_HEADER_BYTES
+        })
+        .map(|(k, v)| (k.clone(), v.trim().to_string()))
+        .collect()
 }
 
 const ROLES: [&str; 6] = [
@@ -102,6 +126,7 @@ pub fn parse_chat_request(bytes: &[u8]) -> Result<ChatRequest, ApiError> {
         stream,
         include_usage: stream && include_usage,
         prompt_chars,
+        anthropic_headers: Vec::new(),
     })
 }
 
@@ -221,5 +246,32 @@ mod tests {
             assert_eq!(e.status, 400);
             assert_eq!(e.code, code, "{}", String::from_utf8_lossy(body));
         }
+    }
+
+    #[test]
+    fn only_anthropic_headers_are_picked_for_forwarding() {
+        let h = |k: &str, v: &str| (k.to_string(), v.to_string());
+        let picked = anthropic_headers_of(&[
+            h(
+                "anthropic-beta",
+                "prompt-caching-2024-07-31,fine-grained-tool-streaming-2025-05-14",
+            ),
+            h("anthropic-version", "2023-06-01"),
+            h("authorization", "Bearer sk-client"),
+            h("x-api-key", "sk-gw"),
+            h("anthropic-dangerous-direct-browser-access", "true"),
+            h("cookie", "a=b"),
+        ]);
+        assert_eq!(
+            picked,
+            vec![
+                h(
+                    "anthropic-beta",
+                    "prompt-caching-2024-07-31,fine-grained-tool-streaming-2025-05-14"
+                ),
+                h("anthropic-version", "2023-06-01"),
+            ]
+        );
+        assert!(anthropic_headers_of(&[h("anthropic-beta", &"x".repeat(5000))]).is_empty());
     }
 }

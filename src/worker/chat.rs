@@ -67,6 +67,9 @@ pub async fn handle(
         Ok(c) => c,
         Err(e) => return error_response(&e, None),
     };
+    if client == ClientFormat::Anthropic {
+        chat.anthropic_headers = crate::api::chat::anthropic_headers_of(&headers);
+    }
     let loaded = match config_source::current(&env, ctx.as_ref(), clock.now_ms()).await {
         Ok(l) => l,
         Err(msg) => return error_response(&config_unavailable(msg), None),

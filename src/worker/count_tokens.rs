@@ -40,10 +40,11 @@ pub async fn handle(req: web_sys::Request, env: Env, ctx: Context) -> Result<web
             return error(&e);
         }
     };
-    let chat = match parse_count_tokens_request(&body) {
+    let mut chat = match parse_count_tokens_request(&body) {
         Ok(c) => c,
         Err(e) => return error(&e),
     };
+    chat.anthropic_headers = crate::api::chat::anthropic_headers_of(&headers);
     let table = match config_source::current(&env, &ctx, now).await {
         Ok(l) => l.table,
         Err(msg) => return error(&super::respond::config_unavailable(msg)),

@@ -101,6 +101,12 @@ fn headers(
         "application/json"
     };
     headers.push(("accept".into(), accept.into()));
+    // The client's `anthropic-version` / `anthropic-beta` (an allowlist: no other client
+    // header reaches an upstream) win over the provider's configured version.
+    for (k, v) in &req.anthropic_headers {
+        headers.retain(|(existing, _)| !existing.eq_ignore_ascii_case(k));
+        headers.push((k.clone(), v.clone()));
+    }
     for (k, v) in &p.http.headers {
         headers.retain(|(existing, _)| !existing.eq_ignore_ascii_case(k));
         headers.push((k.clone(), v.clone()));

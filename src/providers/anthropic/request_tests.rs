@@ -60,6 +60,7 @@ fn request(body: Value, native: Option<Value>) -> ChatRequest {
         stream,
         include_usage: false,
         prompt_chars: 0,
+        anthropic_headers: Vec::new(),
     }
 }
 
