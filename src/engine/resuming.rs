@@ -10,16 +10,15 @@
 //! its message naming the budget); a prefill refusal is never the caller's error (the original
 //! failure is).
 
-use super::attempt::{run_attempt, AttemptInput, AttemptOutcome};
+use super::attempt::AttemptOutcome;
 use super::gate::{gate, Gate};
 use super::meta::AttemptRecord;
 use super::outcome::CommittedStream;
 use super::ports::{Clock, Health, ResponseBody, Transport};
 use super::resume::{Delivered, Filter, Method, DIVERGED};
 use super::Engine;
-use crate::api::{ChatRequest, ClientFormat};
+use crate::api::ChatRequest;
 use crate::config::{PrefillSupport, ResumeMode, Route};
-use crate::providers::build_target;
 use crate::resilience::subrequests::SubrequestBudget;
 use crate::resilience::{ErrorClass, UpstreamError};
 use crate::usage::Usage;
@@ -258,23 +257,9 @@ impl<B: ResponseBody> CommittedStream<B> {
                 ),
             };
             let started = engine.clock.now_ms();
-            let outcome = match build_target(engine.table, dep, &req, engine.secrets) {
-                Ok(target) => {
-                    let input = AttemptInput {
-                        deployment: dep,
-                        target,
-                        stream: true,
-                        client_wants_usage: req.include_usage
-                            || req.client == ClientFormat::Anthropic,
-                        client: req.client,
-                        request_deadline_ms: self.resume.request_deadline_ms,
-                        resume: Some((filter, delivered.clone(), self.live.egress_clone())),
-                        redactor: engine.redactor,
-                    };
-                    run_attempt(input, engine.transport, engine.clock).await
-                }
-                Err(e) => AttemptOutcome::Failed(e),
-            };
+            let from = (filter, delivered.clone(), self.live.egress_clone());
+            let deadline = self.resume.request_deadline_ms;
+            let outcome = engine.attempt_once(dep, &req, deadline, Some(from)).await;
             let duration_ms = engine.clock.now_ms().saturating_sub(started);
             self.meta.waiting_ms += duration_ms;
             let mut record = AttemptRecord {
