@@ -29,6 +29,7 @@ use crate::api::ChatRequest;
 use crate::config::{Route, RoutingTable};
 use crate::providers::Secrets;
 use crate::redact::Redactor;
+use crate::usage::estimate;
 use answer::{split, Answered, Visit};
 use book::failed;
 use gate::gate;
@@ -95,7 +96,7 @@ impl<T: Transport, C: Clock, H: Health> Engine<'_, T, C, H> {
             ctx.jitter_seed,
         );
         let est_tokens = {
-            let u = crate::keys::estimated_usage(req, self.table);
+            let u = estimate::at_most(req, self.table.estimated_output_tokens);
             u.prompt_tokens.saturating_add(u.completion_tokens)
         };
         while let Some(c) = walk.next_candidate(&mut meta) {

@@ -22,7 +22,7 @@ use crate::api::ChatRequest;
 use crate::config::{Deployment, PrefillSupport, ResumeMode, Route};
 use crate::resilience::subrequests::SubrequestBudget;
 use crate::resilience::{ErrorClass, UpstreamError};
-use crate::usage::Usage;
+use crate::usage::{estimate, Usage};
 use serde_json::{json, Value};
 use std::rc::Rc;
 
@@ -108,28 +108,22 @@ impl ResumeState {
     }
 
     /// The final attempt's usage when the provider never reported it (a stream cut or ended
-    /// without a usage event): the prompt, and about 4 characters per token of what it
+    /// without a usage event): the prompt, and an estimate (`usage::estimate`) of what it
     /// delivered beyond what broken attempts already booked. Never zero for a real answer.
     pub fn estimate_unreported(&self, delivered: &Delivered) -> Usage {
-        let chars = delivered.chars;
-        Usage {
-            prompt_tokens: (self.req.prompt_chars as u64).div_ceil(4).max(1),
-            completion_tokens: (chars.saturating_sub(self.counted_chars) as u64).div_ceil(4),
-            ..Usage::default()
-        }
+        estimate::unreported(
+            &self.req,
+            delivered.chars.saturating_sub(self.counted_chars),
+        )
     }
 
-    /// Books the broken attempt's tokens: the prompt, and roughly 4 characters per token of
+    /// Books the broken attempt's tokens: the prompt, and an estimate (`usage::estimate`) of
     /// what it delivered (a cut stream never reports its usage).
     fn count_broken(&mut self, delivered: &Delivered, price: &crate::config::Price) {
         let chars = delivered.chars;
         let new_chars = chars.saturating_sub(self.counted_chars);
         self.counted_chars = chars;
-        let u = Usage {
-            prompt_tokens: (self.req.prompt_chars as u64).div_ceil(4).max(1),
-            completion_tokens: (new_chars as u64).div_ceil(4),
-            ..Usage::default()
-        };
+        let u = estimate::unreported(&self.req, new_chars);
         self.prior_cost_nanos += u.cost_nanos(price);
         self.prior.prompt_tokens += u.prompt_tokens;
         self.prior.completion_tokens += u.completion_tokens;
