@@ -13,11 +13,9 @@
 //! budget cannot pay for one, the first attempt runs alone.
 
 use super::attempt::{AttemptInput, AttemptOutcome};
-use super::book::missing_capability;
 use super::gate::{gate, Gate};
 use super::ports::{Clock, Health, Transport};
 use super::Engine;
-use crate::api::chat::Needs;
 use crate::api::ChatRequest;
 use crate::config::Route;
 use crate::resilience::subrequests::SubrequestBudget;
@@ -85,12 +83,12 @@ pub(super) struct HedgePlan<'p> {
     pub budget: &'p mut SubrequestBudget,
     pub route: &'p Route,
     pub req: &'p ChatRequest,
-    pub needs: &'p Needs,
-    pub min_context: Option<u32>,
     pub request_deadline_ms: u64,
     /// The first attempt's chain step.
     pub primary_step: usize,
-    /// Chain steps after it, in plan order: the hedge is the first eligible one.
+    /// Chain steps after it, in plan order, that the walk's skip rules let through and that
+    /// have no limits of their own to wait on: the hedge is the first of them the breaker and
+    /// the budget allow.
     pub rest: Vec<usize>,
 }
 
@@ -179,13 +177,6 @@ impl<T: Transport, C: Clock, H: Health> Engine<'_, T, C, H> {
             }) else {
                 continue;
             };
-            if hp.min_context.is_some_and(|m| dep.context_window <= m)
-                || missing_capability(hp.needs, &dep.capabilities).is_some()
-                || dep.limits.rpm.is_some()
-                || dep.limits.tpm.is_some()
-            {
-                continue;
-            }
             if !hp.budget.affords_visit(index, dep.breaker.enabled, false) {
                 return None;
             }

@@ -44,6 +44,19 @@ pub(super) struct Candidate<'r> {
     pub limited: bool,
 }
 
+/// Why a deployment cannot serve the request (a skip rule).
+enum Unfit {
+    /// Its context window is no larger than one that was already too small.
+    ContextWindow,
+    /// It lacks this capability, which the request needs.
+    Missing(&'static str),
+}
+
+/// The deployment has its own rate limits: every attempt waits on an admission.
+fn has_limits(dep: &Deployment) -> bool {
+    dep.limits.rpm.is_some() || dep.limits.tpm.is_some()
+}
+
 /// What follows a failed attempt.
 #[derive(Debug, PartialEq, Eq)]
 pub(super) enum Step {
@@ -165,21 +178,21 @@ impl<'r> ChainWalk<'r> {
         }
         let step = self.route.chain.steps().get(step_index)?;
         let dep = self.table.deployment(step.deployment)?;
-        if self
-            .min_context
-            .is_some_and(|min| dep.context_window <= min)
-        {
-            meta.skipped
-                .push((dep.name.clone(), "context_window".into()));
-            return None;
+        match self.unfit(dep) {
+            None => {}
+            Some(Unfit::ContextWindow) => {
+                meta.skipped
+                    .push((dep.name.clone(), "context_window".into()));
+                return None;
+            }
+            Some(Unfit::Missing(missing)) => {
+                meta.skipped
+                    .push((dep.name.clone(), format!("missing_capability_{missing}")));
+                self.unserved.get_or_insert(missing);
+                return None;
+            }
         }
-        if let Some(missing) = missing_capability(&self.needs, &dep.capabilities) {
-            meta.skipped
-                .push((dep.name.clone(), format!("missing_capability_{missing}")));
-            self.unserved.get_or_insert(missing);
-            return None;
-        }
-        let limited = dep.limits.rpm.is_some() || dep.limits.tpm.is_some();
+        let limited = has_limits(dep);
         if !self
             .budget
             .affords_visit(step.deployment, dep.breaker.enabled, limited)
@@ -197,6 +210,19 @@ impl<'r> ChainWalk<'r> {
             forced,
             limited,
         })
+    }
+
+    /// The skip rules that depend only on the deployment and what the walk learned: None
+    /// when it may serve the request. A new rule of this kind goes here; visits and hedges
+    /// both obey it.
+    fn unfit(&self, dep: &Deployment) -> Option<Unfit> {
+        if self
+            .min_context
+            .is_some_and(|min| dep.context_window <= min)
+        {
+            return Some(Unfit::ContextWindow);
+        }
+        missing_capability(&self.needs, &dep.capabilities).map(Unfit::Missing)
     }
 
     fn forced_planned(&self) -> bool {
@@ -265,12 +291,19 @@ impl<'r> ChainWalk<'r> {
             .route
             .hedge_after_ms
             .filter(|_| first && !probe && !c.limited)?;
+        let steps = self.route.chain.steps();
+        let fits = |&(i, forced): &(usize, bool)| {
+            let dep = steps
+                .get(i)
+                .and_then(|s| self.table.deployment(s.deployment));
+            !forced && dep.is_some_and(|d| self.unfit(d).is_none() && !has_limits(d))
+        };
         let rest = self
             .plan
             .get(self.next_visit..)
             .unwrap_or_default()
             .iter()
-            .filter(|(_, f)| !*f)
+            .filter(|p| fits(p))
             .map(|(i, _)| *i)
             .collect();
         Some((
@@ -279,8 +312,6 @@ impl<'r> ChainWalk<'r> {
                 budget: &mut self.budget,
                 route: self.route,
                 req,
-                needs: &self.needs,
-                min_context: self.min_context,
                 request_deadline_ms: self.request_deadline_ms,
                 primary_step: c.step_index,
                 rest,

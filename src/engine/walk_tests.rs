@@ -397,3 +397,22 @@ fn only_the_requests_first_attempt_is_hedged_and_a_failed_hedge_is_not_visited_a
     );
     assert_eq!(name(&visit(&mut w, &mut meta)).as_deref(), Some("c"));
 }
+
+#[test]
+fn a_hedge_obeys_the_same_skip_rules_as_a_visit() {
+    let t = table(json!({"hedge": {"after_ms": 300}}), json!({}));
+    let req = crate::api::parse_chat_request(
+        br#"{"model":"r","messages":[{"role":"user","content":"hi"}],
+            "tools":[{"type":"function","function":{"name":"f","parameters":{}}}]}"#,
+    )
+    .expect("request");
+    let mut w = walk(&t, req.needs());
+    let mut meta = Meta::default();
+    let c = visit(&mut w, &mut meta).expect("a");
+    assert!(w.may_start(&c, 0));
+    match w.hedge(&c, false, &req, &meta) {
+        // c has no tools: never a hedge for a request that needs them.
+        Some((_, hp)) => assert_eq!(hp.rest, vec![1]),
+        None => panic!("the first attempt is hedged"),
+    }
+}
