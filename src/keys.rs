@@ -189,18 +189,10 @@ pub fn cap_output(req: &mut ChatRequest, key: &KeyRecord, table: &RoutingTable) 
     Some(cap)
 }
 
-/// The tokens a request may use at most: its prompt (about 4 characters per token) and its
+/// The tokens a request may use at most: its prompt (`usage::estimate`) and its
 /// output limit, or the table's `estimated_output_tokens` when it sets none.
 pub fn estimated_usage(req: &ChatRequest, table: &RoutingTable) -> Usage {
-    let output = ["max_completion_tokens", "max_tokens"]
-        .iter()
-        .find_map(|k| req.body.get(*k).and_then(Value::as_u64))
-        .unwrap_or(u64::from(table.estimated_output_tokens));
-    Usage {
-        prompt_tokens: (req.prompt_chars as u64).div_ceil(4).max(1),
-        completion_tokens: output,
-        ..Usage::default()
-    }
+    crate::usage::estimate::at_most(req, table.estimated_output_tokens)
 }
 
 /// What a request may cost at most, reserved before it is sent: the prompt (about 4

@@ -4,6 +4,8 @@
 use crate::config::Price;
 use serde_json::Value;
 
+pub mod estimate;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Usage {
     pub prompt_tokens: u64,

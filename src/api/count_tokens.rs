@@ -25,7 +25,7 @@ pub fn estimate_input_tokens(req: &ChatRequest) -> u64 {
         .body
         .get("tools")
         .map_or(0, |t| t.to_string().chars().count());
-    ((req.prompt_chars + tools) as u64).div_ceil(4).max(1)
+    crate::usage::estimate::tokens(req.prompt_chars + tools).max(1)
 }
 
 #[cfg(test)]

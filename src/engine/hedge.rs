@@ -12,15 +12,12 @@
 //! again). A hedge is paid from the request's subrequest budget like any attempt; when the
 //! budget cannot pay for one, the first attempt runs alone.
 
-use super::attempt::{run_attempt, AttemptInput, AttemptOutcome};
-use super::book::missing_capability;
+use super::attempt::{AttemptInput, AttemptOutcome};
 use super::gate::{gate, Gate};
 use super::ports::{Clock, Health, Transport};
 use super::Engine;
-use crate::api::chat::Needs;
-use crate::api::{ChatRequest, ClientFormat};
+use crate::api::ChatRequest;
 use crate::config::Route;
-use crate::providers::build_target;
 use crate::resilience::subrequests::SubrequestBudget;
 use crate::resilience::UpstreamError;
 use std::future::{poll_fn, Future};
@@ -86,24 +83,26 @@ pub(super) struct HedgePlan<'p> {
     pub budget: &'p mut SubrequestBudget,
     pub route: &'p Route,
     pub req: &'p ChatRequest,
-    pub needs: &'p Needs,
-    pub min_context: Option<u32>,
     pub request_deadline_ms: u64,
     /// The first attempt's chain step.
     pub primary_step: usize,
-    /// Chain steps after it, in plan order: the hedge is the first eligible one.
+    /// Chain steps after it, in plan order, that the walk's skip rules let through and that
+    /// have no limits of their own to wait on: the hedge is the first of them the breaker and
+    /// the budget allow.
     pub rest: Vec<usize>,
 }
 
 impl<T: Transport, C: Clock, H: Health> Engine<'_, T, C, H> {
+    /// Runs `primary` (the request's first attempt, not yet polled) and, if it has not
+    /// answered after `after_ms`, a hedge beside it.
     pub(super) async fn hedged_attempt(
         &self,
-        primary: AttemptInput<'_>,
+        primary: impl Future<Output = AttemptOutcome<T::Body>>,
         after_ms: u64,
         mut hp: HedgePlan<'_>,
     ) -> Hedged<T::Body> {
         let a_started = self.clock.now_ms();
-        let mut a = pin!(run_attempt(primary, self.transport, self.clock));
+        let mut a = pin!(primary);
         let mut timer = pin!(self.clock.sleep(after_ms));
         if let Either::Left(outcome) = race(a.as_mut(), timer.as_mut()).await {
             return Hedged::Primary {
@@ -118,7 +117,7 @@ impl<T: Transport, C: Clock, H: Health> Engine<'_, T, C, H> {
             };
         };
         let b_started = self.clock.now_ms();
-        let mut b = pin!(run_attempt(b_input, self.transport, self.clock));
+        let mut b = pin!(self.send(b_input));
         let loser = |step_index, started_ms, error| Loser {
             step_index,
             started_ms,
@@ -178,13 +177,6 @@ impl<T: Transport, C: Clock, H: Health> Engine<'_, T, C, H> {
             }) else {
                 continue;
             };
-            if hp.min_context.is_some_and(|m| dep.context_window <= m)
-                || missing_capability(hp.needs, &dep.capabilities).is_some()
-                || dep.limits.rpm.is_some()
-                || dep.limits.tpm.is_some()
-            {
-                continue;
-            }
             if !hp.budget.affords_visit(index, dep.breaker.enabled, false) {
                 return None;
             }
@@ -193,26 +185,13 @@ impl<T: Transport, C: Clock, H: Health> Engine<'_, T, C, H> {
             if !matches!(g, Gate::Go { probe: false }) {
                 continue;
             }
-            let Ok(target) = build_target(self.table, dep, hp.req, self.secrets) else {
+            let Ok(input) = self.prepare(dep, hp.req, hp.request_deadline_ms, None) else {
                 continue;
             };
             if !hp.budget.try_attempt(index, false) {
                 return None;
             }
-            return Some((
-                step_index,
-                AttemptInput {
-                    deployment: dep,
-                    target,
-                    stream: hp.req.stream,
-                    client_wants_usage: hp.req.include_usage
-                        || hp.req.client == ClientFormat::Anthropic,
-                    client: hp.req.client,
-                    request_deadline_ms: hp.request_deadline_ms,
-                    resume: None,
-                    redactor: self.redactor,
-                },
-            ));
+            return Some((step_index, input));
         }
         None
     }

@@ -10,19 +10,19 @@
 //! its message naming the budget); a prefill refusal is never the caller's error (the original
 //! failure is).
 
-use super::attempt::{run_attempt, AttemptInput, AttemptOutcome};
+use super::attempt::AttemptOutcome;
 use super::gate::{gate, Gate};
 use super::meta::AttemptRecord;
 use super::outcome::CommittedStream;
 use super::ports::{Clock, Health, ResponseBody, Transport};
 use super::resume::{Delivered, Filter, Method, DIVERGED};
+use super::stream::LiveStream;
 use super::Engine;
-use crate::api::{ChatRequest, ClientFormat};
-use crate::config::{PrefillSupport, ResumeMode, Route};
-use crate::providers::build_target;
+use crate::api::ChatRequest;
+use crate::config::{Deployment, PrefillSupport, ResumeMode, Route};
 use crate::resilience::subrequests::SubrequestBudget;
 use crate::resilience::{ErrorClass, UpstreamError};
-use crate::usage::Usage;
+use crate::usage::{estimate, Usage};
 use serde_json::{json, Value};
 use std::rc::Rc;
 
@@ -108,28 +108,22 @@ impl ResumeState {
     }
 
     /// The final attempt's usage when the provider never reported it (a stream cut or ended
-    /// without a usage event): the prompt, and about 4 characters per token of what it
+    /// without a usage event): the prompt, and an estimate (`usage::estimate`) of what it
     /// delivered beyond what broken attempts already booked. Never zero for a real answer.
     pub fn estimate_unreported(&self, delivered: &Delivered) -> Usage {
-        let chars = delivered.chars;
-        Usage {
-            prompt_tokens: (self.req.prompt_chars as u64).div_ceil(4).max(1),
-            completion_tokens: (chars.saturating_sub(self.counted_chars) as u64).div_ceil(4),
-            ..Usage::default()
-        }
+        estimate::unreported(
+            &self.req,
+            delivered.chars.saturating_sub(self.counted_chars),
+        )
     }
 
-    /// Books the broken attempt's tokens: the prompt, and roughly 4 characters per token of
+    /// Books the broken attempt's tokens: the prompt, and an estimate (`usage::estimate`) of
     /// what it delivered (a cut stream never reports its usage).
     fn count_broken(&mut self, delivered: &Delivered, price: &crate::config::Price) {
         let chars = delivered.chars;
         let new_chars = chars.saturating_sub(self.counted_chars);
         self.counted_chars = chars;
-        let u = Usage {
-            prompt_tokens: (self.req.prompt_chars as u64).div_ceil(4).max(1),
-            completion_tokens: (new_chars as u64).div_ceil(4),
-            ..Usage::default()
-        };
+        let u = estimate::unreported(&self.req, new_chars);
         self.prior_cost_nanos += u.cost_nanos(price);
         self.prior.prompt_tokens += u.prompt_tokens;
         self.prior.completion_tokens += u.completion_tokens;
@@ -158,7 +152,80 @@ fn prefill_request(req: &ChatRequest, text: &str, support: PrefillSupport) -> Ch
     r
 }
 
+/// What follows a resume attempt that failed.
+#[derive(Debug, PartialEq, Eq)]
+enum After {
+    /// The deployment refused the prefill: replay on it instead (not counted as a resume).
+    Replay,
+    /// Go on to the next deployment.
+    Next,
+    /// Resuming is over for this request.
+    Stop,
+}
+
+impl ResumeState {
+    /// How to resume on `deployment` (a table index) whose provider supports `prefill`, by
+    /// the route's mode; None when the mode allows no method there.
+    fn method(&self, deployment: usize, prefill: PrefillSupport) -> Option<Method> {
+        let can_prefill =
+            prefill != PrefillSupport::None && !self.prefill_refused.contains(&deployment);
+        match self.route.resume.mode {
+            ResumeMode::Prefill => can_prefill.then_some(Method::Prefill),
+            ResumeMode::Replay => Some(Method::Replay),
+            _ if can_prefill => Some(Method::Prefill),
+            _ => Some(Method::Replay),
+        }
+    }
+
+    /// A resume by `method` on `deployment` failed with `e`. A refused prefill is never
+    /// tried there again (and does not count as a resume); a replay that contradicted the
+    /// delivered text ends resuming.
+    fn on_failure(&mut self, deployment: usize, method: Method, e: &UpstreamError) -> After {
+        if method == Method::Prefill && e.class == ErrorClass::InvalidRequest {
+            self.prefill_refused.push(deployment);
+            self.used = self.used.saturating_sub(1);
+            if self.route.resume.mode != ResumeMode::Prefill {
+                return After::Replay;
+            }
+        } else if e.class == ErrorClass::MalformedResponse && e.message.starts_with(DIVERGED) {
+            return After::Stop;
+        }
+        self.cursor += 1;
+        After::Next
+    }
+
+    /// The request and chunk filter of a resume by `method`, after `delivered`.
+    fn request(
+        &self,
+        method: Method,
+        delivered: &Delivered,
+        prefill: PrefillSupport,
+    ) -> (Rc<ChatRequest>, Filter) {
+        match method {
+            Method::Prefill => {
+                let text = delivered.text().trim_end();
+                (
+                    Rc::new(prefill_request(&self.req, text, prefill)),
+                    Filter::prefill(delivered, self.prior),
+                )
+            }
+            Method::Replay => (Rc::clone(&self.req), Filter::replay(delivered, self.prior)),
+        }
+    }
+}
+
 impl<B: ResponseBody> CommittedStream<B> {
+    /// Whether the break may be resumed at all: resume on, the stream not native, nor past
+    /// what is kept for a resume (`MAX_DELIVERED_BYTES`), nor after a half-sent tool call or
+    /// a divergence, and not a refusal mid-answer (the provider's decision, not a fault).
+    fn may_resume(&self, broken: &UpstreamError) -> bool {
+        self.resume.route.resume.mode != ResumeMode::Off
+            && !self.live.diverged
+            && !self.live.is_native()
+            && self.live.delivered.resumable()
+            && broken.class != ErrorClass::ContentPolicy
+    }
+
     /// Tries to continue the answer elsewhere after `broken`. True when a resumed attempt
     /// took over the stream.
     pub(crate) async fn resume_after<T: Transport<Body = B>, C: Clock, H: Health>(
@@ -166,54 +233,34 @@ impl<B: ResponseBody> CommittedStream<B> {
         engine: &Engine<'_, T, C, H>,
         broken: &UpstreamError,
     ) -> bool {
-        let policy = self.resume.route.resume;
-        let delivered = self.live.delivered.clone();
-        // Not after more text than is kept for a resume (`MAX_DELIVERED_BYTES`), nor after
-        // a half-sent tool call.
-        if policy.mode == ResumeMode::Off
-            || self.live.diverged
-            || self.live.is_native()
-            || !delivered.resumable()
-        {
+        if !self.may_resume(broken) {
             return false;
         }
-        if broken.class == ErrorClass::ContentPolicy {
-            return false; // a refusal mid-answer is the provider's decision, not a fault
-        }
+        let delivered = self.live.delivered.clone();
         self.resume.count_broken(&delivered, &self.price);
-        let steps = self.resume.route.chain.steps().to_vec();
         let mut forced: Option<Method> = None;
-        while self.resume.used < policy.max {
-            let Some(step) = self
+        while self.resume.used < self.resume.route.resume.max {
+            let Some(&index) = self
                 .resume
                 .order
                 .get(self.resume.cursor)
-                .and_then(|&i| steps.get(i))
+                .and_then(|&i| self.resume.route.chain.steps().get(i))
+                .map(|step| &step.deployment)
             else {
                 return false;
             };
             let now = engine.clock.now_ms();
+            let dep = engine.table.deployment(index);
+            let provider = dep.and_then(|d| engine.table.provider_of(d));
+            let (Some(dep), Some(provider)) = (dep, provider) else {
+                return false;
+            };
             if now >= self.resume.request_deadline_ms {
                 return false;
             }
-            let Some(dep) = engine.table.deployment(step.deployment) else {
-                return false;
-            };
-            let Some(provider) = engine.table.provider_of(dep) else {
-                return false;
-            };
-            let can_prefill = provider.prefill != PrefillSupport::None
-                && !self.resume.prefill_refused.contains(&step.deployment);
-            let method = match (forced.take(), policy.mode) {
-                (Some(m), _) => Some(m),
-                (None, ResumeMode::Prefill) => can_prefill.then_some(Method::Prefill),
-                (None, ResumeMode::Replay) => Some(Method::Replay),
-                (None, _) => Some(if can_prefill {
-                    Method::Prefill
-                } else {
-                    Method::Replay
-                }),
-            };
+            let method = forced
+                .take()
+                .or_else(|| self.resume.method(index, provider.prefill));
             let Some(method) = method else {
                 self.resume.cursor += 1;
                 continue;
@@ -221,7 +268,7 @@ impl<B: ResponseBody> CommittedStream<B> {
             if !self
                 .resume
                 .budget
-                .affords_visit(step.deployment, dep.breaker.enabled, false)
+                .affords_visit(index, dep.breaker.enabled, false)
             {
                 self.meta
                     .skipped
@@ -239,42 +286,16 @@ impl<B: ResponseBody> CommittedStream<B> {
                     continue;
                 }
             };
-            if !self.resume.budget.try_attempt(step.deployment, false) {
+            if !self.resume.budget.try_attempt(index, false) {
                 self.resume.budget_stop = true;
                 return false;
             }
             self.resume.used += 1;
-            let (req, filter) = match method {
-                Method::Prefill => {
-                    let text = delivered.text().trim_end();
-                    (
-                        Rc::new(prefill_request(&self.resume.req, text, provider.prefill)),
-                        Filter::prefill(&delivered, self.resume.prior),
-                    )
-                }
-                Method::Replay => (
-                    Rc::clone(&self.resume.req),
-                    Filter::replay(&delivered, self.resume.prior),
-                ),
-            };
+            let (req, filter) = self.resume.request(method, &delivered, provider.prefill);
             let started = engine.clock.now_ms();
-            let outcome = match build_target(engine.table, dep, &req, engine.secrets) {
-                Ok(target) => {
-                    let input = AttemptInput {
-                        deployment: dep,
-                        target,
-                        stream: true,
-                        client_wants_usage: req.include_usage
-                            || req.client == ClientFormat::Anthropic,
-                        client: req.client,
-                        request_deadline_ms: self.resume.request_deadline_ms,
-                        resume: Some((filter, delivered.clone(), self.live.egress_clone())),
-                        redactor: engine.redactor,
-                    };
-                    run_attempt(input, engine.transport, engine.clock).await
-                }
-                Err(e) => AttemptOutcome::Failed(e),
-            };
+            let from = (filter, delivered.clone(), self.live.egress_clone());
+            let deadline = self.resume.request_deadline_ms;
+            let outcome = engine.attempt_once(dep, &req, deadline, Some(from)).await;
             let duration_ms = engine.clock.now_ms().saturating_sub(started);
             self.meta.waiting_ms += duration_ms;
             let mut record = AttemptRecord {
@@ -285,18 +306,9 @@ impl<B: ResponseBody> CommittedStream<B> {
                 duration_ms,
             };
             match outcome {
-                AttemptOutcome::Committed(mut live) => {
-                    live.waiting_ms = 0;
+                AttemptOutcome::Committed(live) => {
                     self.meta.attempts.push(record);
-                    self.meta
-                        .resumes
-                        .push(format!("{}:{}", dep.name, method.as_str()));
-                    self.meta.deployment = Some(dep.name.clone());
-                    self.live = live;
-                    self.resume.live_booked = false;
-                    self.price = dep.price;
-                    self.probe = probe;
-                    self.cursor_after_resume();
+                    self.took_over(live, dep, method, probe);
                     return true;
                 }
                 AttemptOutcome::Failed(e) => {
@@ -304,37 +316,40 @@ impl<B: ResponseBody> CommittedStream<B> {
                     record.class = Some(e.class);
                     record.status = e.status;
                     self.meta.attempts.push(record);
-                    if method == Method::Prefill && e.class == ErrorClass::InvalidRequest {
-                        // Refused the prefill: never again on this request; replay it here instead.
-                        self.resume.prefill_refused.push(step.deployment);
-                        self.resume.used -= 1;
-                        if policy.mode != ResumeMode::Prefill {
-                            forced = Some(Method::Replay);
-                        } else {
-                            self.resume.cursor += 1;
-                        }
-                        continue;
+                    match self.resume.on_failure(index, method, &e) {
+                        After::Replay => forced = Some(Method::Replay),
+                        After::Next => {}
+                        After::Stop => return false,
                     }
-                    if e.class == ErrorClass::MalformedResponse && self.resume_diverged(&e) {
-                        return false;
-                    }
-                    self.resume.cursor += 1;
                 }
-                AttemptOutcome::Complete { .. } => {
-                    self.resume.cursor += 1;
-                }
+                AttemptOutcome::Complete { .. } => self.resume.cursor += 1,
             }
         }
         false
     }
 
-    /// After a successful resume the next one goes to the following deployment.
-    fn cursor_after_resume(&mut self) {
+    /// A resumed attempt committed: it is the stream now; the next resume, if any, goes to
+    /// the deployment after it.
+    fn took_over(
+        &mut self,
+        mut live: Box<LiveStream<B>>,
+        dep: &Deployment,
+        method: Method,
+        probe: bool,
+    ) {
+        live.waiting_ms = 0;
+        self.meta
+            .resumes
+            .push(format!("{}:{}", dep.name, method.as_str()));
+        self.meta.deployment = Some(dep.name.clone());
+        self.live = live;
+        self.resume.live_booked = false;
+        self.price = dep.price;
+        self.probe = probe;
         self.resume.cursor += 1;
     }
-
-    /// A replay that contradicted the delivered text ends resuming for this request.
-    fn resume_diverged(&self, e: &UpstreamError) -> bool {
-        e.message.starts_with(DIVERGED)
-    }
 }
+
+#[cfg(test)]
+#[path = "resuming_tests.rs"]
+mod tests;

@@ -4,6 +4,7 @@
 //! does I/O. Egress encoders turn the pivot into whatever format the client speaks.
 
 pub mod anthropic;
+pub mod framing;
 pub mod gemini;
 pub mod mock;
 pub mod openai;

@@ -54,7 +54,7 @@ impl<'a> RequestFacts<'a> {
                 .get("metadata")
                 .and_then(|m| m.get("task"))
                 .and_then(Value::as_str),
-            prompt_tokens: (req.prompt_chars as u64).div_ceil(4),
+            prompt_tokens: crate::usage::estimate::tokens(req.prompt_chars),
             tools: needs.tools,
             images: needs.vision,
             json: needs.json,

@@ -18,9 +18,10 @@
 
 use super::errors::in_band_error;
 use super::response::{finish_reason, Tokens};
+use crate::providers::framing::{AfterFinish, Decoder, SseTranslator};
 use crate::providers::StreamEvent;
 use crate::resilience::{ErrorClass, UpstreamError};
-use crate::sse::{encode_data, SseEvent, SseParser};
+use crate::sse::{encode_data, SseEvent};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 
@@ -39,16 +40,15 @@ enum Block {
     Other,
 }
 
-/// Translates one Anthropic stream into pivot chunks, statefully across `feed` calls.
+/// Translates one Anthropic stream into pivot chunks, statefully across `feed` calls (the
+/// framing is `SseTranslator`'s).
 ///
 /// Invariants: feeding the bytes whole or split at any points yields the same events; after an
 /// `Error` the translator emits nothing more; after the finish (`message_delta`: finish chunk,
 /// `Finish`, usage) it emits at most `Done` (a later error or malformed event is ignored: the
 /// answer is complete); after `Done` (`message_stop`) it emits nothing more; `end` reports a
 /// cut unless the finish or `Done` was seen.
-pub struct StreamTranslator {
-    parser: SseParser,
-    events: Vec<SseEvent>,
+pub struct AnthropicDecoder {
     /// Forward the usage-only chunk to the client (it asked with `stream_options.include_usage`).
     client_wants_usage: bool,
     id: String,
@@ -59,16 +59,15 @@ pub struct StreamTranslator {
     next_tool: u64,
     finished: bool,
     done: bool,
-    failed: bool,
     /// Also emit each upstream event as it arrived (`StreamEvent::Native`).
     native: bool,
 }
 
-impl StreamTranslator {
+pub type StreamTranslator = SseTranslator<AnthropicDecoder>;
+
+impl SseTranslator<AnthropicDecoder> {
     pub fn new(client_wants_usage: bool) -> Self {
-        StreamTranslator {
-            parser: SseParser::new(MAX_LINE),
-            events: Vec::new(),
+        SseTranslator::with_decoder(AnthropicDecoder {
             client_wants_usage,
             id: String::new(),
             model: None,
@@ -77,79 +76,50 @@ impl StreamTranslator {
             next_tool: 0,
             finished: false,
             done: false,
-            failed: false,
             native: false,
-        }
+        })
     }
 
     /// In native mode every event except errors is also emitted as it arrived, before its
     /// pivot chunks, for a client that speaks Anthropic too.
     pub fn with_native(mut self, native: bool) -> Self {
-        self.native = native;
+        self.decoder.native = native;
         self
     }
+}
 
-    pub fn feed(&mut self, bytes: &[u8], out: &mut Vec<StreamEvent>) {
-        if self.failed {
-            return;
-        }
-        // The events completed before an over-long line come first, then its error.
-        let parsed = self.parser.feed(bytes, &mut self.events);
-        let events = std::mem::take(&mut self.events);
-        for ev in events {
-            if self.failed {
-                break;
-            }
-            self.event(&ev, out);
-        }
-        // Like a malformed event: ignored once the answer is complete.
-        if let (Err(e), false) = (parsed, self.failed || self.finished || self.done) {
-            let e = UpstreamError::new(
-                ErrorClass::MalformedResponse,
-                format!("upstream sent {} over 1 MiB", e.what()),
-            );
-            self.fail(out, e);
-        }
-    }
+impl Decoder for AnthropicDecoder {
+    const MAX_LINE: usize = MAX_LINE;
+    const MAX_LINE_TEXT: &'static str = "1 MiB";
+    /// `message_stop` follows the finish; anything malformed after it is trailing noise.
+    const AFTER_FINISH: AfterFinish = AfterFinish::DecodeQuietly;
 
-    /// The upstream body ended. Reports a cut if the answer was not complete.
-    pub fn end(&mut self, out: &mut Vec<StreamEvent>) {
-        if self.failed || self.finished || self.done {
-            return;
-        }
-        let what = if self.parser.has_partial() {
-            "in the middle of an event"
-        } else {
-            "before the answer finished"
-        };
-        let e = UpstreamError::new(
-            ErrorClass::StreamCut,
-            format!("upstream closed the stream {what}"),
-        );
-        self.fail(out, e);
+    fn complete(&self) -> bool {
+        self.finished || self.done
     }
 
     /// The model named in `message_start`.
-    pub fn model(&self) -> Option<&str> {
+    fn model(&self) -> Option<&str> {
         self.model.as_deref()
     }
 
-    fn fail(&mut self, out: &mut Vec<StreamEvent>, e: UpstreamError) {
-        self.failed = true;
-        out.push(StreamEvent::Error(e));
+    fn event(&mut self, ev: &SseEvent, out: &mut Vec<StreamEvent>) -> Result<(), UpstreamError> {
+        self.decode(ev, out)
     }
+}
 
-    fn event(&mut self, ev: &SseEvent, out: &mut Vec<StreamEvent>) {
+impl AnthropicDecoder {
+    fn decode(&mut self, ev: &SseEvent, out: &mut Vec<StreamEvent>) -> Result<(), UpstreamError> {
         let data = ev.data.trim();
         if self.done || data.is_empty() {
-            return;
+            return Ok(());
         }
         let v: Value = match serde_json::from_str(data) {
             Ok(v) => v,
-            Err(_) if self.finished => return, // the answer is complete; trailing noise
+            Err(_) if self.finished => return Ok(()), // the answer is complete; trailing noise
             Err(e) => {
                 let msg = format!("upstream sent a malformed stream event: {e}");
-                return self.fail(out, UpstreamError::new(ErrorClass::MalformedResponse, msg));
+                return Err(UpstreamError::new(ErrorClass::MalformedResponse, msg));
             }
         };
         let kind = v
@@ -173,10 +143,7 @@ impl StreamTranslator {
                 out.push(StreamEvent::Done);
             }
             _ if self.finished => {} // the answer is complete: only `message_stop` matters
-            "error" => {
-                let e = in_band_error(v.get("error").unwrap_or(&Value::Null));
-                self.fail(out, e);
-            }
+            "error" => return Err(in_band_error(v.get("error").unwrap_or(&Value::Null))),
             "message_delta" => self.message_delta(&v, out),
             "message_start" => {
                 let m = v.get("message");
@@ -197,7 +164,7 @@ impl StreamTranslator {
                 });
             }
             "content_block_start" => self.block_start(&v, out),
-            "content_block_delta" => self.block_delta(&v, out),
+            "content_block_delta" => return self.block_delta(&v, out),
             "content_block_stop" => {
                 let index = v.get("index").and_then(Value::as_u64).unwrap_or(0);
                 if let Some(Block::Tool {
@@ -217,6 +184,7 @@ impl StreamTranslator {
             }
             _ => {} // ping and event types added after this was written
         }
+        Ok(())
     }
 
     fn block_start(&mut self, v: &Value, out: &mut Vec<StreamEvent>) {
@@ -263,7 +231,7 @@ impl StreamTranslator {
         self.set_block(index, block);
     }
 
-    fn block_delta(&mut self, v: &Value, out: &mut Vec<StreamEvent>) {
+    fn block_delta(&mut self, v: &Value, out: &mut Vec<StreamEvent>) -> Result<(), UpstreamError> {
         let index = v.get("index").and_then(Value::as_u64).unwrap_or(0);
         let delta = v.get("delta").unwrap_or(&Value::Null);
         let s = |k: &str| delta.get(k).and_then(Value::as_str).unwrap_or("");
@@ -287,11 +255,12 @@ impl StreamTranslator {
                 Some(_) => {} // server-tool input: not shown to the client
                 None => {
                     let msg = format!("upstream sent tool input for unknown block {index}");
-                    self.fail(out, UpstreamError::new(ErrorClass::MalformedResponse, msg));
+                    return Err(UpstreamError::new(ErrorClass::MalformedResponse, msg));
                 }
             },
             _ => {} // signature_delta, citations_delta, …
         }
+        Ok(())
     }
 
     fn message_delta(&mut self, v: &Value, out: &mut Vec<StreamEvent>) {

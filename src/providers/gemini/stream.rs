@@ -16,9 +16,10 @@ use super::response::{
     blocked_prompt, candidate_index, finish_reason, is_filter, pieces, response_id, usage_from,
     Piece,
 };
+use crate::providers::framing::{AfterFinish, Decoder, SseTranslator};
 use crate::providers::StreamEvent;
 use crate::resilience::{ErrorClass, UpstreamError};
-use crate::sse::{encode_data, SseEvent, SseParser};
+use crate::sse::{encode_data, SseEvent};
 use crate::usage::Usage;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -38,14 +39,12 @@ struct Candidate {
     finished: bool,
 }
 
-/// Translates one Gemini stream.
+/// Translates one Gemini stream (the framing is `SseTranslator`'s).
 ///
 /// Invariant: the output depends only on the bytes fed, never on how they were split; after
 /// an `Error` nothing more is emitted, and after `Finish` later upstream data is ignored, so
 /// each stream yields at most one `Finish` and at most one `Error`, never both.
-pub struct StreamTranslator {
-    parser: SseParser,
-    events: Vec<SseEvent>,
+pub struct GeminiDecoder {
     client_wants_usage: bool,
     /// `id` of every chunk: the first `responseId` seen.
     id: Option<String>,
@@ -60,14 +59,13 @@ pub struct StreamTranslator {
     content_seen: bool,
     usage: Option<(Usage, Value)>,
     finished: bool,
-    failed: bool,
 }
 
-impl StreamTranslator {
+pub type StreamTranslator = SseTranslator<GeminiDecoder>;
+
+impl SseTranslator<GeminiDecoder> {
     pub fn new(client_wants_usage: bool) -> Self {
-        StreamTranslator {
-            parser: SseParser::new(MAX_LINE),
-            events: Vec::new(),
+        SseTranslator::with_decoder(GeminiDecoder {
             client_wants_usage,
             id: None,
             id_base: None,
@@ -77,68 +75,45 @@ impl StreamTranslator {
             content_seen: false,
             usage: None,
             finished: false,
-            failed: false,
-        }
+        })
     }
+}
 
-    pub fn feed(&mut self, bytes: &[u8], out: &mut Vec<StreamEvent>) {
-        if self.failed || self.finished {
-            return;
-        }
-        // The events completed before an over-long line come first, then its error.
-        let parsed = self.parser.feed(bytes, &mut self.events);
-        let events = std::mem::take(&mut self.events);
-        for ev in events {
-            if self.failed || self.finished {
-                break;
-            }
-            self.event(&ev.data, out);
-        }
-        // Ignored once the answer is complete, like any later data.
-        if let (Err(e), false) = (parsed, self.failed || self.finished) {
-            let msg = format!("upstream sent {} over 8 MiB", e.what());
-            self.fail(out, UpstreamError::new(ErrorClass::MalformedResponse, msg));
-        }
-    }
+impl Decoder for GeminiDecoder {
+    const MAX_LINE: usize = MAX_LINE;
+    const MAX_LINE_TEXT: &'static str = "8 MiB";
+    /// Gemini has no end marker: once every candidate finished, later data is ignored.
+    const AFTER_FINISH: AfterFinish = AfterFinish::Ignore;
 
-    /// The upstream body ended: a cut unless every candidate had finished.
-    pub fn end(&mut self, out: &mut Vec<StreamEvent>) {
-        if self.failed || self.finished {
-            return;
-        }
-        let what = if self.parser.has_partial() {
-            "in the middle of an event"
-        } else {
-            "before the answer finished"
-        };
-        let msg = format!("upstream closed the stream {what}");
-        self.fail(out, UpstreamError::new(ErrorClass::StreamCut, msg));
+    fn complete(&self) -> bool {
+        self.finished
     }
 
     /// The model the upstream named (`modelVersion`).
-    pub fn model(&self) -> Option<&str> {
+    fn model(&self) -> Option<&str> {
         self.model.as_deref()
     }
 
-    fn fail(&mut self, out: &mut Vec<StreamEvent>, e: UpstreamError) {
-        self.failed = true;
-        out.push(StreamEvent::Error(e));
+    fn event(&mut self, ev: &SseEvent, out: &mut Vec<StreamEvent>) -> Result<(), UpstreamError> {
+        self.decode(&ev.data, out)
     }
+}
 
-    fn event(&mut self, data: &str, out: &mut Vec<StreamEvent>) {
+impl GeminiDecoder {
+    fn decode(&mut self, data: &str, out: &mut Vec<StreamEvent>) -> Result<(), UpstreamError> {
         let data = data.trim();
         if data.is_empty() || data == "[DONE]" {
-            return;
+            return Ok(());
         }
         let v: Value = match serde_json::from_str(data) {
             Ok(v) => v,
             Err(e) => {
                 let msg = format!("upstream sent a malformed stream chunk: {e}");
-                return self.fail(out, UpstreamError::new(ErrorClass::MalformedResponse, msg));
+                return Err(UpstreamError::new(ErrorClass::MalformedResponse, msg));
             }
         };
         if let Some(err) = error_object(&v) {
-            return self.fail(out, in_band_error(err, data.as_bytes()));
+            return Err(in_band_error(err, data.as_bytes()));
         }
         if self.model.is_none() {
             self.model = v
@@ -159,27 +134,27 @@ impl StreamTranslator {
             .map(Vec::as_slice)
             .unwrap_or_default();
         if candidates.is_empty() {
-            if let Some(e) = blocked_prompt(&v) {
-                self.fail(out, e);
-            }
-            return;
+            return blocked_prompt(&v).map_or(Ok(()), Err);
         }
         for (pos, c) in candidates.iter().enumerate() {
-            self.candidate(c, candidate_index(c, pos), out);
-            if self.failed {
-                return;
-            }
+            self.candidate(c, candidate_index(c, pos), out)?;
         }
         if !self.candidates.is_empty() && self.candidates.values().all(|c| c.finished) {
             self.finish(out);
         }
+        Ok(())
     }
 
-    fn candidate(&mut self, c: &Value, index: u64, out: &mut Vec<StreamEvent>) {
+    fn candidate(
+        &mut self,
+        c: &Value,
+        index: u64,
+        out: &mut Vec<StreamEvent>,
+    ) -> Result<(), UpstreamError> {
         if !self.candidates.contains_key(&index) {
             if self.candidates.len() >= MAX_CANDIDATES {
                 let msg = format!("upstream sent more than {MAX_CANDIDATES} candidates");
-                return self.fail(out, UpstreamError::new(ErrorClass::MalformedResponse, msg));
+                return Err(UpstreamError::new(ErrorClass::MalformedResponse, msg));
             }
             self.candidates.insert(index, Candidate::default());
             self.emit(
@@ -191,7 +166,7 @@ impl StreamTranslator {
             );
         }
         if self.candidates.get(&index).is_none_or(|s| s.finished) {
-            return;
+            return Ok(());
         }
         let mut text = String::new();
         for piece in pieces(c) {
@@ -213,11 +188,11 @@ impl StreamTranslator {
         }
         self.flush_text(index, &mut text, out);
         let Some(reason) = c.get("finishReason").and_then(Value::as_str) else {
-            return;
+            return Ok(());
         };
         if is_filter(reason) && !self.content_seen {
             let msg = format!("Gemini withheld the answer (finishReason {reason})");
-            return self.fail(out, UpstreamError::new(ErrorClass::ContentPolicy, msg));
+            return Err(UpstreamError::new(ErrorClass::ContentPolicy, msg));
         }
         let has_calls = self.candidates.get(&index).is_some_and(|s| s.calls > 0);
         if let Some(s) = self.candidates.get_mut(&index) {
@@ -225,6 +200,7 @@ impl StreamTranslator {
         }
         let reason = finish_reason(reason, has_calls);
         self.emit(index, json!({}), Some(reason), true, out);
+        Ok(())
     }
 
     fn flush_text(&mut self, index: u64, text: &mut String, out: &mut Vec<StreamEvent>) {

@@ -56,7 +56,7 @@ pub fn plan(m: &MockProvider, dep: &Deployment, req: &ChatRequest) -> MockPlan {
         _ => text,
     };
     let words: Vec<String> = split_words(&text);
-    let prompt_tokens = (req.prompt_chars as u64).div_ceil(4).max(1);
+    let prompt_tokens = crate::usage::estimate::prompt_tokens(req);
     let usage = json!({"prompt_tokens": prompt_tokens, "completion_tokens": words.len(),
         "total_tokens": prompt_tokens + words.len() as u64});
     let id = format!("chatcmpl-mock-{:016x}", fnv1a(text.as_bytes()));

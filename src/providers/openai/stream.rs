@@ -5,9 +5,10 @@
 //! Invariant: after an `Error` event the translator emits nothing more; the stream is over.
 
 use super::errors::in_band_class;
+use crate::providers::framing::{AfterFinish, Decoder, SseTranslator};
 use crate::providers::StreamEvent;
 use crate::resilience::{ErrorClass, UpstreamError};
-use crate::sse::{encode_data, SseEvent, SseParser};
+use crate::sse::{encode_data, SseEvent};
 use crate::usage::Usage;
 use serde::Deserialize;
 use serde_json::Value;
@@ -47,112 +48,68 @@ struct Delta {
     reasoning: Option<Value>,
 }
 
-pub struct StreamTranslator {
-    parser: SseParser,
-    events: Vec<SseEvent>,
+/// The OpenAI format's reading of its stream (the framing is `SseTranslator`'s).
+pub struct OpenAiDecoder {
     /// Forward usage-only chunks to the client (it asked with `stream_options.include_usage`).
     client_wants_usage: bool,
     /// Choice indexes that have not finished yet (choice 0 is expected until seen finishing);
     /// at most `MAX_OPEN_CHOICES`.
     open_choices: BTreeSet<u64>,
     finished: bool,
-    failed: bool,
     model: Option<String>,
 }
 
-impl StreamTranslator {
+pub type StreamTranslator = SseTranslator<OpenAiDecoder>;
+
+impl SseTranslator<OpenAiDecoder> {
     pub fn new(client_wants_usage: bool) -> Self {
-        StreamTranslator {
-            parser: SseParser::new(MAX_LINE),
-            events: Vec::new(),
+        SseTranslator::with_decoder(OpenAiDecoder {
             client_wants_usage,
             open_choices: BTreeSet::from([0]),
             finished: false,
-            failed: false,
             model: None,
-        }
+        })
     }
+}
 
-    pub fn feed(&mut self, bytes: &[u8], out: &mut Vec<StreamEvent>) {
-        if self.failed {
-            return;
-        }
-        // The events completed before an over-long line come first, then its error.
-        let parsed = self.parser.feed(bytes, &mut self.events);
-        let events = std::mem::take(&mut self.events);
-        for ev in events {
-            if self.failed {
-                break;
-            }
-            self.event(ev, out);
-        }
-        if let (Err(e), false) = (parsed, self.failed) {
-            // Like any malformed chunk, also after the finish (the engine keeps a finished
-            // answer whatever follows).
-            let e = UpstreamError::new(
-                ErrorClass::MalformedResponse,
-                format!("upstream sent {} over 1 MiB", e.what()),
-            );
-            self.fail(out, e);
-        }
-    }
+impl Decoder for OpenAiDecoder {
+    const MAX_LINE: usize = MAX_LINE;
+    const MAX_LINE_TEXT: &'static str = "1 MiB";
+    /// A malformed chunk fails the stream also after the finish (the engine keeps a
+    /// finished answer whatever follows).
+    const AFTER_FINISH: AfterFinish = AfterFinish::Decode;
 
-    /// The upstream body ended. Reports a cut if the answer was not complete.
-    pub fn end(&mut self, out: &mut Vec<StreamEvent>) {
-        if self.failed || self.finished {
-            return;
-        }
-        let what = if self.parser.has_partial() {
-            "in the middle of an event"
-        } else {
-            "before the answer finished"
-        };
-        self.fail(
-            out,
-            UpstreamError::new(
-                ErrorClass::StreamCut,
-                format!("upstream closed the stream {what}"),
-            ),
-        );
+    fn complete(&self) -> bool {
+        self.finished
     }
 
     /// The model the upstream named in its chunks.
-    pub fn model(&self) -> Option<&str> {
+    fn model(&self) -> Option<&str> {
         self.model.as_deref()
     }
 
-    fn fail(&mut self, out: &mut Vec<StreamEvent>, e: UpstreamError) {
-        self.failed = true;
-        out.push(StreamEvent::Error(e));
-    }
-
-    fn event(&mut self, ev: SseEvent, out: &mut Vec<StreamEvent>) {
+    fn event(&mut self, ev: &SseEvent, out: &mut Vec<StreamEvent>) -> Result<(), UpstreamError> {
         let data = ev.data.trim();
         if data == "[DONE]" {
             out.push(StreamEvent::Done);
-            return;
+            return Ok(());
         }
         if data.is_empty() {
-            return;
+            return Ok(());
         }
         let chunk: Chunk = match serde_json::from_str(data) {
             Ok(c) => c,
             Err(e) => {
                 let msg = format!("upstream sent a malformed stream chunk: {e}");
-                return self.fail(out, UpstreamError::new(ErrorClass::MalformedResponse, msg));
+                return Err(UpstreamError::new(ErrorClass::MalformedResponse, msg));
             }
         };
         if let Some(err) = chunk.error.filter(|e| !e.is_null()) {
-            return self.fail(out, in_band_error(&err));
+            return Err(in_band_error(&err));
         }
         if ev.event.as_deref() == Some("error") {
-            return self.fail(
-                out,
-                UpstreamError::new(
-                    ErrorClass::ServerError,
-                    format!("upstream error event: {data}"),
-                ),
-            );
+            let msg = format!("upstream error event: {data}");
+            return Err(UpstreamError::new(ErrorClass::ServerError, msg));
         }
         if self.model.is_none() {
             self.model = chunk.model;
@@ -167,7 +124,7 @@ impl StreamTranslator {
                 self.open_choices.insert(c.index);
                 if self.open_choices.len() > MAX_OPEN_CHOICES {
                     let msg = format!("upstream opened more than {MAX_OPEN_CHOICES} choices");
-                    return self.fail(out, UpstreamError::new(ErrorClass::MalformedResponse, msg));
+                    return Err(UpstreamError::new(ErrorClass::MalformedResponse, msg));
                 }
             }
             if c.finish_reason.as_ref().is_some_and(|f| !f.is_null()) {
@@ -189,6 +146,7 @@ impl StreamTranslator {
             self.finished = true;
             out.push(StreamEvent::Finish);
         }
+        Ok(())
     }
 }
 
