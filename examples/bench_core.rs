@@ -130,7 +130,7 @@ fn main() {
                 .and_then(|r| r.chain.steps().first());
             let d = r.and_then(|s| table.deployment(s.deployment));
             if let Some(d) = d {
-                black_box(build_target(&table, d, black_box(&req), &BenchSecrets).ok());
+                black_box(build_target(&table, d, black_box(&req), &BenchSecrets, 0).ok());
             }
         }),
     );
@@ -138,7 +138,7 @@ fn main() {
         "providers::build_target only",
         "per request",
         bench(|| {
-            black_box(build_target(&table, deployment, black_box(&req), &BenchSecrets).ok());
+            black_box(build_target(&table, deployment, black_box(&req), &BenchSecrets, 0).ok());
         }),
     );
     show(
@@ -162,7 +162,7 @@ fn main() {
             else {
                 return;
             };
-            black_box(build_target(&table, d, &req, &BenchSecrets).ok());
+            black_box(build_target(&table, d, &req, &BenchSecrets, 0).ok());
             black_box(parse_response(black_box(ANSWER.to_vec())).ok());
         }),
     );

@@ -44,6 +44,11 @@ test("mock-small, non-streaming, via the openai SDK: deterministic answer", asyn
   assert.equal(typeof content, "string");
   assert.ok(content.length > 0);
   assert.equal(b.data.choices[0].message.content, content, "same request, same answer");
+  // As a real provider's: `created` is now (seconds), and every answer has an id of its own.
+  assert.ok(Math.abs(a.data.created - Date.now() / 1000) < 60, `created ${a.data.created}`);
+  await new Promise((r) => setTimeout(r, 2));
+  const c = await client.chat.completions.create({ model: "mock-small", messages: USER_MSG });
+  assert.notEqual(c.id, a.data.id, "a new answer, a new id");
   assert.equal(a.data.model, defaultTable.deployments["mock-small"].model);
   assert.equal(a.response.headers.get("x-router-deployment"), "mock-small");
   assert.equal(a.response.headers.get("x-router-provider"), "mock");

@@ -26,7 +26,7 @@ impl<T: Transport, C: Clock, H: Health> Engine<'_, T, C, H> {
         request_deadline_ms: u64,
         resume: Option<Resume>,
     ) -> Result<AttemptInput<'s>, UpstreamError> {
-        let target = build_target(self.table, dep, req, self.secrets)?;
+        let target = build_target(self.table, dep, req, self.secrets, self.clock.now_ms())?;
         Ok(AttemptInput {
             deployment: dep,
             target,

@@ -113,12 +113,14 @@ pub enum StreamEvent {
     Native(Vec<u8>),
 }
 
-/// Builds the upstream call for one deployment.
+/// Builds the upstream call for one deployment, at `now_ms` (the built-in mock's answer
+/// carries it, as a real provider's `created` does).
 pub fn build_target(
     table: &RoutingTable,
     deployment: &Deployment,
     req: &ChatRequest,
     secrets: &dyn Secrets,
+    now_ms: u64,
 ) -> Result<Target, UpstreamError> {
     let provider = table.provider_of(deployment).ok_or_else(|| {
         UpstreamError::new(
@@ -133,7 +135,7 @@ pub fn build_target(
             .map(|r| Target::Http(r, Format::Anthropic)),
         ProviderKind::Gemini(p) => gemini::build_request(p, deployment, req, secrets)
             .map(|r| Target::Http(r, Format::Gemini)),
-        ProviderKind::Mock(m) => Ok(Target::Mock(mock::plan(m, deployment, req))),
+        ProviderKind::Mock(m) => Ok(Target::Mock(mock::plan(m, deployment, req, now_ms))),
     }
 }
 

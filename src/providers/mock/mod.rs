@@ -22,7 +22,8 @@ pub struct MockPlan {
     pub chunk_delay_ms: u64,
 }
 
-pub fn plan(m: &MockProvider, dep: &Deployment, req: &ChatRequest) -> MockPlan {
+/// The mock's answer to `req`, as of `now_ms` (its `created`, and part of its id).
+pub fn plan(m: &MockProvider, dep: &Deployment, req: &ChatRequest, now_ms: u64) -> MockPlan {
     let mut plan = MockPlan {
         status: 200,
         headers: Vec::new(),
@@ -59,11 +60,17 @@ pub fn plan(m: &MockProvider, dep: &Deployment, req: &ChatRequest) -> MockPlan {
     let prompt_tokens = crate::usage::estimate::prompt_tokens(req);
     let usage = json!({"prompt_tokens": prompt_tokens, "completion_tokens": words.len(),
         "total_tokens": prompt_tokens + words.len() as u64});
-    let id = format!("chatcmpl-mock-{:016x}", fnv1a(text.as_bytes()));
+    // Unique per answer as a real provider's are: the text and the attempt's time (an
+    // identical request in the same millisecond is the only repeat).
+    let mut seed = text.clone().into_bytes();
+    seed.extend_from_slice(&now_ms.to_le_bytes());
+    seed.extend_from_slice(dep.name.as_bytes());
+    let id = format!("chatcmpl-mock-{:016x}", fnv1a(&seed));
+    let created = now_ms / 1000;
     if !req.stream {
         plan.headers
             .push(("content-type".into(), "application/json".into()));
-        let body = json!({"id": id, "object": "chat.completion", "created": 0, "model": dep.model,
+        let body = json!({"id": id, "object": "chat.completion", "created": created, "model": dep.model,
             "choices": [{"index": 0, "message": {"role": "assistant", "content": text, "refusal": null},
                          "logprobs": null, "finish_reason": "stop"}],
             "usage": usage});
@@ -75,7 +82,7 @@ pub fn plan(m: &MockProvider, dep: &Deployment, req: &ChatRequest) -> MockPlan {
     plan.chunk_delay_ms = m.chunk_delay_ms;
     let chunk = |delta: serde_json::Value, finish: serde_json::Value| {
         encode_data(
-            &json!({"id": id, "object": "chat.completion.chunk", "created": 0, "model": dep.model,
+            &json!({"id": id, "object": "chat.completion.chunk", "created": created, "model": dep.model,
             "choices": [{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish}]})
             .to_string(),
         )
@@ -96,7 +103,7 @@ pub fn plan(m: &MockProvider, dep: &Deployment, req: &ChatRequest) -> MockPlan {
     }
     plan.chunks.push(chunk(json!({}), json!("stop")));
     plan.chunks.push(encode_data(
-        &json!({"id": id, "object": "chat.completion.chunk", "created": 0, "model": dep.model, "choices": [], "usage": usage}).to_string(),
+        &json!({"id": id, "object": "chat.completion.chunk", "created": created, "model": dep.model, "choices": [], "usage": usage}).to_string(),
     ));
     plan.chunks.push(DONE.to_vec());
     plan
@@ -121,4 +128,41 @@ fn split_words(text: &str) -> Vec<String> {
         });
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{parse_table, ProviderKind};
+
+    #[test]
+    fn an_answer_carries_its_time_and_an_id_of_its_own() {
+        let table = parse_table(
+            r#"{"version":1,"providers":{"m":{"kind":"mock"}},
+                "deployments":{"d":{"provider":"m","model":"mock-1","context_window":1000}},
+                "routes":{"r":{"chain":["d"]}}}"#,
+        )
+        .unwrap();
+        let dep = &table.deployments[0];
+        let Some(ProviderKind::Mock(m)) = table.provider_of(dep).map(|p| &p.kind) else {
+            panic!("mock provider");
+        };
+        let req = crate::api::parse_chat_request(
+            br#"{"model":"r","messages":[{"role":"user","content":"ping"}]}"#,
+        )
+        .unwrap();
+        let answer = |now_ms| -> serde_json::Value {
+            serde_json::from_slice(&plan(m, dep, &req, now_ms).chunks[0]).unwrap()
+        };
+        let (a, b) = (answer(1_796_000_000_000), answer(1_796_000_000_001));
+        assert_eq!(
+            a["created"], 1_796_000_000,
+            "seconds since the epoch, as OpenAI's"
+        );
+        assert_ne!(a["id"], b["id"], "two answers, two ids");
+        assert_eq!(
+            a["choices"], b["choices"],
+            "the same text for the same prompt"
+        );
+    }
 }
