@@ -241,8 +241,12 @@ test("GET /v1/chat/completions -> 405", async () => {
   const t = await localTable();
   const res = await w.fetch("/v1/chat/completions");
   assert.equal(res.status, 405);
+  assert.equal(res.headers.get("allow"), "POST");
   errorShape(await res.json());
   assert.equal(t.hits("only"), 0);
+  const models = await w.fetch("/v1/models", { method: "DELETE" });
+  assert.equal(models.status, 405);
+  assert.equal(models.headers.get("allow"), "GET");
 });
 
 test("unknown path -> 404", async () => {

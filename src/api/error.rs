@@ -12,6 +12,24 @@ pub struct ApiError {
     pub param: Option<String>,
     /// Seconds for a `Retry-After` response header.
     pub retry_after_s: Option<u64>,
+    /// The method for an `Allow` response header (a 405).
+    pub allow: Option<Allowed>,
+}
+
+/// The one method an endpoint answers, named in a 405's `Allow` header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Allowed {
+    Get,
+    Post,
+}
+
+impl Allowed {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Allowed::Get => "GET",
+            Allowed::Post => "POST",
+        }
+    }
 }
 
 impl ApiError {
@@ -28,6 +46,7 @@ impl ApiError {
             code: code.into(),
             param: None,
             retry_after_s: None,
+            allow: None,
         }
     }
     pub fn invalid(code: &str, param: &str, message: impl Into<String>) -> Self {
@@ -38,13 +57,15 @@ impl ApiError {
     pub fn not_found(message: impl Into<String>) -> Self {
         ApiError::new(404, "invalid_request_error", "not_found", message)
     }
-    pub fn method_not_allowed(allowed: &str) -> Self {
-        ApiError::new(
+    pub fn method_not_allowed(allowed: Allowed) -> Self {
+        let mut e = ApiError::new(
             405,
             "invalid_request_error",
             "method_not_allowed",
-            format!("method not allowed; use {allowed}"),
-        )
+            format!("method not allowed; use {}", allowed.as_str()),
+        );
+        e.allow = Some(allowed);
+        e
     }
     pub fn too_large(limit: usize) -> Self {
         ApiError::new(

@@ -26,6 +26,7 @@ mod table_current;
 mod transport;
 mod vars;
 
+use crate::api::error::Allowed;
 use crate::api::{ApiError, ClientFormat};
 use crate::engine::Clock;
 use respond::{error_response, json_response};
@@ -78,10 +79,12 @@ async fn other(req: Request, env: Env, ctx: Context) -> Result<Response> {
     let path = req.path();
     let method = req.method();
     match (path.as_str(), method) {
-        ("/v1/chat/completions", _) => error_response(&ApiError::method_not_allowed("POST"), None),
+        ("/v1/chat/completions", _) => {
+            error_response(&ApiError::method_not_allowed(Allowed::Post), None)
+        }
         ("/v1/messages" | "/v1/messages/count_tokens", _) => respond::client_error_response(
             ClientFormat::Anthropic,
-            &ApiError::method_not_allowed("POST"),
+            &ApiError::method_not_allowed(Allowed::Post),
             None,
         ),
         ("/v1/models", Method::Get) => models(&req, &env, &ctx).await,
@@ -89,7 +92,7 @@ async fn other(req: Request, env: Env, ctx: Context) -> Result<Response> {
         (p, Method::Get) if dashboard::is_asset(p) => dashboard::serve(p),
         ("/healthz", Method::Get) => healthz(&req, &env, &ctx).await,
         ("/v1/models" | "/healthz", _) => {
-            error_response(&ApiError::method_not_allowed("GET"), None)
+            error_response(&ApiError::method_not_allowed(Allowed::Get), None)
         }
         (p, _) => {
             // In keys mode only a caller with a key is told which paths exist.

@@ -141,13 +141,8 @@ pub fn client_error_response(
     if let Some(s) = e.retry_after_s {
         extra.push(("retry-after", s.to_string()));
     }
-    if e.status == 405 {
-        let allow = if e.message.contains("POST") {
-            "POST"
-        } else {
-            "GET"
-        };
-        extra.push(("allow", allow.to_string()));
+    if let Some(allow) = e.allow {
+        extra.push(("allow", allow.as_str().to_string()));
     }
     bytes_response(
         e.status,
