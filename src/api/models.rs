@@ -1,6 +1,7 @@
 //! `GET /v1/models`: the routes as OpenAI's model list, each with what a client needs to pick
 //! one (capabilities, context window, price range, description).
 
+use crate::api::ApiError;
 use crate::config::{Deployment, Route, RoutingTable};
 use crate::usage::format_usd;
 use serde_json::{json, Value};
@@ -15,6 +16,27 @@ pub fn model_list(table: &RoutingTable, visible: impl Fn(&str) -> bool) -> Value
         .map(|r| model_entry(table, r))
         .collect();
     json!({"object": "list", "data": data})
+}
+
+/// 404 for a `model` that names no route; the message lists the routes `visible` keeps (a
+/// restricted gateway key is told only of its own).
+pub fn model_not_found(
+    table: &RoutingTable,
+    model: &str,
+    visible: impl Fn(&str) -> bool,
+) -> ApiError {
+    let known: Vec<&str> = table.route_names().filter(|n| visible(n)).collect();
+    let mut e = ApiError::new(
+        404,
+        "invalid_request_error",
+        "model_not_found",
+        format!(
+            "The model `{model}` does not exist. Available models: {}",
+            known.join(", ")
+        ),
+    );
+    e.param = Some("model".into());
+    e
 }
 
 /// One route. A capability is listed when some deployment of the chain has it (the router
@@ -121,5 +143,17 @@ mod tests {
             .collect();
         assert_eq!(ids, ["only-small"]);
         assert_eq!(list["object"], "list");
+    }
+
+    #[test]
+    fn an_unknown_model_lists_only_the_visible_routes() {
+        let e = model_not_found(&table(), "gpt-9", |name| name == "mixed");
+        assert_eq!((e.status, e.code.as_str()), (404, "model_not_found"));
+        assert_eq!(e.param.as_deref(), Some("model"));
+        assert!(
+            e.message.ends_with("Available models: mixed"),
+            "{}",
+            e.message
+        );
     }
 }

@@ -11,6 +11,7 @@ use super::secrets::EnvSecrets;
 use super::transport::{FetchTransport, WorkerClock};
 use super::vars;
 use crate::api::count_tokens::{estimate_input_tokens, parse_count_tokens_request};
+use crate::api::models::model_not_found;
 use crate::api::{ApiError, ChatRequest, ClientFormat};
 use crate::config::{ProviderKind, RoutingTable};
 use crate::engine::{Clock, ReadAhead, ResponseBody, Transport};
@@ -51,19 +52,7 @@ pub async fn handle(req: web_sys::Request, env: Env, ctx: Context) -> Result<web
     };
     let visible = |name: &str| key.as_ref().is_none_or(|k| k.allows(name));
     if table.route(&chat.model).is_none() || !visible(&chat.model) {
-        let known: Vec<&str> = table.route_names().filter(|n| visible(n)).collect();
-        let mut e = ApiError::new(
-            404,
-            "invalid_request_error",
-            "model_not_found",
-            format!(
-                "The model `{}` does not exist. Available models: {}",
-                chat.model,
-                known.join(", ")
-            ),
-        );
-        e.param = Some("model".into());
-        return error(&e);
+        return error(&model_not_found(&table, &chat.model, visible));
     }
     if let Some((deployment, n)) = counted_upstream(&table, &chat, &env, now).await {
         let body = json!({ "input_tokens": n }).to_string();

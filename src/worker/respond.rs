@@ -62,20 +62,24 @@ pub async fn read_body(
     Ok(Some(js_sys::Uint8Array::new(&value).to_vec()))
 }
 
-/// "name\nvalue\n…" for `http.js`. A value holding a line feed (never one we set: upstream
-/// values are sanitised by `percent::header_value`) is dropped rather than split wrongly.
-fn header_lines(pairs: &[(&str, String)]) -> String {
-    let mut s = String::with_capacity(pairs.len() * 40);
+/// Header pairs as "name\nvalue\n…", the text `http.js` and `upstream.js` read back into
+/// `Headers`. A name or value with a line feed would split wrongly (and no valid header has
+/// one): refused, naming the header.
+pub fn header_lines<K: AsRef<str>, V: AsRef<str>>(
+    pairs: &[(K, V)],
+) -> std::result::Result<String, String> {
+    let mut s = String::with_capacity(pairs.len() * 48);
     for (k, v) in pairs {
+        let (k, v) = (k.as_ref(), v.as_ref());
         if k.contains('\n') || v.contains('\n') {
-            continue;
+            return Err(format!("bad header {k}: contains a line feed"));
         }
         s.push_str(k);
         s.push('\n');
         s.push_str(v);
         s.push('\n');
     }
-    s
+    Ok(s)
 }
 
 /// A byte response built in one call (the hot path's answers).
@@ -85,10 +89,10 @@ pub fn raw_bytes_response(
     body: &[u8],
     extra: &[(&str, String)],
 ) -> Result<web_sys::Response> {
-    let mut pairs: Vec<(&str, String)> = Vec::with_capacity(extra.len() + 1);
-    pairs.push(("content-type", content_type.to_string()));
-    pairs.extend(extra.iter().map(|(k, v)| (*k, v.clone())));
-    respond_bytes(status, body, &header_lines(&pairs)).map_err(js_err)
+    let mut headers =
+        header_lines(&[("content-type", content_type)]).map_err(worker::Error::RustError)?;
+    headers.push_str(&header_lines(extra).map_err(worker::Error::RustError)?);
+    respond_bytes(status, body, &headers).map_err(js_err)
 }
 
 /// A streamed response built in one call.
@@ -97,7 +101,8 @@ pub fn raw_stream_response(
     body: &web_sys::ReadableStream,
     headers: &[(&str, String)],
 ) -> Result<web_sys::Response> {
-    respond_stream(status, body, &header_lines(headers)).map_err(js_err)
+    let headers = header_lines(headers).map_err(worker::Error::RustError)?;
+    respond_stream(status, body, &headers).map_err(js_err)
 }
 
 pub fn json_response(status: u16, body: &Value) -> Result<Response> {

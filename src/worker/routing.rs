@@ -8,6 +8,7 @@
 //! computes alike, so affinity mostly survives isolate changes without shared state.
 
 use super::health::SnapshotStats;
+use crate::api::models::model_not_found;
 use crate::api::{ApiError, ChatRequest};
 use crate::config::money::usd_to_nanos;
 use crate::config::{Route, RoutingTable};
@@ -100,22 +101,9 @@ pub fn route_request(
         e
     })?;
     let Some(route) = table.route(&class.route) else {
-        let known: Vec<&str> = table
-            .route_names()
-            .filter(|name| key.is_none_or(|k| k.allows(name)))
-            .collect();
-        let mut e = ApiError::new(
-            404,
-            "invalid_request_error",
-            "model_not_found",
-            format!(
-                "The model `{}` does not exist. Available models: {}",
-                chat.model,
-                known.join(", ")
-            ),
-        );
-        e.param = Some("model".into());
-        return Err(e);
+        return Err(model_not_found(table, &chat.model, |name| {
+            key.is_none_or(|k| k.allows(name))
+        }));
     };
     let session = sticky::session_of(chat, headers);
     let input = plan_input(

@@ -4,6 +4,7 @@
 //! deadline. Dropping a body, or a send still in flight (a hedge's loser), aborts its fetch.
 
 use super::pump::body_reader;
+use super::respond::header_lines;
 use crate::engine::ports::READ_HEADERS;
 use crate::engine::{Clock, ReadAhead, ResponseBody, ResponseHead, Transport, TransportError};
 use crate::providers::HttpRequest;
@@ -69,24 +70,6 @@ impl Drop for AbortOnDrop {
     }
 }
 
-/// Header pairs as "name\nvalue\n…" for `upstream.js`. A line feed in a name or value makes
-/// the header invalid (the runtime would refuse it): refused here the same way.
-fn header_text(headers: &[(String, String)]) -> Result<String, TransportError> {
-    let mut s = String::with_capacity(headers.len() * 48);
-    for (k, v) in headers {
-        if k.contains('\n') || v.contains('\n') {
-            return Err(TransportError::Connect(format!(
-                "bad header {k}: contains a line feed"
-            )));
-        }
-        s.push_str(k);
-        s.push('\n');
-        s.push_str(v);
-        s.push('\n');
-    }
-    Ok(s)
-}
-
 pub struct WorkerClock;
 
 impl Clock for WorkerClock {
@@ -141,7 +124,7 @@ impl Transport for FetchTransport {
         req: HttpRequest,
         timeout_ms: u64,
     ) -> Result<ResponseHead<FetchBody>, TransportError> {
-        let headers = header_text(&req.headers)?;
+        let headers = header_lines(&req.headers).map_err(TransportError::Connect)?;
         let controller = new_controller()?;
         let sent = send_js(
             &req.url,
@@ -164,7 +147,7 @@ impl Transport for FetchTransport {
         timeout_ms: u64,
         ahead: ReadAhead,
     ) -> Result<ResponseHead<FetchBody>, TransportError> {
-        let headers = header_text(&req.headers)?;
+        let headers = header_lines(&req.headers).map_err(TransportError::Connect)?;
         let controller = new_controller()?;
         let sent = send_reading_js(
             &req.url,
