@@ -229,6 +229,28 @@ test("body over MAX_BODY_BYTES -> 413", async () => {
   assert.equal(t.hits("only"), 0);
 });
 
+test("a chunked body (no content-length) is read up to MAX_BODY_BYTES: over -> 413, within -> answered", async () => {
+  const t = await localTable();
+  t.script("only", [{ ok: "chunked fits" }]);
+  const chunked = (text) => {
+    const bytes = new TextEncoder().encode(text);
+    const stream = new ReadableStream({
+      start(c) {
+        for (let i = 0; i < bytes.length; i += 64 << 10) c.enqueue(bytes.subarray(i, i + (64 << 10)));
+        c.close();
+      },
+    });
+    return w.fetch("/v1/chat/completions", { method: "POST", headers: { "content-type": "application/json" }, body: stream, duplex: "half" });
+  };
+  const over = await chunked(JSON.stringify({ model: ROUTE, messages: [{ role: "user", content: "x".repeat(MAX_BODY_BYTES + 1024) }] }));
+  assert.equal(over.status, 413);
+  errorShape(await over.json());
+  const within = await chunked(JSON.stringify({ model: ROUTE, messages: [{ role: "user", content: "small" }] }));
+  assert.equal(within.status, 200, await within.clone().text());
+  assert.equal((await within.json()).choices[0].message.content, "chunked fits");
+  assert.equal(t.hits("only"), 1);
+});
+
 test("body under MAX_BODY_BYTES is accepted", async () => {
   const t = await localTable();
   t.script("only", [{ ok: "fits" }]);

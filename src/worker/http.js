@@ -1,3 +1,5 @@
+import { headersOf, readAtMost } from "./upstream.js";
+
 // Request and response plumbing of the hot path, in JS: one wasm→JS call each, where the
 // worker crate's wrappers make one call per header (and read `request.cf`, which workerd
 // builds on demand).
@@ -8,13 +10,6 @@ export function headerText(headers) {
   let s = "";
   for (const [k, v] of headers) s += k + "\n" + v + "\n";
   return s;
-}
-
-function headersOf(text) {
-  const headers = new Headers();
-  const parts = text.split("\n");
-  for (let i = 0; i + 1 < parts.length; i += 2) headers.set(parts[i], parts[i + 1]);
-  return headers;
 }
 
 /** A response with a byte body. `bytes` is a view of wasm memory: copied before use. */
@@ -37,24 +32,5 @@ export async function readBody(request, limit) {
     return new Uint8Array(await request.arrayBuffer());
   }
   if (request.body === null) return new Uint8Array(0);
-  const reader = request.body.getReader();
-  const parts = [];
-  let n = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    n += value.byteLength;
-    if (n > limit) {
-      reader.cancel().catch(() => {});
-      return null;
-    }
-    parts.push(value);
-  }
-  const out = new Uint8Array(n);
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.byteLength;
-  }
-  return out;
+  return (await readAtMost(request.body.getReader(), limit)) ?? null;
 }

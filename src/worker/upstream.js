@@ -9,7 +9,8 @@
 /** What a helper resolves to when its deadline passed first (a value no read can return). */
 export const TIMEOUT = "timeout";
 
-function headersOf(text) {
+/** `Headers` from "name\nvalue\n…" (see `respond::header_lines`). */
+export function headersOf(text) {
   const headers = new Headers();
   const parts = text.split("\n");
   for (let i = 0; i + 1 < parts.length; i += 2) headers.set(parts[i], parts[i + 1]);
@@ -74,7 +75,9 @@ export function readWhole(response, limit, timeoutMs, controller) {
   return within(work, timeoutMs, controller);
 }
 
-async function readAtMost(reader, limit) {
+/** A body's bytes read to its end, or undefined (and the body cancelled) as soon as more
+ *  than `limit` bytes arrived. */
+export async function readAtMost(reader, limit) {
   const parts = [];
   let total = 0;
   for (;;) {

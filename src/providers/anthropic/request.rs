@@ -38,10 +38,7 @@ pub fn build_request(
     secrets: &dyn Secrets,
 ) -> Result<HttpRequest, UpstreamError> {
     let headers = headers(p, deployment, req, secrets)?;
-    let body = match &req.native_anthropic {
-        Some(native) => native_body(p, deployment, req, native),
-        None => translate_body(p, deployment, req)?,
-    };
+    let body = messages_body(p, deployment, req)?;
     let body = serde_json::to_vec(&body).map_err(|e| invalid(e.to_string()))?;
     Ok(HttpRequest {
         url: format!("{}/messages", p.http.base_url),
@@ -70,16 +67,25 @@ pub fn build_count_tokens(
     secrets: &dyn Secrets,
 ) -> Result<HttpRequest, UpstreamError> {
     let headers = headers(p, deployment, req, secrets)?;
-    let mut body = match &req.native_anthropic {
-        Some(native) => native_body(p, deployment, req, native),
-        None => translate_body(p, deployment, req)?,
-    };
+    let mut body = messages_body(p, deployment, req)?;
     body.retain(|k, _| COUNT_TOKENS_FIELDS.contains(&k.as_str()));
     let body = serde_json::to_vec(&body).map_err(|e| invalid(e.to_string()))?;
     Ok(HttpRequest {
         url: format!("{}/messages/count_tokens", p.http.base_url),
         headers,
         body,
+    })
+}
+
+/// The Messages body: the client's own for an Anthropic client, else a translation.
+fn messages_body(
+    p: &AnthropicProvider,
+    deployment: &Deployment,
+    req: &ChatRequest,
+) -> Result<Map<String, Value>, UpstreamError> {
+    Ok(match &req.native_anthropic {
+        Some(native) => native_body(p, deployment, req, native),
+        None => translate_body(p, deployment, req)?,
     })
 }
 
