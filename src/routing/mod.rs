@@ -3,6 +3,7 @@
 //! request's facts, live stats passed in through a trait, and caller-supplied randomness.
 
 pub mod classify;
+pub mod prepare;
 pub mod sticky;
 pub mod strategy;
 
@@ -11,5 +12,7 @@ pub use strategy::{explain, plan, DeploymentStats, NoStats, Plan, PlanInput};
 
 #[cfg(test)]
 mod classify_tests;
+#[cfg(test)]
+mod prepare_tests;
 #[cfg(test)]
 mod strategy_tests;

@@ -79,7 +79,7 @@ async fn counted_upstream(
         let Some(ProviderKind::Anthropic(p)) = table.provider_of(dep).map(|p| &p.kind) else {
             continue;
         };
-        let Ok(request) = build_count_tokens(p, dep, chat, &EnvSecrets(env)) else {
+        let Ok(request) = build_count_tokens(p, dep, chat, &EnvSecrets(env.clone())) else {
             continue;
         };
         let ahead = ReadAhead {

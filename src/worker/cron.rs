@@ -6,11 +6,11 @@ use super::background::Background;
 use super::config_source;
 use super::health::{remember, DoHealth};
 use super::objects::{self, DEPLOYMENTS};
-use super::secrets::{redactor, EnvSecrets};
-use super::transport::{FetchTransport, WorkerClock};
+use super::ports::Ports;
+use super::transport::WorkerClock;
 use crate::api::parse_chat_request;
 use crate::config::{Chain, ChainStep, ResumeMode, ResumePolicy, Route, DEFAULT_RETRY};
-use crate::engine::{Clock, Engine, Outcome, RequestContext};
+use crate::engine::{Clock, Outcome, RequestContext};
 use crate::state::breaker::View;
 use serde_json::json;
 use std::rc::Rc;
@@ -24,16 +24,8 @@ pub async fn run(env: Env, ctx: ScheduleContext) {
     };
     let table = loaded.table.clone();
     let health = DoHealth::new(env.clone(), Rc::clone(&ctx), Rc::clone(&table));
-    let secrets = EnvSecrets(&env);
-    let redactor = redactor(&table, &env);
-    let engine = Engine {
-        table: &table,
-        transport: &FetchTransport,
-        clock: &clock,
-        secrets: &secrets,
-        health: &health,
-        redactor: &redactor,
-    };
+    let ports = Ports::new(&table, &env);
+    let engine = ports.engine(&health);
     for (index, dep) in table.deployments.iter().enumerate() {
         if !dep.breaker.enabled || !dep.breaker.cron_probe {
             continue;

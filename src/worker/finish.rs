@@ -5,12 +5,13 @@
 use super::auth::{self, Admitted};
 use super::background::Background;
 use super::health::DoHealth;
-use super::routing::{self, Routed};
+use super::routing;
 use super::transport::WorkerClock;
 use crate::config::RoutingTable;
 use crate::engine::{Clock, Meta};
 use crate::keys::KeyRecord;
 use crate::report::log_line;
+use crate::routing::prepare::Routed;
 use crate::state::quota::Actual;
 use crate::state::stats::Sample;
 use std::rc::Rc;

@@ -17,6 +17,7 @@ mod health;
 mod kv_text;
 pub mod objects;
 mod outbox;
+mod ports;
 mod pump;
 mod respond;
 mod routing;

@@ -15,11 +15,11 @@ use worker::Env;
 /// Secrets that are not provider keys but must never be echoed either.
 const EXTRA_SECRETS: [&str; 1] = ["ADMIN_TOKEN"];
 
-pub(super) struct EnvSecrets<'a>(pub(super) &'a Env);
+pub(super) struct EnvSecrets(pub(super) Env);
 
-impl Secrets for EnvSecrets<'_> {
+impl Secrets for EnvSecrets {
     fn get(&self, name: &str) -> Option<String> {
-        super::vars::get(self.0, name)
+        super::vars::get(&self.0, name)
     }
 
     fn extra_values(&self) -> Vec<String> {
@@ -42,7 +42,7 @@ pub(super) fn redactor(table: &Rc<RoutingTable>, env: &Env) -> Rc<Redactor> {
     if let Some(r) = cached {
         return r;
     }
-    let built = Rc::new(Redactor::for_table(table, &EnvSecrets(env)));
+    let built = Rc::new(Redactor::for_table(table, &EnvSecrets(env.clone())));
     CACHE.with(|c| *c.borrow_mut() = Some((Rc::clone(table), Rc::clone(&built))));
     built
 }

@@ -11,18 +11,17 @@
 //! upstream), drops the upstream fetch (which aborts it) and finishes the request.
 
 use super::finish::Finish;
+use super::ports::Ports;
 use super::pump::{new_pipe, Pump, Settled};
 use super::respond::raw_stream_response;
-use super::secrets::{redactor, EnvSecrets};
-use super::transport::{FetchBody, FetchTransport, WorkerClock};
-use crate::config::RoutingTable;
-use crate::engine::{CommittedStream, Engine};
+use super::transport::FetchBody;
+use crate::engine::CommittedStream;
 use futures_util::future::{select, Either};
 use std::rc::Rc;
 use wasm_bindgen::JsValue;
 use wasm_bindgen_futures::JsFuture;
 use web_sys::WritableStreamDefaultWriter;
-use worker::{Env, Result};
+use worker::Result;
 
 fn js(e: JsValue) -> worker::Error {
     worker::Error::JsError(format!("{e:?}"))
@@ -31,38 +30,27 @@ fn js(e: JsValue) -> worker::Error {
 /// The streaming response; the task that fills it runs until the stream ends.
 pub fn respond(
     stream: Box<CommittedStream<FetchBody>>,
-    table: Rc<RoutingTable>,
-    env: Env,
+    ports: Ports,
     finish: Finish,
     headers: &[(&str, String)],
 ) -> Result<web_sys::Response> {
     let pipe = new_pipe().map_err(js)?;
     let writer = pipe.writable().get_writer().map_err(js)?;
     let ctx = Rc::clone(&finish.ctx);
-    ctx.spawn(Box::pin(pump(stream, table, env, finish, writer)));
+    ctx.spawn(Box::pin(pump(stream, ports, finish, writer)));
     raw_stream_response(200, &pipe.readable(), headers)
 }
 
 async fn pump(
     stream: Box<CommittedStream<FetchBody>>,
-    table: Rc<RoutingTable>,
-    env: Env,
+    ports: Ports,
     mut finish: Finish,
     writer: WritableStreamDefaultWriter,
 ) {
     let pump = Pump::new(stream);
     let disconnected = {
-        let secrets = EnvSecrets(&env);
-        let redactor = redactor(&table, &env);
         // The engine again, for resuming the stream on another attempt if it breaks.
-        let engine = Engine {
-            table: &table,
-            transport: &FetchTransport,
-            clock: &WorkerClock,
-            secrets: &secrets,
-            health: &finish.health,
-            redactor: &redactor,
-        };
+        let engine = ports.engine(&finish.health);
         // Settles (rejects) when the client goes away; it never settles otherwise before
         // this task closes the writer.
         let mut closed = JsFuture::from(writer.closed());
