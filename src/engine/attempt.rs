@@ -3,6 +3,7 @@
 //! stream back; everything before that point is buffered and invisible to the caller.
 
 use super::body::{AttemptBody, MockBody, ReadAllError};
+use super::deadlines::{timeout_error, Deadlines};
 use super::ports::{Clock, ReadAhead, Transport, TransportError};
 use super::resume::{Delivered, Filter};
 use super::stream::LiveStream;
@@ -10,7 +11,7 @@ use crate::api::ClientFormat;
 use crate::config::Deployment;
 use crate::egress::StreamEgress;
 use crate::providers::Target;
-use crate::providers::{classify_error, parse_response, Format, StreamEvent, Translator};
+use crate::providers::{classify_error, parse_response, Format, Translator};
 use crate::redact::Redactor;
 use crate::resilience::retry_after::parse_retry_after;
 use crate::resilience::{ErrorClass, UpstreamError};
@@ -47,55 +48,6 @@ pub struct AttemptInput<'a> {
     pub resume: Option<(Filter, Delivered, StreamEgress)>,
     /// Scrubs secrets from every upstream error before it reaches the caller or a log line.
     pub redactor: &'a Rc<Redactor>,
-}
-
-/// Deadlines of one attempt, absolute ms.
-#[derive(Debug, Clone, Copy)]
-pub struct Deadlines {
-    pub headers: (u64, ErrorClass),
-    pub first_token: (u64, ErrorClass),
-    pub attempt: (u64, ErrorClass),
-    pub idle_ms: u64,
-}
-
-impl Deadlines {
-    fn new(d: &Deployment, stream: bool, start: u64, request_deadline: u64) -> Self {
-        let t = &d.timeouts;
-        let attempt = earliest(&[
-            (start + t.attempt_ms, ErrorClass::TimeoutAttempt),
-            (request_deadline, ErrorClass::TimeoutAttempt),
-        ]);
-        if !stream {
-            return Deadlines {
-                headers: attempt,
-                first_token: attempt,
-                attempt,
-                idle_ms: t.idle_ms,
-            };
-        }
-        let first_token = earliest(&[
-            (start + t.first_token_ms, ErrorClass::TimeoutFirstToken),
-            attempt,
-        ]);
-        let headers = earliest(&[
-            (start + t.connect_ms, ErrorClass::TimeoutConnect),
-            first_token,
-        ]);
-        Deadlines {
-            headers,
-            first_token,
-            attempt,
-            idle_ms: t.idle_ms,
-        }
-    }
-}
-
-pub fn earliest(options: &[(u64, ErrorClass)]) -> (u64, ErrorClass) {
-    options
-        .iter()
-        .copied()
-        .min_by_key(|(t, _)| *t)
-        .unwrap_or((0, ErrorClass::TimeoutAttempt))
 }
 
 /// One attempt; whatever upstream text its failure carries is scrubbed of secrets.
@@ -184,34 +136,8 @@ async fn attempt_once<T: Transport, C: Clock>(
         return AttemptOutcome::Failed(classify_error(format, status, &bytes, hint));
     }
     if !input.stream {
-        return match body.read_all(MAX_ANSWER_BYTES, dl.attempt.0, clock).await {
-            Ok(bytes) => match parse_response(format, bytes) {
-                Ok(p) => AttemptOutcome::Complete {
-                    client_ready: native && p.native.is_some(),
-                    body: match p.native {
-                        Some(n) if native => n,
-                        _ => p.body,
-                    },
-                    usage: p.usage,
-                    model: p.model,
-                },
-                Err(e) => AttemptOutcome::Failed(e),
-            },
-            Err(ReadAllError::TooLarge) => AttemptOutcome::Failed(UpstreamError::new(
-                ErrorClass::MalformedResponse,
-                format!("upstream answer is larger than {MAX_ANSWER_BYTES} bytes"),
-            )),
-            Err(ReadAllError::Transport(TransportError::Timeout, _)) => {
-                AttemptOutcome::Failed(timeout_error(dl.attempt, "the answer"))
-            }
-            Err(ReadAllError::Transport(e, _)) => AttemptOutcome::Failed(UpstreamError::new(
-                ErrorClass::StreamCut,
-                format!(
-                    "connection broke while reading the answer: {}",
-                    describe(&e)
-                ),
-            )),
-        };
+        let read = body.read_all(MAX_ANSWER_BYTES, dl.attempt.0, clock).await;
+        return answer(read, format, native, &dl);
     }
     let translator = Translator::new(format, input.client_wants_usage, native);
     let mut live = match input.resume {
@@ -230,6 +156,43 @@ async fn attempt_once<T: Transport, C: Clock>(
     match live.until_commit(clock).await {
         Ok(()) => AttemptOutcome::Committed(Box::new(live)),
         Err(e) => AttemptOutcome::Failed(e),
+    }
+}
+
+/// A non-streaming attempt's whole answer, parsed (or why it is not one).
+fn answer<B>(
+    read: Result<Vec<u8>, ReadAllError>,
+    format: Format,
+    native: bool,
+    dl: &Deadlines,
+) -> AttemptOutcome<B> {
+    match read {
+        Ok(bytes) => match parse_response(format, bytes) {
+            Ok(p) => AttemptOutcome::Complete {
+                client_ready: native && p.native.is_some(),
+                body: match p.native {
+                    Some(n) if native => n,
+                    _ => p.body,
+                },
+                usage: p.usage,
+                model: p.model,
+            },
+            Err(e) => AttemptOutcome::Failed(e),
+        },
+        Err(ReadAllError::TooLarge) => AttemptOutcome::Failed(UpstreamError::new(
+            ErrorClass::MalformedResponse,
+            format!("upstream answer is larger than {MAX_ANSWER_BYTES} bytes"),
+        )),
+        Err(ReadAllError::Transport(TransportError::Timeout, _)) => {
+            AttemptOutcome::Failed(timeout_error(dl.attempt, "the answer"))
+        }
+        Err(ReadAllError::Transport(e, _)) => AttemptOutcome::Failed(UpstreamError::new(
+            ErrorClass::StreamCut,
+            format!(
+                "connection broke while reading the answer: {}",
+                describe(&e)
+            ),
+        )),
     }
 }
 
@@ -278,32 +241,9 @@ async fn send<T: Transport, C: Clock>(
     }
 }
 
-pub fn timeout_error((_, class): (u64, ErrorClass), waiting_for: &str) -> UpstreamError {
-    let what = match class {
-        ErrorClass::TimeoutConnect => "connect timeout",
-        ErrorClass::TimeoutFirstToken => "time-to-first-token timeout",
-        ErrorClass::TimeoutIdle => "idle timeout",
-        _ => "attempt deadline",
-    };
-    UpstreamError::new(
-        class,
-        format!("no {waiting_for} from upstream before the {what}"),
-    )
-}
-
 pub fn describe(e: &TransportError) -> String {
     match e {
         TransportError::Timeout => "timeout".into(),
         TransportError::Connect(m) | TransportError::Reset(m) => m.clone(),
     }
-}
-
-/// Feeds one upstream piece through the translator (shared by pre- and post-commit reading).
-pub fn translate(translator: &mut Translator, bytes: Option<&[u8]>) -> Vec<StreamEvent> {
-    let mut out = Vec::new();
-    match bytes {
-        Some(b) => translator.feed(b, &mut out),
-        None => translator.end(&mut out),
-    }
-    out
 }

@@ -5,6 +5,7 @@ mod answer;
 mod attempt;
 mod body;
 mod book;
+mod deadlines;
 mod failure;
 mod gate;
 mod hedge;

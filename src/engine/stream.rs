@@ -5,8 +5,8 @@
 //! (finish_reason on every choice, or its own `[DONE]`), or with one in-band error event and
 //! no `[DONE]`. A cut, stall, malformed chunk or in-band error never looks like success.
 
-use super::attempt::{timeout_error, translate, Deadlines};
 use super::body::AttemptBody;
+use super::deadlines::{timeout_error, Deadlines};
 use super::ports::{Clock, ResponseBody, TransportError};
 use super::resume::{Delivered, Filter};
 use crate::egress::StreamEgress;
@@ -356,4 +356,14 @@ impl<B: ResponseBody> LiveStream<B> {
         self.ended = true;
         self.end_error = Some(e);
     }
+}
+
+/// Feeds one upstream piece through the translator (shared by pre- and post-commit reading).
+pub fn translate(translator: &mut Translator, bytes: Option<&[u8]>) -> Vec<StreamEvent> {
+    let mut out = Vec::new();
+    match bytes {
+        Some(b) => translator.feed(b, &mut out),
+        None => translator.end(&mut out),
+    }
+    out
 }

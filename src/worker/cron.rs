@@ -4,9 +4,10 @@
 
 use super::background::Background;
 use super::config_source;
-use super::health::{remember, DoHealth};
+use super::health::DoHealth;
 use super::objects::{self, DEPLOYMENTS};
 use super::ports::Ports;
+use super::snapshot::remember;
 use super::transport::WorkerClock;
 use crate::api::parse_chat_request;
 use crate::config::{Chain, ChainStep, ResumeMode, ResumePolicy, Route, DEFAULT_RETRY};

@@ -2,7 +2,7 @@
 //!
 //! Consistency, and why: a request must not wait on a Durable Object just to learn breaker
 //! state (DESIGN invariant 4), so each isolate keeps a snapshot of every breaker it has seen,
-//! refreshed from the objects' replies:
+//! refreshed from the objects' replies (kept in `snapshot`):
 //! - every report (sent after the request through `wait_until`, batched per isolate: see
 //!   `outbox`) returns the breaker's view;
 //! - a snapshot older than `SNAPSHOT_TTL_MS` is still used, and refreshed in the background;
@@ -19,82 +19,15 @@ use super::background::Background;
 use super::objects::key::AdmitCall;
 use super::objects::{self, deployment::ProbeCall, deployment::ProbeReply, DEPLOYMENTS};
 use super::outbox::{self, Batch};
+use super::snapshot::{cached, remember, remember_headroom, SNAPSHOT_TTL_MS};
 use crate::config::{Deployment, RoutingTable};
 use crate::engine::{Health, Meta};
-use crate::routing::DeploymentStats;
 use crate::state::breaker::{Report, View};
-use crate::state::quota::{Admission, Estimate, Headroom, Limits};
-use crate::state::speed::Speed;
+use crate::state::quota::{Admission, Estimate, Limits};
 use crate::state::stats::Sample;
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
 use std::rc::Rc;
 use worker::Env;
-
-/// After this long a snapshot is refreshed in the background (it is still used meanwhile).
-pub const SNAPSHOT_TTL_MS: u64 = 2_000;
-
-thread_local! {
-    /// deployment name → (view, when it was learned).
-    static SNAPSHOT: RefCell<HashMap<String, (View, u64)>> = RefCell::new(HashMap::new());
-    /// deployment name → measured speed (from report replies).
-    static SPEED: RefCell<HashMap<String, Speed>> = RefCell::new(HashMap::new());
-    /// deployment name → share of its own rate limit left, in basis points (from admissions).
-    static HEADROOM: RefCell<HashMap<String, u32>> = RefCell::new(HashMap::new());
-}
-
-pub(super) fn remember_speed(name: &str, speed: Speed) {
-    SPEED.with(|s| {
-        s.borrow_mut().insert(name.to_string(), speed);
-    });
-}
-
-fn remember_headroom(name: &str, h: &Headroom) {
-    let share = |left: Option<u64>, limit: Option<u64>| match (left, limit) {
-        (Some(l), Some(m)) if m > 0 => Some((l.min(m) * 10_000 / m) as u32),
-        _ => None,
-    };
-    let requests = share(
-        h.remaining_requests.map(u64::from),
-        h.limit_requests.map(u64::from),
-    );
-    let tokens = share(h.remaining_tokens, h.limit_tokens);
-    let bps = match (requests, tokens) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
-    };
-    if let Some(bps) = bps {
-        HEADROOM.with(|m| {
-            m.borrow_mut().insert(name.to_string(), bps);
-        });
-    }
-}
-
-/// The isolate's view of every deployment's speed and headroom, for the routing strategies
-/// ("fastest", "least used"). As fresh as the last report reply or admission.
-pub struct SnapshotStats;
-
-impl DeploymentStats for SnapshotStats {
-    fn ttft_ms(&self, dep: &str) -> Option<u64> {
-        SPEED.with(|s| s.borrow().get(dep).and_then(Speed::first_token_ms))
-    }
-    fn tokens_per_s(&self, dep: &str) -> Option<u64> {
-        SPEED.with(|s| s.borrow().get(dep).and_then(|s| s.tokens_per_s))
-    }
-    fn headroom_bps(&self, dep: &str) -> Option<u32> {
-        HEADROOM.with(|h| h.borrow().get(dep).copied())
-    }
-}
-
-pub(super) fn remember(name: &str, view: View, now_ms: u64) {
-    SNAPSHOT.with(|s| {
-        s.borrow_mut().insert(name.to_string(), (view, now_ms));
-    });
-}
-
-fn cached(name: &str) -> Option<(View, u64)> {
-    SNAPSHOT.with(|s| s.borrow().get(name).copied())
-}
 
 pub struct DoHealth {
     env: Env,

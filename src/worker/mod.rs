@@ -22,6 +22,7 @@ mod pump;
 mod respond;
 mod routing;
 mod secrets;
+mod snapshot;
 mod stream_out;
 mod table_current;
 mod transport;

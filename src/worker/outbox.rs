@@ -9,8 +9,8 @@
 //! happy path, while breakers still hear of failures without delay.
 
 use super::background::Background;
-use super::health::{remember, remember_speed};
 use super::objects::{self, deployment::ReportReply, DEPLOYMENTS};
+use super::snapshot::{remember, remember_speed};
 use crate::state::breaker::{BreakerConfig, Report};
 use crate::state::stats::Sample;
 use serde::Serialize;

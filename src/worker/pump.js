@@ -100,9 +100,3 @@ export async function pump(reader, writer, feed, ctl) {
     if (timer !== null) clearTimeout(timer);
   }
 }
-
-/** The upstream body's reader, or undefined when it has no body. */
-export function bodyReader(response) {
-  const body = response.body;
-  return body ? body.getReader() : undefined;
-}

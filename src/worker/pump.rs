@@ -27,8 +27,6 @@ extern "C" {
         feed: &Closure<dyn FnMut(JsValue, u32, f64) -> JsValue>,
         ctl: &Float64Array,
     ) -> js_sys::Promise;
-    #[wasm_bindgen(js_name = bodyReader)]
-    pub fn body_reader(response: &web_sys::Response) -> JsValue;
 }
 
 /// What JS tells `feed` about a read (`pump.js` uses the same numbers; 0 is no read).

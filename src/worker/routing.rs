@@ -7,7 +7,7 @@
 //! survives isolate changes without shared state. Invariant: at most `MAX_SESSIONS` entries
 //! (expired ones are dropped first, then all), so client-chosen ids cannot grow the isolate.
 
-use super::health::SnapshotStats;
+use super::snapshot::SnapshotStats;
 use crate::api::{ApiError, ChatRequest};
 use crate::config::{Route, RoutingTable};
 use crate::routing::prepare::{self, Door, Sessions, World};

@@ -3,7 +3,6 @@
 //! timer wins, the request is aborted, so a silent upstream never holds a connection past its
 //! deadline. Dropping a body, or a send still in flight (a hedge's loser), aborts its fetch.
 
-use super::pump::body_reader;
 use super::respond::header_lines;
 use crate::engine::ports::READ_HEADERS;
 use crate::engine::{Clock, ReadAhead, ResponseBody, ResponseHead, Transport, TransportError};
@@ -49,6 +48,8 @@ extern "C" {
         timeout_ms: f64,
         controller: &web_sys::AbortController,
     ) -> js_sys::Promise;
+    #[wasm_bindgen(js_name = bodyReader)]
+    fn body_reader(response: &web_sys::Response) -> JsValue;
 }
 
 /// What `upstream.js` resolves to when the deadline passed first.

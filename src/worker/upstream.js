@@ -133,3 +133,9 @@ export async function sendReading(url, headerText, body, timeoutMs, controller, 
   }
   return [response, whole];
 }
+
+/** The upstream body's reader, or undefined when it has no body. */
+export function bodyReader(response) {
+  const body = response.body;
+  return body ? body.getReader() : undefined;
+}
