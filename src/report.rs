@@ -57,7 +57,7 @@ fn raw_headers(meta: &Meta, now_ms: u64) -> Vec<(&'static str, String)> {
         h.push(("x-router-cost-usd", format_usd(c)));
     }
     if !meta.hedges.is_empty() {
-        h.push(("x-router-hedge", meta.hedges.join(",")));
+        h.push(("x-router-hedge", meta.hedge_list()));
     }
     h.extend(meta.extra_headers.iter().cloned());
     h
@@ -86,9 +86,22 @@ pub fn log_line(meta: &Meta, now_ms: u64) -> String {
                 ms: a.duration_ms,
             })
             .collect(),
-        skipped: &meta.skipped,
-        resumes: &meta.resumes,
-        hedges: &meta.hedges,
+        skipped: meta
+            .skipped
+            .iter()
+            .map(|(d, why)| (d.as_str(), why.as_str()))
+            .collect(),
+        deferred: meta
+            .deferred
+            .iter()
+            .map(|(d, why)| (d.as_str(), why.as_str()))
+            .collect(),
+        resumes: meta.resume_list(),
+        hedges: meta
+            .hedges
+            .iter()
+            .map(|(d, h)| format!("{d}:{}", h.as_str()))
+            .collect(),
         key: meta.key_name.as_deref(),
         task: meta.task.as_deref(),
         route_source: meta.route_source.as_deref(),
@@ -122,9 +135,11 @@ struct LogLine<'a> {
     provider: Option<&'a str>,
     model: Option<&'a str>,
     attempts: Vec<LogAttempt<'a>>,
-    skipped: &'a [(String, String)],
-    resumes: &'a [String],
-    hedges: &'a [String],
+    skipped: Vec<(&'a str, &'static str)>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    deferred: Vec<(&'a str, &'static str)>,
+    resumes: Vec<String>,
+    hedges: Vec<String>,
     key: Option<&'a str>,
     task: Option<&'a str>,
     route_source: Option<&'a str>,
@@ -162,7 +177,8 @@ struct LogUsage {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::AttemptRecord;
+    use crate::engine::resume::Method;
+    use crate::engine::{AttemptRecord, Skip};
     use crate::resilience::ErrorClass;
 
     fn header<'a>(h: &'a [(&'static str, String)], name: &str) -> Option<&'a str> {
@@ -240,8 +256,8 @@ mod tests {
                 started_ms: 1_000,
                 duration_ms: 7,
             }],
-            skipped: vec![("c".into(), "context_window".into())],
-            resumes: vec!["b:prefill".into()],
+            skipped: vec![("c".into(), Skip::ContextWindow)],
+            resumes: vec![("b".into(), Method::Prefill)],
             key_name: Some("k".into()),
             state_calls: (1, 2),
             subrequests: 9,

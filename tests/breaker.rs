@@ -891,7 +891,7 @@ fn a_failed_resume_attempt_counts_against_the_deployment() {
     gw.script.on(B, vec![full_stream(&["Hello", " world"], 0)]);
     let (text, meta) = gw.serve(true).ok();
     assert!(text.ends_with("data: [DONE]\n\n"), "{text}");
-    assert_eq!(meta.resumes, vec!["b:replay".to_string()]);
+    assert_eq!(meta.resume_list(), vec!["b:replay".to_string()]);
     assert_eq!(gw.script.hits(A), 2);
     assert_eq!(
         gw.health.reports("a"),

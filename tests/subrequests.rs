@@ -10,7 +10,7 @@ mod support;
 
 use edge_router::api::{parse_chat_request, ApiError};
 use edge_router::config::{parse_table, RoutingTable};
-use edge_router::engine::{Engine, Meta, Outcome, RequestContext};
+use edge_router::engine::{Engine, Meta, Outcome, RequestContext, Skip};
 use edge_router::resilience::subrequests::{
     DEFAULT_SUBREQUESTS, MIN_SUBREQUESTS, REPORT_CALLS, RESERVED_CALLS,
 };
@@ -219,7 +219,7 @@ fn a_long_chain_stops_at_the_budget_and_charges_no_breaker_for_the_stop() {
     }
     assert!(meta
         .skipped
-        .contains(&("d4".to_string(), "subrequest_budget".to_string())));
+        .contains(&("d4".to_string(), Skip::SubrequestBudget)));
     assert_eq!(meta.subrequests, 26);
     assert_eq!(gw.spent(), 26);
     assert_eq!(meta.attempts.len(), 8);
@@ -330,7 +330,7 @@ fn a_resume_past_the_budget_ends_the_stream_in_band() {
         assert_eq!(gw.hits(1), 0, "limit {limit}");
         if resumed {
             assert!(text.contains("friend") && text.contains("[DONE]"), "{text}");
-            assert_eq!(meta.resumes, vec!["d0:replay".to_string()]);
+            assert_eq!(meta.resume_list(), vec!["d0:replay".to_string()]);
         } else {
             assert_eq!(gw.hits(0), 1, "no resume past the budget");
             assert!(!text.contains("[DONE]"), "{text}");

@@ -120,6 +120,8 @@ pub struct RawDefaults {
     pub request_timeout_ms: Option<u64>,
     #[serde(default)]
     pub breaker: RawBreaker,
+    /// `"off"` or thresholds (checked in `config::degradation`).
+    pub degradation: Option<serde_json::Value>,
     /// Output tokens assumed for budget and TPM reservations when a request sets no limit.
     pub estimated_output_tokens: Option<u32>,
 }
@@ -214,6 +216,8 @@ pub struct RawDeployment {
     pub capabilities: RawCapabilities,
     #[serde(default)]
     pub breaker: RawBreaker,
+    /// `"off"` or thresholds over `defaults.degradation` (checked in `config::degradation`).
+    pub degradation: Option<serde_json::Value>,
     #[serde(default)]
     pub limits: RawLimits,
     /// Free-form labels (`"eu"`, `"zdr"`) that routes can require.

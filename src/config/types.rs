@@ -142,6 +142,8 @@ pub struct Deployment {
     pub timeouts: Timeouts,
     pub capabilities: Capabilities,
     pub breaker: BreakerPolicy,
+    /// When the deployment counts as degraded (`state::degradation`).
+    pub degradation: crate::state::degradation::DegradeConfig,
     pub limits: DeploymentLimits,
     /// Labels routes can require (`require_tags`).
     pub tags: Vec<String>,

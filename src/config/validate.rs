@@ -67,6 +67,12 @@ pub fn validate(raw: RawTable) -> Result<RoutingTable, Vec<String>> {
         default_timeouts.attempt_ms,
         &mut errs,
     );
+    let default_degradation = super::degradation::degradation(
+        "defaults.degradation",
+        raw.defaults.degradation.as_ref(),
+        &Default::default(),
+        &mut errs,
+    );
     let estimated_output_tokens = match raw.defaults.estimated_output_tokens {
         Some(0) => {
             errs.push("defaults.estimated_output_tokens", "must be at least 1");
@@ -179,6 +185,12 @@ pub fn validate(raw: RawTable) -> Result<RoutingTable, Vec<String>> {
             timeouts,
             capabilities: capabilities(&d.capabilities),
             breaker,
+            degradation: super::degradation::degradation(
+                &format!("{path}.degradation"),
+                d.degradation.as_ref(),
+                &default_degradation,
+                &mut errs,
+            ),
             limits,
             tags: super::routes::tag_list(&format!("{path}.tags"), &d.tags, &mut errs),
         });

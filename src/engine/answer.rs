@@ -4,7 +4,7 @@
 
 use super::attempt::AttemptOutcome;
 use super::hedge::Hedged;
-use super::meta::{AttemptRecord, Meta};
+use super::meta::{AttemptRecord, Hedge, Meta};
 use super::outcome::{CommittedStream, Outcome};
 use super::ports::{Clock, Health, Transport};
 use super::resuming::ResumeState;
@@ -131,7 +131,7 @@ impl<T: Transport, C: Clock, H: Health> Engine<'_, T, C, H> {
         });
         let (dep, step_index, started) = match hedge {
             Some((d, b, at)) => {
-                meta.hedges.push(format!("{}:won", d.name));
+                meta.hedges.push((d.name.clone(), Hedge::Won));
                 (d, b, at)
             }
             None => (v.c.dep, v.c.step_index, a.started_ms),

@@ -2,7 +2,7 @@
 //! makes about skipped deployments and hedge losers.
 
 use super::hedge::Loser;
-use super::meta::{AttemptRecord, Meta};
+use super::meta::{AttemptRecord, Capability, Hedge, Meta};
 use super::outcome::Outcome;
 use super::ports::Health;
 use super::Engine;
@@ -61,7 +61,7 @@ impl<T, C, H: Health> Engine<'_, T, C, H> {
             .and_then(|s| self.table.deployment(s.deployment))?;
         match l.error {
             None => {
-                meta.hedges.push(format!("{}:cancelled", dep.name));
+                meta.hedges.push((dep.name.clone(), Hedge::Cancelled));
                 None
             }
             Some(e) => {
@@ -84,19 +84,16 @@ impl<T, C, H: Health> Engine<'_, T, C, H> {
 pub(super) fn all_open_failed(meta: &Meta, forced_planned: bool) -> bool {
     !meta.skipped.is_empty()
         && (meta.attempts.is_empty() || forced_planned)
-        && meta
-            .skipped
-            .iter()
-            .all(|(_, why)| why.starts_with("breaker_"))
+        && meta.skipped.iter().all(|(_, why)| why.is_breaker())
 }
 
 /// The first capability the request needs that the deployment lacks.
-pub(super) fn missing_capability(needs: &Needs, has: &Capabilities) -> Option<&'static str> {
+pub(super) fn missing_capability(needs: &Needs, has: &Capabilities) -> Option<Capability> {
     [
-        (needs.tools && !has.tools, "tools"),
-        (needs.vision && !has.vision, "vision"),
-        (needs.json && !has.json, "json"),
-        (needs.streaming && !has.streaming, "streaming"),
+        (needs.tools && !has.tools, Capability::Tools),
+        (needs.vision && !has.vision, Capability::Vision),
+        (needs.json && !has.json, Capability::Json),
+        (needs.streaming && !has.streaming, Capability::Streaming),
     ]
     .into_iter()
     .find_map(|(missing, name)| missing.then_some(name))

@@ -3,6 +3,7 @@
 //! only to ask for a probe lease. A deployment whose breaker the table disables is still
 //! read: its kill switch (`ForcedOpen`) holds; nothing else about its breaker counts.
 
+use super::meta::Skip;
 use super::ports::Health;
 use crate::config::Deployment;
 use crate::state::breaker::View;
@@ -14,7 +15,7 @@ pub(super) enum Gate {
         probe: bool,
     },
     Skip {
-        why: &'static str,
+        why: Skip,
         /// When the breaker's cooldown ends (None: a kill switch, never by itself).
         reopens_ms: Option<u64>,
     },
@@ -27,15 +28,12 @@ impl Gate {
             self,
             Gate::Go { probe: true }
                 | Gate::Skip {
-                    why: HALF_OPEN_BUSY,
+                    why: Skip::BreakerHalfOpen,
                     ..
                 }
         )
     }
 }
-
-/// Skip reason of a half-open breaker whose probe lease went to another request.
-const HALF_OPEN_BUSY: &str = "breaker_half_open";
 
 pub(super) async fn gate<H: Health>(health: &H, dep: &Deployment, now_ms: u64) -> Gate {
     let view = health.view(dep, now_ms).await;
@@ -50,7 +48,7 @@ pub(super) async fn gate<H: Health>(health: &H, dep: &Deployment, now_ms: u64) -
     match view {
         View::Closed => Gate::Go { probe: false },
         View::Open { until_ms } if until_ms > now_ms => Gate::Skip {
-            why: "breaker_open",
+            why: Skip::BreakerOpen,
             reopens_ms: Some(until_ms),
         },
         View::Open { .. } | View::HalfOpen => {
@@ -58,7 +56,7 @@ pub(super) async fn gate<H: Health>(health: &H, dep: &Deployment, now_ms: u64) -
                 Gate::Go { probe: true }
             } else {
                 Gate::Skip {
-                    why: HALF_OPEN_BUSY,
+                    why: Skip::BreakerHalfOpen,
                     reopens_ms: Some(now_ms),
                 }
             }
@@ -69,7 +67,7 @@ pub(super) async fn gate<H: Health>(health: &H, dep: &Deployment, now_ms: u64) -
 
 fn forced_open() -> Gate {
     Gate::Skip {
-        why: "breaker_forced_open",
+        why: Skip::BreakerForcedOpen,
         reopens_ms: None,
     }
 }

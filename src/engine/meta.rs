@@ -1,8 +1,97 @@
 //! What happened while serving one request: every attempt, who answered, usage and timing.
 //! Response headers and the per-request log line are both rendered from this.
 
+use super::resume::Method;
 use crate::resilience::ErrorClass;
+use crate::state::degradation::Reason;
 use crate::usage::Usage;
+
+/// A capability a request may need and a deployment may lack.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Capability {
+    Tools,
+    Vision,
+    Json,
+    Streaming,
+}
+
+impl Capability {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Capability::Tools => "tools",
+            Capability::Vision => "vision",
+            Capability::Json => "json",
+            Capability::Streaming => "streaming",
+        }
+    }
+}
+
+/// Why a deployment was passed over without an attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Skip {
+    /// Its context window is too small for the request.
+    ContextWindow,
+    /// It lacks a capability the request needs.
+    MissingCapability(Capability),
+    /// The request's subrequest budget could not pay for a visit.
+    SubrequestBudget,
+    BreakerOpen,
+    /// Half-open, and another request holds the probe lease.
+    BreakerHalfOpen,
+    /// The operator's kill switch.
+    BreakerForcedOpen,
+    /// Its own rate limit (`limits`) refused the attempt.
+    DeploymentLimit,
+    /// Left out by the route's plan: a required tag, the cost ceiling (`routing::strategy`).
+    Plan(&'static str),
+}
+
+impl Skip {
+    /// Skipped because of its breaker (open, half-open and busy, or killed).
+    pub fn is_breaker(self) -> bool {
+        matches!(
+            self,
+            Skip::BreakerOpen | Skip::BreakerHalfOpen | Skip::BreakerForcedOpen
+        )
+    }
+}
+
+impl Skip {
+    /// As the log line and `x-router-fallback-reasons` write it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Skip::ContextWindow => "context_window",
+            Skip::MissingCapability(Capability::Tools) => "missing_capability_tools",
+            Skip::MissingCapability(Capability::Vision) => "missing_capability_vision",
+            Skip::MissingCapability(Capability::Json) => "missing_capability_json",
+            Skip::MissingCapability(Capability::Streaming) => "missing_capability_streaming",
+            Skip::SubrequestBudget => "subrequest_budget",
+            Skip::BreakerOpen => "breaker_open",
+            Skip::BreakerHalfOpen => "breaker_half_open",
+            Skip::BreakerForcedOpen => "breaker_forced_open",
+            Skip::DeploymentLimit => "deployment_limit",
+            Skip::Plan(why) => why,
+        }
+    }
+}
+
+/// How a hedged attempt ended for the request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hedge {
+    /// The hedge answered first.
+    Won,
+    /// The attempt that lost the race, cancelled.
+    Cancelled,
+}
+
+impl Hedge {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Hedge::Won => "won",
+            Hedge::Cancelled => "cancelled",
+        }
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AttemptRecord {
@@ -21,9 +110,10 @@ pub struct Meta {
     pub stream: bool,
     pub started_ms: u64,
     pub attempts: Vec<AttemptRecord>,
-    /// Deployments passed over without an attempt, with why (`context_window`,
-    /// `missing_capability_vision`, …).
-    pub skipped: Vec<(String, String)>,
+    /// Deployments passed over without an attempt, with why.
+    pub skipped: Vec<(String, Skip)>,
+    /// Degraded deployments the plan moved behind healthy ones, with why.
+    pub deferred: Vec<(String, Reason)>,
     pub deployment: Option<String>,
     pub provider: Option<String>,
     /// The model that answered, as the upstream named it.
@@ -38,11 +128,10 @@ pub struct Meta {
     /// they ended with an in-band error) and the final error class, if any.
     pub status: u16,
     pub error: Option<String>,
-    /// Mid-stream resumes, as `deployment:method`.
-    pub resumes: Vec<String>,
-    /// Hedging: `deployment:won` for a hedge that answered, `deployment:cancelled` for the
-    /// attempt that lost the race.
-    pub hedges: Vec<String>,
+    /// Mid-stream resumes: on which deployment, how.
+    pub resumes: Vec<(String, Method)>,
+    /// Hedging: the hedge that answered, and the attempt that lost the race.
+    pub hedges: Vec<(String, Hedge)>,
     /// The task the request was classified as, and what decided the route (`header`,
     /// `metadata`, `rule:<name>`, `default`, `model`).
     pub task: Option<String>,
@@ -65,24 +154,43 @@ impl Meta {
             .saturating_sub(self.waiting_ms)
     }
 
+    /// `deployment:degraded_<why>` for every degraded deployment moved back, then
     /// `deployment:class[:status]` for every failed attempt, then `deployment:skipped_<why>`
     /// for every deployment passed over, comma-separated.
     pub fn fallback_reasons(&self) -> String {
+        let deferred = self
+            .deferred
+            .iter()
+            .map(|(d, why)| format!("{d}:{}", why.as_str()));
+        let failed = self.attempts.iter().filter_map(|a| {
+            a.class.map(|c| match a.status {
+                Some(s) => format!("{}:{}:{}", a.deployment, c, s),
+                None => format!("{}:{}", a.deployment, c),
+            })
+        });
         let skips = self
             .skipped
             .iter()
-            .map(|(d, why)| format!("{d}:skipped_{why}"));
-        let parts: Vec<String> = self
-            .attempts
-            .iter()
-            .filter_map(|a| {
-                a.class.map(|c| match a.status {
-                    Some(s) => format!("{}:{}:{}", a.deployment, c, s),
-                    None => format!("{}:{}", a.deployment, c),
-                })
-            })
-            .chain(skips)
-            .collect();
+            .map(|(d, why)| format!("{d}:skipped_{}", why.as_str()));
+        let parts: Vec<String> = deferred.chain(failed).chain(skips).collect();
         parts.join(", ")
+    }
+
+    /// `deployment:method` for every resume (the log line).
+    pub fn resume_list(&self) -> Vec<String> {
+        self.resumes
+            .iter()
+            .map(|(d, m)| format!("{d}:{}", m.as_str()))
+            .collect()
+    }
+
+    /// `deployment:won` / `deployment:cancelled`, comma-separated (`x-router-hedge`).
+    pub fn hedge_list(&self) -> String {
+        let parts: Vec<String> = self
+            .hedges
+            .iter()
+            .map(|(d, h)| format!("{d}:{}", h.as_str()))
+            .collect();
+        parts.join(",")
     }
 }

@@ -19,7 +19,7 @@ mod stream;
 mod walk;
 
 pub use body::AttemptBody;
-pub use meta::{AttemptRecord, Meta};
+pub use meta::{AttemptRecord, Hedge, Meta, Skip};
 pub use outcome::{CommittedStream, Outcome};
 pub use ports::{
     AlwaysClosed, Clock, Health, ReadAhead, ResponseBody, ResponseHead, Transport, TransportError,

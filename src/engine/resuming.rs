@@ -12,7 +12,7 @@
 
 use super::attempt::AttemptOutcome;
 use super::gate::{gate, Gate};
-use super::meta::AttemptRecord;
+use super::meta::{AttemptRecord, Skip};
 use super::outcome::CommittedStream;
 use super::ports::{Clock, Health, ResponseBody, Transport};
 use super::resume::{Delivered, Filter, Method, DIVERGED};
@@ -272,7 +272,7 @@ impl<B: ResponseBody> CommittedStream<B> {
             {
                 self.meta
                     .skipped
-                    .push((dep.name.clone(), "subrequest_budget".into()));
+                    .push((dep.name.clone(), Skip::SubrequestBudget));
                 self.resume.budget_stop = true;
                 return false;
             }
@@ -281,7 +281,7 @@ impl<B: ResponseBody> CommittedStream<B> {
             let probe = match g {
                 Gate::Go { probe } => probe,
                 Gate::Skip { why, .. } => {
-                    self.meta.skipped.push((dep.name.clone(), why.into()));
+                    self.meta.skipped.push((dep.name.clone(), why));
                     self.resume.cursor += 1;
                     continue;
                 }
@@ -338,9 +338,7 @@ impl<B: ResponseBody> CommittedStream<B> {
         probe: bool,
     ) {
         live.waiting_ms = 0;
-        self.meta
-            .resumes
-            .push(format!("{}:{}", dep.name, method.as_str()));
+        self.meta.resumes.push((dep.name.clone(), method));
         self.meta.deployment = Some(dep.name.clone());
         self.live = live;
         self.resume.live_booked = false;

@@ -22,7 +22,7 @@ use super::book::{all_open_failed, missing_capability};
 use super::failure;
 use super::gate::Gate;
 use super::hedge::HedgePlan;
-use super::meta::Meta;
+use super::meta::{Capability, Meta, Skip};
 use crate::api::chat::Needs;
 use crate::api::{ApiError, ChatRequest};
 use crate::config::{ChainStep, Deployment, Route, RoutingTable};
@@ -49,7 +49,7 @@ enum Unfit {
     /// Its context window is no larger than one that was already too small.
     ContextWindow,
     /// It lacks this capability, which the request needs.
-    Missing(&'static str),
+    Missing(Capability),
 }
 
 /// The deployment has its own rate limits: every attempt waits on an admission.
@@ -87,7 +87,7 @@ pub(super) struct ChainWalk<'r> {
     /// Chain steps a hedge already tried (and that failed): not visited again.
     hedged_done: Vec<usize>,
     min_context: Option<u32>,
-    unserved: Option<&'static str>,
+    unserved: Option<Capability>,
     deadline_hit: bool,
     budget_stop: bool,
     last_error: Option<UpstreamError>,
@@ -181,13 +181,12 @@ impl<'r> ChainWalk<'r> {
         match self.unfit(dep) {
             None => {}
             Some(Unfit::ContextWindow) => {
-                meta.skipped
-                    .push((dep.name.clone(), "context_window".into()));
+                meta.skipped.push((dep.name.clone(), Skip::ContextWindow));
                 return None;
             }
             Some(Unfit::Missing(missing)) => {
                 meta.skipped
-                    .push((dep.name.clone(), format!("missing_capability_{missing}")));
+                    .push((dep.name.clone(), Skip::MissingCapability(missing)));
                 self.unserved.get_or_insert(missing);
                 return None;
             }
@@ -198,7 +197,7 @@ impl<'r> ChainWalk<'r> {
             .affords_visit(step.deployment, dep.breaker.enabled, limited)
         {
             meta.skipped
-                .push((dep.name.clone(), "subrequest_budget".into()));
+                .push((dep.name.clone(), Skip::SubrequestBudget));
             self.budget_stop = true;
             self.stopped = true;
             return None;
@@ -235,7 +234,7 @@ impl<'r> ChainWalk<'r> {
         match gate {
             Gate::Go { probe } => Some(probe),
             Gate::Skip { why, reopens_ms } => {
-                meta.skipped.push((c.dep.name.clone(), why.into()));
+                meta.skipped.push((c.dep.name.clone(), why));
                 if let Some(at) = reopens_ms {
                     self.open_skips.push((c.step_index, at));
                 }
@@ -272,7 +271,7 @@ impl<'r> ChainWalk<'r> {
     /// The deployment's own rate limit refused the attempt; it admits again in `retry_ms`.
     pub fn on_limited(&mut self, c: &Candidate<'_>, now: u64, retry_ms: u64, meta: &mut Meta) {
         meta.skipped
-            .push((c.dep.name.clone(), "deployment_limit".into()));
+            .push((c.dep.name.clone(), Skip::DeploymentLimit));
         self.limit_skips.push(now.saturating_add(retry_ms));
     }
 
@@ -401,7 +400,7 @@ impl<'r> ChainWalk<'r> {
             return failure::all_open(route, meta, last, reopens.map(|at| at.saturating_sub(now)));
         }
         match self.unserved {
-            Some(cap) if meta.attempts.is_empty() => failure::unsupported(route, cap),
+            Some(cap) if meta.attempts.is_empty() => failure::unsupported(route, cap.as_str()),
             _ => failure::exhausted(route, meta, last, self.deadline_hit),
         }
     }

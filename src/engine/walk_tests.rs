@@ -6,6 +6,14 @@ use crate::config::{parse_table, RoutingTable};
 use crate::resilience::ErrorClass;
 use serde_json::{json, Value};
 
+/// The skips as the log line and headers write them.
+fn skips(meta: &Meta) -> Vec<(String, String)> {
+    meta.skipped
+        .iter()
+        .map(|(d, why)| (d.clone(), why.as_str().to_string()))
+        .collect()
+}
+
 /// Deployments a, b (context 8,000) and c (128,000, no tools) on route "r" = [a, b, c];
 /// `extra` is merged into the table (top-level keys) and `route` into the route.
 fn table(route: Value, extra: Value) -> RoutingTable {
@@ -87,7 +95,7 @@ fn the_chain_is_visited_in_order_each_deployment_once() {
         seen.push(c.dep.name.clone());
     }
     assert_eq!(seen, ["a", "b", "c"]);
-    assert!(meta.skipped.is_empty());
+    assert!(skips(&meta).is_empty());
 }
 
 #[test]
@@ -172,7 +180,7 @@ fn after_a_context_length_error_only_larger_deployments_are_visited() {
     // b has the same window as a: skipped; c is larger.
     assert_eq!(name(&visit(&mut w, &mut meta)).as_deref(), Some("c"));
     assert_eq!(
-        meta.skipped,
+        skips(&meta),
         [("b".to_string(), "context_window".to_string())]
     );
 }
@@ -218,7 +226,7 @@ fn a_deployment_without_a_needed_capability_is_skipped_and_named_if_none_has_it(
     let mut meta = Meta::default();
     assert!(w.next_candidate(&mut meta).is_none());
     assert_eq!(
-        meta.skipped,
+        skips(&meta),
         [("c".to_string(), "missing_capability_tools".to_string())]
     );
     let api = w.final_error(&meta, 0);
@@ -236,7 +244,7 @@ fn when_every_breaker_is_open_the_first_to_reopen_is_probed_once() {
     for reopens in [5000, 3000, 4000] {
         let c = w.next_candidate(&mut meta).expect("candidate");
         let skip = Gate::Skip {
-            why: "breaker_open",
+            why: Skip::BreakerOpen,
             reopens_ms: Some(reopens),
         };
         assert_eq!(w.on_gate(&c, skip, &mut meta), None);
@@ -264,7 +272,7 @@ fn a_refused_forced_probe_ends_the_walk() {
     let mut meta = Meta::default();
     let c = w.next_candidate(&mut meta).expect("a");
     let skip = Gate::Skip {
-        why: "breaker_open",
+        why: Skip::BreakerOpen,
         reopens_ms: Some(2500),
     };
     w.on_gate(&c, skip, &mut meta);
@@ -283,7 +291,7 @@ fn a_kill_switched_chain_has_no_retry_after() {
     let mut meta = Meta::default();
     let c = w.next_candidate(&mut meta).expect("a");
     let skip = Gate::Skip {
-        why: "breaker_forced_open",
+        why: Skip::BreakerForcedOpen,
         reopens_ms: None,
     };
     w.on_gate(&c, skip, &mut meta);
@@ -338,7 +346,7 @@ fn the_budget_stops_the_walk_before_a_visit_it_cannot_pay_for() {
     assert_eq!(w.on_failure(&c, false, e, 0), Step::Next);
     assert!(w.next_candidate(&mut meta).is_none());
     assert_eq!(
-        meta.skipped,
+        skips(&meta),
         [("b".to_string(), "subrequest_budget".to_string())]
     );
     let api = w.final_error(&meta, 0);

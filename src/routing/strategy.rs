@@ -6,9 +6,14 @@
 //! `canary_only` step appears only when the canary slice was drawn (or a session is stuck to
 //! it); precedence for the first place is sticky > canary > strategy. The low 32 bits of
 //! `random` draw the weighted pick, the high 32 bits the canary slice, so the two are
-//! independent when `random` is uniform.
+//! independent when `random` is uniform; a mix of all 64 draws the recovery share.
+//!
+//! Degraded deployments (`state::degradation`) are moved behind the healthy ones of the plan,
+//! in their order, and stay in it as fallbacks; in `recovery_share_bps` of requests they keep
+//! their place, so their figures keep coming and their recovery is seen.
 
 use crate::config::{ChainStep, Deployment, Route, RoutingTable, Strategy};
+use crate::state::degradation::Reason;
 use crate::usage::{format_usd, Usage};
 use serde_json::{json, Value};
 use std::cmp::Reverse;
@@ -24,6 +29,10 @@ pub trait DeploymentStats {
     fn tokens_per_s(&self, dep: &str) -> Option<u64>;
     /// Remaining rate-limit capacity / limit, in basis points.
     fn headroom_bps(&self, dep: &str) -> Option<u32>;
+    /// Why the deployment is degraded, if it is.
+    fn degraded(&self, _dep: &str) -> Option<Reason> {
+        None
+    }
 }
 
 /// No live numbers: `fastest` degrades to chain order, `least_used` too.
@@ -65,6 +74,8 @@ pub struct Plan {
     pub canary: bool,
     /// The session's remembered deployment was put first.
     pub sticky: bool,
+    /// Degraded deployments moved behind healthy ones, with why.
+    pub deferred: Vec<(String, Reason)>,
 }
 
 pub const REMOVED_TAG: &str = "tag";
@@ -118,12 +129,73 @@ pub fn plan(input: &PlanInput, stats: &dyn DeploymentStats) -> Plan {
         order.retain(|&i| i != f);
         order.insert(0, f);
     }
+    let deferred = defer_degraded(input, stats, &mut order);
+    let first = first.filter(|f| order.first() == Some(f));
     Plan {
         order,
         removed,
         canary: sticky_step.is_none() && first.is_some(),
-        sticky: sticky_step.is_some(),
+        sticky: sticky_step.is_some() && first.is_some(),
+        deferred,
     }
+}
+
+/// The recovery draw: 0..10000 from all 64 bits of `random`, mixed (splitmix64's finalizer),
+/// so it is independent of the weighted and canary draws.
+fn recovery_draw(random: u64) -> u32 {
+    let mut z = random ^ (random >> 30);
+    z = z.wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z ^= z >> 27;
+    z = z.wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^= z >> 31;
+    (z % 10_000) as u32
+}
+
+/// Moves degraded deployments behind the healthy ones (stable), unless the recovery draw
+/// keeps them in place; returns those moved ahead of a healthy one, with why.
+fn defer_degraded(
+    input: &PlanInput,
+    stats: &dyn DeploymentStats,
+    order: &mut Vec<usize>,
+) -> Vec<(String, Reason)> {
+    let steps = input.route.chain.steps();
+    let dep = |i: usize| {
+        steps
+            .get(i)
+            .and_then(|s| input.table.deployment(s.deployment))
+    };
+    let verdict = |i: usize| {
+        dep(i)
+            .filter(|d| d.degradation.enabled)
+            .and_then(|d| stats.degraded(&d.name).map(|r| (d, r)))
+    };
+    let (mut healthy, mut degraded) = (Vec::new(), Vec::new());
+    let mut deferred = Vec::new();
+    for &i in order.iter() {
+        match verdict(i) {
+            Some((d, why)) if recovery_draw(input.random) >= d.degradation.recovery_share_bps => {
+                degraded.push(i);
+                deferred.push((d.name.clone(), why));
+            }
+            _ => healthy.push(i),
+        }
+    }
+    if degraded.is_empty() {
+        return deferred;
+    }
+    // Only those that stood before a healthy deployment were moved.
+    let last_healthy = order.iter().rposition(|i| healthy.contains(i));
+    let moved: Vec<bool> = order
+        .iter()
+        .enumerate()
+        .filter(|(_, i)| degraded.contains(i))
+        .map(|(pos, _)| last_healthy.is_some_and(|h| pos < h))
+        .collect();
+    let mut kept = moved.iter();
+    deferred.retain(|_| kept.next().copied().unwrap_or(false));
+    healthy.append(&mut degraded);
+    *order = healthy;
+    deferred
 }
 
 /// Why a step is left out, if it is.
@@ -230,6 +302,7 @@ pub fn explain(input: &PlanInput, stats: &dyn DeploymentStats) -> Value {
                 "ttft_ms": stats.ttft_ms(&d.name),
                 "tokens_per_s": stats.tokens_per_s(&d.name),
                 "headroom_bps": stats.headroom_bps(&d.name),
+                "degraded": stats.degraded(&d.name).map(Reason::as_str),
             }))
         })
         .collect();
@@ -254,6 +327,7 @@ pub fn explain(input: &PlanInput, stats: &dyn DeploymentStats) -> Value {
         "candidates": candidates,
         "canary": canary,
         "sticky": {"ttl_ms": route.sticky_ttl_ms, "remembered": sticky_name, "first": p.sticky},
+        "deferred": p.deferred.iter().map(|(d, why)| json!({"deployment": d, "reason": why.as_str()})).collect::<Vec<_>>(),
         "order": p.order.iter().filter_map(|&i| name_of(i)).collect::<Vec<_>>(),
         "order_steps": p.order,
     })

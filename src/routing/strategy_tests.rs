@@ -3,6 +3,7 @@
 
 use super::strategy::*;
 use crate::config::{parse_table, RoutingTable};
+use crate::state::degradation::Reason;
 use crate::usage::Usage;
 use serde_json::{json, Value};
 use std::collections::HashMap;
@@ -67,6 +68,7 @@ struct Stats {
     ttft: HashMap<&'static str, u64>,
     tps: HashMap<&'static str, u64>,
     headroom: HashMap<&'static str, u32>,
+    degraded: HashMap<&'static str, Reason>,
 }
 
 impl DeploymentStats for Stats {
@@ -78,6 +80,9 @@ impl DeploymentStats for Stats {
     }
     fn headroom_bps(&self, dep: &str) -> Option<u32> {
         self.headroom.get(dep).copied()
+    }
+    fn degraded(&self, dep: &str) -> Option<Reason> {
+        self.degraded.get(dep).copied()
     }
 }
 
@@ -359,4 +364,106 @@ fn explain_lists_every_candidate_and_the_order() {
     );
     assert_eq!(v["canary"]["first"], false);
     assert_eq!(v["sticky"]["first"], false);
+}
+
+/// A random whose recovery draw is at or past `min` (out of 10000) (found by search).
+fn draw_at_least(min: u32) -> u64 {
+    (0u64..).find(|r| recovery_draw_of(*r) >= min).unwrap()
+}
+
+fn recovery_draw_of(random: u64) -> u32 {
+    // Same mix as the plan's; checked against the plan's behaviour below.
+    let mut z = random ^ (random >> 30);
+    z = z.wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z ^= z >> 27;
+    z = z.wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^= z >> 31;
+    (z % 10_000) as u32
+}
+
+#[test]
+fn degraded_deployments_go_behind_healthy_ones_and_stay_as_fallbacks() {
+    let t = table(json!({"r": {"chain": ["a", "b", "c"]}}));
+    let mut stats = Stats::default();
+    stats.degraded.insert("a", Reason::Latency);
+    let mut i = input(&t, "r");
+    i.random = draw_at_least(500);
+    let p = plan(&i, &stats);
+    assert_eq!(names(&t, &i, &p), ["b", "c", "a"]);
+    assert_eq!(p.deferred, vec![("a".to_string(), Reason::Latency)]);
+    // Already last: nothing moved, nothing to report.
+    let mut stats = Stats::default();
+    stats.degraded.insert("c", Reason::Errors);
+    let p = plan(&i, &stats);
+    assert_eq!(names(&t, &i, &p), ["a", "b", "c"]);
+    assert!(p.deferred.is_empty());
+    // All degraded: the order stands.
+    let mut stats = Stats::default();
+    for d in ["a", "b", "c"] {
+        stats.degraded.insert(d, Reason::Timeouts);
+    }
+    let p = plan(&i, &stats);
+    assert_eq!(names(&t, &i, &p), ["a", "b", "c"]);
+    assert!(p.deferred.is_empty());
+}
+
+#[test]
+fn a_degraded_deployment_keeps_its_place_in_about_the_recovery_share() {
+    let t = table(json!({"r": {"chain": ["a", "b"]}}));
+    let mut stats = Stats::default();
+    stats.degraded.insert("a", Reason::Ttft);
+    let mut rng = XorShift(42);
+    let n = 20_000;
+    let mut first = 0;
+    for _ in 0..n {
+        let mut i = input(&t, "r");
+        i.random = rng.next();
+        if names(&t, &i, &plan(&i, &stats))[0] == "a" {
+            first += 1;
+        }
+    }
+    // 5 % by default: 1000 expected.
+    assert!((850..1150).contains(&first), "{first}");
+}
+
+#[test]
+fn a_degraded_sticky_or_canary_deployment_loses_its_first_place_and_its_flag() {
+    let t = table(json!({
+        "r": {"chain": ["a", "b", "c"], "sticky": {"ttl_ms": 60000}}
+    }));
+    let mut stats = Stats::default();
+    stats.degraded.insert("b", Reason::Latency);
+    let mut i = input(&t, "r");
+    i.random = draw_at_least(500);
+    i.sticky = Some(dep_index(&t, "b"));
+    let p = plan(&i, &stats);
+    assert_eq!(names(&t, &i, &p), ["a", "c", "b"]);
+    assert!(!p.sticky);
+}
+
+#[test]
+fn deployments_with_degradation_off_are_never_deferred() {
+    let mut raw = json!({
+        "version": 1,
+        "providers": {"mock": {"kind": "mock"}},
+        "deployments": {
+            "a": {"provider": "mock", "model": "m", "context_window": 1000, "degradation": "off"},
+            "b": {"provider": "mock", "model": "m", "context_window": 1000},
+        },
+        "routes": {"r": {"chain": ["a", "b"]}},
+    });
+    let t = parse_table(&raw.to_string()).unwrap();
+    let mut stats = Stats::default();
+    stats.degraded.insert("a", Reason::Latency);
+    let mut i = input(&t, "r");
+    i.random = draw_at_least(500);
+    assert_eq!(names(&t, &i, &plan(&i, &stats)), ["a", "b"]);
+    // And on by default.
+    raw["deployments"]["a"] = json!({"provider": "mock", "model": "m", "context_window": 1000});
+    let t = parse_table(&raw.to_string()).unwrap();
+    let i = PlanInput {
+        random: i.random,
+        ..input(&t, "r")
+    };
+    assert_eq!(names(&t, &i, &plan(&i, &stats)), ["b", "a"]);
 }

@@ -3,6 +3,7 @@
 //! drive them the same way.
 
 pub mod breaker;
+pub mod degradation;
 pub mod quota;
 pub mod speed;
 pub mod stats;

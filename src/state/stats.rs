@@ -79,6 +79,12 @@ pub struct Sample {
     /// Time to the first content chunk, for streamed answers.
     #[serde(default)]
     pub ttft_ms: Option<u64>,
+    /// The attempt failed on one of its deadlines (degradation counts timeouts apart).
+    #[serde(default)]
+    pub timeout: bool,
+    /// The attempt failed on the request's own fault: it says nothing about the deployment.
+    #[serde(default)]
+    pub client_fault: bool,
 }
 
 impl Counters {

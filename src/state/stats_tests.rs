@@ -14,6 +14,7 @@ fn ok(latency_ms: u64) -> Sample {
         cost_nanos: 1_500,
         latency_ms,
         ttft_ms: None,
+        ..Sample::default()
     }
 }
 

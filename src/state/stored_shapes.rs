@@ -5,6 +5,7 @@
 //! from a newer version must be ignored.
 
 use super::breaker::{Breaker, Phase};
+use super::degradation::{Degradation, Reason};
 use super::quota::Quota;
 use super::speed::Speed;
 use super::stats::Stats;
@@ -19,6 +20,7 @@ const BREAKER_OPEN: &str = r#"{"phase":{"state":"open","until_ms":9000},"consecu
 const BREAKER_HALF_OPEN: &str = r#"{"phase":{"state":"half_open","leases":[12000]},"consecutive_failures":0,"trips":1,"window":{"buckets":[]},"opened_at_ms":4000,"total_trips":7}"#;
 const QUOTA: &str = r#"{"w":[{"s":1000,"r":2,"t":90}],"r":[{"id":"r2","at":1000000,"t":50,"c":700}],"d":{"id":0,"nanos":600},"m":{"id":23640,"nanos":600}}"#;
 const STATS: &str = r#"{"total":{"requests":1,"ok":1,"errors":0,"fallbacks":0,"input_tokens":10,"output_tokens":5,"cost_nanos":99,"latency_ms_sum":120,"latency_buckets":[0,0,1,0,0,0,0,0,0,0,0]},"hours":[{"n":0,"c":{"requests":1,"ok":1,"errors":0,"fallbacks":0,"input_tokens":10,"output_tokens":5,"cost_nanos":99,"latency_ms_sum":120,"latency_buckets":[0,0,1,0,0,0,0,0,0,0,0]}}],"days":[{"n":0,"c":{"requests":1,"ok":1,"errors":0,"fallbacks":0,"input_tokens":10,"output_tokens":5,"cost_nanos":99,"latency_ms_sum":120,"latency_buckets":[0,0,1,0,0,0,0,0,0,0,0]}}]}"#;
+const DEGRADATION: &str = r#"{"slots":[{"start":1000,"degraded":false,"requests":2,"errors":0,"timeouts":0,"latency":[[30,1]],"ttft":[[25,1]]},{"start":2000,"degraded":true,"requests":1,"errors":0,"timeouts":1,"latency":[],"ttft":[]}],"state":["latency",3000],"cfg":{"enabled":true,"latency_factor_pct":200,"error_rate_bps":200,"timeout_rate_bps":100,"recent_ms":5000,"baseline_ms":3600000,"min_recent":20,"min_baseline":50,"recovery_share_bps":500}}"#;
 const SPEED: &str = r#"{"ttft_ms":40,"latency_ms":120,"tokens_per_s":62}"#;
 const KEY_RECORD: &str = r#"{"text":"{\"name\":\"a\",\"rpm\":5,\"rev\":2}","rev":2}"#;
 const LOG: &str = r#"{"entries":[{"version":1,"etag":"def","created_ms":5,"message":"found in KV (written outside the admin API)","origin":"external","bytes":7},{"version":2,"etag":"abc","created_ms":5,"message":"m","origin":"api","bytes":10}],"last_version":2}"#;
@@ -85,6 +87,8 @@ fn usage_quota_and_speed_keep_their_stored_shape() {
     assert_eq!(s.total().requests, 1);
     let sp: Speed = round_trip(SPEED);
     assert_eq!(sp.first_token_ms(), Some(40));
+    let d: Degradation = round_trip(DEGRADATION);
+    assert_eq!(d.current(), Some(Reason::Latency));
 }
 
 #[test]
@@ -113,6 +117,7 @@ fn fields_added_by_a_newer_version_are_ignored() {
     reads_with_new_fields::<Quota>(QUOTA);
     reads_with_new_fields::<Stats>(STATS);
     reads_with_new_fields::<Speed>(SPEED);
+    reads_with_new_fields::<Degradation>(DEGRADATION);
     reads_with_new_fields::<TableLog>(LOG);
     reads_with_new_fields::<StoredRecord>(KEY_RECORD);
 }
@@ -129,6 +134,8 @@ fn fields_an_older_version_did_not_write_default() {
     assert_eq!(l.latest().map(|e| e.version), Some(4));
     let _: Quota = serde_json::from_str("{}").unwrap();
     let _: Stats = serde_json::from_str("{}").unwrap();
+    let d: Degradation = serde_json::from_str("{}").unwrap();
+    assert_eq!(d.current(), None);
 }
 
 #[test]

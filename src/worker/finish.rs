@@ -8,7 +8,7 @@ use super::health::DoHealth;
 use super::routing;
 use super::transport::WorkerClock;
 use crate::config::RoutingTable;
-use crate::engine::{Clock, Meta};
+use crate::engine::{Clock, Meta, Skip};
 use crate::keys::KeyRecord;
 use crate::report::log_line;
 use crate::routing::prepare::Routed;
@@ -44,14 +44,15 @@ impl Finish {
         meta.task = r.class.task.clone();
         meta.route_source = Some(r.class.source.to_string());
         // Deployments the plan left out come first among the fallback reasons.
-        let mut removed: Vec<(String, String)> = r
+        let mut removed: Vec<(String, Skip)> = r
             .plan
             .removed
             .iter()
-            .map(|(d, why)| (d.clone(), (*why).to_string()))
+            .map(|(d, why)| (d.clone(), Skip::Plan(why)))
             .collect();
         removed.append(&mut meta.skipped);
         meta.skipped = removed;
+        meta.deferred = r.plan.deferred.clone();
         if let Some(task) = &r.class.task {
             meta.extra_headers.push(("x-router-task", task.clone()));
         }
@@ -88,12 +89,14 @@ impl Finish {
             });
             let sample = Sample {
                 ok: meta.status == 200 && meta.error.is_none(),
-                fallback: meta.attempts.len() > 1 || !meta.skipped.is_empty(),
+                fallback: meta.attempts.len() > 1
+                    || !meta.skipped.is_empty()
+                    || !meta.deferred.is_empty(),
                 input_tokens: meta.usage.map_or(0, |u| u.prompt_tokens),
                 output_tokens: meta.usage.map_or(0, |u| u.completion_tokens),
                 cost_nanos: meta.cost_nanos.unwrap_or(0),
                 latency_ms: now.saturating_sub(meta.started_ms),
-                ttft_ms: None,
+                ..Sample::default()
             };
             let reservation = self.admitted.take().and_then(|a| a.reservation);
             self.ctx.spawn(Box::pin(auth::settle(

@@ -22,6 +22,7 @@ use super::outbox::{self, Batch};
 use super::snapshot::{cached, remember, remember_headroom, SNAPSHOT_TTL_MS};
 use crate::config::{Deployment, RoutingTable};
 use crate::engine::{Health, Meta};
+use crate::resilience::ErrorClass;
 use crate::state::breaker::{Report, View};
 use crate::state::quota::{Admission, Estimate, Limits};
 use crate::state::stats::Sample;
@@ -81,7 +82,8 @@ impl DoHealth {
         } else {
             usize::MAX
         };
-        let fallback = meta.attempts.len() > 1 || !meta.skipped.is_empty();
+        let fallback =
+            meta.attempts.len() > 1 || !meta.skipped.is_empty() || !meta.deferred.is_empty();
         let mut samples = self.samples.borrow_mut();
         for (i, a) in meta.attempts.iter().enumerate() {
             let answered = i == last && a.class.is_none() && meta.deployment.is_some();
@@ -106,6 +108,8 @@ impl DoHealth {
                     },
                     latency_ms,
                     ttft_ms,
+                    timeout: a.class.is_some_and(ErrorClass::is_timeout),
+                    client_fault: a.class.is_some_and(ErrorClass::is_client_fault),
                 },
             ));
         }
@@ -132,6 +136,7 @@ impl DoHealth {
             };
             let batch = Batch {
                 config: dep.breaker.config.clone(),
+                degradation: dep.degradation,
                 reports: reports
                     .iter()
                     .filter(|(n, _)| n == name)

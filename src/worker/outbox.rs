@@ -10,8 +10,9 @@
 
 use super::background::Background;
 use super::objects::{self, deployment::ReportReply, DEPLOYMENTS};
-use super::snapshot::{remember, remember_speed};
+use super::snapshot::{remember, remember_degraded, remember_speed};
 use crate::state::breaker::{BreakerConfig, Report};
+use crate::state::degradation::DegradeConfig;
 use crate::state::stats::Sample;
 use serde::Serialize;
 use std::cell::{Cell, RefCell};
@@ -28,6 +29,7 @@ const MAX_BATCH: usize = 500;
 #[derive(Debug, Clone, Serialize)]
 pub struct Batch {
     pub config: BreakerConfig,
+    pub degradation: DegradeConfig,
     pub reports: Vec<Report>,
     pub samples: Vec<Sample>,
     /// Rate-limit reservations to settle: (id, tokens used; None = release).
@@ -57,11 +59,13 @@ pub fn post(env: &Env, ctx: &Rc<dyn Background>, name: &str, add: Batch, now_ms:
         let mut o = o.borrow_mut();
         let batch = o.entry(name.to_string()).or_insert_with(|| Batch {
             config: add.config.clone(),
+            degradation: add.degradation,
             reports: Vec::new(),
             samples: Vec::new(),
             settles: Vec::new(),
         });
         batch.config = add.config.clone();
+        batch.degradation = add.degradation;
         batch.reports.extend(add.reports.iter().copied());
         batch.samples.extend(add.samples.iter().copied());
         batch.settles.extend(add.settles.iter().cloned());
@@ -113,5 +117,6 @@ async fn send(env: &Env, name: &str, batch: &Batch) {
     if let Ok(r) = reply {
         remember(name, r.view, objects::now_ms());
         remember_speed(name, r.speed);
+        remember_degraded(name, r.degraded);
     }
 }

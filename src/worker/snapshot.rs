@@ -1,5 +1,6 @@
 //! The isolate's snapshot of what the deployments' objects last said: each breaker's view
-//! (with when it was learned), each deployment's measured speed and its rate-limit headroom.
+//! (with when it was learned), each deployment's measured speed, whether it is degraded, and
+//! its rate-limit headroom.
 //! Filled from report replies (`outbox`), probe and view replies and admissions (`health`);
 //! read by the `Health` port and by the routing strategies (`SnapshotStats`). Invariant: it is
 //! per isolate (lost with it) and only advisory: a view is used however old it is, its age
@@ -7,6 +8,7 @@
 
 use crate::routing::DeploymentStats;
 use crate::state::breaker::View;
+use crate::state::degradation::Reason;
 use crate::state::quota::Headroom;
 use crate::state::speed::Speed;
 use std::cell::RefCell;
@@ -18,10 +20,22 @@ pub const SNAPSHOT_TTL_MS: u64 = 2_000;
 thread_local! {
     /// deployment name → (view, when it was learned).
     static SNAPSHOT: RefCell<HashMap<String, (View, u64)>> = RefCell::new(HashMap::new());
+    /// deployment name → why it is degraded (from report replies; absent: it is not).
+    static DEGRADED: RefCell<HashMap<String, Reason>> = RefCell::new(HashMap::new());
     /// deployment name → measured speed (from report replies).
     static SPEED: RefCell<HashMap<String, Speed>> = RefCell::new(HashMap::new());
     /// deployment name → share of its own rate limit left, in basis points (from admissions).
     static HEADROOM: RefCell<HashMap<String, u32>> = RefCell::new(HashMap::new());
+}
+
+pub(super) fn remember_degraded(name: &str, degraded: Option<Reason>) {
+    DEGRADED.with(|d| {
+        let mut d = d.borrow_mut();
+        match degraded {
+            Some(r) => d.insert(name.to_string(), r),
+            None => d.remove(name),
+        };
+    });
 }
 
 pub(super) fn remember_speed(name: &str, speed: Speed) {
@@ -64,6 +78,9 @@ impl DeploymentStats for SnapshotStats {
     }
     fn headroom_bps(&self, dep: &str) -> Option<u32> {
         HEADROOM.with(|h| h.borrow().get(dep).copied())
+    }
+    fn degraded(&self, dep: &str) -> Option<Reason> {
+        DEGRADED.with(|d| d.borrow().get(dep).copied())
     }
 }
 

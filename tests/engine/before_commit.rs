@@ -1,6 +1,7 @@
 //! Happy paths and every error class before the commit (invisible to the client).
 
 use super::*;
+use edge_router::engine::Skip;
 
 // ---------- happy paths ----------
 
@@ -290,10 +291,7 @@ fn context_length_skips_to_a_larger_deployment() {
     let (body, meta) = complete(run(&t, &s, &clock, req(false)));
     assert_eq!(body["choices"][0]["message"]["content"], "big");
     assert_eq!((s.hits(A), s.hits(B), s.hits(C)), (1, 0, 1));
-    assert_eq!(
-        meta.skipped,
-        vec![("b".to_string(), "context_window".to_string())]
-    );
+    assert_eq!(meta.skipped, vec![("b".to_string(), Skip::ContextWindow)]);
 }
 
 #[test]

@@ -77,7 +77,7 @@ fn prefill_resume_on_the_same_deployment_completes_the_answer_seamlessly() {
         vec!["c1".to_string()],
         "one id for the whole answer"
     );
-    assert_eq!(meta.resumes, vec!["a:prefill".to_string()]);
+    assert_eq!(meta.resume_list(), vec!["a:prefill".to_string()]);
     let prefill = &s.bodies(A)[1]["messages"];
     assert_eq!(
         prefill.as_array().unwrap().last().unwrap(),
@@ -102,7 +102,7 @@ fn replay_and_verify_streams_only_the_new_text() {
         assert!(text.ends_with("data: [DONE]\n\n"));
         // The same deployment was asked once (it broke again), then b replayed.
         assert_eq!((s.hits(A), s.hits(B)), (2, 1));
-        assert_eq!(meta.resumes, vec!["b:replay".to_string()]);
+        assert_eq!(meta.resume_list(), vec!["b:replay".to_string()]);
         assert_eq!(
             s.bodies(B)[0]["messages"].as_array().unwrap().len(),
             1,
@@ -155,7 +155,7 @@ fn a_refused_prefill_falls_back_to_replay_and_never_reaches_the_caller() {
     let (text, meta) = drain(run(&t, &s, &clock, req(true)));
     assert_eq!(words_in(&text), FULL.concat());
     assert_eq!(s.hits(A), 3);
-    assert_eq!(meta.resumes, vec!["a:replay".to_string()]);
+    assert_eq!(meta.resume_list(), vec!["a:replay".to_string()]);
     assert!(meta.fallback_reasons().contains("a:invalid_request:400"));
 }
 
@@ -200,7 +200,7 @@ fn resume_budget_is_bounded_and_resume_off_is_the_bare_contract() {
     s.on(C, vec![full_stream(&FULL, 0)]);
     let (text, meta) = drain(run(&t, &s, &clock, req(true)));
     // Resume 1 on a (prefill, breaks after " quick"), resume 2 on b (replay, breaks): budget of 2 spent.
-    assert_eq!(meta.resumes, vec!["a:prefill".to_string()]);
+    assert_eq!(meta.resume_list(), vec!["a:prefill".to_string()]);
     assert_eq!((s.hits(A), s.hits(B), s.hits(C)), (2, 1, 0));
     assert_eq!(words_in(&text), "The quick");
     assert_eq!(last_event(&text)["error"]["code"], "stream_cut");
@@ -316,7 +316,7 @@ fn a_stream_within_the_resume_bound_is_resumed_with_all_of_its_text() {
     let (text, meta, s) = cut_after(&pieces);
     assert!(words_in(&text) == format!("{} end.", pieces.concat()));
     assert!(text.ends_with("data: [DONE]\n\n"));
-    assert_eq!(meta.resumes, vec!["a:prefill".to_string()]);
+    assert_eq!(meta.resume_list(), vec!["a:prefill".to_string()]);
     let prefill = &s.bodies(A)[1]["messages"];
     let last = prefill.as_array().unwrap().last().unwrap();
     assert_eq!(last["content"].as_str(), Some(pieces.concat().as_str()));

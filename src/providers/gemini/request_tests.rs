@@ -37,6 +37,7 @@ fn deployment(model: &str) -> Deployment {
         timeouts: DEFAULT_TIMEOUTS,
         capabilities: Capabilities::default(),
         breaker: Default::default(),
+        degradation: Default::default(),
         limits: Default::default(),
         tags: Vec::new(),
     }

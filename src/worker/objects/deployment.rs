@@ -15,6 +15,7 @@ use crate::state::breaker::{Breaker, BreakerConfig, Report, View};
 
 /// How long a deployment whose rate-limit state is unreadable is skipped before it is asked again.
 const UNREADABLE_RETRY_MS: u64 = 30_000;
+use crate::state::degradation::{Degradation, DegradeConfig, Reason};
 use crate::state::quota::{Actual, Admission, Denial, Headroom, Quota};
 use crate::state::speed::Speed;
 use crate::state::stats::{Sample, Stats};
@@ -25,6 +26,8 @@ use worker::{durable_object, DurableObject, Env, Method, Request, Response, Resu
 #[derive(Debug, Deserialize)]
 pub struct ReportCall {
     pub config: BreakerConfig,
+    #[serde(default)]
+    pub degradation: DegradeConfig,
     #[serde(default)]
     pub reports: Vec<Report>,
     #[serde(default)]
@@ -47,6 +50,9 @@ pub struct ReportReply {
     pub view: View,
     #[serde(default)]
     pub speed: Speed,
+    /// Why the deployment is degraded, if it is (`state::degradation`).
+    #[serde(default)]
+    pub degraded: Option<Reason>,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize)]
@@ -61,6 +67,7 @@ pub struct DeploymentState {
     breaker: Stored<Breaker>,
     stats: Stored<Stats>,
     speed: Stored<Speed>,
+    degradation: Stored<Degradation>,
     /// Only used when the table sets limits for this deployment.
     quota: Stored<Quota>,
 }
@@ -102,6 +109,22 @@ impl DeploymentState {
                 self.speed.save(&storage).await?;
             }
         }
+        let degraded = self.degradation.with(|d| {
+            let before = d.clone();
+            for sample in &call.samples {
+                d.record(&call.degradation, sample, now);
+            }
+            (d.update(&call.degradation, now), *d != before)
+        });
+        let degraded = match degraded {
+            Ok((verdict, changed)) => {
+                if changed {
+                    self.degradation.save(&storage).await?;
+                }
+                verdict
+            }
+            Err(_) => None,
+        };
         if !call.settles.is_empty() {
             let settled = self.quota.with(|q| {
                 for (id, tokens) in &call.settles {
@@ -126,6 +149,7 @@ impl DeploymentState {
         json(&ReportReply {
             view,
             speed: self.speed.with(|s| *s).unwrap_or_default(),
+            degraded,
         })
     }
 
@@ -159,6 +183,7 @@ impl DeploymentState {
             self.breaker.problem(),
             self.stats.problem(),
             self.speed.problem(),
+            self.degradation.problem(),
             self.quota.problem(),
         ]
         .into_iter()
@@ -174,6 +199,7 @@ impl DurableObject for DeploymentState {
             breaker: Stored::new("breaker"),
             stats: Stored::new("stats"),
             speed: Stored::new("speed"),
+            degradation: Stored::new("degradation"),
             quota: Stored::new("quota"),
         }
     }
@@ -183,6 +209,7 @@ impl DurableObject for DeploymentState {
         self.breaker.load(&storage).await;
         self.stats.load(&storage).await;
         self.speed.load(&storage).await;
+        self.degradation.load(&storage).await;
         self.quota.load(&storage).await;
         let now = now_ms();
         let path = req.path();
@@ -239,6 +266,7 @@ impl DurableObject for DeploymentState {
                     "breaker": breaker,
                     "usage": usage,
                     "speed": self.speed.with(|s| *s).unwrap_or_default(),
+                    "degradation": self.degradation.with(|d| d.to_json(now)).unwrap_or(Value::Null),
                     "state_errors": self.problems(),
                 }))
             }
