@@ -24,6 +24,31 @@ export function describeView(view, now = Date.now()) {
   }
 }
 
+const DEGRADED_WHY = {
+  degraded_latency: "p95 latency over its baseline",
+  degraded_ttft: "p95 time to first token over its baseline",
+  degraded_errors: "error rate over the threshold",
+  degraded_timeouts: "timeout rate over the threshold",
+};
+
+/** A "degraded" badge with the figures behind it, or null while the deployment is well. */
+export function degradedBadge(deg) {
+  const why = deg?.degraded;
+  if (!why) return null;
+  const r = deg.recent ?? {};
+  const b = deg.baseline ?? {};
+  const figures = [
+    `recent p95 ${fmtMs(r.latency_p95_ms ?? r.ttft_p95_ms)} vs baseline ${fmtMs(b.latency_p95_ms ?? b.ttft_p95_ms)}`,
+    `errors ${fmtBps(r.error_rate_bps ?? 0)}`,
+    `timeouts ${fmtBps(r.timeout_rate_bps ?? 0)}`,
+  ].join(" · ");
+  return h(
+    "span",
+    { class: ["badge", "state-half"], dataset: { degraded: why }, title: `${DEGRADED_WHY[why] ?? why}: tried after the healthy deployments of its chains (${figures})` },
+    why.replace("_", " "),
+  );
+}
+
 /**
  * Render the breaker table into `root`.
  * @param {{deployments: Array, providerOf: Function, refresh: Function}} ctx
@@ -78,6 +103,7 @@ export function renderBreakers(root, { deployments, providerOf, refresh }) {
       "td",
       { class: "state-cell" },
       badge,
+      degradedBadge(st.degradation),
       off ? h("span", { class: "tag tag-muted", title: "breaker.enabled is false for this deployment: the gateway ignores its state", text: "breaker off" }) : null,
       view?.state === "open" || fails || trips
         ? h("div", { class: "muted small", title: "failures in a row · trips (lifetime)" }, [view?.state === "open" ? fmtAgo(view.until_ms, now) : null, fails ? `${fails} failing in a row` : null, trips ? `${trips} trip${trips === 1 ? "" : "s"}` : null].filter(Boolean).join(" · "))
@@ -87,7 +113,7 @@ export function renderBreakers(root, { deployments, providerOf, refresh }) {
     const p95 = total.latency_p95_ms;
     return h(
       "tr",
-      { dataset: { deployment: d.name, state: view?.state ?? "unknown" }, class: forced ? "row-forced" : view?.state === "open" ? "row-open" : "" },
+      { dataset: { deployment: d.name, state: view?.state ?? "unknown", degraded: st.degradation?.degraded ?? "" }, class: forced ? "row-forced" : view?.state === "open" ? "row-open" : "" },
       h("td", { class: "dep-cell" }, h("div", { class: "dep-name", text: d.name }), h("div", { class: "muted small ellipsis", title: [providerOf(d), d.model].filter(Boolean).join(" · "), text: [providerOf(d), d.model].filter(Boolean).join(" · ") })),
       stateCell,
       h("td", { class: "num", text: fmtInt(total.requests ?? 0) }),
