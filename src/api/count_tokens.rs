@@ -18,14 +18,10 @@ pub fn parse_count_tokens_request(bytes: &[u8]) -> Result<ChatRequest, ApiError>
     parse_messages_request(&bytes)
 }
 
-/// The prompt's tokens at ≈ 4 characters per token, tool definitions included. Never 0: a
-/// prompt has at least one token.
+/// The prompt's tokens as `usage::estimate` counts them (text, tool definitions, tool calls,
+/// images). Never 0: a prompt has at least one token.
 pub fn estimate_input_tokens(req: &ChatRequest) -> u64 {
-    let tools = req
-        .body
-        .get("tools")
-        .map_or(0, |t| t.to_string().chars().count());
-    crate::usage::estimate::tokens(req.prompt_chars + tools).max(1)
+    crate::usage::estimate::prompt_tokens(req)
 }
 
 #[cfg(test)]
