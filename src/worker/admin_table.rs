@@ -11,6 +11,7 @@
 //! (default 60 s, KV's propagation bound) a `GET` rewrites `routing-table` from it. A write
 //! whose KV writes failed answers 503 `table_not_applied`.
 
+use super::admin_error::error;
 use super::background::Background;
 use super::config_source::{self, KV_BINDING, TABLE_KEY};
 use super::kv_text;
@@ -18,6 +19,7 @@ use super::objects::{self, table_log::NAME as LOG_NAME, TABLE_LOG};
 use super::respond::json_response;
 use super::table_current::{current, live, log, repair_after_ms, version_key};
 use super::transport::WorkerClock;
+use crate::api::error::ErrorKind;
 use crate::config::diff::diff;
 use crate::config::{parse_table, problems, RoutingTable};
 use crate::engine::Clock;
@@ -26,22 +28,6 @@ use crate::state::table_log::{
 };
 use serde_json::{json, Value};
 use worker::{kv::KvStore, Env, Method, Request, Response, Result};
-
-/// An OpenAI-style error with extra fields in the `error` object.
-pub(super) fn error(status: u16, code: &str, message: &str, extra: Value) -> Result<Response> {
-    let kind = match status {
-        401 => "authentication_error",
-        404 => "not_found_error",
-        409 | 412 | 428 => "conflict_error",
-        500..=599 => "api_error",
-        _ => "invalid_request_error",
-    };
-    let mut e = json!({"message": message, "type": kind, "code": code});
-    if let (Some(o), Value::Object(x)) = (e.as_object_mut(), extra) {
-        o.extend(x);
-    }
-    json_response(status, &json!({ "error": e }))
-}
 
 fn summary(t: &RoutingTable) -> Value {
     json!({"routes": t.routes.len(), "deployments": t.deployments.len(),
@@ -63,7 +49,7 @@ fn invalid_table(errors: &[String]) -> Result<Response> {
         if n == 1 { "" } else { "s" }
     );
     error(
-        400,
+        ErrorKind::BadRequest,
         "invalid_routing_table",
         &message,
         json!({ "errors": list }),
@@ -122,7 +108,12 @@ pub async fn handle(
         }
         (Method::Get, ["versions", n]) => {
             let Ok(n) = n.parse::<u64>() else {
-                return error(400, "invalid_version", "versions are numbers", json!({}));
+                return error(
+                    ErrorKind::BadRequest,
+                    "invalid_version",
+                    "versions are numbers",
+                    json!({}),
+                );
             };
             let log = log(env).await?;
             let Some(entry) = log.get(n) else {
@@ -130,7 +121,7 @@ pub async fn handle(
             };
             let Some(text) = kv_text::get(&kv, &version_key(n)).await? else {
                 return error(
-                    404,
+                    ErrorKind::NotFound,
                     "version_text_missing",
                     &format!("version {n} is logged but its text is not in KV"),
                     json!({}),
@@ -157,7 +148,7 @@ pub async fn handle(
                 .and_then(|v| v.get("version").and_then(Value::as_u64))
             else {
                 return error(
-                    400,
+                    ErrorKind::BadRequest,
                     "invalid_body",
                     "expected {\"version\": <number>}",
                     json!({}),
@@ -171,7 +162,7 @@ pub async fn handle(
             };
             if let Err(errors) = parse_table(&old) {
                 return error(
-                    409,
+                    ErrorKind::Conflict,
                     "version_invalid",
                     &format!("version {n} does not validate any more; it cannot be restored"),
                     json!({ "errors": problems(&errors) }),
@@ -180,7 +171,12 @@ pub async fn handle(
             let message = format!("rollback to version {n}");
             write(env, &kv, &old, if_match, message, Origin::Rollback, Some(n)).await
         }
-        _ => error(404, "not_found", "unknown table route", json!({})),
+        _ => error(
+            ErrorKind::NotFound,
+            "not_found",
+            "unknown table route",
+            json!({}),
+        ),
     }
 }
 
@@ -195,7 +191,7 @@ fn if_match(req: &Request) -> Option<String> {
 
 fn precondition_required() -> Result<Response> {
     error(
-        428,
+        ErrorKind::PreconditionRequired,
         "precondition_required",
         "send If-Match with the ETag of the table you edited (GET /admin/api/table), or * to overwrite",
         json!({}),
@@ -204,7 +200,7 @@ fn precondition_required() -> Result<Response> {
 
 fn unknown_version(n: u64) -> Result<Response> {
     error(
-        404,
+        ErrorKind::NotFound,
         "version_not_found",
         &format!("no routing-table version {n} (the newest 50 are kept)"),
         json!({}),
@@ -273,7 +269,7 @@ async fn write(
             current_etag,
             current_version,
         } => error(
-            412,
+            ErrorKind::PreconditionFailed,
             "version_conflict",
             "the routing table changed since you read it; reload, reapply your edit and save again",
             json!({"current_etag": current_etag, "current_version": current_version}),
@@ -314,7 +310,7 @@ async fn write(
 /// log and KV is rolled forward to it later (see the module docs).
 fn not_applied(entry: &Entry, cause: &str) -> Result<Response> {
     error(
-        503,
+        ErrorKind::Unavailable,
         "table_not_applied",
         &format!(
             "version {} is in the version log, but KV did not take it ({cause}); the gateway \
@@ -344,14 +340,14 @@ async fn side(
                 Err(e) => Err(Err(e)),
             },
             None => Err(error(
-                400,
+                ErrorKind::BadRequest,
                 "invalid_body",
                 "\"from\" and \"to\" are version numbers or \"current\"",
                 json!({}),
             )),
         },
         None => Err(error(
-            400,
+            ErrorKind::BadRequest,
             "invalid_body",
             "expected {\"from\": n|\"current\", \"to\": n|\"current\"} or {\"from\": ..., \"text\": \"...\"}",
             json!({}),
@@ -362,7 +358,12 @@ async fn side(
 async fn diff_request(req: &mut Request, env: &Env, kv: &KvStore) -> Result<Response> {
     let text = req.text().await.unwrap_or_default();
     let Ok(input) = serde_json::from_str::<Value>(&text) else {
-        return error(400, "invalid_body", "expected a JSON object", json!({}));
+        return error(
+            ErrorKind::BadRequest,
+            "invalid_body",
+            "expected a JSON object",
+            json!({}),
+        );
     };
     let from = match side(env, kv, input.get("from")).await {
         Ok(t) => t,
@@ -378,7 +379,7 @@ async fn diff_request(req: &mut Request, env: &Env, kv: &KvStore) -> Result<Resp
     let parse = |label: &str, t: &str| {
         serde_json::from_str::<Value>(t).map_err(|e| {
             error(
-                400,
+                ErrorKind::BadRequest,
                 "invalid_json",
                 &format!("the {label} side is not valid JSON: {e}"),
                 json!({}),
@@ -395,6 +396,6 @@ async fn diff_request(req: &mut Request, env: &Env, kv: &KvStore) -> Result<Resp
     };
     match diff(&before, &after) {
         Ok(d) => json_response(200, &serde_json::to_value(d).unwrap_or(Value::Null)),
-        Err(e) => error(413, "diff_too_large", &e, json!({})),
+        Err(e) => error(ErrorKind::TooLarge, "diff_too_large", &e, json!({})),
     }
 }
