@@ -21,7 +21,7 @@ use super::table_current::{current, live, log, repair_after_ms, version_key};
 use super::transport::WorkerClock;
 use crate::api::error::ErrorKind;
 use crate::config::diff::diff;
-use crate::config::{parse_table, problems, RoutingTable};
+use crate::config::{parse, Problem, RoutingTable};
 use crate::engine::Clock;
 use crate::state::table_log::{
     decode_message, etag, Commit, CommitResult, Entry, Origin, TableLog,
@@ -35,15 +35,14 @@ fn summary(t: &RoutingTable) -> Value {
 }
 
 fn validation(text: &str) -> Value {
-    match parse_table(text) {
+    match parse(text) {
         Ok(t) => json!({"valid": true, "errors": [], "summary": summary(&t)}),
-        Err(e) => json!({"valid": false, "errors": problems(&e), "summary": null}),
+        Err(problems) => json!({"valid": false, "errors": problems, "summary": null}),
     }
 }
 
-fn invalid_table(errors: &[String]) -> Result<Response> {
-    let list = problems(errors);
-    let n = list.len();
+fn invalid_table(problems: &[Problem]) -> Result<Response> {
+    let n = problems.len();
     let message = format!(
         "routing table has {n} problem{}",
         if n == 1 { "" } else { "s" }
@@ -52,7 +51,7 @@ fn invalid_table(errors: &[String]) -> Result<Response> {
         ErrorKind::BadRequest,
         "invalid_routing_table",
         &message,
-        json!({ "errors": list }),
+        json!({ "errors": problems }),
     )
 }
 
@@ -75,102 +74,15 @@ pub async fn handle(
     let kv = env.kv(KV_BINDING)?;
     match (req.method(), parts) {
         (Method::Get, []) => get_table(env, ctx, &kv).await,
-        (Method::Put, []) => {
-            let Some(if_match) = if_match(req) else {
-                return precondition_required();
-            };
-            let message =
-                decode_message(&req.headers().get("x-change-message")?.unwrap_or_default());
-            let text = req.text().await.unwrap_or_default();
-            if let Err(errors) = parse_table(&text) {
-                return invalid_table(&errors);
-            }
-            write(env, &kv, &text, if_match, message, Origin::Api, None).await
-        }
+        (Method::Put, []) => put_table(req, env, &kv).await,
         (Method::Post, ["validate"]) => {
             let text = req.text().await.unwrap_or_default();
             json_response(200, &validation(&text))
         }
-        (Method::Get, ["versions"]) => {
-            let log = log(env).await?;
-            // The version KV holds: the one the gateway serves (`GET /admin/api/table` names
-            // the newest instead while KV is behind the log).
-            let (text, is_default) = live(&kv).await?;
-            let tag = etag(&text);
-            let current = log
-                .entries()
-                .iter()
-                .rev()
-                .find(|e| !is_default && e.etag == tag)
-                .map(|e| e.version);
-            let versions: Vec<Value> = log.entries().iter().rev().map(entry_json).collect();
-            json_response(200, &json!({"current": current, "versions": versions}))
-        }
-        (Method::Get, ["versions", n]) => {
-            let Ok(n) = n.parse::<u64>() else {
-                return error(
-                    ErrorKind::BadRequest,
-                    "invalid_version",
-                    "versions are numbers",
-                    json!({}),
-                );
-            };
-            let log = log(env).await?;
-            let Some(entry) = log.get(n) else {
-                return unknown_version(n);
-            };
-            let Some(text) = kv_text::get(&kv, &version_key(n)).await? else {
-                return error(
-                    ErrorKind::NotFound,
-                    "version_text_missing",
-                    &format!("version {n} is logged but its text is not in KV"),
-                    json!({}),
-                );
-            };
-            let mut out = entry_json(entry);
-            if let Some(o) = out.as_object_mut() {
-                o.insert(
-                    "table".into(),
-                    serde_json::from_str(&text).unwrap_or(Value::Null),
-                );
-                o.insert("text".into(), json!(text));
-            }
-            json_response(200, &out)
-        }
+        (Method::Get, ["versions"]) => versions(env, &kv).await,
+        (Method::Get, ["versions", n]) => version(env, &kv, n).await,
         (Method::Post, ["diff"]) => diff_request(req, env, &kv).await,
-        (Method::Post, ["rollback"]) => {
-            let Some(if_match) = if_match(req) else {
-                return precondition_required();
-            };
-            let text = req.text().await.unwrap_or_default();
-            let Some(n) = serde_json::from_str::<Value>(&text)
-                .ok()
-                .and_then(|v| v.get("version").and_then(Value::as_u64))
-            else {
-                return error(
-                    ErrorKind::BadRequest,
-                    "invalid_body",
-                    "expected {\"version\": <number>}",
-                    json!({}),
-                );
-            };
-            if log(env).await?.get(n).is_none() {
-                return unknown_version(n);
-            }
-            let Some(old) = kv_text::get(&kv, &version_key(n)).await? else {
-                return unknown_version(n);
-            };
-            if let Err(errors) = parse_table(&old) {
-                return error(
-                    ErrorKind::Conflict,
-                    "version_invalid",
-                    &format!("version {n} does not validate any more; it cannot be restored"),
-                    json!({ "errors": problems(&errors) }),
-                );
-            }
-            let message = format!("rollback to version {n}");
-            write(env, &kv, &old, if_match, message, Origin::Rollback, Some(n)).await
-        }
+        (Method::Post, ["rollback"]) => rollback(req, env, &kv).await,
         _ => error(
             ErrorKind::NotFound,
             "not_found",
@@ -178,6 +90,105 @@ pub async fn handle(
             json!({}),
         ),
     }
+}
+
+/// `PUT /admin/api/table`: a new table, if it validates and `If-Match` names the live one.
+async fn put_table(req: &mut Request, env: &Env, kv: &KvStore) -> Result<Response> {
+    let Some(if_match) = if_match(req) else {
+        return precondition_required();
+    };
+    let message = decode_message(&req.headers().get("x-change-message")?.unwrap_or_default());
+    let text = req.text().await.unwrap_or_default();
+    if let Err(problems) = parse(&text) {
+        return invalid_table(&problems);
+    }
+    write(env, kv, &text, if_match, message, Origin::Api, None).await
+}
+
+/// `GET /admin/api/table/versions`: the log, newest first, and the version KV serves.
+async fn versions(env: &Env, kv: &KvStore) -> Result<Response> {
+    let log = log(env).await?;
+    // The version KV holds: the one the gateway serves (`GET /admin/api/table` names
+    // the newest instead while KV is behind the log).
+    let (text, is_default) = live(kv).await?;
+    let tag = etag(&text);
+    let current = log
+        .entries()
+        .iter()
+        .rev()
+        .find(|e| !is_default && e.etag == tag)
+        .map(|e| e.version);
+    let versions: Vec<Value> = log.entries().iter().rev().map(entry_json).collect();
+    json_response(200, &json!({"current": current, "versions": versions}))
+}
+
+/// `GET /admin/api/table/versions/{n}`: one version's entry, text and table.
+async fn version(env: &Env, kv: &KvStore, n: &str) -> Result<Response> {
+    let Ok(n) = n.parse::<u64>() else {
+        return error(
+            ErrorKind::BadRequest,
+            "invalid_version",
+            "versions are numbers",
+            json!({}),
+        );
+    };
+    let log = log(env).await?;
+    let Some(entry) = log.get(n) else {
+        return unknown_version(n);
+    };
+    let Some(text) = kv_text::get(kv, &version_key(n)).await? else {
+        return error(
+            ErrorKind::NotFound,
+            "version_text_missing",
+            &format!("version {n} is logged but its text is not in KV"),
+            json!({}),
+        );
+    };
+    let mut out = entry_json(entry);
+    if let Some(o) = out.as_object_mut() {
+        o.insert(
+            "table".into(),
+            serde_json::from_str(&text).unwrap_or(Value::Null),
+        );
+        o.insert("text".into(), json!(text));
+    }
+    json_response(200, &out)
+}
+
+/// `POST /admin/api/table/rollback` with `{"version": n}`: that version's text, written as a
+/// new version, if it still validates.
+async fn rollback(req: &mut Request, env: &Env, kv: &KvStore) -> Result<Response> {
+    let Some(if_match) = if_match(req) else {
+        return precondition_required();
+    };
+    let text = req.text().await.unwrap_or_default();
+    let Some(n) = serde_json::from_str::<Value>(&text)
+        .ok()
+        .and_then(|v| v.get("version").and_then(Value::as_u64))
+    else {
+        return error(
+            ErrorKind::BadRequest,
+            "invalid_body",
+            "expected {\"version\": <number>}",
+            json!({}),
+        );
+    };
+    if log(env).await?.get(n).is_none() {
+        return unknown_version(n);
+    }
+    let Some(old) = kv_text::get(kv, &version_key(n)).await? else {
+        return unknown_version(n);
+    };
+    if let Err(problems) = parse(&old) {
+        return error(
+            ErrorKind::Conflict,
+            "version_invalid",
+            &format!("version {n} does not validate any more; it cannot be restored"),
+            json!({ "errors": problems }),
+        );
+    }
+    let message = format!("rollback to version {n}");
+    write(env, kv, &old, if_match, message, Origin::Rollback, Some(n)).await
 }
 
 fn if_match(req: &Request) -> Option<String> {
