@@ -6,6 +6,7 @@ pub mod diff;
 mod health;
 pub mod money;
 mod policies;
+mod probe;
 mod problems;
 mod providers;
 mod raw;
