@@ -1,7 +1,7 @@
 //! Routing-table validation: good tables become typed config; bad ones are rejected with every
 //! problem named by its JSON path.
 
-use edge_router::config::{parse_table, ProviderKind, EMBEDDED_DEFAULT};
+use edge_router::config::{parse, parse_table, Problem, ProviderKind, EMBEDDED_DEFAULT};
 use serde_json::{json, Value};
 
 fn good() -> Value {
@@ -527,4 +527,54 @@ fn cors_origins_are_exact_origins_or_a_star() {
     }
     t.as_object_mut().unwrap().remove("cors");
     assert!(parse_table(&t.to_string()).unwrap().cors_origins.is_empty());
+}
+
+#[test]
+fn problems_are_values_and_the_text_form_is_rendered_from_them() {
+    let mut t = good();
+    t["deployments"]["llama"]["provider"] = json!("nope");
+    t["routes"]["workhorse"]["retry"] = json!({"max_attempts": 0});
+    let text = t.to_string();
+    let problems = parse(&text).unwrap_err();
+    assert!(
+        problems.contains(&Problem::at(
+            "routes.workhorse.retry.max_attempts",
+            "must be between 1 and 10"
+        )),
+        "{problems:?}"
+    );
+    assert!(problems
+        .iter()
+        .any(|p| p.path == "deployments.llama.provider"
+            && p.message.starts_with("unknown provider \"nope\"")));
+    let rendered: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
+    assert_eq!(parse_table(&text).unwrap_err(), rendered);
+    assert!(rendered.iter().all(|r| r.contains(": ")));
+}
+
+#[test]
+fn problems_serialize_as_the_admin_api_shows_them() {
+    let problems = parse(r#"{"version": 1, "routes": }"#).unwrap_err();
+    let wire = serde_json::to_value(&problems).unwrap();
+    assert_eq!(wire.as_array().map(Vec::len), Some(1), "{wire}");
+    assert_eq!(wire[0]["path"], "");
+    assert!(wire[0]["message"]
+        .as_str()
+        .unwrap()
+        .starts_with("invalid JSON: "));
+    assert_eq!(
+        wire[0].as_object().unwrap().len(),
+        2,
+        "only path and message"
+    );
+    assert!(parse_table(r#"{"version": 1, "routes": }"#).unwrap_err()[0]
+        .starts_with("invalid routing table JSON: "));
+
+    let mut t = good();
+    t["routes"]["local-first"]["chain"] = json!([]);
+    let wire = serde_json::to_value(parse(&t.to_string()).unwrap_err()).unwrap();
+    assert_eq!(
+        wire,
+        json!([{"path": "routes.local-first.chain", "message": "must list at least one deployment"}])
+    );
 }

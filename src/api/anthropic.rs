@@ -207,19 +207,9 @@ pub fn error_body(e: &ApiError) -> Vec<u8> {
         .into_bytes()
 }
 
+/// The `error.type` of `e` in Anthropic's bodies (`ErrorKind` maps it).
 pub fn anthropic_error_type(e: &ApiError) -> &'static str {
-    match e.status {
-        401 => "authentication_error",
-        403 => "permission_error",
-        404 => "not_found_error",
-        413 => "request_too_large",
-        429 => "rate_limit_error",
-        504 => "timeout_error",
-        529 => "overloaded_error",
-        400..=499 => "invalid_request_error",
-        _ if e.code == "overloaded" => "overloaded_error",
-        _ => "api_error",
-    }
+    e.error_kind().anthropic_type()
 }
 
 #[cfg(test)]

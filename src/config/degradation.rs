@@ -7,7 +7,7 @@
 //!                 "min_baseline": 50, "recovery_share": 0.05}
 //! ```
 
-use super::validate::Errors;
+use super::check::Errors;
 use crate::state::degradation::DegradeConfig;
 use serde_json::Value;
 

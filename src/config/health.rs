@@ -1,9 +1,9 @@
 //! Validation of the circuit-breaker and deployment-limit blocks: `defaults.breaker` first,
 //! then each deployment's `breaker` overriding it field by field.
 
+use super::check::Errors;
 use super::raw::{RawBreaker, RawLimits};
 use super::types::{BreakerPolicy, DeploymentLimits};
-use super::validate::Errors;
 use crate::resilience::ErrorClass;
 use crate::state::breaker::BreakerConfig;
 

@@ -1,10 +1,10 @@
 //! Validation of `providers.<name>`: the kind decides which fields are allowed and required.
 
+use super::check::Errors;
 use super::raw::{RawMock, RawProvider};
 use super::types::{
     AnthropicProvider, HttpProvider, MockProvider, OpenAiProvider, PrefillSupport, ProviderKind,
 };
-use super::validate::Errors;
 
 pub const ANTHROPIC_BASE_URL: &str = "https://api.anthropic.com/v1";
 pub const ANTHROPIC_VERSION: &str = "2023-06-01";
@@ -17,94 +17,11 @@ pub(super) fn provider_kind(
     p: &RawProvider,
     errs: &mut Errors,
 ) -> Option<ProviderKind> {
-    let kind = p.kind.as_str();
-    let only = |field: &str, present: bool, allowed: &[&str], errs: &mut Errors| {
-        if present && !allowed.contains(&kind) {
-            let list: Vec<String> = allowed.iter().map(|k| format!("{k:?}")).collect();
-            errs.push(
-                &format!("{path}.{field}"),
-                format!("only allowed for kind {}", list.join(" or ")),
-            );
-        }
-    };
-    only("mock", p.mock.is_some(), &["mock"], errs);
-    only(
-        "anthropic_version",
-        p.anthropic_version.is_some(),
-        &["anthropic"],
-        errs,
-    );
-    only(
-        "max_tokens_default",
-        p.max_tokens_default.is_some(),
-        &["anthropic"],
-        errs,
-    );
-    only(
-        "base_url",
-        p.base_url.is_some(),
-        &["openai", "anthropic", "gemini"],
-        errs,
-    );
-    only(
-        "api_key_secret",
-        p.api_key_secret.is_some(),
-        &["openai", "anthropic", "gemini"],
-        errs,
-    );
-    only(
-        "headers",
-        !p.headers.is_empty(),
-        &["openai", "anthropic", "gemini"],
-        errs,
-    );
-    match kind {
-        "openai" => {
-            let http = http(path, p, None, errs)?;
-            let max_tokens_field = match p.max_tokens_field.as_deref() {
-                None => None,
-                Some(f @ ("max_tokens" | "max_completion_tokens")) => Some(f.to_string()),
-                Some(other) => {
-                    errs.push(
-                        &format!("{path}.max_tokens_field"),
-                        format!("{other:?} is not \"max_tokens\" or \"max_completion_tokens\""),
-                    );
-                    None
-                }
-            };
-            Some(ProviderKind::OpenAi(OpenAiProvider {
-                http,
-                stream_usage: p.stream_usage.unwrap_or(true),
-                max_tokens_field,
-            }))
-        }
+    only_for_kinds(path, p, errs);
+    match p.kind.as_str() {
+        "openai" => openai(path, p, errs).map(ProviderKind::OpenAi),
         "gemini" => http(path, p, Some(GEMINI_BASE_URL), errs).map(ProviderKind::Gemini),
-        "anthropic" => {
-            let http = http(path, p, Some(ANTHROPIC_BASE_URL), errs)?;
-            let version = p
-                .anthropic_version
-                .clone()
-                .unwrap_or_else(|| ANTHROPIC_VERSION.to_string());
-            if version.is_empty() || version.bytes().any(|b| b.is_ascii_control()) {
-                errs.push(
-                    &format!("{path}.anthropic_version"),
-                    "must be a version string like \"2023-06-01\"",
-                );
-            }
-            let default_max_tokens = match p.max_tokens_default {
-                Some(0) => {
-                    errs.push(&format!("{path}.max_tokens_default"), "must be at least 1");
-                    ANTHROPIC_MAX_TOKENS
-                }
-                Some(n) => n,
-                None => ANTHROPIC_MAX_TOKENS,
-            };
-            Some(ProviderKind::Anthropic(AnthropicProvider {
-                http,
-                version,
-                default_max_tokens,
-            }))
-        }
+        "anthropic" => anthropic(path, p, errs).map(ProviderKind::Anthropic),
         "mock" => Some(ProviderKind::Mock(mock(path, p.mock.as_ref(), errs))),
         other => {
             errs.push(
@@ -114,6 +31,83 @@ pub(super) fn provider_kind(
             None
         }
     }
+}
+
+/// Fields only some kinds read: set for another kind, they are an error, not ignored.
+fn only_for_kinds(path: &str, p: &RawProvider, errs: &mut Errors) {
+    const HTTP: &[&str] = &["openai", "anthropic", "gemini"];
+    let fields: [(&str, bool, &[&str]); 6] = [
+        ("mock", p.mock.is_some(), &["mock"]),
+        (
+            "anthropic_version",
+            p.anthropic_version.is_some(),
+            &["anthropic"],
+        ),
+        (
+            "max_tokens_default",
+            p.max_tokens_default.is_some(),
+            &["anthropic"],
+        ),
+        ("base_url", p.base_url.is_some(), HTTP),
+        ("api_key_secret", p.api_key_secret.is_some(), HTTP),
+        ("headers", !p.headers.is_empty(), HTTP),
+    ];
+    for (field, present, allowed) in fields {
+        if present && !allowed.contains(&p.kind.as_str()) {
+            let list: Vec<String> = allowed.iter().map(|k| format!("{k:?}")).collect();
+            errs.push(
+                &format!("{path}.{field}"),
+                format!("only allowed for kind {}", list.join(" or ")),
+            );
+        }
+    }
+}
+
+fn openai(path: &str, p: &RawProvider, errs: &mut Errors) -> Option<OpenAiProvider> {
+    let http = http(path, p, None, errs)?;
+    let max_tokens_field = match p.max_tokens_field.as_deref() {
+        None => None,
+        Some(f @ ("max_tokens" | "max_completion_tokens")) => Some(f.to_string()),
+        Some(other) => {
+            errs.push(
+                &format!("{path}.max_tokens_field"),
+                format!("{other:?} is not \"max_tokens\" or \"max_completion_tokens\""),
+            );
+            None
+        }
+    };
+    Some(OpenAiProvider {
+        http,
+        stream_usage: p.stream_usage.unwrap_or(true),
+        max_tokens_field,
+    })
+}
+
+fn anthropic(path: &str, p: &RawProvider, errs: &mut Errors) -> Option<AnthropicProvider> {
+    let http = http(path, p, Some(ANTHROPIC_BASE_URL), errs)?;
+    let version = p
+        .anthropic_version
+        .clone()
+        .unwrap_or_else(|| ANTHROPIC_VERSION.to_string());
+    if version.is_empty() || version.bytes().any(|b| b.is_ascii_control()) {
+        errs.push(
+            &format!("{path}.anthropic_version"),
+            "must be a version string like \"2023-06-01\"",
+        );
+    }
+    let default_max_tokens = match p.max_tokens_default {
+        Some(0) => {
+            errs.push(&format!("{path}.max_tokens_default"), "must be at least 1");
+            ANTHROPIC_MAX_TOKENS
+        }
+        Some(n) => n,
+        None => ANTHROPIC_MAX_TOKENS,
+    };
+    Some(AnthropicProvider {
+        http,
+        version,
+        default_max_tokens,
+    })
 }
 
 /// Prefill support: declared for `openai` servers (default none), on by default for

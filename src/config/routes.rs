@@ -3,9 +3,10 @@
 //! list is appended as a `canary_only` step, so every deployment a plan can try is a step of
 //! the chain (plans are lists of step indices).
 
-use super::raw::{RawDeployment, RawRoute};
+use super::check::{check_name, join_keys, tag_list, Errors};
+use super::policies::retry;
+use super::raw::{RawCanary, RawDeployment, RawRoute};
 use super::types::*;
-use super::validate::{check_name, join_keys, retry, Errors};
 use std::collections::BTreeMap;
 
 const MAX_CHAIN: usize = 20;
@@ -52,23 +53,105 @@ fn route(name: &str, r: &RawRoute, cx: &RouteContext, errs: &mut Errors) -> Opti
             format!("at most {MAX_CHAIN} deployments"),
         );
     }
+    // Errors in the route's retry block are reported once, here (each step applies it again).
     retry(&format!("{path}.retry"), &r.retry, cx.default_retry, errs);
-    let step_for = |idx: usize, weight: u32, canary_only: bool| {
-        let base = cx.deployment_retry.get(idx).unwrap_or(cx.default_retry);
-        // Errors in the route's retry block are reported once, above.
-        let retry = retry(
-            &format!("{path}.retry"),
-            &r.retry,
-            base,
-            &mut Errors(Vec::new()),
+    let mut steps = chain_steps(&path, r, cx, errs);
+    let strategy = strategy(&path, r.strategy.as_deref(), &steps, errs);
+    let require_tags = tag_list(&format!("{path}.require_tags"), &r.require_tags, errs);
+    if !require_tags.is_empty()
+        && !steps.is_empty()
+        && !steps
+            .iter()
+            .any(|s| has_tags(cx, s.deployment, &require_tags))
+    {
+        errs.push(
+            &format!("{path}.require_tags"),
+            "no deployment of the chain has every required tag",
         );
-        ChainStep {
-            deployment: idx,
-            retry,
-            weight,
-            canary_only,
+    }
+    let canary = r.canary.as_ref().and_then(|c| {
+        let idx = canary(&path, c, cx, &require_tags, errs)?;
+        if !steps.iter().any(|s| s.deployment == idx) && !steps.is_empty() {
+            steps.push(step(&path, r, cx, idx, 0, true));
         }
+        Some(Canary {
+            deployment: idx,
+            percent_bps: c.percent_bps.min(10_000),
+        })
+    });
+    let sticky_ttl_ms = r.sticky.as_ref().map(|s| {
+        if s.ttl_ms == 0 || s.ttl_ms > MAX_STICKY_TTL_MS {
+            errs.push(
+                &format!("{path}.sticky.ttl_ms"),
+                format!("must be between 1 and {MAX_STICKY_TTL_MS} ms"),
+            );
+        }
+        s.ttl_ms
+    });
+    let request_timeout_ms = errs.ms(
+        &format!("{path}.request_timeout_ms"),
+        r.request_timeout_ms,
+        cx.default_request_ms,
+    );
+    let hedge_after_ms = r.hedge.as_ref().map(|h| {
+        errs.ms(
+            &format!("{path}.hedge.after_ms"),
+            Some(h.after_ms),
+            request_timeout_ms,
+        )
+    });
+    let resume = resume_policy(&path, r.resume.as_deref(), r.max_resumes, errs);
+    let Some(chain) = Chain::new(steps) else {
+        if r.chain.is_empty() {
+            errs.push(
+                &format!("{path}.chain"),
+                "must list at least one deployment",
+            );
+        }
+        return None;
     };
+    Some(Route {
+        name: name.to_string(),
+        chain,
+        request_timeout_ms,
+        fallback_on_content_policy: r.fallback_on_content_policy,
+        description: r.description.clone(),
+        resume,
+        strategy,
+        require_tags,
+        canary,
+        sticky_ttl_ms,
+        hedge_after_ms,
+    })
+}
+
+/// The step for deployment `idx`: its retry policy, then the route's fields on top.
+fn step(
+    path: &str,
+    r: &RawRoute,
+    cx: &RouteContext,
+    idx: usize,
+    weight: u32,
+    canary_only: bool,
+) -> ChainStep {
+    let base = cx.deployment_retry.get(idx).unwrap_or(cx.default_retry);
+    // Errors in the route's retry block were reported once (`route`).
+    let retry = retry(
+        &format!("{path}.retry"),
+        &r.retry,
+        base,
+        &mut Errors::default(),
+    );
+    ChainStep {
+        deployment: idx,
+        retry,
+        weight,
+        canary_only,
+    }
+}
+
+/// `chain`: the listed deployments that exist, each once, with its weight.
+fn chain_steps(path: &str, r: &RawRoute, cx: &RouteContext, errs: &mut Errors) -> Vec<ChainStep> {
     let mut steps: Vec<ChainStep> = Vec::new();
     for (i, entry) in r.chain.iter().enumerate() {
         let step_path = format!("{path}.chain[{i}]");
@@ -88,11 +171,14 @@ fn route(name: &str, r: &RawRoute, cx: &RouteContext, errs: &mut Errors) -> Opti
             if steps.iter().any(|s| s.deployment == idx) {
                 errs.push(&step_path, format!("deployment {dep:?} appears twice"));
             }
-            steps.push(step_for(idx, weight, false));
+            steps.push(step(path, r, cx, idx, weight, false));
         }
     }
+    steps
+}
 
-    let strategy = match r.strategy.as_deref() {
+fn strategy(path: &str, name: Option<&str>, steps: &[ChainStep], errs: &mut Errors) -> Strategy {
+    let strategy = match name {
         None => Strategy::default(),
         Some(s) => Strategy::from_name(s).unwrap_or_else(|| {
             let known: Vec<String> = Strategy::ALL
@@ -112,98 +198,43 @@ fn route(name: &str, r: &RawRoute, cx: &RouteContext, errs: &mut Errors) -> Opti
             "strategy \"weighted\" needs at least one entry with a weight above 0",
         );
     }
+    strategy
+}
 
-    let require_tags = tag_list(&format!("{path}.require_tags"), &r.require_tags, errs);
-    let has_tags = |idx: usize| {
-        cx.deployments
-            .get(idx)
-            .is_some_and(|d| require_tags.iter().all(|t| d.has_tag(t)))
-    };
-    if !require_tags.is_empty()
-        && !steps.is_empty()
-        && !steps.iter().any(|s| has_tags(s.deployment))
-    {
+/// `canary`: the share, and the index of its deployment (which must have the required tags).
+fn canary(
+    path: &str,
+    c: &RawCanary,
+    cx: &RouteContext,
+    require_tags: &[String],
+    errs: &mut Errors,
+) -> Option<usize> {
+    if c.percent_bps > 10_000 {
         errs.push(
-            &format!("{path}.require_tags"),
-            "no deployment of the chain has every required tag",
+            &format!("{path}.canary.percent_bps"),
+            "must be between 0 and 10000 (basis points: 500 = 5 %)",
         );
     }
-
-    let canary = r.canary.as_ref().and_then(|c| {
-        let cpath = format!("{path}.canary");
-        if c.percent_bps > 10_000 {
-            errs.push(
-                &format!("{cpath}.percent_bps"),
-                "must be between 0 and 10000 (basis points: 500 = 5 %)",
-            );
-        }
-        let idx = lookup(&format!("{cpath}.deployment"), &c.deployment, cx, errs)?;
-        if !has_tags(idx) {
-            errs.push(
-                &format!("{cpath}.deployment"),
-                format!(
-                    "deployment {:?} lacks a required tag ({})",
-                    c.deployment,
-                    require_tags.join(", ")
-                ),
-            );
-        }
-        if !steps.iter().any(|s| s.deployment == idx) && !steps.is_empty() {
-            steps.push(step_for(idx, 0, true));
-        }
-        Some(Canary {
-            deployment: idx,
-            percent_bps: c.percent_bps.min(10_000),
-        })
-    });
-
-    let sticky_ttl_ms = r.sticky.as_ref().map(|s| {
-        if s.ttl_ms == 0 || s.ttl_ms > MAX_STICKY_TTL_MS {
-            errs.push(
-                &format!("{path}.sticky.ttl_ms"),
-                format!("must be between 1 and {MAX_STICKY_TTL_MS} ms"),
-            );
-        }
-        s.ttl_ms
-    });
-
-    let request_timeout_ms = errs.ms(
-        &format!("{path}.request_timeout_ms"),
-        r.request_timeout_ms,
-        cx.default_request_ms,
-    );
-    let hedge_after_ms = r.hedge.as_ref().map(|h| {
-        errs.ms(
-            &format!("{path}.hedge.after_ms"),
-            Some(h.after_ms),
-            request_timeout_ms,
-        )
-    });
-    let resume = resume_policy(&path, r.resume.as_deref(), r.max_resumes, errs);
-    match Chain::new(steps) {
-        Some(chain) => Some(Route {
-            name: name.to_string(),
-            chain,
-            request_timeout_ms,
-            fallback_on_content_policy: r.fallback_on_content_policy,
-            description: r.description.clone(),
-            resume,
-            strategy,
-            require_tags,
-            canary,
-            sticky_ttl_ms,
-            hedge_after_ms,
-        }),
-        None => {
-            if r.chain.is_empty() {
-                errs.push(
-                    &format!("{path}.chain"),
-                    "must list at least one deployment",
-                );
-            }
-            None
-        }
+    let dpath = format!("{path}.canary.deployment");
+    let idx = lookup(&dpath, &c.deployment, cx, errs)?;
+    if !has_tags(cx, idx, require_tags) {
+        errs.push(
+            &dpath,
+            format!(
+                "deployment {:?} lacks a required tag ({})",
+                c.deployment,
+                require_tags.join(", ")
+            ),
+        );
     }
+    Some(idx)
+}
+
+/// Whether deployment `idx` has every tag of `tags`.
+fn has_tags(cx: &RouteContext, idx: usize, tags: &[String]) -> bool {
+    cx.deployments
+        .get(idx)
+        .is_some_and(|d| tags.iter().all(|t| d.has_tag(t)))
 }
 
 /// The index of deployment `name`, reporting an unknown one at `path`.
@@ -220,32 +251,6 @@ fn lookup(path: &str, name: &str, cx: &RouteContext, errs: &mut Errors) -> Optio
             None
         }
     }
-}
-
-/// A list of tags: each 1-64 letters, digits or `- _ . :`, no repeats.
-pub(super) fn tag_list(path: &str, raw: &[String], errs: &mut Errors) -> Vec<String> {
-    let mut tags: Vec<String> = Vec::new();
-    for (i, tag) in raw.iter().enumerate() {
-        let ok = !tag.is_empty()
-            && tag.len() <= 64
-            && tag
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b));
-        if !ok {
-            errs.push(
-                &format!("{path}[{i}]"),
-                "a tag is 1-64 characters of letters, digits and - _ . :",
-            );
-        } else if tags.contains(tag) {
-            errs.push(
-                &format!("{path}[{i}]"),
-                format!("tag {tag:?} appears twice"),
-            );
-        } else {
-            tags.push(tag.clone());
-        }
-    }
-    tags
 }
 
 fn resume_policy(

@@ -1,9 +1,9 @@
 //! Validation of the top-level `tasks` block: task names map to existing routes, rules name
 //! existing tasks, regular expressions compile, header names are stored lower-case.
 
+use super::check::{check_name, join_keys, Errors};
 use super::raw::{RawRoute, RawTasks, RawWhen};
 use super::types::{Pattern, Route, TaskRule, Tasks, When};
-use super::validate::{check_name, join_keys, Errors};
 use std::collections::BTreeMap;
 
 /// Most rules a table may hold (each request may evaluate all of them).

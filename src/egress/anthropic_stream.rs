@@ -6,6 +6,7 @@
 //! stream ends with exactly one of `message_stop` (complete) or `error` (broken).
 
 use super::anthropic_message::stop_reason;
+use crate::api::error::ErrorKind;
 use crate::resilience::{ErrorClass, UpstreamError};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -209,14 +210,15 @@ impl AnthropicStreamEncoder {
 /// An Anthropic `error` stream event for a failure after the stream started.
 pub fn error_event(e: &UpstreamError, message: &str) -> Vec<u8> {
     let kind = match e.class {
-        ErrorClass::Overloaded => "overloaded_error",
-        ErrorClass::RateLimited => "rate_limit_error",
+        ErrorClass::Overloaded => ErrorKind::Overloaded,
+        ErrorClass::RateLimited => ErrorKind::RateLimited,
         ErrorClass::TimeoutIdle
         | ErrorClass::TimeoutAttempt
         | ErrorClass::TimeoutFirstToken
-        | ErrorClass::TimeoutConnect => "timeout_error",
-        _ => "api_error",
-    };
+        | ErrorClass::TimeoutConnect => ErrorKind::Timeout,
+        _ => ErrorKind::Internal,
+    }
+    .anthropic_type();
     event(
         "error",
         &json!({"type": "error", "error": {"type": kind, "message": message}}),

@@ -15,11 +15,12 @@
 //!
 //! Full reference: docs/admin-api.md.
 
+use super::admin_error::err;
 use super::config_source;
 use super::objects::{self, DEPLOYMENTS};
 use super::respond::{error_response, json_response};
 use super::transport::WorkerClock;
-use crate::api::ApiError;
+use crate::api::error::ErrorKind;
 use crate::engine::Clock;
 use crate::percent;
 use serde_json::{json, Value};
@@ -48,19 +49,10 @@ fn authorized(req: &Request, env: &Env) -> bool {
         == 0
 }
 
-pub(super) fn err(status: u16, code: &str, message: impl Into<String>) -> Result<Response> {
-    let kind = match status {
-        401 => "authentication_error",
-        404 => "not_found_error",
-        _ => "invalid_request_error",
-    };
-    error_response(&ApiError::new(status, kind, code, message), None)
-}
-
 pub async fn handle(mut req: Request, env: Env, ctx: Context) -> Result<Response> {
     if !authorized(&req, &env) {
         return err(
-            401,
+            ErrorKind::Unauthorized,
             "unauthorized",
             "admin API: missing or wrong bearer token (ADMIN_TOKEN)",
         );
@@ -75,7 +67,7 @@ pub async fn handle(mut req: Request, env: Env, ctx: Context) -> Result<Response
         .collect();
     let Some(decoded) = decoded else {
         return err(
-            400,
+            ErrorKind::BadRequest,
             "invalid_path",
             "admin API: a path segment is not valid percent-encoded UTF-8",
         );
@@ -84,7 +76,11 @@ pub async fn handle(mut req: Request, env: Env, ctx: Context) -> Result<Response
     // A failure of the objects or KV behind a route is the admin's to see, as a JSON error.
     match route(&mut req, &env, &ctx, &path, &parts).await {
         Ok(res) => Ok(res),
-        Err(e) => err(503, "admin_state_unavailable", format!("admin API: {e}")),
+        Err(e) => err(
+            ErrorKind::Unavailable,
+            "admin_state_unavailable",
+            format!("admin API: {e}"),
+        ),
     }
 }
 
@@ -100,7 +96,7 @@ async fn route(
         (Method::Get, ["deployments"]) => {
             let loaded = match config_source::current(env, ctx, WorkerClock.now_ms()).await {
                 Ok(l) => l,
-                Err(e) => return err(503, "config_unavailable", e),
+                Err(e) => return err(ErrorKind::Unavailable, "config_unavailable", e),
             };
             let mut out = Vec::new();
             for d in &loaded.table.deployments {
@@ -128,7 +124,11 @@ async fn route(
         (_, ["table", rest @ ..]) => super::admin_table::handle(req, env, ctx, rest).await,
         (_, ["keys", rest @ ..]) => super::admin_keys::handle(req, env, rest, path).await,
         (Method::Post, ["explain"]) => explain(req, env, ctx).await,
-        _ => err(404, "not_found", format!("unknown admin route {path}")),
+        _ => err(
+            ErrorKind::NotFound,
+            "not_found",
+            format!("unknown admin route {path}"),
+        ),
     }
 }
 
@@ -139,7 +139,7 @@ async fn explain(req: &mut Request, env: &Env, ctx: &Context) -> Result<Response
     let text = req.text().await.unwrap_or_default();
     let Ok(Value::Object(input)) = serde_json::from_str::<Value>(&text) else {
         return err(
-            400,
+            ErrorKind::BadRequest,
             "invalid_body",
             "expected {\"body\": {...chat request...}, \"headers\": {...}}",
         );
@@ -170,7 +170,7 @@ async fn explain(req: &mut Request, env: &Env, ctx: &Context) -> Result<Response
     };
     let loaded = match config_source::current(env, ctx, WorkerClock.now_ms()).await {
         Ok(l) => l,
-        Err(e) => return err(503, "config_unavailable", e),
+        Err(e) => return err(ErrorKind::Unavailable, "config_unavailable", e),
     };
     let table = &loaded.table;
     let random = (js_sys::Math::random() * 9_007_199_254_740_991.0) as u64;

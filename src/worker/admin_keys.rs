@@ -7,13 +7,14 @@
 //! is refused (412) if the record changed since it was read. Revocation takes effect on the
 //! next request in every isolate, since every request with a key asks its object.
 
-use super::admin::err;
+use super::admin_error::err;
 use super::config_source::KV_BINDING;
 use super::kv_text;
 use super::objects::key::{EditCall, EditReply, RevokeCall, RevokeReply};
 use super::objects::{self, KEYS};
 use super::respond::json_response;
 use super::transport::WorkerClock;
+use crate::api::error::ErrorKind;
 use crate::engine::Clock;
 use crate::keys::{hash_key, KeyRecord, KV_PREFIX};
 use serde_json::{json, Map, Value};
@@ -46,7 +47,11 @@ pub async fn handle(req: &mut Request, env: &Env, rest: &[&str], path: &str) -> 
         }
         (Method::Patch, [id]) => update_key(req, env, id).await,
         (Method::Post, [id, "revoke"]) => revoke_key(env, id).await,
-        _ => err(404, "not_found", format!("unknown admin route {path}")),
+        _ => err(
+            ErrorKind::NotFound,
+            "not_found",
+            format!("unknown admin route {path}"),
+        ),
     }
 }
 
@@ -55,7 +60,11 @@ fn record_key(id: &str) -> String {
 }
 
 fn not_found(id: &str) -> Result<Response> {
-    err(404, "key_not_found", format!("no gateway key with id {id}"))
+    err(
+        ErrorKind::NotFound,
+        "key_not_found",
+        format!("no gateway key with id {id}"),
+    )
 }
 
 fn parsed(text: &str) -> Value {
@@ -70,7 +79,7 @@ async fn create_key(req: &mut Request, env: &Env) -> Result<Response> {
         Ok(Value::Object(m)) => m,
         _ => {
             return err(
-                400,
+                ErrorKind::BadRequest,
                 "invalid_body",
                 "expected a JSON object with at least \"name\"",
             )
@@ -84,7 +93,7 @@ async fn create_key(req: &mut Request, env: &Env) -> Result<Response> {
         Some(h) => format!("sk-gw-{h}"),
         None => {
             return err(
-                500,
+                ErrorKind::Internal,
                 "no_randomness",
                 "crypto.getRandomValues is unavailable",
             )
@@ -93,7 +102,7 @@ async fn create_key(req: &mut Request, env: &Env) -> Result<Response> {
     let id = hash_key(&secret);
     // Validate exactly as requests will read it.
     if let Err(e) = KeyRecord::parse(&id, &record_text) {
-        return err(400, "invalid_key_record", e);
+        return err(ErrorKind::BadRequest, "invalid_key_record", e);
     }
     let call = EditCall {
         seed: record_text,
@@ -102,9 +111,15 @@ async fn create_key(req: &mut Request, env: &Env) -> Result<Response> {
     };
     let stored = match objects::call(env, KEYS, &id, "/edit", Some(&call)).await? {
         EditReply::Saved { record, .. } => record,
-        EditReply::Invalid { error } => return err(400, "invalid_key_record", error),
+        EditReply::Invalid { error } => {
+            return err(ErrorKind::BadRequest, "invalid_key_record", error)
+        }
         EditReply::Conflict { .. } => {
-            return err(500, "key_exists", "a key with this id already exists")
+            return err(
+                ErrorKind::Internal,
+                "key_exists",
+                "a key with this id already exists",
+            )
         }
     };
     let kv = env.kv(KV_BINDING)?;
@@ -131,7 +146,7 @@ fn if_match(req: &Request) -> std::result::Result<Option<u64>, ()> {
 async fn update_key(req: &mut Request, env: &Env, id: &str) -> Result<Response> {
     let Ok(if_rev) = if_match(req) else {
         return err(
-            400,
+            ErrorKind::BadRequest,
             "invalid_if_match",
             "If-Match must be the record's `rev` (a number)",
         );
@@ -139,7 +154,7 @@ async fn update_key(req: &mut Request, env: &Env, id: &str) -> Result<Response> 
     let text = req.text().await.unwrap_or_default();
     let Ok(Value::Object(patch)) = serde_json::from_str::<Value>(&text) else {
         return err(
-            400,
+            ErrorKind::BadRequest,
             "invalid_body",
             "expected a JSON object of fields to change",
         );
@@ -149,7 +164,7 @@ async fn update_key(req: &mut Request, env: &Env, id: &str) -> Result<Response> 
         .find(|k| !crate::keys::EDITABLE_FIELDS.contains(&k.as_str()))
     {
         return err(
-            400,
+            ErrorKind::BadRequest,
             "invalid_field",
             format!(
                 "{bad:?} cannot be changed (allowed: {})",
@@ -172,14 +187,14 @@ async fn update_key(req: &mut Request, env: &Env, id: &str) -> Result<Response> 
             json_response(200, &json!({"id": id, "record": parsed(&record), "rev": rev}))
         }
         EditReply::Conflict { rev } => err(
-            412,
+            ErrorKind::PreconditionFailed,
             "key_changed",
             format!(
                 "the key's record changed since it was read (If-Match {}, now rev {rev}); reload it and apply the change again",
                 if_rev.unwrap_or_default()
             ),
         ),
-        EditReply::Invalid { error } => err(400, "invalid_key_record", error),
+        EditReply::Invalid { error } => err(ErrorKind::BadRequest, "invalid_key_record", error),
     }
 }
 

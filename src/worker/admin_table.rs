@@ -11,6 +11,7 @@
 //! (default 60 s, KV's propagation bound) a `GET` rewrites `routing-table` from it. A write
 //! whose KV writes failed answers 503 `table_not_applied`.
 
+use super::admin_error::error;
 use super::background::Background;
 use super::config_source::{self, KV_BINDING, TABLE_KEY};
 use super::kv_text;
@@ -18,8 +19,9 @@ use super::objects::{self, table_log::NAME as LOG_NAME, TABLE_LOG};
 use super::respond::json_response;
 use super::table_current::{current, live, log, repair_after_ms, version_key};
 use super::transport::WorkerClock;
+use crate::api::error::ErrorKind;
 use crate::config::diff::diff;
-use crate::config::{parse_table, problems, RoutingTable};
+use crate::config::{parse, Problem, RoutingTable};
 use crate::engine::Clock;
 use crate::state::table_log::{
     decode_message, etag, Commit, CommitResult, Entry, Origin, TableLog,
@@ -27,46 +29,29 @@ use crate::state::table_log::{
 use serde_json::{json, Value};
 use worker::{kv::KvStore, Env, Method, Request, Response, Result};
 
-/// An OpenAI-style error with extra fields in the `error` object.
-pub(super) fn error(status: u16, code: &str, message: &str, extra: Value) -> Result<Response> {
-    let kind = match status {
-        401 => "authentication_error",
-        404 => "not_found_error",
-        409 | 412 | 428 => "conflict_error",
-        500..=599 => "api_error",
-        _ => "invalid_request_error",
-    };
-    let mut e = json!({"message": message, "type": kind, "code": code});
-    if let (Some(o), Value::Object(x)) = (e.as_object_mut(), extra) {
-        o.extend(x);
-    }
-    json_response(status, &json!({ "error": e }))
-}
-
 fn summary(t: &RoutingTable) -> Value {
     json!({"routes": t.routes.len(), "deployments": t.deployments.len(),
            "providers": t.providers.len()})
 }
 
 fn validation(text: &str) -> Value {
-    match parse_table(text) {
+    match parse(text) {
         Ok(t) => json!({"valid": true, "errors": [], "summary": summary(&t)}),
-        Err(e) => json!({"valid": false, "errors": problems(&e), "summary": null}),
+        Err(problems) => json!({"valid": false, "errors": problems, "summary": null}),
     }
 }
 
-fn invalid_table(errors: &[String]) -> Result<Response> {
-    let list = problems(errors);
-    let n = list.len();
+fn invalid_table(problems: &[Problem]) -> Result<Response> {
+    let n = problems.len();
     let message = format!(
         "routing table has {n} problem{}",
         if n == 1 { "" } else { "s" }
     );
     error(
-        400,
+        ErrorKind::BadRequest,
         "invalid_routing_table",
         &message,
-        json!({ "errors": list }),
+        json!({ "errors": problems }),
     )
 }
 
@@ -89,99 +74,121 @@ pub async fn handle(
     let kv = env.kv(KV_BINDING)?;
     match (req.method(), parts) {
         (Method::Get, []) => get_table(env, ctx, &kv).await,
-        (Method::Put, []) => {
-            let Some(if_match) = if_match(req) else {
-                return precondition_required();
-            };
-            let message =
-                decode_message(&req.headers().get("x-change-message")?.unwrap_or_default());
-            let text = req.text().await.unwrap_or_default();
-            if let Err(errors) = parse_table(&text) {
-                return invalid_table(&errors);
-            }
-            write(env, &kv, &text, if_match, message, Origin::Api, None).await
-        }
+        (Method::Put, []) => put_table(req, env, &kv).await,
         (Method::Post, ["validate"]) => {
             let text = req.text().await.unwrap_or_default();
             json_response(200, &validation(&text))
         }
-        (Method::Get, ["versions"]) => {
-            let log = log(env).await?;
-            // The version KV holds: the one the gateway serves (`GET /admin/api/table` names
-            // the newest instead while KV is behind the log).
-            let (text, is_default) = live(&kv).await?;
-            let tag = etag(&text);
-            let current = log
-                .entries()
-                .iter()
-                .rev()
-                .find(|e| !is_default && e.etag == tag)
-                .map(|e| e.version);
-            let versions: Vec<Value> = log.entries().iter().rev().map(entry_json).collect();
-            json_response(200, &json!({"current": current, "versions": versions}))
-        }
-        (Method::Get, ["versions", n]) => {
-            let Ok(n) = n.parse::<u64>() else {
-                return error(400, "invalid_version", "versions are numbers", json!({}));
-            };
-            let log = log(env).await?;
-            let Some(entry) = log.get(n) else {
-                return unknown_version(n);
-            };
-            let Some(text) = kv_text::get(&kv, &version_key(n)).await? else {
-                return error(
-                    404,
-                    "version_text_missing",
-                    &format!("version {n} is logged but its text is not in KV"),
-                    json!({}),
-                );
-            };
-            let mut out = entry_json(entry);
-            if let Some(o) = out.as_object_mut() {
-                o.insert(
-                    "table".into(),
-                    serde_json::from_str(&text).unwrap_or(Value::Null),
-                );
-                o.insert("text".into(), json!(text));
-            }
-            json_response(200, &out)
-        }
+        (Method::Get, ["versions"]) => versions(env, &kv).await,
+        (Method::Get, ["versions", n]) => version(env, &kv, n).await,
         (Method::Post, ["diff"]) => diff_request(req, env, &kv).await,
-        (Method::Post, ["rollback"]) => {
-            let Some(if_match) = if_match(req) else {
-                return precondition_required();
-            };
-            let text = req.text().await.unwrap_or_default();
-            let Some(n) = serde_json::from_str::<Value>(&text)
-                .ok()
-                .and_then(|v| v.get("version").and_then(Value::as_u64))
-            else {
-                return error(
-                    400,
-                    "invalid_body",
-                    "expected {\"version\": <number>}",
-                    json!({}),
-                );
-            };
-            if log(env).await?.get(n).is_none() {
-                return unknown_version(n);
-            }
-            let Some(old) = kv_text::get(&kv, &version_key(n)).await? else {
-                return unknown_version(n);
-            };
-            if let Err(errors) = parse_table(&old) {
-                return error(
-                    409,
-                    "version_invalid",
-                    &format!("version {n} does not validate any more; it cannot be restored"),
-                    json!({ "errors": problems(&errors) }),
-                );
-            }
-            let message = format!("rollback to version {n}");
-            write(env, &kv, &old, if_match, message, Origin::Rollback, Some(n)).await
-        }
-        _ => error(404, "not_found", "unknown table route", json!({})),
+        (Method::Post, ["rollback"]) => rollback(req, env, &kv).await,
+        _ => error(
+            ErrorKind::NotFound,
+            "not_found",
+            "unknown table route",
+            json!({}),
+        ),
     }
+}
+
+/// `PUT /admin/api/table`: a new table, if it validates and `If-Match` names the live one.
+async fn put_table(req: &mut Request, env: &Env, kv: &KvStore) -> Result<Response> {
+    let Some(if_match) = if_match(req) else {
+        return precondition_required();
+    };
+    let message = decode_message(&req.headers().get("x-change-message")?.unwrap_or_default());
+    let text = req.text().await.unwrap_or_default();
+    if let Err(problems) = parse(&text) {
+        return invalid_table(&problems);
+    }
+    write(env, kv, &text, if_match, message, Origin::Api, None).await
+}
+
+/// `GET /admin/api/table/versions`: the log, newest first, and the version KV serves.
+async fn versions(env: &Env, kv: &KvStore) -> Result<Response> {
+    let log = log(env).await?;
+    // The version KV holds: the one the gateway serves (`GET /admin/api/table` names
+    // the newest instead while KV is behind the log).
+    let (text, is_default) = live(kv).await?;
+    let tag = etag(&text);
+    let current = log
+        .entries()
+        .iter()
+        .rev()
+        .find(|e| !is_default && e.etag == tag)
+        .map(|e| e.version);
+    let versions: Vec<Value> = log.entries().iter().rev().map(entry_json).collect();
+    json_response(200, &json!({"current": current, "versions": versions}))
+}
+
+/// `GET /admin/api/table/versions/{n}`: one version's entry, text and table.
+async fn version(env: &Env, kv: &KvStore, n: &str) -> Result<Response> {
+    let Ok(n) = n.parse::<u64>() else {
+        return error(
+            ErrorKind::BadRequest,
+            "invalid_version",
+            "versions are numbers",
+            json!({}),
+        );
+    };
+    let log = log(env).await?;
+    let Some(entry) = log.get(n) else {
+        return unknown_version(n);
+    };
+    let Some(text) = kv_text::get(kv, &version_key(n)).await? else {
+        return error(
+            ErrorKind::NotFound,
+            "version_text_missing",
+            &format!("version {n} is logged but its text is not in KV"),
+            json!({}),
+        );
+    };
+    let mut out = entry_json(entry);
+    if let Some(o) = out.as_object_mut() {
+        o.insert(
+            "table".into(),
+            serde_json::from_str(&text).unwrap_or(Value::Null),
+        );
+        o.insert("text".into(), json!(text));
+    }
+    json_response(200, &out)
+}
+
+/// `POST /admin/api/table/rollback` with `{"version": n}`: that version's text, written as a
+/// new version, if it still validates.
+async fn rollback(req: &mut Request, env: &Env, kv: &KvStore) -> Result<Response> {
+    let Some(if_match) = if_match(req) else {
+        return precondition_required();
+    };
+    let text = req.text().await.unwrap_or_default();
+    let Some(n) = serde_json::from_str::<Value>(&text)
+        .ok()
+        .and_then(|v| v.get("version").and_then(Value::as_u64))
+    else {
+        return error(
+            ErrorKind::BadRequest,
+            "invalid_body",
+            "expected {\"version\": <number>}",
+            json!({}),
+        );
+    };
+    if log(env).await?.get(n).is_none() {
+        return unknown_version(n);
+    }
+    let Some(old) = kv_text::get(kv, &version_key(n)).await? else {
+        return unknown_version(n);
+    };
+    if let Err(problems) = parse(&old) {
+        return error(
+            ErrorKind::Conflict,
+            "version_invalid",
+            &format!("version {n} does not validate any more; it cannot be restored"),
+            json!({ "errors": problems }),
+        );
+    }
+    let message = format!("rollback to version {n}");
+    write(env, kv, &old, if_match, message, Origin::Rollback, Some(n)).await
 }
 
 fn if_match(req: &Request) -> Option<String> {
@@ -195,7 +202,7 @@ fn if_match(req: &Request) -> Option<String> {
 
 fn precondition_required() -> Result<Response> {
     error(
-        428,
+        ErrorKind::PreconditionRequired,
         "precondition_required",
         "send If-Match with the ETag of the table you edited (GET /admin/api/table), or * to overwrite",
         json!({}),
@@ -204,7 +211,7 @@ fn precondition_required() -> Result<Response> {
 
 fn unknown_version(n: u64) -> Result<Response> {
     error(
-        404,
+        ErrorKind::NotFound,
         "version_not_found",
         &format!("no routing-table version {n} (the newest 50 are kept)"),
         json!({}),
@@ -273,7 +280,7 @@ async fn write(
             current_etag,
             current_version,
         } => error(
-            412,
+            ErrorKind::PreconditionFailed,
             "version_conflict",
             "the routing table changed since you read it; reload, reapply your edit and save again",
             json!({"current_etag": current_etag, "current_version": current_version}),
@@ -314,7 +321,7 @@ async fn write(
 /// log and KV is rolled forward to it later (see the module docs).
 fn not_applied(entry: &Entry, cause: &str) -> Result<Response> {
     error(
-        503,
+        ErrorKind::Unavailable,
         "table_not_applied",
         &format!(
             "version {} is in the version log, but KV did not take it ({cause}); the gateway \
@@ -344,14 +351,14 @@ async fn side(
                 Err(e) => Err(Err(e)),
             },
             None => Err(error(
-                400,
+                ErrorKind::BadRequest,
                 "invalid_body",
                 "\"from\" and \"to\" are version numbers or \"current\"",
                 json!({}),
             )),
         },
         None => Err(error(
-            400,
+            ErrorKind::BadRequest,
             "invalid_body",
             "expected {\"from\": n|\"current\", \"to\": n|\"current\"} or {\"from\": ..., \"text\": \"...\"}",
             json!({}),
@@ -362,7 +369,12 @@ async fn side(
 async fn diff_request(req: &mut Request, env: &Env, kv: &KvStore) -> Result<Response> {
     let text = req.text().await.unwrap_or_default();
     let Ok(input) = serde_json::from_str::<Value>(&text) else {
-        return error(400, "invalid_body", "expected a JSON object", json!({}));
+        return error(
+            ErrorKind::BadRequest,
+            "invalid_body",
+            "expected a JSON object",
+            json!({}),
+        );
     };
     let from = match side(env, kv, input.get("from")).await {
         Ok(t) => t,
@@ -378,7 +390,7 @@ async fn diff_request(req: &mut Request, env: &Env, kv: &KvStore) -> Result<Resp
     let parse = |label: &str, t: &str| {
         serde_json::from_str::<Value>(t).map_err(|e| {
             error(
-                400,
+                ErrorKind::BadRequest,
                 "invalid_json",
                 &format!("the {label} side is not valid JSON: {e}"),
                 json!({}),
@@ -395,6 +407,6 @@ async fn diff_request(req: &mut Request, env: &Env, kv: &KvStore) -> Result<Resp
     };
     match diff(&before, &after) {
         Ok(d) => json_response(200, &serde_json::to_value(d).unwrap_or(Value::Null)),
-        Err(e) => error(413, "diff_too_large", &e, json!({})),
+        Err(e) => error(ErrorKind::TooLarge, "diff_too_large", &e, json!({})),
     }
 }

@@ -10,7 +10,7 @@ use super::ports::Ports;
 use super::snapshot::remember;
 use super::transport::WorkerClock;
 use crate::api::parse_chat_request;
-use crate::config::{Chain, ChainStep, ResumeMode, ResumePolicy, Route, DEFAULT_RETRY};
+use crate::config::Route;
 use crate::engine::{Clock, Outcome, RequestContext};
 use crate::state::breaker::View;
 use serde_json::json;
@@ -38,32 +38,8 @@ pub async fn run(env: Env, ctx: ScheduleContext) {
         if view != View::HalfOpen {
             continue;
         }
-        let Some(chain) = Chain::new(vec![ChainStep {
-            deployment: index,
-            retry: crate::config::RetryPolicy {
-                max_attempts: 1,
-                ..DEFAULT_RETRY
-            },
-            weight: 1,
-            canary_only: false,
-        }]) else {
+        let Some(route) = Route::probe(&table, index) else {
             continue;
-        };
-        let route = Route {
-            name: format!("probe:{}", dep.name),
-            chain,
-            request_timeout_ms: dep.timeouts.attempt_ms,
-            fallback_on_content_policy: false,
-            description: None,
-            resume: ResumePolicy {
-                mode: ResumeMode::Off,
-                max: 0,
-            },
-            strategy: Default::default(),
-            require_tags: Vec::new(),
-            canary: None,
-            sticky_ttl_ms: None,
-            hedge_after_ms: None,
         };
         let body = json!({"model": route.name, "max_tokens": 1,
                           "messages": [{"role": "user", "content": "ping"}]});

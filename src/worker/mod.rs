@@ -2,6 +2,7 @@
 //! ports (fetch transport, clock, KV config source, secrets). All I/O lives here.
 
 mod admin;
+mod admin_error;
 mod admin_keys;
 mod admin_table;
 mod auth;

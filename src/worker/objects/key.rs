@@ -22,7 +22,9 @@ use crate::keys::{apply_edit, StoredRecord};
 use crate::state::quota::{Actual, Admission, Denial, Estimate, Headroom, Limits, Quota};
 use crate::state::stats::{Sample, Stats};
 use serde::{Deserialize, Serialize};
-use worker::{durable_object, DurableObject, Env, Method, Request, Response, Result, State};
+use worker::{
+    durable_object, DurableObject, Env, Method, Request, Response, Result, State, Storage,
+};
 
 #[derive(Debug, Serialize, Deserialize)]
 pub struct AdmitCall {
@@ -119,174 +121,184 @@ impl DurableObject for KeyState {
         let now = now_ms();
         let path = req.path();
         match (req.method(), path.as_str()) {
-            (Method::Post, "/admit") => {
-                let call: AdmitCall = match body(&mut req).await {
-                    Ok(c) => c,
-                    Err(e) => return Response::error(e, 400),
-                };
-                // The object's own record, when it has one, sets the limits (it is the copy
-                // edits go through; the caller's may be stale).
-                let limits = match self.record.with(|r| r.limits()) {
-                    Ok(own) => own.unwrap_or(call.limits),
-                    Err(_) => return json(&unreadable_reply()),
-                };
-                let reply = self.inner.with(|i| {
-                    if i.revoked {
-                        AdmitReply {
-                            revoked: true,
-                            admission: None,
-                        }
-                    } else if limits == Limits::default() {
-                        // Nothing to enforce or reserve: only revocation is checked.
-                        AdmitReply {
-                            revoked: false,
-                            admission: None,
-                        }
-                    } else {
-                        AdmitReply {
-                            revoked: false,
-                            admission: Some(i.quota.admit(&call.id, &limits, call.estimate, now)),
-                        }
-                    }
-                });
-                match reply {
-                    Ok(reply) => {
-                        if reply.admission.is_some() {
-                            self.inner.save(&storage).await?;
-                        }
-                        json(&reply)
-                    }
-                    // Fail closed: the key's budget and revocation cannot be checked.
-                    Err(_) => json(&unreadable_reply()),
-                }
-            }
-            (Method::Post, "/edit") => {
-                let call: EditCall = match body(&mut req).await {
-                    Ok(c) => c,
-                    Err(e) => return Response::error(e, 400),
-                };
-                let revoked = match self.inner.with(|i| i.revoked) {
-                    Ok(r) => r,
-                    Err(e) => return Response::error(e.to_string(), 503),
-                };
-                let reply = self.record.with(|r| {
-                    if call.if_rev.is_some_and(|want| want != r.rev) {
-                        return EditReply::Conflict { rev: r.rev };
-                    }
-                    let base = r.text.as_deref().unwrap_or(&call.seed);
-                    match apply_edit(base, &call.patch, revoked, r.rev + 1) {
-                        Ok(text) => {
-                            r.rev += 1;
-                            r.text = Some(text.clone());
-                            EditReply::Saved {
-                                record: text,
-                                rev: r.rev,
-                            }
-                        }
-                        Err(error) => EditReply::Invalid { error },
-                    }
-                });
-                match reply {
-                    Ok(reply) => {
-                        if matches!(reply, EditReply::Saved { .. }) {
-                            self.record.save(&storage).await?;
-                        }
-                        json(&reply)
-                    }
-                    Err(e) => Response::error(e.to_string(), 503),
-                }
-            }
-            (Method::Post, "/settle") => {
-                let call: SettleCall = match body(&mut req).await {
-                    Ok(c) => c,
-                    Err(e) => return Response::error(e, 400),
-                };
-                let settled = self.inner.with(|i| {
-                    match (&call.id, call.actual) {
-                        (Some(id), Some(actual)) => {
-                            i.quota.settle(id, actual, now);
-                        }
-                        (Some(id), None) => {
-                            i.quota.release(id, now);
-                        }
-                        (None, Some(actual)) => {
-                            // Not admitted here (the key has no limits): still count the spend.
-                            i.quota.settle("", actual, now);
-                        }
-                        (None, None) => {}
-                    }
-                    i.stats.record(&call.sample, now);
-                    i.quota.spend(now)
-                });
-                match settled {
-                    Ok(spend) => {
-                        self.inner.save(&storage).await?;
-                        json(&spend)
-                    }
-                    Err(e) => Response::error(e.to_string(), 503),
-                }
-            }
-            (Method::Get, "/usage") => {
-                // The record's copy here (None until the first edit through the object).
-                let (record, rev) = self
-                    .record
-                    .with(|r| (r.text.clone(), r.rev))
-                    .unwrap_or_default();
-                let record: serde_json::Value = record
-                    .and_then(|t| serde_json::from_str(&t).ok())
-                    .unwrap_or_default();
-                let errors: Vec<serde_json::Value> = [self.inner.problem(), self.record.problem()]
-                    .into_iter()
-                    .flatten()
-                    .collect();
-                let body = match self
-                    .inner
-                    .with(|i| (i.revoked, i.quota.spend(now), i.stats.to_json(now)))
-                {
-                    Ok((revoked, spend, usage)) => serde_json::json!({
-                        "revoked": revoked, "spend": spend, "usage": usage,
-                        "record": record, "rev": rev, "state_errors": errors,
-                    }),
-                    Err(_) => serde_json::json!({
-                        "revoked": null, "spend": null, "usage": null,
-                        "record": record, "rev": rev, "state_errors": errors,
-                    }),
-                };
-                json(&body)
-            }
+            (Method::Post, "/admit") => match body(&mut req).await {
+                Ok(call) => self.admit(&storage, call, now).await,
+                Err(e) => Response::error(e, 400),
+            },
+            (Method::Post, "/edit") => match body(&mut req).await {
+                Ok(call) => self.edit(&storage, call).await,
+                Err(e) => Response::error(e, 400),
+            },
+            (Method::Post, "/settle") => match body(&mut req).await {
+                Ok(call) => self.settle(&storage, call, now).await,
+                Err(e) => Response::error(e, 400),
+            },
+            (Method::Get, "/usage") => self.usage(now),
             (Method::Post, "/revoke") => {
                 let call: RevokeCall = body(&mut req).await.unwrap_or_default();
-                // Revoking must work even over unreadable state (a copy of it is kept).
-                self.inner.replace_unreadable(&storage).await?;
-                self.record.replace_unreadable(&storage).await?;
-                if let Err(e) = self.inner.with(|i| i.revoked = true) {
-                    return Response::error(e.to_string(), 503);
+                self.revoke(&storage, call).await
+            }
+            _ => Response::error("not found", 404),
+        }
+    }
+}
+
+impl KeyState {
+    async fn admit(&self, storage: &Storage, call: AdmitCall, now: u64) -> Result<Response> {
+        // The object's own record, when it has one, sets the limits (it is the copy
+        // edits go through; the caller's may be stale).
+        let limits = match self.record.with(|r| r.limits()) {
+            Ok(own) => own.unwrap_or(call.limits),
+            Err(_) => return json(&unreadable_reply()),
+        };
+        let reply = self.inner.with(|i| {
+            if i.revoked {
+                AdmitReply {
+                    revoked: true,
+                    admission: None,
                 }
-                self.inner.save(&storage).await?;
-                let reply = self.record.with(|r| {
-                    let base = r.text.clone().or(call.seed.clone());
-                    let text = base.and_then(|b| {
-                        apply_edit(&b, &serde_json::Map::new(), true, r.rev + 1).ok()
-                    });
-                    if let Some(t) = &text {
-                        r.rev += 1;
-                        r.text = Some(t.clone());
-                    }
-                    RevokeReply {
-                        revoked: true,
+            } else if limits == Limits::default() {
+                // Nothing to enforce or reserve: only revocation is checked.
+                AdmitReply {
+                    revoked: false,
+                    admission: None,
+                }
+            } else {
+                AdmitReply {
+                    revoked: false,
+                    admission: Some(i.quota.admit(&call.id, &limits, call.estimate, now)),
+                }
+            }
+        });
+        match reply {
+            Ok(reply) => {
+                if reply.admission.is_some() {
+                    self.inner.save(storage).await?;
+                }
+                json(&reply)
+            }
+            // Fail closed: the key's budget and revocation cannot be checked.
+            Err(_) => json(&unreadable_reply()),
+        }
+    }
+
+    async fn edit(&self, storage: &Storage, call: EditCall) -> Result<Response> {
+        let revoked = match self.inner.with(|i| i.revoked) {
+            Ok(r) => r,
+            Err(e) => return Response::error(e.to_string(), 503),
+        };
+        let reply = self.record.with(|r| {
+            if call.if_rev.is_some_and(|want| want != r.rev) {
+                return EditReply::Conflict { rev: r.rev };
+            }
+            let base = r.text.as_deref().unwrap_or(&call.seed);
+            match apply_edit(base, &call.patch, revoked, r.rev + 1) {
+                Ok(text) => {
+                    r.rev += 1;
+                    r.text = Some(text.clone());
+                    EditReply::Saved {
                         record: text,
                         rev: r.rev,
                     }
-                });
-                match reply {
-                    Ok(reply) => {
-                        self.record.save(&storage).await?;
-                        json(&reply)
-                    }
-                    Err(e) => Response::error(e.to_string(), 503),
                 }
+                Err(error) => EditReply::Invalid { error },
             }
-            _ => Response::error("not found", 404),
+        });
+        match reply {
+            Ok(reply) => {
+                if matches!(reply, EditReply::Saved { .. }) {
+                    self.record.save(storage).await?;
+                }
+                json(&reply)
+            }
+            Err(e) => Response::error(e.to_string(), 503),
+        }
+    }
+
+    async fn settle(&self, storage: &Storage, call: SettleCall, now: u64) -> Result<Response> {
+        let settled = self.inner.with(|i| {
+            match (&call.id, call.actual) {
+                (Some(id), Some(actual)) => {
+                    i.quota.settle(id, actual, now);
+                }
+                (Some(id), None) => {
+                    i.quota.release(id, now);
+                }
+                (None, Some(actual)) => {
+                    // Not admitted here (the key has no limits): still count the spend.
+                    i.quota.settle("", actual, now);
+                }
+                (None, None) => {}
+            }
+            i.stats.record(&call.sample, now);
+            i.quota.spend(now)
+        });
+        match settled {
+            Ok(spend) => {
+                self.inner.save(storage).await?;
+                json(&spend)
+            }
+            Err(e) => Response::error(e.to_string(), 503),
+        }
+    }
+
+    fn usage(&self, now: u64) -> Result<Response> {
+        // The record's copy here (None until the first edit through the object).
+        let (record, rev) = self
+            .record
+            .with(|r| (r.text.clone(), r.rev))
+            .unwrap_or_default();
+        let record: serde_json::Value = record
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .unwrap_or_default();
+        let errors: Vec<serde_json::Value> = [self.inner.problem(), self.record.problem()]
+            .into_iter()
+            .flatten()
+            .collect();
+        let body = match self
+            .inner
+            .with(|i| (i.revoked, i.quota.spend(now), i.stats.to_json(now)))
+        {
+            Ok((revoked, spend, usage)) => serde_json::json!({
+                "revoked": revoked, "spend": spend, "usage": usage,
+                "record": record, "rev": rev, "state_errors": errors,
+            }),
+            Err(_) => serde_json::json!({
+                "revoked": null, "spend": null, "usage": null,
+                "record": record, "rev": rev, "state_errors": errors,
+            }),
+        };
+        json(&body)
+    }
+
+    async fn revoke(&self, storage: &Storage, call: RevokeCall) -> Result<Response> {
+        // Revoking must work even over unreadable state (a copy of it is kept).
+        self.inner.replace_unreadable(storage).await?;
+        self.record.replace_unreadable(storage).await?;
+        if let Err(e) = self.inner.with(|i| i.revoked = true) {
+            return Response::error(e.to_string(), 503);
+        }
+        self.inner.save(storage).await?;
+        let reply = self.record.with(|r| {
+            let base = r.text.clone().or(call.seed.clone());
+            let text =
+                base.and_then(|b| apply_edit(&b, &serde_json::Map::new(), true, r.rev + 1).ok());
+            if let Some(t) = &text {
+                r.rev += 1;
+                r.text = Some(t.clone());
+            }
+            RevokeReply {
+                revoked: true,
+                record: text,
+                rev: r.rev,
+            }
+        });
+        match reply {
+            Ok(reply) => {
+                self.record.save(storage).await?;
+                json(&reply)
+            }
+            Err(e) => Response::error(e.to_string(), 503),
         }
     }
 }
