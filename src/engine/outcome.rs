@@ -143,10 +143,10 @@ impl<B: ResponseBody> CommittedStream<B> {
             (l, prior) => Some(l.unwrap_or(0) + prior),
         };
         self.meta.subrequests = self.resume.budget.used();
-        self.meta.error = self
-            .live
-            .end_error
-            .as_ref()
-            .map(|e| format!("{}: {}", e.class, e.message));
+        self.meta.error = match (&self.live.end_error, self.live.capped) {
+            (Some(e), _) => Some(format!("{}: {}", e.class, e.message)),
+            (None, true) => Some("budget_exceeded: the answer was cut at its reservation".into()),
+            (None, false) => None,
+        };
     }
 }

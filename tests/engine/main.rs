@@ -6,6 +6,7 @@ mod support;
 
 mod after_commit;
 mod before_commit;
+mod budget_cap;
 mod resume;
 
 use edge_router::api::parse_chat_request;
