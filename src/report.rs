@@ -115,6 +115,7 @@ pub fn log_line(meta: &Meta, now_ms: u64) -> String {
             prompt_tokens: u.prompt_tokens,
             completion_tokens: u.completion_tokens,
             cached_tokens: u.cached_tokens,
+            reasoning_tokens: u.reasoning_tokens,
             estimated: meta.usage_estimated,
         }),
         cost_usd: meta.cost_nanos.map(format_usd),
@@ -171,6 +172,8 @@ struct LogUsage {
     prompt_tokens: u64,
     completion_tokens: u64,
     cached_tokens: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reasoning_tokens: Option<u64>,
     estimated: bool,
 }
 

@@ -100,6 +100,7 @@ impl ResumeState {
             completion_tokens: l.completion_tokens + self.prior.completion_tokens,
             cached_tokens: l.cached_tokens,
             cache_write_tokens: l.cache_write_tokens,
+            reasoning_tokens: l.reasoning_tokens,
         })
     }
 
