@@ -122,6 +122,9 @@ pub struct Meta {
     /// The usage (of the final attempt) was estimated: the provider never reported it.
     pub usage_estimated: bool,
     pub cost_nanos: Option<u64>,
+    /// Of `cost_nanos`: the estimated prompts of attempts that failed after reaching the
+    /// model, or lost a hedge race, on providers that bill them (`bill_failed_prompts`).
+    pub failed_prompts_nanos: u64,
     /// Time spent waiting on upstreams and backoff sleeps; the rest is the gateway's own.
     pub waiting_ms: u64,
     /// Set when the request ended: HTTP status given to the client (200 for streams even if

@@ -30,7 +30,8 @@ use crate::api::ChatRequest;
 use crate::config::{Route, RoutingTable};
 use crate::providers::Secrets;
 use crate::redact::Redactor;
-use crate::usage::estimate;
+use crate::resilience::ErrorClass;
+use crate::usage::{estimate, Usage};
 use answer::{split, Answered, Visit};
 use book::failed;
 use gate::gate;
@@ -57,6 +58,34 @@ pub struct RequestContext {
     pub order: Option<Vec<usize>>,
 }
 
+/// The estimated prompt cost of the attempts that failed after reaching the model, and of
+/// cancelled hedges, on deployments whose provider bills them.
+fn failed_prompts_nanos(table: &RoutingTable, req: &ChatRequest, meta: &Meta) -> u64 {
+    let prompt = Usage {
+        prompt_tokens: estimate::prompt_tokens(req),
+        ..Usage::default()
+    };
+    let billed = |name: &str| {
+        table
+            .deployments
+            .iter()
+            .find(|d| d.name == name)
+            .filter(|d| table.provider_of(d).is_some_and(|p| p.bill_failed_prompts))
+            .map_or(0, |d| prompt.cost_nanos(&d.price))
+    };
+    let failed = meta
+        .attempts
+        .iter()
+        .filter(|a| a.class.is_some_and(ErrorClass::billed_by_provider))
+        .map(|a| billed(&a.deployment));
+    let cancelled = meta
+        .hedges
+        .iter()
+        .filter(|(_, h)| *h == Hedge::Cancelled)
+        .map(|(d, _)| billed(d));
+    failed.chain(cancelled).fold(0, u64::saturating_add)
+}
+
 /// The chain's own order, without canary-only steps (only a plan's canary slice uses those).
 pub fn chain_order(route: &Route) -> Vec<usize> {
     route
@@ -71,8 +100,33 @@ pub fn chain_order(route: &Route) -> Vec<usize> {
 
 impl<T: Transport, C: Clock, H: Health> Engine<'_, T, C, H> {
     /// Serves one chat request on `route`. Never panics; every path ends in an `Outcome`.
-    /// The chain walk (`walk::ChainWalk`) decides; this runs its gates and attempts.
+    /// The chain walk (`walk::ChainWalk`) decides; this runs its gates and attempts. The
+    /// prompts of failed attempts the providers bill are part of the request's cost.
     pub async fn run(
+        &self,
+        route: &Route,
+        req: &Rc<ChatRequest>,
+        ctx: RequestContext,
+    ) -> Outcome<T::Body> {
+        let mut outcome = self.walk_chain(route, req, ctx).await;
+        match &mut outcome {
+            Outcome::Complete { meta, .. } | Outcome::Failed { meta, .. } => {
+                let billed = failed_prompts_nanos(self.table, req, meta);
+                meta.failed_prompts_nanos = billed;
+                if billed > 0 {
+                    meta.cost_nanos = Some(meta.cost_nanos.unwrap_or(0).saturating_add(billed));
+                }
+            }
+            // Added to the answer's cost when the stream ends (`CommittedStream::finalise`).
+            Outcome::Stream(s) => {
+                let billed = failed_prompts_nanos(self.table, req, s.meta());
+                s.meta_mut().failed_prompts_nanos = billed;
+            }
+        }
+        outcome
+    }
+
+    async fn walk_chain(
         &self,
         route: &Route,
         req: &Rc<ChatRequest>,
