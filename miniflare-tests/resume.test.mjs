@@ -5,31 +5,22 @@
 // exactly once. When it cannot be (divergent replay, budget exhausted, half-sent tool call,
 // native Anthropic passthrough) the stream ends with the in-band error of the failure.
 
-import { test, before, after, beforeEach } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
-import OpenAI from "openai";
 import Anthropic from "@anthropic-ai/sdk";
 import { startFake, steps, words, prefillText, FIXTURE_ERRORS } from "./helpers/fake-openai.mjs";
 import { startFakeAnthropic, anthropicSteps as A } from "./helpers/fake-anthropic.mjs";
-import { startWorker, mixedTable, chatStream, chatOnce, sseContent, readStream, FAKE_SECRET, USER_MSG } from "./helpers/worker.mjs";
+import { mixedTable, chatStream, chatOnce, sseContent, readStream, FAKE_SECRET, USER_MSG } from "./helpers/worker.mjs";
+import { useGateway } from "./helpers/harness.mjs";
+import { openaiClient, anthropicClient, collectSdkStream } from "./helpers/sdk.mjs";
 
 let fakeO, fakeA, w, oai, anth;
 
-before(async () => {
-  fakeO = await startFake();
-  fakeA = await startFakeAnthropic();
-  w = await startWorker(); // no table yet: the first test uses the embedded default
-  oai = new OpenAI({ baseURL: w.v1, apiKey: "unused", maxRetries: 0, timeout: 10_000, fetch: w.recordingFetch });
-  anth = new Anthropic({ baseURL: w.url.replace(/\/$/, ""), apiKey: "unused", maxRetries: 0, timeout: 10_000, fetch: w.recordingFetch });
-});
-after(async () => {
-  await w?.dispose();
-  await fakeO?.close();
-  await fakeA?.close();
-});
-beforeEach(() => {
-  fakeO.reset();
-  fakeA.reset();
+// No table yet: the first test uses the embedded default.
+useGateway({ fakes: { fakeO: startFake, fakeA: startFakeAnthropic } }, (g) => {
+  ({ fakeO, fakeA, w } = g);
+  oai = openaiClient(w);
+  anth = anthropicClient(w);
 });
 
 /** The provider's canonical answer: 15 one-word chunks. */
@@ -155,18 +146,7 @@ test("default table: openai SDK streaming mock-resume-demo gets the whole mock a
   const { data: stream, response } = await oai.chat.completions
     .create({ model: "mock-resume-demo", messages: USER_MSG, stream: true, stream_options: { include_usage: true } })
     .withResponse();
-  let content = "";
-  let finish = null;
-  let usage = null;
-  const ids = new Set();
-  for await (const chunk of stream) {
-    ids.add(chunk.id);
-    if (chunk.usage) usage = chunk.usage;
-    for (const c of chunk.choices) {
-      content += c.delta?.content ?? "";
-      if (c.finish_reason) finish = c.finish_reason;
-    }
-  }
+  const { content, finish, usage, ids } = await collectSdkStream(stream);
   assert.equal(content, expected, "streamed text = non-streaming text");
   assert.equal(finish, "stop");
   assert.equal(ids.size, 1, "one id");
