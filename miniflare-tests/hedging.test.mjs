@@ -2,23 +2,16 @@
 // delay, the next one starts in parallel; the first to commit answers, the other is cancelled,
 // and only the answer is billed.
 
-import { test, before, after, beforeEach } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
 import { startFake } from "./helpers/fake-openai.mjs";
-import { startWorker, scenarioTable, chatOnce, chatStream, sseContent, USER_MSG } from "./helpers/worker.mjs";
+import { scenarioTable, chatOnce, chatStream, sseContent, USER_MSG } from "./helpers/worker.mjs";
+import { useGateway } from "./helpers/harness.mjs";
 
 let fake, w;
 let seq = 0;
 
-before(async () => {
-  fake = await startFake();
-  w = await startWorker();
-});
-after(async () => {
-  await w?.dispose();
-  await fake?.close();
-});
-beforeEach(() => fake.reset());
+useGateway({ fakes: { fake: startFake } }, (g) => ({ fake, w } = g));
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
