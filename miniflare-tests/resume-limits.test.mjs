@@ -83,11 +83,12 @@ test("budget exhausted (max_resumes 2, every attempt cuts) -> clean in-band stre
 test("budget exhausted by stalls (max_resumes 1) -> in-band timeout_idle after ~2 idle windows", async () => {
   const t = await table({ fake: fakeO, provider: { prefill: "assistant" } }, { route: { max_resumes: 1 } });
   t.script("primary", [{ ok: FULL, stallAfterChunks: 2, continuePrefill: true }]);
-  t.script("backup", [steps.ok(FULL)]);
+  // The silent primary is not asked again: the backup replays, adds two words and stalls too.
+  t.script("backup", [{ ok: FULL, stallAfterChunks: 4 }]);
   const r = await chatStream(w, body(), { timeoutMs: 6000 });
   assertInBandError(r, firstWords(4), "timeout_idle");
   assert.ok(r.elapsedMs >= 900 && r.elapsedMs < 3500, `took ${r.elapsedMs} ms (2 × idle_ms 500)`);
-  assert.deepEqual(t.allHits(), { primary: 2, backup: 0 });
+  assert.deepEqual(t.allHits(), { primary: 1, backup: 1 });
 });
 
 test("max_resumes 0 behaves like resume off", async () => {

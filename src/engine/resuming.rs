@@ -2,13 +2,16 @@
 //! bookkeeping that makes the client see one answer (usage summed over every attempt).
 //!
 //! State: the request and route, the chain position the next resume goes to (the deployment
-//! that broke once, then the ones after it), how many resumes were used, deployments that
-//! refused a prefill, and the usage of attempts that broke (estimated from delivered text:
-//! a cut stream reports none), and the request's subrequest budget. Invariants: at most
-//! `route.resume.max` resumes, all inside the request deadline and paid from the budget (a
-//! resume it cannot pay for is not tried, and the stream ends with the original failure,
-//! its message naming the budget); a prefill refusal is never the caller's error (the original
-//! failure is).
+//! that broke once, unless it timed out, then the ones after it), how many resumes were used, deployments that
+//! refused a prefill, deployments that timed out in this request, and the usage of attempts
+//! that broke (estimated from delivered text: a cut stream reports none), and the request's
+//! subrequest budget. Invariants: at most `route.resume.max` resumes, all inside the request
+//! deadline and paid from the budget (a resume it cannot pay for is not tried, and the stream
+//! ends with the original failure, its message naming the budget); a prefill refusal is never
+//! the caller's error (the original failure is); a deployment that timed out in this request
+//! (connect, first token, idle, attempt; before the commit, in a hedge, as the live stream or
+//! in a resume) is never asked to resume it, so a stall costs at most one `idle_ms` before the
+//! next deployment is asked, as before the commit.
 
 use super::attempt::AttemptOutcome;
 use super::gate::{gate, Gate};
@@ -19,7 +22,7 @@ use super::resume::{Delivered, Filter, Method, DIVERGED};
 use super::stream::LiveStream;
 use super::Engine;
 use crate::api::ChatRequest;
-use crate::config::{Deployment, PrefillSupport, ResumeMode, Route};
+use crate::config::{Deployment, PrefillSupport, ResumeMode, Route, RoutingTable};
 use crate::resilience::subrequests::SubrequestBudget;
 use crate::resilience::{ErrorClass, UpstreamError};
 use crate::usage::{estimate, Usage};
@@ -37,6 +40,9 @@ pub struct ResumeState {
     used: u32,
     request_deadline_ms: u64,
     prefill_refused: Vec<usize>,
+    /// Deployments (table indices) that timed out in this request: a silent deployment is
+    /// not asked again, resume included.
+    timed_out: Vec<usize>,
     /// Usage of the attempts that broke (estimated) and what it cost.
     prior: Usage,
     prior_cost_nanos: u64,
@@ -67,6 +73,7 @@ impl ResumeState {
             used: 0,
             request_deadline_ms,
             prefill_refused: Vec::new(),
+            timed_out: Vec::new(),
             prior: Usage::default(),
             prior_cost_nanos: 0,
             counted_chars: 0,
@@ -165,6 +172,19 @@ enum After {
 }
 
 impl ResumeState {
+    /// `deployment` (a table index) failed with `class` in this request: after a timeout it is
+    /// never asked to resume.
+    fn note_failure(&mut self, deployment: usize, class: ErrorClass) {
+        if class.is_timeout() && !self.timed_out.contains(&deployment) {
+            self.timed_out.push(deployment);
+        }
+    }
+
+    /// Whether a resume may go to `deployment` at all (it did not time out in this request).
+    fn may_ask(&self, deployment: usize) -> bool {
+        !self.timed_out.contains(&deployment)
+    }
+
     /// How to resume on `deployment` (a table index) whose provider supports `prefill`, by
     /// the route's mode; None when the mode allows no method there.
     fn method(&self, deployment: usize, prefill: PrefillSupport) -> Option<Method> {
@@ -182,6 +202,7 @@ impl ResumeState {
     /// tried there again (and does not count as a resume); a replay that contradicted the
     /// delivered text ends resuming.
     fn on_failure(&mut self, deployment: usize, method: Method, e: &UpstreamError) -> After {
+        self.note_failure(deployment, e.class);
         if method == Method::Prefill && e.class == ErrorClass::InvalidRequest {
             self.prefill_refused.push(deployment);
             self.used = self.used.saturating_sub(1);
@@ -239,6 +260,7 @@ impl<B: ResponseBody> CommittedStream<B> {
         }
         let delivered = self.live.delivered.clone();
         self.resume.count_broken(&delivered, &self.price);
+        self.note_timeouts(engine.table, broken);
         let mut forced: Option<Method> = None;
         while self.resume.used < self.resume.route.resume.max {
             let Some(&index) = self
@@ -258,6 +280,10 @@ impl<B: ResponseBody> CommittedStream<B> {
             };
             if now >= self.resume.request_deadline_ms {
                 return false;
+            }
+            if !self.resume.may_ask(index) {
+                self.resume.cursor += 1;
+                continue;
             }
             let method = forced
                 .take()
@@ -327,6 +353,21 @@ impl<B: ResponseBody> CommittedStream<B> {
             }
         }
         false
+    }
+
+    /// Books every deployment that timed out in this request: the live one, if `broken` is a
+    /// timeout (a stall after the commit), and every failed attempt so far (before the commit,
+    /// hedges, earlier resumes), so that none of them is asked to resume.
+    fn note_timeouts(&mut self, table: &RoutingTable, broken: &UpstreamError) {
+        let index_of = |name: &str| table.deployments.iter().position(|d| d.name == name);
+        if let Some(live) = self.meta.deployment.as_deref().and_then(index_of) {
+            self.resume.note_failure(live, broken.class);
+        }
+        for a in &self.meta.attempts {
+            if let (Some(class), Some(i)) = (a.class, index_of(&a.deployment)) {
+                self.resume.note_failure(i, class);
+            }
+        }
     }
 
     /// A resumed attempt committed: it is the stream now; the next resume, if any, goes to
