@@ -16,6 +16,7 @@ pub mod ports;
 pub mod resume;
 mod resuming;
 mod stream;
+mod stream_resume;
 mod walk;
 
 pub use body::AttemptBody;
