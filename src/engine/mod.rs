@@ -239,13 +239,13 @@ impl<T: Transport, C: Clock, H: Health> Engine<'_, T, C, H> {
                 duration_ms,
             });
             match walk.on_failure(c, v.probe, error, end) {
-                walk::Step::RetryAt(at) => {
+                walk::AfterFailure::RetryAt(at) => {
                     let wait = at.saturating_sub(end);
                     self.clock.sleep(wait).await;
                     meta.waiting_ms += wait;
                 }
-                walk::Step::Next => return None,
-                walk::Step::Fail(api) => {
+                walk::AfterFailure::Next => return None,
+                walk::AfterFailure::Fail(api) => {
                     meta.subrequests = walk.budget().used();
                     return Some(failed(std::mem::take(meta), api));
                 }

@@ -3,7 +3,7 @@
 //! The decisions are `ResumeState`'s (`resuming`); this runs them.
 
 use super::attempt::AttemptOutcome;
-use super::gate::{gate, Gate};
+use super::gate::{paid_gate, Gate};
 use super::meta::{AttemptRecord, Skip};
 use super::outcome::CommittedStream;
 use super::ports::{Clock, Health, ResponseBody, Transport};
@@ -70,19 +70,14 @@ impl<B: ResponseBody> CommittedStream<B> {
                 self.resume.cursor += 1;
                 continue;
             };
-            if !self
-                .resume
-                .budget
-                .affords_visit(index, dep.breaker.enabled, false)
-            {
+            let paid = paid_gate(engine.health, &mut self.resume.budget, index, dep, now).await;
+            let Some(g) = paid else {
                 self.meta
                     .skipped
                     .push((dep.name.clone(), Skip::SubrequestBudget));
                 self.resume.budget_stop = true;
                 return false;
-            }
-            let g = gate(engine.health, dep, now).await;
-            self.resume.budget.charge_gate(g.asked_probe());
+            };
             let probe = match g {
                 Gate::Go { probe } => probe,
                 Gate::Skip { why, .. } => {
