@@ -6,7 +6,8 @@
 //! the estimate for the actual. So concurrent in-flight calls cannot jointly overrun a budget,
 //! and the only possible overshoot is `actual − estimate` of calls that were already in flight
 //! when the last request was admitted. A lost settle cannot block a key forever: reservations
-//! expire after `RESERVATION_TTL_MS`, and at most `MAX_RESERVATIONS` are kept.
+//! expire after `RESERVATION_TTL_MS` (or the request's deadline, if later: a reservation
+//! outlives its request), and at most `MAX_RESERVATIONS` are kept.
 //!
 //! RPM/TPM use a sliding 60-second window of one-second buckets: a request's count (and its
 //! reserved tokens) sit in the bucket of the second it was admitted, and leave the window 60 s
@@ -120,6 +121,10 @@ struct Reservation {
     tokens: u64,
     #[serde(rename = "c")]
     cost_nanos: u64,
+    /// Held at least until then (the request's deadline): a long request's reservation must
+    /// not expire while it still runs.
+    #[serde(rename = "u", default, skip_serializing_if = "Option::is_none")]
+    until_ms: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -153,6 +158,19 @@ impl Quota {
     /// When `MAX_RESERVATIONS` are outstanding, a successful admission first drops the
     /// earliest-admitted reservation (as `expire` would: no spend), bounding memory.
     pub fn admit(&mut self, id: &str, limits: &Limits, est: Estimate, now_ms: u64) -> Admission {
+        self.admit_until(id, limits, est, now_ms, None)
+    }
+
+    /// `admit`, the reservation held at least until `until_ms` (the request's deadline) even
+    /// past `RESERVATION_TTL_MS`.
+    pub fn admit_until(
+        &mut self,
+        id: &str,
+        limits: &Limits,
+        est: Estimate,
+        now_ms: u64,
+        until_ms: Option<u64>,
+    ) -> Admission {
         self.expire(now_ms);
         if self.reservations.iter().any(|r| r.id == id) {
             return Admission::Admitted {
@@ -176,6 +194,7 @@ impl Quota {
             at_ms: now_ms,
             tokens: est.tokens,
             cost_nanos: est.cost_nanos,
+            until_ms,
         });
         Admission::Admitted {
             headroom: self.headroom(limits, now_ms),
@@ -292,7 +311,7 @@ fn sat_sum(values: impl Iterator<Item = u64>) -> u64 {
 }
 
 fn expired(r: &Reservation, now_ms: u64) -> bool {
-    r.at_ms.saturating_add(RESERVATION_TTL_MS) <= now_ms
+    r.at_ms.saturating_add(RESERVATION_TTL_MS) <= now_ms && r.until_ms.is_none_or(|u| u <= now_ms)
 }
 
 #[cfg(test)]

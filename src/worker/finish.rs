@@ -104,6 +104,7 @@ impl Finish {
             self.ctx.spawn(Box::pin(auth::settle(
                 self.env.clone(),
                 key.id.clone(),
+                meta.request_id.clone(),
                 reservation,
                 actual,
                 sample,

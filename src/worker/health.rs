@@ -236,6 +236,7 @@ impl Health for DoHealth {
                 tokens,
                 cost_nanos: 0,
             },
+            until_ms: None,
         };
         let reply: worker::Result<Admission> =
             objects::call(&self.env, DEPLOYMENTS, &dep.name, "/admit", Some(&call)).await;
