@@ -282,6 +282,16 @@ test("a budgeted key's requests without max_tokens are capped at what was reserv
     const ok = results.filter((r) => r.status === 200);
     assert.equal(ok.length, 5, `statuses: ${results.map((r) => r.status).join(",")}`);
     for (const up of t.requests("d")) assert.equal(up.body.max_tokens, 20, "the upstream was asked for at most the reserved output");
+    for (const r of ok) {
+      if (stream) {
+        // Cut at the reservation: an in-band budget_exceeded after the content, never [DONE].
+        assert.ok(!r.text.includes("[DONE]"), r.text);
+        const last = r.events.at(-1)?.json;
+        assert.equal(last?.error?.code, "budget_exceeded", r.text.slice(-400));
+      } else {
+        assert.equal(r.json.choices[0].finish_reason, "length");
+      }
+    }
     const state = await settledKey(wk, id, (s) => s.spend.reservations === 0 && s.usage.total.requests === 10);
     assert.equal(state.usage.total.output_tokens, 5 * 20, "each answer stopped at the reserved 20 tokens");
     // The prompt is estimated at 4 characters per token (2) where this fake counts 6: that

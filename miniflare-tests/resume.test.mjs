@@ -141,11 +141,8 @@ test("route resume \"replay\" on an Anthropic deployment: the original request a
   t.script("primary", [A.ok(FULL, { cutAfterChunks: K, continuePrefill: true }), A.ok(FULL, { continuePrefill: true })]);
   const r = await chatStream(w, body());
   assertSeamless(r, FULL);
-  // The stalled primary is not asked again: the backup replays the same request.
-  assert.deepEqual(t.allHits(), { primary: 1, backup: 1 });
-  const first = t.requests("primary")[0].body;
-  const second = t.requests("backup")[0].body;
-  assert.deepEqual({ ...second, model: first.model }, first);
+  const [first, second] = t.requests("primary").map((q) => q.body);
+  assert.deepEqual(second, first);
   await assertResumes(r.res, ["primary:replay"]);
 });
 
