@@ -68,6 +68,7 @@ objects_only!(
     RawCanary,
     RawSticky,
     RawHedge,
+    RawCache,
     RawTasks,
     RawRule,
     RawWhen,
@@ -278,6 +279,18 @@ pub struct RawRoute {
     /// Mid-stream resume: "auto" (default), "prefill", "replay" or "off".
     pub resume: Option<String>,
     pub max_resumes: Option<u32>,
+    /// Exact-match response caching (off when absent).
+    pub cache: Option<RawCache>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(remote = "Self", deny_unknown_fields)]
+pub struct RawCache {
+    pub ttl_s: u64,
+    /// "key" (default) or "shared".
+    pub scope: Option<String>,
+    #[serde(default)]
+    pub cache_sampled: bool,
 }
 
 /// One chain entry: a deployment name, or `{"deployment": "x", "weight": 3}`.
