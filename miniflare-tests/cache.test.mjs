@@ -9,18 +9,19 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { createHash, randomBytes } from "node:crypto";
 import { startFake, steps } from "./helpers/fake-openai.mjs";
-import { scenarioTable, chatOnce, chatStream, sseContent, parseSse, logOf, KV_BINDING } from "./helpers/worker.mjs";
+import { startFakeAnthropic } from "./helpers/fake-anthropic.mjs";
+import { scenarioTable, mixedTable, chatOnce, chatStream, sseContent, parseSse, logOf, KV_BINDING } from "./helpers/worker.mjs";
 import { useGateway } from "./helpers/harness.mjs";
 
-let fake, w, wk;
+let fake, fakeA, w, wk;
 let seq = 0;
 
 useGateway(
   {
-    fakes: { fake: startFake },
+    fakes: { fake: startFake, fakeA: startFakeAnthropic },
     workers: { w: {}, wk: { bindings: { AUTH_MODE: "keys", ADMIN_TOKEN: "admin-secret-cache" } } },
   },
-  (g) => ({ fake, w, wk } = g),
+  (g) => ({ fake, fakeA, w, wk } = g),
 );
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -158,6 +159,29 @@ test("Anthropic clients: a cached answer serves a Messages body and a Messages s
     .join("");
   assert.equal(text, "Hello Anthropic client");
   assert.equal(t.hits("d"), misses);
+});
+
+test("an Anthropic deployment's own answer to an Anthropic client is cached when it is text only; one with a signed thinking block is not stored", async () => {
+  const route = `c${++seq}`;
+  const t = await mixedTable(w, { deployments: { claude: { fake: fakeA } }, routes: { [route]: { chain: ["claude"], cache: { ttl_s: 60 } } } });
+  t.script("claude", [{ ok: "Native hello" }]);
+  const body = { model: route, max_tokens: 100, temperature: 0, messages: MSGS };
+  const { r: hit, misses } = await untilHit(() => messages(w, body));
+  assert.equal(hit.json.content[0].text, "Native hello");
+  assert.equal(hit.json.stop_reason, "end_turn");
+  assert.equal(t.hits("claude"), misses);
+  // A thinking block's signature has no place in the stored pivot: such answers are not stored.
+  const thinkingRoute = `c${++seq}`;
+  const t2 = await mixedTable(w, { deployments: { claude: { fake: fakeA } }, routes: { [thinkingRoute]: { chain: ["claude"], cache: { ttl_s: 60 } } } });
+  t2.script("claude", [{ ok: "Thought about it", thinking: "hmm" }]);
+  const tb = { model: thinkingRoute, max_tokens: 100, temperature: 0, messages: MSGS };
+  const a = await messages(w, tb);
+  assert.equal(a.status, 200);
+  await sleep(200);
+  const b = await messages(w, tb);
+  assert.equal(b.res.headers.get("x-router-cache"), "miss");
+  assert.ok(b.json.content.some((c) => c.type === "thinking" && c.signature), b.text);
+  assert.equal(t2.hits("claude"), 2);
 });
 
 test("the client bypasses the cache with cache-control no-cache / no-store or x-router-cache: bypass", async () => {

@@ -57,6 +57,24 @@ impl Entry {
     }
 }
 
+/// The pivot of an answer an Anthropic upstream gave an Anthropic client in its own format
+/// (`client_ready`), when the pivot keeps all of it: only text blocks. A thinking block's
+/// signature (needed to continue the conversation) or a server tool's blocks have no place in
+/// the pivot, so such answers are not cached.
+pub fn pivot_of_native_anthropic(body: &[u8]) -> Option<Vec<u8>> {
+    let v: Value = serde_json::from_slice(body).ok()?;
+    let blocks = v.get("content")?.as_array()?;
+    let only_text = blocks
+        .iter()
+        .all(|b| b.get("type").and_then(Value::as_str) == Some("text"));
+    if !only_text {
+        return None;
+    }
+    crate::providers::anthropic::parse_response(body.to_vec())
+        .ok()
+        .map(|p| p.body)
+}
+
 /// A chat completion with choices that all finished with `stop` or `length`, and usage.
 fn complete(c: &Value) -> bool {
     let finished = match c.get("choices") {
@@ -111,6 +129,24 @@ mod tests {
             assert_eq!(e.deployment.as_deref(), Some("d"));
             assert_eq!(Entry::decode(&e.encode()), Some(e));
         }
+    }
+
+    #[test]
+    fn a_native_anthropic_answer_is_cached_only_when_the_pivot_keeps_all_of_it() {
+        let text = json!({"id": "msg_1", "type": "message", "role": "assistant", "model": "claude",
+            "content": [{"type": "text", "text": "Hi"}], "stop_reason": "end_turn",
+            "usage": {"input_tokens": 3, "output_tokens": 1}});
+        let pivot = pivot_of_native_anthropic(text.to_string().as_bytes()).unwrap();
+        let e = Entry::storable(&meta(), &pivot).unwrap();
+        assert_eq!(e.completion["choices"][0]["message"]["content"], "Hi");
+        let mut thinking = text.clone();
+        thinking["content"] = json!([{"type": "thinking", "thinking": "hm", "signature": "sig"},
+                                     {"type": "text", "text": "Hi"}]);
+        assert_eq!(
+            pivot_of_native_anthropic(thinking.to_string().as_bytes()),
+            None
+        );
+        assert_eq!(pivot_of_native_anthropic(b"{\"type\":\"error\"}"), None);
     }
 
     #[test]

@@ -13,6 +13,7 @@ use super::finish::Finish;
 use super::respond::raw_bytes_response;
 use super::transport::WorkerClock;
 use crate::api::{ChatRequest, ClientFormat};
+use crate::cache::entry::pivot_of_native_anthropic;
 use crate::cache::{answer_for_client, Decision, Entry};
 use crate::engine::{CacheStatus, Clock, Meta};
 use crate::report::response_headers;
@@ -58,9 +59,9 @@ pub fn store(
         return;
     };
     let pivot = if client_ready {
-        match crate::providers::anthropic::parse_response(body.to_vec()) {
-            Ok(parsed) => parsed.body,
-            Err(_) => return,
+        match pivot_of_native_anthropic(body) {
+            Some(p) => p,
+            None => return,
         }
     } else {
         body.to_vec()
