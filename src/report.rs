@@ -123,6 +123,11 @@ pub fn log_line(meta: &Meta, now_ms: u64) -> String {
         }),
         cost_usd: meta.cost_nanos.map(format_usd),
         cache: meta.cache.map(|c| c.as_str()),
+        failed_prompts: meta
+            .failed_prompts
+            .iter()
+            .map(|(d, n)| (d.as_str(), format_usd(*n)))
+            .collect(),
         duration_ms: now_ms.saturating_sub(meta.started_ms),
         overhead_ms: meta.overhead_ms(now_ms),
     };
@@ -155,6 +160,9 @@ struct LogLine<'a> {
     cost_usd: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     cache: Option<&'static str>,
+    /// Part of `cost_usd`: the billed prompts of failed attempts and cancelled hedges.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    failed_prompts: Vec<(&'a str, String)>,
     duration_ms: u64,
     overhead_ms: u64,
 }
