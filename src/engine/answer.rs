@@ -84,7 +84,8 @@ impl<T: Transport, C: Clock, H: Health> Engine<'_, T, C, H> {
     ) -> Tried<T::Body> {
         let deadline = walk.request_deadline_ms();
         let primary = self.attempt_once(v.c.dep, req, deadline, None);
-        let Some((after, hp)) = walk.hedge(&v.c, v.probe, req, meta) else {
+        let p95 = self.health.ttft_p95_ms(v.c.dep);
+        let Some((after, hp)) = walk.hedge(&v.c, v.probe, req, meta, p95) else {
             return Tried {
                 outcome: primary.await,
                 hedge_won: None,
