@@ -23,10 +23,12 @@ pub enum ErrorClass {
     /// The upstream answered with a 3xx redirect. An LLM API never needs one, and following
     /// it would send the prompt (and the key) to another host: the attempt fails instead.
     Redirect,
+    /// The answer does not follow the strict JSON schema the request asked for.
+    InvalidOutput,
 }
 
 impl ErrorClass {
-    pub const ALL: [ErrorClass; 16] = [
+    pub const ALL: [ErrorClass; 17] = [
         ErrorClass::RateLimited,
         ErrorClass::Overloaded,
         ErrorClass::ServerError,
@@ -43,6 +45,7 @@ impl ErrorClass {
         ErrorClass::AuthError,
         ErrorClass::NotFound,
         ErrorClass::Redirect,
+        ErrorClass::InvalidOutput,
     ];
 
     pub fn from_name(name: &str) -> Option<ErrorClass> {
@@ -67,6 +70,7 @@ impl ErrorClass {
             ErrorClass::AuthError => "auth_error",
             ErrorClass::NotFound => "not_found",
             ErrorClass::Redirect => "upstream_redirect",
+            ErrorClass::InvalidOutput => "invalid_output",
         }
     }
 
