@@ -129,6 +129,9 @@ pub struct UpstreamError {
     pub retry_after_ms: Option<u64>,
     /// The upstream's error body, kept for errors returned to the caller unchanged.
     pub body: Option<Vec<u8>>,
+    /// A replayed answer contradicted the text already delivered (`engine::resume`):
+    /// resuming stops, whatever the class says.
+    pub diverged: bool,
 }
 
 /// What to say about an error response whose body carries no parsable message: the status
@@ -154,6 +157,7 @@ impl UpstreamError {
             message: message.into(),
             retry_after_ms: None,
             body: None,
+            diverged: false,
         }
     }
 }
