@@ -6,13 +6,14 @@ use super::attempt::AttemptOutcome;
 use super::hedge::Hedged;
 use super::meta::{AttemptRecord, Hedge, Meta};
 use super::outcome::{CommittedStream, Outcome};
+use super::output::completion_off_schema;
 use super::ports::{Clock, Health, Transport};
 use super::resuming::ResumeState;
 use super::stream::LiveStream;
 use super::walk::{Candidate, ChainWalk};
 use super::Engine;
 use crate::api::ChatRequest;
-use crate::config::Route;
+use crate::config::{Deployment, Route};
 use crate::resilience::UpstreamError;
 use crate::usage::Usage;
 use std::rc::Rc;
@@ -73,6 +74,35 @@ pub(super) fn split<B>(outcome: AttemptOutcome<B>) -> Result<Answer<B>, Upstream
 }
 
 impl<T: Transport, C: Clock, H: Health> Engine<'_, T, C, H> {
+    /// A complete answer off the strict schema its request asked for is an `invalid_output`
+    /// failure of `dep` (its cost, all of it billed by the provider, is kept in
+    /// `meta.failed_prompts`); streams are checked when they end (`LiveStream`).
+    pub(super) fn check_answer(
+        &self,
+        answer: Answer<T::Body>,
+        dep: &Deployment,
+        req: &ChatRequest,
+        meta: &mut Meta,
+    ) -> Result<Answer<T::Body>, UpstreamError> {
+        let Some(schema) = &req.output_schema else {
+            return Ok(answer);
+        };
+        if let Answer::Complete {
+            body,
+            client_ready: false,
+            usage,
+            ..
+        } = &answer
+        {
+            if let Some(e) = completion_off_schema(schema, body) {
+                let billed = usage.map_or(0, |u| u.cost_nanos(&dep.price));
+                meta.failed_prompts.push((dep.name.clone(), billed));
+                return Err(e);
+            }
+        }
+        Ok(answer)
+    }
+
     /// The visit's attempt, hedged when the walk says so. A hedge that failed is booked
     /// and not visited again; one that answered is named in `meta.hedges`.
     pub(super) async fn first_or_hedged(
@@ -84,7 +114,8 @@ impl<T: Transport, C: Clock, H: Health> Engine<'_, T, C, H> {
     ) -> Tried<T::Body> {
         let deadline = walk.request_deadline_ms();
         let primary = self.attempt_once(v.c.dep, req, deadline, None);
-        let Some((after, hp)) = walk.hedge(&v.c, v.probe, req, meta) else {
+        let p95 = self.health.ttft_p95_ms(v.c.dep);
+        let Some((after, hp)) = walk.hedge(&v.c, v.probe, req, meta, p95) else {
             return Tried {
                 outcome: primary.await,
                 hedge_won: None,
