@@ -73,6 +73,18 @@ pub(super) fn split<B>(outcome: AttemptOutcome<B>) -> Result<Answer<B>, Upstream
     }
 }
 
+/// The deadline of the visit's first attempt: a half-open probe may use at most half of the
+/// time the request has left, so that a probe that hangs still leaves time to fall back (a
+/// user request is never failed by a probe). A forced probe (every deployment open) has
+/// nothing to fall back to and keeps it all.
+fn probe_deadline(v: &Visit<'_>, now: u64, request_deadline: u64) -> u64 {
+    if v.probe && !v.c.forced {
+        now.saturating_add(request_deadline.saturating_sub(now) / 2)
+    } else {
+        request_deadline
+    }
+}
+
 impl<T: Transport, C: Clock, H: Health> Engine<'_, T, C, H> {
     /// A complete answer off the strict schema its request asked for is an `invalid_output`
     /// failure of `dep` (its cost, all of it billed by the provider, is kept in
@@ -112,7 +124,7 @@ impl<T: Transport, C: Clock, H: Health> Engine<'_, T, C, H> {
         req: &Rc<ChatRequest>,
         meta: &mut Meta,
     ) -> Tried<T::Body> {
-        let deadline = walk.request_deadline_ms();
+        let deadline = probe_deadline(v, self.clock.now_ms(), walk.request_deadline_ms());
         let primary = self.attempt_once(v.c.dep, req, deadline, None);
         let p95 = self.health.ttft_p95_ms(v.c.dep);
         let Some((after, hp)) = walk.hedge(&v.c, v.probe, req, meta, p95) else {
