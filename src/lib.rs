@@ -13,6 +13,7 @@
 
 pub mod api;
 pub mod config;
+pub mod embeddings;
 pub mod engine;
 pub mod hash;
 pub mod keys;

@@ -61,6 +61,7 @@ objects_only!(
     RawProvider,
     RawMock,
     RawDeployment,
+    RawEmbedding,
     RawCapabilities,
     RawPrice,
     RawRoute,
@@ -227,6 +228,18 @@ pub struct RawDeployment {
     /// Free-form labels (`"eu"`, `"zdr"`) that routes can require.
     #[serde(default)]
     pub tags: Vec<String>,
+    /// An embedding model: its vector space (`config::embedding`).
+    pub embedding: Option<RawEmbedding>,
+}
+
+/// An embedding deployment's vector space.
+#[derive(Debug, Deserialize)]
+#[serde(remote = "Self", deny_unknown_fields)]
+pub struct RawEmbedding {
+    /// Models whose vectors are comparable share a family (e.g. `"text-embedding-3"`).
+    pub family: String,
+    /// Length of the vectors it returns.
+    pub dimensions: u32,
 }
 
 /// What a deployment can do; every capability defaults to true.
@@ -278,6 +291,8 @@ pub struct RawRoute {
     /// Mid-stream resume: "auto" (default), "prefill", "replay" or "off".
     pub resume: Option<String>,
     pub max_resumes: Option<u32>,
+    /// `"chat"` (default) or `"embeddings"`.
+    pub kind: Option<String>,
 }
 
 /// One chain entry: a deployment name, or `{"deployment": "x", "weight": 3}`.

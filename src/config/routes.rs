@@ -101,6 +101,7 @@ fn route(name: &str, r: &RawRoute, cx: &RouteContext, errs: &mut Errors) -> Opti
         )
     });
     let resume = resume_policy(&path, r.resume.as_deref(), r.max_resumes, errs);
+    let kind = super::embedding::route_kind(&path, r.kind.as_deref(), errs);
     let Some(chain) = Chain::new(steps) else {
         if r.chain.is_empty() {
             errs.push(
@@ -122,6 +123,7 @@ fn route(name: &str, r: &RawRoute, cx: &RouteContext, errs: &mut Errors) -> Opti
         canary,
         sticky_ttl_ms,
         hedge_after_ms,
+        kind,
     })
 }
 
