@@ -49,7 +49,9 @@
 //   one was followed by replays only, what it delivered is unknown and the request's usage is
 //   not compared (`inexact`). At most 1 % of requests may show races (they are printed).
 //   U1 per request: the log line's usage equals billed(R), and its cost is 150·input +
-//      600·output nano-USD (every deployment costs $0.15 / $0.60 per Mtok).
+//      600·output nano-USD (every deployment costs $0.15 / $0.60 per Mtok) plus its
+//      `failed_prompts`: one estimated prompt for each attempt that failed after reaching the
+//      model (cut, malformed, a deadline while generating), booked to that deployment.
 //   U2 per request: no committed response delivered more than its fake wrote beyond the text
 //      already delivered, and the last one delivered all of it unless the answer ended in an
 //      in-band idle/attempt timeout (the gateway's own deadline, with data in flight);
@@ -97,6 +99,8 @@ const RSS_BOUND_MB = 192;
 const RSS_PLATEAU_BOUND_MB = 64;
 const RECORD_LIMIT = 5000; // longer runs do not keep every response for the secret scan (memory)
 const PRICE_IN = 150; // nano-USD per input token ($0.15 / Mtok, mixedTable's price)
+/** Attempt outcomes whose prompt the provider bills (`ErrorClass::billed_by_provider`). */
+const BILLED_FAILURES = new Set(["stream_cut", "malformed_response", "timeout_first_token", "timeout_idle", "timeout_attempt"]);
 const PRICE_OUT = 600; // nano-USD per output token ($0.60 / Mtok)
 
 let w, fakes, ledger, table;
@@ -342,11 +346,20 @@ test(`fault soak: ${REQUESTS} requests, concurrency ${CONCURRENCY}, fault rate $
     unreached += m.unreached;
     const got = line.usage ? { prompt: line.usage.prompt_tokens, completion: line.usage.completion_tokens } : { prompt: 0, completion: 0 };
     const cost = line.cost_usd == null ? 0 : Math.round(Number(line.cost_usd) * 1e9);
+    // Prompts the providers billed for failed attempts (bill_failed_prompts): one entry per
+    // attempt that failed after reaching the model, booked to its own deployment.
+    const failedPrompts = (line.failed_prompts ?? []).map(([d, usd]) => [d, Math.round(Number(usd) * 1e9)]);
+    const failedCost = failedPrompts.reduce((sum, [, n]) => sum + n, 0);
+    const billedAttempts = (line.attempts ?? []).filter((a) => BILLED_FAILURES.has(a.outcome)).map((a) => a.deployment);
+    if (JSON.stringify(failedPrompts.map(([d]) => d)) !== JSON.stringify(billedAttempts) || failedPrompts.some(([, n]) => n <= 0 || n % PRICE_IN !== 0)) {
+      billingErrors.push({ i: spec.i, why: "U1: failed prompts are not one positive prompt per attempt that failed after reaching the model", failedPrompts, attempts: line.attempts });
+    }
+    for (const [d, n] of failedPrompts) dep(d).cost_nanos += n;
     if (line.usage && line.deployment) {
       const d = dep(line.deployment);
       d.input_tokens += got.prompt;
       d.output_tokens += got.completion;
-      d.cost_nanos += cost;
+      d.cost_nanos += cost - failedCost;
     } else if (line.usage) billingErrors.push({ i: spec.i, why: `usage billed without an answering deployment`, line });
     const reportedPart = m.billed.completion - m.estimated.completion;
     servedOutput += reportedPart;
@@ -358,8 +371,8 @@ test(`fault soak: ${REQUESTS} requests, concurrency ${CONCURRENCY}, fault rate $
     if (!m.inexact && (got.prompt !== m.billed.prompt || got.completion !== m.billed.completion)) {
       billingErrors.push({ ...where, why: "U1: log usage differs from the fakes' ledger", logged: got, expected: m.billed, estimatedPart: m.estimated, ledger: m.entries.map(brief) });
     }
-    if (cost !== PRICE_IN * got.prompt + PRICE_OUT * got.completion) {
-      billingErrors.push({ ...where, why: "U1: cost is not 150·input + 600·output nano-USD", cost, usage: got });
+    if (cost !== PRICE_IN * got.prompt + PRICE_OUT * got.completion + failedCost) {
+      billingErrors.push({ ...where, why: "U1: cost is not 150·input + 600·output nano-USD plus the failed prompts", cost, usage: got, failedPrompts });
     }
     // The answer must be made of what the committed responses sent (checked in billingOf).
     if (j.outcome === "ok" || j.outcome === "inband") {

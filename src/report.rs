@@ -119,6 +119,11 @@ pub fn log_line(meta: &Meta, now_ms: u64) -> String {
             estimated: meta.usage_estimated,
         }),
         cost_usd: meta.cost_nanos.map(format_usd),
+        failed_prompts: meta
+            .failed_prompts
+            .iter()
+            .map(|(d, n)| (d.as_str(), format_usd(*n)))
+            .collect(),
         duration_ms: now_ms.saturating_sub(meta.started_ms),
         overhead_ms: meta.overhead_ms(now_ms),
     };
@@ -149,6 +154,9 @@ struct LogLine<'a> {
     error: Option<&'a str>,
     usage: Option<LogUsage>,
     cost_usd: Option<String>,
+    /// Part of `cost_usd`: the billed prompts of failed attempts and cancelled hedges.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    failed_prompts: Vec<(&'a str, String)>,
     duration_ms: u64,
     overhead_ms: u64,
 }

@@ -35,6 +35,7 @@ impl Route {
             canary: None,
             sticky_ttl_ms: None,
             hedge_after_ms: None,
+            hedge_p95_cap_ms: None,
             kind: Default::default(),
         })
     }

@@ -84,7 +84,8 @@ impl<T: Transport, C: Clock, H: Health> Engine<'_, T, C, H> {
     ) -> Tried<T::Body> {
         let deadline = walk.request_deadline_ms();
         let primary = self.attempt_once(v.c.dep, req, deadline, None);
-        let Some((after, hp)) = walk.hedge(&v.c, v.probe, req, meta) else {
+        let p95 = self.health.ttft_p95_ms(v.c.dep);
+        let Some((after, hp)) = walk.hedge(&v.c, v.probe, req, meta, p95) else {
             return Tried {
                 outcome: primary.await,
                 hedge_won: None,
@@ -92,7 +93,7 @@ impl<T: Transport, C: Clock, H: Health> Engine<'_, T, C, H> {
         };
         match self.hedged_attempt(primary, after, hp).await {
             Hedged::Primary { outcome, loser } => {
-                if let Some(step) = loser.and_then(|l| self.note_loser(v.route, meta, l)) {
+                if let Some(step) = loser.and_then(|l| self.note_loser(v.route, req, meta, l)) {
                     walk.on_hedge_failed(step);
                 }
                 Tried {
@@ -106,7 +107,7 @@ impl<T: Transport, C: Clock, H: Health> Engine<'_, T, C, H> {
                 started_ms,
                 loser,
             } => {
-                let _ = self.note_loser(v.route, meta, loser);
+                let _ = self.note_loser(v.route, req, meta, loser);
                 Tried {
                     outcome,
                     hedge_won: Some((step_index, started_ms)),

@@ -31,8 +31,7 @@ use crate::api::ChatRequest;
 use crate::config::{Route, RoutingTable};
 use crate::providers::Secrets;
 use crate::redact::Redactor;
-use crate::resilience::ErrorClass;
-use crate::usage::{estimate, Usage};
+use crate::usage::estimate;
 use answer::{split, Answered, Visit};
 use book::failed;
 use gate::gate;
@@ -59,34 +58,6 @@ pub struct RequestContext {
     pub order: Option<Vec<usize>>,
 }
 
-/// The estimated prompt cost of the attempts that failed after reaching the model, and of
-/// cancelled hedges, on deployments whose provider bills them.
-fn failed_prompts_nanos(table: &RoutingTable, req: &ChatRequest, meta: &Meta) -> u64 {
-    let prompt = Usage {
-        prompt_tokens: estimate::prompt_tokens(req),
-        ..Usage::default()
-    };
-    let billed = |name: &str| {
-        table
-            .deployments
-            .iter()
-            .find(|d| d.name == name)
-            .filter(|d| table.provider_of(d).is_some_and(|p| p.bill_failed_prompts))
-            .map_or(0, |d| prompt.cost_nanos(&d.price))
-    };
-    let failed = meta
-        .attempts
-        .iter()
-        .filter(|a| a.class.is_some_and(ErrorClass::billed_by_provider))
-        .map(|a| billed(&a.deployment));
-    let cancelled = meta
-        .hedges
-        .iter()
-        .filter(|(_, h)| *h == Hedge::Cancelled)
-        .map(|(d, _)| billed(d));
-    failed.chain(cancelled).fold(0, u64::saturating_add)
-}
-
 /// The chain's own order, without canary-only steps (only a plan's canary slice uses those).
 pub fn chain_order(route: &Route) -> Vec<usize> {
     route
@@ -110,18 +81,11 @@ impl<T: Transport, C: Clock, H: Health> Engine<'_, T, C, H> {
         ctx: RequestContext,
     ) -> Outcome<T::Body> {
         let mut outcome = self.walk_chain(route, req, ctx).await;
-        match &mut outcome {
-            Outcome::Complete { meta, .. } | Outcome::Failed { meta, .. } => {
-                let billed = failed_prompts_nanos(self.table, req, meta);
-                meta.failed_prompts_nanos = billed;
-                if billed > 0 {
-                    meta.cost_nanos = Some(meta.cost_nanos.unwrap_or(0).saturating_add(billed));
-                }
-            }
-            // Added to the answer's cost when the stream ends (`CommittedStream::finalise`).
-            Outcome::Stream(s) => {
-                let billed = failed_prompts_nanos(self.table, req, s.meta());
-                s.meta_mut().failed_prompts_nanos = billed;
+        // A stream adds them to the answer's cost when it ends (`CommittedStream::finalise`).
+        if let Outcome::Complete { meta, .. } | Outcome::Failed { meta, .. } = &mut outcome {
+            let billed = meta.failed_prompts_nanos();
+            if billed > 0 {
+                meta.cost_nanos = Some(meta.cost_nanos.unwrap_or(0).saturating_add(billed));
             }
         }
         outcome
@@ -238,6 +202,7 @@ impl<T: Transport, C: Clock, H: Health> Engine<'_, T, C, H> {
                 started_ms: now,
                 duration_ms,
             });
+            self.bill_failed(meta, c.dep, req, Some(error.class));
             match walk.on_failure(c, v.probe, error, end) {
                 walk::AfterFailure::RetryAt(at) => {
                     let wait = at.saturating_sub(end);

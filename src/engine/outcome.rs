@@ -138,7 +138,7 @@ impl<B: ResponseBody> CommittedStream<B> {
         self.meta.usage_estimated = reported.is_none();
         self.meta.usage = self.resume.total_usage(last_usage);
         let last = last_usage.map(|u| u.cost_nanos(&self.price));
-        let before = self.resume.prior_cost_nanos() + self.meta.failed_prompts_nanos;
+        let before = self.resume.prior_cost_nanos() + self.meta.failed_prompts_nanos();
         self.meta.cost_nanos = match (last, before) {
             (None, 0) => None,
             (l, before) => Some(l.unwrap_or(0) + before),

@@ -116,6 +116,7 @@ impl<B: ResponseBody> CommittedStream<B> {
                     record.class = Some(e.class);
                     record.status = e.status;
                     self.meta.attempts.push(record);
+                    engine.bill_failed(&mut self.meta, dep, &req, Some(e.class));
                     match self.resume.on_failure(index, method, &e) {
                         After::Replay => forced = Some(Method::Replay),
                         After::Next => {}

@@ -82,7 +82,7 @@ impl Finish {
         if let Some(key) = &self.key {
             // A request that failed still spends what providers billed for its attempts.
             let answered = meta.deployment.is_some() && meta.usage.is_some();
-            let billed = meta.failed_prompts_nanos > 0;
+            let billed = meta.failed_prompts_nanos() > 0;
             let actual = (answered || billed).then(|| Actual {
                 tokens: meta
                     .usage

@@ -18,7 +18,7 @@ fn a_stream_that_timed_out_before_its_first_token_bills_its_prompt() {
     let (text, meta) = drain(run(&t, &s, &clock, req(true)));
     assert!(text.ends_with("data: [DONE]\n\n"));
     assert_eq!(reasons(&meta), "a:timeout_first_token");
-    assert_eq!(meta.failed_prompts_nanos, A_PROMPT_NANOS);
+    assert_eq!(meta.failed_prompts, vec![("a".to_string(), A_PROMPT_NANOS)]);
     assert_eq!(meta.cost_nanos, Some(B_ANSWER_NANOS + A_PROMPT_NANOS));
 }
 
@@ -31,7 +31,7 @@ fn an_http_error_costs_nothing_and_the_option_turns_billing_off() {
     );
     s.on(B, vec![full_stream(&["ok"], 0)]);
     let (_, meta) = drain(run(&t, &s, &clock, req(true)));
-    assert_eq!(meta.failed_prompts_nanos, 0);
+    assert_eq!(meta.failed_prompts_nanos(), 0);
     assert_eq!(meta.cost_nanos, Some(B_ANSWER_NANOS));
 
     let off = {
@@ -43,7 +43,7 @@ fn an_http_error_costs_nothing_and_the_option_turns_billing_off() {
     s.on(A, vec![Step::sse(vec![(0, role_chunk())], End::Hang)]);
     s.on(B, vec![full_stream(&["ok"], 0)]);
     let (_, meta) = drain(run(&off, &s, &clock, req(true)));
-    assert_eq!(meta.failed_prompts_nanos, 0);
+    assert_eq!(meta.failed_prompts_nanos(), 0);
     assert_eq!(meta.cost_nanos, Some(B_ANSWER_NANOS));
 }
 
@@ -57,6 +57,6 @@ fn a_request_that_failed_everywhere_still_costs_the_prompts_it_was_billed() {
     // Two attempts on each of a, b, c (a malformed answer is retried), each a prompt of one
     // token at 1 USD / Mtok.
     assert_eq!(meta.attempts.len(), 6);
-    assert_eq!(meta.failed_prompts_nanos, 6 * A_PROMPT_NANOS);
+    assert_eq!(meta.failed_prompts_nanos(), 6 * A_PROMPT_NANOS);
     assert_eq!(meta.cost_nanos, Some(6 * A_PROMPT_NANOS));
 }
