@@ -6,10 +6,12 @@
 mod support;
 
 use edge_router::api::embeddings::parse_embeddings_request;
+use edge_router::config::Deployment;
 use edge_router::config::{parse_table, RoutingTable};
 use edge_router::embeddings::walk::{EmbedOutcome, EmbedWalk};
-use edge_router::engine::{AlwaysClosed, Meta};
+use edge_router::engine::{AlwaysClosed, Health, Meta};
 use edge_router::redact::Redactor;
+use edge_router::state::breaker::{Report, View};
 use futures::executor::block_on;
 use serde_json::{json, Value};
 use support::*;
@@ -23,7 +25,7 @@ fn table() -> RoutingTable {
     let dep = |p: &str| {
         json!({"provider": p, "model": format!("model-{p}"), "context_window": 8191,
                "price": {"input_per_mtok_usd": 1, "output_per_mtok_usd": 0},
-               "embedding": {"family": "f", "dimensions": 3}})
+               "embedding": {"family": "f", "dimensions": 3}, "limits": {"rpm": 1000}})
     };
     let t = json!({
         "version": 1,
@@ -63,6 +65,35 @@ fn error(status: u16, kind: &str) -> Step {
 }
 
 fn run(t: &RoutingTable, script: &Script, clock: &ManualClock, body: Value) -> EmbedOutcome {
+    run_with(t, script, clock, body, &AlwaysClosed)
+}
+
+/// Every breaker as `view` says, every deployment limit refusing with `full` (retry in ms).
+struct Fixed {
+    view: View,
+    full: Option<u64>,
+}
+
+impl Health for Fixed {
+    async fn view(&self, _: &Deployment, _: u64) -> View {
+        self.view
+    }
+    async fn acquire_probe(&self, _: &Deployment, _: bool, _: u64) -> bool {
+        false
+    }
+    fn report(&self, _: &Deployment, _: Report) {}
+    async fn admit(&self, _: &Deployment, _: &str, _: u64, _: u64) -> Result<(), u64> {
+        self.full.map_or(Ok(()), Err)
+    }
+}
+
+fn run_with<H: Health>(
+    t: &RoutingTable,
+    script: &Script,
+    clock: &ManualClock,
+    body: Value,
+    health: &H,
+) -> EmbedOutcome {
     let req = parse_embeddings_request(body.to_string().as_bytes()).unwrap();
     let route = t.route(&req.model).unwrap();
     let redactor = Redactor::for_table(t, &NoSecrets);
@@ -71,7 +102,7 @@ fn run(t: &RoutingTable, script: &Script, clock: &ManualClock, body: Value) -> E
         transport: script,
         clock,
         secrets: &NoSecrets,
-        health: &AlwaysClosed,
+        health,
         redactor: &redactor,
     };
     let order: Vec<usize> = (0..route.chain.steps().len()).collect();
@@ -248,4 +279,42 @@ fn gemini_is_asked_with_its_dimension_and_its_count_is_estimated() {
     assert_eq!(e.prompt_tokens, 3);
     let body: Value = serde_json::from_slice(&script.requests.borrow()[0].body).unwrap();
     assert_eq!(body["outputDimensionality"], 3);
+}
+
+#[test]
+fn open_breakers_and_full_deployments_are_skipped_without_a_request() {
+    let t = table();
+    let clock = ManualClock::at(0);
+    let script = Script::new(&clock);
+    script.on_url(A, vec![Step::json(200, &answer(&[[1.0, 0.0, 0.0]], 1))]);
+    let body = json!({"model": "r", "input": "x"});
+    let open = Fixed {
+        view: View::Open { until_ms: 60_000 },
+        full: None,
+    };
+    match run_with(&t, &script, &clock, body.clone(), &open) {
+        EmbedOutcome::Failed { error, meta } => {
+            assert_eq!((error.status, error.code.as_str()), (503, "circuit_open"));
+            assert_eq!(
+                meta.fallback_reasons(),
+                "a:skipped_breaker_open, b:skipped_breaker_open"
+            );
+        }
+        EmbedOutcome::Answered { .. } => panic!("answered through open breakers"),
+    }
+    let full = Fixed {
+        view: View::Closed,
+        full: Some(2_500),
+    };
+    match run_with(&t, &script, &clock, body, &full) {
+        EmbedOutcome::Failed { error, .. } => {
+            assert_eq!(
+                (error.status, error.code.as_str()),
+                (429, "deployment_rate_limited")
+            );
+            assert_eq!(error.retry_after_s, Some(3));
+        }
+        EmbedOutcome::Answered { .. } => panic!("answered past the deployments' limits"),
+    }
+    assert_eq!(hits(&script, A), 0);
 }

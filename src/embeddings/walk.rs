@@ -3,7 +3,7 @@
 //! subrequest budget; a failure is classified (`providers::classify_error`) and decided as
 //! for chat (`resilience::policy::decide`: retry 429/5xx/cuts with backoff or Retry-After,
 //! move on after timeouts and auth errors, stop on the caller's own fault), within the
-//! route's request deadline. The chain holds one vector space only (`config::embedding`), so
+//! route's request deadline; a deployment with its own `limits` admits each attempt first. The chain holds one vector space only (`config::embedding`), so
 //! any deployment's answer is the caller's answer.
 
 use super::target::{build, parse, EmbedTarget};
@@ -11,7 +11,9 @@ use super::Embedded;
 use crate::api::embeddings::EmbeddingsRequest;
 use crate::api::ApiError;
 use crate::config::{Deployment, Route, RoutingTable};
-use crate::engine::failure::{budget_exhausted, client_fault, exhausted};
+use crate::engine::failure::{
+    all_open, budget_exhausted, client_fault, deployments_limited, exhausted,
+};
 use crate::engine::{AttemptRecord, Clock, Health, Meta, ReadAhead, ResponseBody, Skip};
 use crate::engine::{Transport, TransportError};
 use crate::providers::{classify_error, Secrets};
@@ -62,6 +64,7 @@ impl<T: Transport, C: Clock, H: Health> EmbedWalk<'_, T, C, H> {
         let mut last: Option<UpstreamError> = None;
         let mut deadline_hit = false;
         let mut out_of_budget = false;
+        let mut limited_retry_ms: Option<u64> = None;
         'steps: for &i in order {
             let Some(step) = route.chain.steps().get(i) else {
                 continue;
@@ -92,12 +95,29 @@ impl<T: Transport, C: Clock, H: Health> EmbedWalk<'_, T, C, H> {
                     deadline_hit = true;
                     break 'steps;
                 }
-                if !budget.try_attempt(step.deployment, false) {
+                let limited = dep.limits.rpm.is_some() || dep.limits.tpm.is_some();
+                if !budget.try_attempt(step.deployment, limited) {
                     out_of_budget = true;
                     break 'steps;
                 }
+                // The deployment's own RPM/TPM (waited on, as for chat): at its limit, the
+                // next deployment.
+                let reservation = format!("{}:{}", meta.request_id, meta.attempts.len());
+                let est = super::target::estimated_tokens(req);
+                if limited {
+                    if let Err(retry_ms) = self.health.admit(dep, &reservation, est, now).await {
+                        meta.skipped.push((dep.name.clone(), Skip::DeploymentLimit));
+                        limited_retry_ms =
+                            Some(limited_retry_ms.map_or(retry_ms, |r| r.min(retry_ms)));
+                        continue 'steps;
+                    }
+                }
                 attempts_here += 1;
                 let result = self.attempt(dep, req, deadline).await;
+                if limited {
+                    let used = result.as_ref().ok().map(|e| e.prompt_tokens);
+                    self.health.settle(dep, &reservation, used);
+                }
                 let ended = self.clock.now_ms();
                 meta.waiting_ms += ended.saturating_sub(now);
                 meta.attempts.push(AttemptRecord {
@@ -166,8 +186,10 @@ impl<T: Transport, C: Clock, H: Health> EmbedWalk<'_, T, C, H> {
         meta.subrequests = budget.used();
         let error = if out_of_budget {
             budget_exhausted(route, &meta, last.as_ref(), &budget)
+        } else if let (true, Some(ms)) = (meta.attempts.is_empty(), limited_retry_ms) {
+            deployments_limited(route, ms)
         } else if meta.attempts.is_empty() && !meta.skipped.is_empty() {
-            crate::engine::failure::all_open(route, &meta, None, None)
+            all_open(route, &meta, None, None)
         } else {
             exhausted(route, &meta, last.as_ref(), deadline_hit)
         };
