@@ -3,8 +3,11 @@
 //! subrequest budget; a failure is classified (`providers::classify_error`) and decided as
 //! for chat (`resilience::policy::decide`: retry 429/5xx/cuts with backoff or Retry-After,
 //! move on after timeouts and auth errors, stop on the caller's own fault), within the
-//! route's request deadline; a deployment with its own `limits` admits each attempt first. The chain holds one vector space only (`config::embedding`), so
-//! any deployment's answer is the caller's answer.
+//! route's request deadline; a deployment with its own `limits` admits each attempt first.
+//! The chain holds one vector space only (`config::embedding`), so any deployment's answer
+//! is the caller's answer. Unlike chat, a chain whose every breaker is open is not force-probed
+//! (503 `circuit_open`): an embeddings request is cheap to retry and the half-open lease of
+//! the next request after the cooldown does the probing.
 
 use super::target::{build, parse, EmbedTarget};
 use super::Embedded;
