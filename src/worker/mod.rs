@@ -70,7 +70,12 @@ async fn fetch(raw: web_sys::Request, env: Env, ctx: Context) -> Result<web_sys:
             chat::handle(raw, path, env, ctx, ClientFormat::Anthropic).await
         }
         ("POST", "/v1/messages/count_tokens") => count_tokens::handle(raw, env, ctx).await,
-        ("POST", "/v1/embeddings") => embeddings::handle(raw, env, ctx).await,
+        ("POST", "/v1/embeddings") => {
+            // Boxed behind `dyn`: its poll stays out of the chat path's state machine.
+            let answer: std::pin::Pin<Box<dyn std::future::Future<Output = _>>> =
+                Box::pin(embeddings::handle(raw, env, ctx));
+            answer.await
+        }
         _ => other(Request::from(raw), env, ctx)
             .await
             .map(web_sys::Response::from),
