@@ -14,6 +14,7 @@
 pub mod api;
 pub mod cache;
 pub mod config;
+pub mod embeddings;
 pub mod engine;
 pub mod hash;
 pub mod keys;

@@ -154,9 +154,40 @@ export async function startFakeGemini({ host = "127.0.0.1" } = {}) {
     res.end(JSON.stringify({ error: { code, message, status } }));
   };
 
+  // POST <base>/models/<model>:embedContent → {embedding: {values}}; :batchEmbedContents →
+  // {embeddings: [{values}]}; `outputDimensionality ?? step.dims ?? 8` floats ((i+1)/(j+2)).
+  // `status`, `reset`, `hang` and `delayMs` steps as for generateContent.
+  async function handleEmbeddings(req, res, rawBody, m) {
+    const scenario = decodeURIComponent(m[1]);
+    let body;
+    try {
+      body = JSON.parse(rawBody);
+    } catch {
+      body = undefined;
+    }
+    const { step } = registry.record(scenario, { method: req.method, url: req.url, path: req.url, model: decodeURIComponent(m[2]), action: m[3], headers: { ...req.headers }, body, rawBody, at: Date.now() });
+    if (step.hang) return;
+    if (step.delayMs) await sleep(step.delayMs);
+    if (srv.closed) return;
+    if (step.reset) return void req.socket.destroy();
+    if (step.status !== undefined) {
+      res.writeHead(step.status, { "content-type": "application/json; charset=UTF-8", ...(step.headers ?? {}) });
+      res.end(step.body === undefined ? "" : JSON.stringify(step.body));
+      return;
+    }
+    const values = (i, d) => Array.from({ length: d ?? step.dims ?? 8 }, (_, j) => (i + 1) / (j + 2));
+    const answer = /batch/i.test(m[3])
+      ? { embeddings: (body?.requests ?? []).map((r, i) => ({ values: values(i, r.outputDimensionality) })) }
+      : { embedding: { values: values(0, body?.outputDimensionality) } };
+    res.writeHead(200, { "content-type": "application/json; charset=UTF-8" });
+    res.end(JSON.stringify(answer));
+  }
+
   async function handle(req, res, rawBody) {
     registry.track(res);
     const [path, query = ""] = req.url.split("?", 2);
+    const em = /^\/s\/([^/]+)\/v1beta\/models\/([^/]+?)(?::|%3A)(embedContent|batchEmbedContents)$/i.exec(path);
+    if (em && req.method === "POST") return handleEmbeddings(req, res, rawBody, em);
     const m = /^\/s\/([^/]+)\/v1beta\/models\/([^/]+?)(?::|%3A)(generateContent|streamGenerateContent)$/i.exec(path);
     if (!m) return sendStatus(res, 404, "NOT_FOUND", `fake-gemini: unknown path ${req.method} ${req.url}`);
     if (req.method !== "POST") return sendStatus(res, 405, "INVALID_ARGUMENT", "fake-gemini: method not allowed");

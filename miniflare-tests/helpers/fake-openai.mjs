@@ -169,8 +169,43 @@ export async function startFake({ host = "127.0.0.1" } = {}) {
   const sleep = srv.sleep;
   const registry = createScriptRegistry(srv); // entries: {method,url,headers,body,rawBody,at,aborted}
 
+  // POST /s/<scenario>/v1/embeddings: any `ok` step answers OpenAI's embeddings list, one vector
+  // per input of `body.dimensions ?? step.dims ?? 8` floats ((i+1)/(j+2)), usage ≈ chars/4 (or
+  // `step.usage`); `status`, `reset`, `hang` and `delayMs` steps as for chat.
+  async function handleEmbeddings(req, res, rawBody, scenario) {
+    let body;
+    try {
+      body = JSON.parse(rawBody);
+    } catch {
+      body = undefined;
+    }
+    const { step } = registry.record(scenario, { method: req.method, url: req.url, headers: { ...req.headers }, body, rawBody, at: Date.now(), aborted: false });
+    if (step.hang) return;
+    if (step.delayMs) await sleep(step.delayMs);
+    if (srv.closed) return;
+    if (step.reset) return void req.socket.destroy();
+    if (step.status !== undefined) {
+      res.writeHead(step.status, { "content-type": "application/json", ...(step.headers ?? {}) });
+      res.end(step.body === undefined ? "" : JSON.stringify(step.body));
+      return;
+    }
+    const inputs = typeof body?.input === "string" ? [body.input] : body?.input ?? [];
+    const dims = body?.dimensions ?? step.dims ?? 8;
+    const tokens = inputs.reduce((n, t) => n + Math.ceil(String(t).length / 4), 0);
+    const answer = {
+      object: "list",
+      data: inputs.map((_, i) => ({ object: "embedding", index: i, embedding: Array.from({ length: dims }, (_, j) => (i + 1) / (j + 2)) })),
+      model: step.model ?? body?.model,
+      usage: step.usage ?? { prompt_tokens: tokens, total_tokens: tokens },
+    };
+    res.writeHead(200, { "content-type": "application/json" });
+    res.end(JSON.stringify(answer));
+  }
+
   async function handle(req, res, rawBody) {
     registry.track(res);
+    const em = /^\/s\/([^/]+)\/v1\/embeddings\/?(?:\?.*)?$/.exec(req.url);
+    if (em && req.method === "POST") return handleEmbeddings(req, res, rawBody, decodeURIComponent(em[1]));
     const m = /^\/s\/([^/]+)\/v1\/chat\/completions\/?(?:\?.*)?$/.exec(req.url);
     if (!m) {
       res.writeHead(404, { "content-type": "application/json" });

@@ -4,6 +4,7 @@ pub mod anthropic;
 pub mod chat;
 pub mod cors;
 pub mod count_tokens;
+pub mod embeddings;
 pub mod error;
 mod fields;
 pub mod models;

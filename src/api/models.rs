@@ -2,7 +2,7 @@
 //! one (capabilities, context window, price range, description).
 
 use crate::api::ApiError;
-use crate::config::{Deployment, Route, RoutingTable};
+use crate::config::{Deployment, Route, RouteKind, RoutingTable};
 use crate::usage::format_usd;
 use serde_json::{json, Value};
 
@@ -66,8 +66,8 @@ fn model_entry(table: &RoutingTable, route: &Route) -> Value {
         "owned_by": "edge-router",
         "description": route.description,
         "capabilities": {
-            "chat": true,
-            "embeddings": false,
+            "chat": route.kind == RouteKind::Chat,
+            "embeddings": route.kind == RouteKind::Embeddings,
             "tools": any(|d| d.capabilities.tools),
             "vision": any(|d| d.capabilities.vision),
             "json": any(|d| d.capabilities.json),
@@ -129,6 +129,42 @@ mod tests {
         assert_eq!(
             mixed["pricing"]["output_per_mtok_usd"],
             json!({"min": "0.6", "max": "15"})
+        );
+    }
+
+    #[test]
+    fn embeddings_routes_say_so() {
+        let t = parse_table(
+            r#"{"version":1,"providers":{"m":{"kind":"mock"}},
+                "deployments":{"c":{"provider":"m","model":"c","context_window":8000},
+                  "e":{"provider":"m","model":"e","context_window":8191,
+                       "embedding":{"family":"mock-embed","dimensions":64}}},
+                "routes":{"chat":{"chain":["c"]},"emb":{"kind":"embeddings","chain":["e"]}}}"#,
+        )
+        .unwrap();
+        let list = model_list(&t, |_| true);
+        let caps = |id: &str| {
+            list["data"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|m| m["id"] == id)
+                .unwrap()["capabilities"]
+                .clone()
+        };
+        assert_eq!(
+            (
+                caps("emb")["embeddings"].clone(),
+                caps("emb")["chat"].clone()
+            ),
+            (json!(true), json!(false))
+        );
+        assert_eq!(
+            (
+                caps("chat")["embeddings"].clone(),
+                caps("chat")["chat"].clone()
+            ),
+            (json!(false), json!(true))
         );
     }
 

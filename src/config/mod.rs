@@ -4,6 +4,7 @@
 mod check;
 mod degradation;
 pub mod diff;
+pub mod embedding;
 mod health;
 pub mod money;
 mod policies;

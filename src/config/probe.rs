@@ -38,6 +38,7 @@ impl Route {
             hedge_p95_cap_ms: None,
             validate_output: false,
             cache: None,
+            kind: Default::default(),
         })
     }
 }

@@ -61,6 +61,7 @@ objects_only!(
     RawProvider,
     RawMock,
     RawDeployment,
+    RawEmbedding,
     RawCapabilities,
     RawPrice,
     RawRoute,
@@ -228,6 +229,18 @@ pub struct RawDeployment {
     /// Free-form labels (`"eu"`, `"zdr"`) that routes can require.
     #[serde(default)]
     pub tags: Vec<String>,
+    /// An embedding model: its vector space (`config::embedding`).
+    pub embedding: Option<RawEmbedding>,
+}
+
+/// An embedding deployment's vector space.
+#[derive(Debug, Deserialize)]
+#[serde(remote = "Self", deny_unknown_fields)]
+pub struct RawEmbedding {
+    /// Models whose vectors are comparable share a family (e.g. `"text-embedding-3"`).
+    pub family: String,
+    /// Length of the vectors it returns.
+    pub dimensions: u32,
 }
 
 /// What a deployment can do; every capability defaults to true.
@@ -283,6 +296,8 @@ pub struct RawRoute {
     pub validate_output: Option<bool>,
     /// Exact-match response caching (off when absent).
     pub cache: Option<RawCache>,
+    /// `"chat"` (default) or `"embeddings"`.
+    pub kind: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -104,6 +104,7 @@ fn route(name: &str, r: &RawRoute, cx: &RouteContext, errs: &mut Errors) -> Opti
         .cache
         .as_ref()
         .map(|c| cache_policy(&format!("{path}.cache"), c, errs));
+    let kind = super::embedding::route_kind(&path, r.kind.as_deref(), errs);
     let Some(chain) = Chain::new(steps) else {
         if r.chain.is_empty() {
             errs.push(
@@ -128,6 +129,7 @@ fn route(name: &str, r: &RawRoute, cx: &RouteContext, errs: &mut Errors) -> Opti
         hedge_p95_cap_ms,
         validate_output: r.validate_output.unwrap_or(true),
         cache,
+        kind,
     })
 }
 

@@ -149,6 +149,33 @@ pub struct Deployment {
     pub limits: DeploymentLimits,
     /// Labels routes can require (`require_tags`).
     pub tags: Vec<String>,
+    /// The vector space of an embedding model (None: a chat model).
+    pub embedding: Option<EmbeddingSpace>,
+}
+
+/// An embedding model's vector space: only deployments of the same family and dimension give
+/// comparable vectors, so an embeddings route never mixes two spaces.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EmbeddingSpace {
+    pub family: String,
+    pub dimensions: u32,
+}
+
+/// What a route serves: chat (completions, messages) or embeddings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RouteKind {
+    #[default]
+    Chat,
+    Embeddings,
+}
+
+impl RouteKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RouteKind::Chat => "chat",
+            RouteKind::Embeddings => "embeddings",
+        }
+    }
 }
 
 impl Deployment {
@@ -257,6 +284,8 @@ pub struct Route {
     pub validate_output: bool,
     /// Exact-match response caching, when the route opts in (`cache`).
     pub cache: Option<CachePolicy>,
+    /// Chat or embeddings (`"kind"`); a request of the other kind is refused.
+    pub kind: RouteKind,
 }
 
 /// A route's response cache: how long an answer is kept, who may read it, and whether sampled

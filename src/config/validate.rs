@@ -76,6 +76,10 @@ pub fn validate(raw: RawTable) -> Result<RoutingTable, Vec<Problem>> {
         .tasks
         .as_ref()
         .map(|t| super::tasks::tasks(t, &raw.routes, &routes, &mut errs));
+    super::embedding::check_routes(&routes, &deployments.list, &providers, &mut errs);
+    if let Some(t) = &tasks {
+        super::embedding::check_tasks(t, &routes, &mut errs);
+    }
 
     if errs.is_empty() {
         Ok(RoutingTable {
@@ -195,6 +199,11 @@ fn deployment(
         ),
         limits: super::health::limits(&format!("{path}.limits"), &d.limits, errs),
         tags: tag_list(&format!("{path}.tags"), &d.tags, errs),
+        embedding: super::embedding::space(
+            &format!("{path}.embedding"),
+            d.embedding.as_ref(),
+            errs,
+        ),
     };
     (deployment, retry)
 }

@@ -6,7 +6,7 @@ mod attempt;
 mod body;
 mod book;
 mod deadlines;
-mod failure;
+pub mod failure;
 mod gate;
 mod hedge;
 mod meta;

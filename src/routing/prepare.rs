@@ -147,6 +147,9 @@ fn route_request<'t>(
             door.key.is_none_or(|k| k.allows(name))
         }));
     };
+    if route.kind != crate::config::RouteKind::Chat {
+        return Err(crate::api::embeddings::wrong_kind(route, "/v1/embeddings"));
+    }
     let session = sticky::session_of(chat, door.headers);
     let input = plan_input(world, route, chat, door, session.as_deref())?;
     let plan = plan(&input, world.stats);

@@ -28,7 +28,9 @@ pub async fn run(env: Env, ctx: ScheduleContext) {
     let ports = Ports::new(&table, &env);
     let engine = ports.engine(&health);
     for (index, dep) in table.deployments.iter().enumerate() {
-        if !dep.breaker.enabled || !dep.breaker.cron_probe {
+        // The probe is a chat request: an embedding model's breaker is probed by its own
+        // traffic (the half-open lease of `embeddings::walk`) instead.
+        if !dep.breaker.enabled || !dep.breaker.cron_probe || dep.embedding.is_some() {
             continue;
         }
         let view: worker::Result<View> =

@@ -14,6 +14,7 @@ mod cors;
 mod count_tokens;
 mod cron;
 mod dashboard;
+mod embeddings;
 mod finish;
 mod health;
 mod kv_text;
@@ -70,6 +71,12 @@ async fn fetch(raw: web_sys::Request, env: Env, ctx: Context) -> Result<web_sys:
             chat::handle(raw, path, env, ctx, ClientFormat::Anthropic).await
         }
         ("POST", "/v1/messages/count_tokens") => count_tokens::handle(raw, env, ctx).await,
+        ("POST", "/v1/embeddings") => {
+            // Boxed behind `dyn`: its poll stays out of the chat path's state machine.
+            let answer: std::pin::Pin<Box<dyn std::future::Future<Output = _>>> =
+                Box::pin(embeddings::handle(raw, env, ctx));
+            answer.await
+        }
         _ => other(Request::from(raw), env, ctx)
             .await
             .map(web_sys::Response::from),
@@ -95,6 +102,7 @@ async fn other(req: Request, env: Env, ctx: Context) -> Result<Response> {
         (p, _) if p.starts_with("/admin/api/") => admin::handle(req, env, ctx).await,
         (p, Method::Get) if dashboard::is_asset(p) => dashboard::serve(p),
         ("/healthz", Method::Get) => healthz(&req, &env, &ctx).await,
+        ("/v1/embeddings", _) => error_response(&ApiError::method_not_allowed(Allowed::Post), None),
         ("/v1/models" | "/healthz", _) => {
             error_response(&ApiError::method_not_allowed(Allowed::Get), None)
         }
@@ -102,7 +110,7 @@ async fn other(req: Request, env: Env, ctx: Context) -> Result<Response> {
             // In keys mode only a caller with a key is told which paths exist.
             let message = if auth::may_see_details(&req, &env, WorkerClock.now_ms()).await {
                 format!(
-                    "unknown path {p}; see /v1/chat/completions, /v1/messages, /v1/models, /healthz"
+                    "unknown path {p}; see /v1/chat/completions, /v1/messages, /v1/embeddings, /v1/models, /healthz"
                 )
             } else {
                 format!("unknown path {p}")

@@ -140,8 +140,11 @@ fn valid_table_mutation(rng: &mut Rng, t: &mut Value) {
             obj(t, "routes")[&r]["retry"] = json!({"max_attempts": rng.range(1, 10)});
         }
         5 => {
-            // A new route over distinct existing deployments.
-            let mut deps = keys_of(t, "deployments");
+            // A new (chat) route over distinct existing chat deployments.
+            let mut deps: Vec<String> = keys_of(t, "deployments")
+                .into_iter()
+                .filter(|d| t["deployments"][d].get("embedding").is_none())
+                .collect();
             let mut chain = Vec::new();
             for _ in 0..rng.range(1, deps.len()) {
                 chain.push(Value::String(deps.remove(rng.below(deps.len()))));

@@ -103,6 +103,12 @@ impl Script {
             .borrow_mut()
             .insert(format!("{base_url}/chat/completions"), steps.into());
     }
+    /// Steps for requests to exactly `url` (any endpoint); the last step repeats.
+    pub fn on_url(&self, url: &str, steps: Vec<Step>) {
+        self.steps
+            .borrow_mut()
+            .insert(url.to_string(), steps.into());
+    }
     pub fn hits(&self, base_url: &str) -> usize {
         let url = format!("{base_url}/chat/completions");
         self.requests

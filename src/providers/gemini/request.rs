@@ -71,7 +71,7 @@ pub fn build_request(
 
 /// The model as one path segment: a leading `models/` is dropped and every byte outside
 /// `A-Z a-z 0-9 - . _ ~` is percent-encoded, so a `/`, `?` or `:` cannot change the URL.
-fn model_segment(model: &str) -> String {
+pub(super) fn model_segment(model: &str) -> String {
     let model = model.strip_prefix("models/").unwrap_or(model);
     let mut out = String::with_capacity(model.len());
     for b in model.bytes() {

@@ -40,6 +40,7 @@ fn deployment(model: &str) -> Deployment {
         degradation: Default::default(),
         limits: Default::default(),
         tags: Vec::new(),
+        embedding: None,
     }
 }
 

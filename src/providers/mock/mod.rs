@@ -2,6 +2,8 @@
 //! works out of the box. Its output depends only on the request, the deployment and the
 //! configured behaviour (fail with a status, latency, delay between stream chunks).
 
+pub mod embeddings;
+
 use crate::api::chat::last_user_text;
 use crate::api::ChatRequest;
 use crate::config::{Deployment, MockProvider};

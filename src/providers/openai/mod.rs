@@ -9,3 +9,4 @@ pub use errors::classify_error;
 pub use request::build_request;
 pub use response::parse_response;
 pub use stream::StreamTranslator;
+pub mod embeddings;
