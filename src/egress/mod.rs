@@ -1,12 +1,17 @@
 //! Egress: turns pivot-format answers (OpenAI chat completions) into the client's format.
 //! OpenAI clients get the pivot bytes untouched; Anthropic clients get Messages-API bodies
-//! and stream events.
+//! and stream events; Responses API clients get `response` objects and typed stream events.
 
 mod anthropic_message;
 mod anthropic_stream;
+mod responses_body;
+mod responses_object;
+mod responses_stream;
 
 pub use anthropic_message::completion_to_message;
 pub use anthropic_stream::AnthropicStreamEncoder;
+pub use responses_body::completion_to_response;
+pub use responses_stream::ResponsesStreamEncoder;
 
 use crate::api::{anthropic, ApiError, ClientFormat};
 use crate::resilience::UpstreamError;
@@ -18,6 +23,7 @@ use serde_json::json;
 pub enum StreamEgress {
     OpenAi,
     Anthropic(Box<AnthropicStreamEncoder>),
+    Responses(Box<ResponsesStreamEncoder>),
     /// An Anthropic client served by an Anthropic upstream: the upstream's own events pass
     /// through (thinking signatures and all); pivot chunks are ignored.
     AnthropicNative {
@@ -36,6 +42,7 @@ impl StreamEgress {
                 saw_stop: false,
                 ended: false,
             },
+            (ClientFormat::Responses, _) => StreamEgress::Responses(Box::default()),
         }
     }
 
@@ -56,6 +63,7 @@ impl StreamEgress {
         match self {
             StreamEgress::OpenAi => out.push(bytes),
             StreamEgress::Anthropic(enc) => enc.chunk(&bytes, out),
+            StreamEgress::Responses(enc) => enc.chunk(&bytes, out),
             StreamEgress::AnthropicNative { .. } => {}
         }
     }
@@ -65,6 +73,7 @@ impl StreamEgress {
         match self {
             StreamEgress::OpenAi => out.push(DONE.to_vec()),
             StreamEgress::Anthropic(enc) => enc.done(out),
+            StreamEgress::Responses(enc) => enc.done(out),
             StreamEgress::AnthropicNative { saw_stop, ended } => {
                 if !*saw_stop && !*ended {
                     out.push(
@@ -85,6 +94,7 @@ impl StreamEgress {
                 out.push(encode_data(&body.to_string()));
             }
             StreamEgress::Anthropic(enc) => enc.error(e, &message, out),
+            StreamEgress::Responses(enc) => enc.error(e, &message, out),
             StreamEgress::AnthropicNative { ended, .. } => {
                 if !*ended {
                     *ended = true;
@@ -100,13 +110,15 @@ pub fn completion_for_client(client: ClientFormat, body: Vec<u8>) -> Vec<u8> {
     match client {
         ClientFormat::OpenAi => body,
         ClientFormat::Anthropic => completion_to_message(&body),
+        ClientFormat::Responses => completion_to_response(&body),
     }
 }
 
 /// The gateway's error body in the client's format.
 pub fn error_for_client(client: ClientFormat, e: &ApiError) -> Vec<u8> {
     match client {
-        ClientFormat::OpenAi => e.to_body(),
+        // The Responses API answers HTTP errors in OpenAI's `{"error": {…}}` shape.
+        ClientFormat::OpenAi | ClientFormat::Responses => e.to_body(),
         ClientFormat::Anthropic => anthropic::error_body(e),
     }
 }
