@@ -451,6 +451,25 @@ for (const [fault, step, code] of [
   });
 }
 
+test("an Anthropic in-stream overloaded_error after the commit: response.failed and error (resume off)", async () => {
+  const t = await table({ resume: "off" });
+  t.script("claude", [A.ok("one two three four five", { errorAfterChunks: 2 })]);
+  const r = await responsesStream({ model: "r-claude", input: "Count" });
+  assertFailedStream(r, "overloaded");
+  assert.equal(streamedText(r.named), "one two");
+});
+
+test("classification applies: metadata.task picks the route, the answer says which", async () => {
+  const t = await table();
+  await w.putTable({ ...t.table, tasks: { default: "chat", routes: { chat: "r-openai", cheap: "r-mock" } } });
+  const { data: r, response } = await client.responses
+    .create({ model: "auto", input: "Hello router", metadata: { task: "cheap" } })
+    .withResponse();
+  assert.equal(response.headers.get("x-router-route"), "r-mock");
+  assert.equal(response.headers.get("x-router-task"), "cheap");
+  assert.match(r.output_text, /You said: "Hello router"/);
+});
+
 test("a cut after the commit with resume on: the answer arrives whole, once, as response.completed", async () => {
   const t = await table();
   t.script("openai", [steps.ok("alpha beta gamma delta epsilon", { cutAfterChunks: 2 }), steps.ok("alpha beta gamma delta epsilon")]);

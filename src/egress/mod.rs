@@ -4,6 +4,7 @@
 
 mod anthropic_message;
 mod anthropic_stream;
+mod pivot_chunk;
 mod responses_body;
 mod responses_object;
 mod responses_stream;

@@ -14,9 +14,9 @@
 //! the `error` event carries an `error` object too, which is what makes the official SDKs
 //! raise). Nothing follows the end.
 
+use super::pivot_chunk::{Chunk, ToolCall};
 use super::responses_object::{call_item, message_item, response, text_part, usage, Head, Status};
 use crate::resilience::UpstreamError;
-use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 #[derive(Default, Clone)]
@@ -38,54 +38,43 @@ struct Item {
     open: bool,
 }
 
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Part {
+    Text,
+    Refusal,
+}
+
+impl Part {
+    fn value(self, text: &str) -> Value {
+        match self {
+            Part::Text => text_part(text),
+            Part::Refusal => json!({"type": "refusal", "refusal": text}),
+        }
+    }
+
+    /// The delta and done event types, and the done event's field.
+    fn names(self) -> (&'static str, &'static str, &'static str) {
+        match self {
+            Part::Text => (
+                "response.output_text.delta",
+                "response.output_text.done",
+                "text",
+            ),
+            Part::Refusal => ("response.refusal.delta", "response.refusal.done", "refusal"),
+        }
+    }
+}
+
 #[derive(Clone)]
 enum Kind {
-    Message,
+    /// A message with one content part.
+    Message(Part),
     /// A function call for the pivot's tool-call `index`.
     Call {
         index: u64,
         call_id: String,
         name: String,
     },
-}
-
-#[derive(Deserialize)]
-struct Chunk {
-    id: Option<String>,
-    created: Option<u64>,
-    model: Option<String>,
-    #[serde(default)]
-    choices: Vec<Choice>,
-    usage: Option<Value>,
-}
-
-#[derive(Deserialize)]
-struct Choice {
-    #[serde(default)]
-    index: u64,
-    #[serde(default)]
-    delta: Delta,
-    finish_reason: Option<String>,
-}
-
-#[derive(Deserialize, Default)]
-struct Delta {
-    content: Option<String>,
-    tool_calls: Option<Vec<ToolCall>>,
-}
-
-#[derive(Deserialize)]
-struct ToolCall {
-    #[serde(default)]
-    index: u64,
-    id: Option<String>,
-    function: Option<Function>,
-}
-
-#[derive(Deserialize)]
-struct Function {
-    name: Option<String>,
-    arguments: Option<String>,
 }
 
 impl ResponsesStreamEncoder {
@@ -145,7 +134,10 @@ impl ResponsesStreamEncoder {
         // The Responses API has one answer: the first choice.
         for choice in chunk.choices.into_iter().filter(|c| c.index == 0) {
             if let Some(t) = choice.delta.content.filter(|s| !s.is_empty()) {
-                self.text(&t, out);
+                self.text(Part::Text, &t, out);
+            }
+            if let Some(t) = choice.delta.refusal.filter(|s| !s.is_empty()) {
+                self.text(Part::Refusal, &t, out);
             }
             for call in choice.delta.tool_calls.unwrap_or_default() {
                 self.call(call, out);
@@ -156,9 +148,9 @@ impl ResponsesStreamEncoder {
         }
     }
 
-    fn text(&mut self, delta: &str, out: &mut Vec<Vec<u8>>) {
-        let current =
-            matches!(self.items.last(), Some(i) if i.open && matches!(i.kind, Kind::Message));
+    fn text(&mut self, part: Part, delta: &str, out: &mut Vec<Vec<u8>>) {
+        let current = matches!(self.items.last(),
+            Some(Item { open: true, kind: Kind::Message(p), .. }) if *p == part);
         if !current {
             self.close(Status::Completed, out);
             let output_index = self.items.len();
@@ -172,12 +164,12 @@ impl ResponsesStreamEncoder {
             self.emit(
                 "response.content_part.added",
                 obj(json!({"item_id": id, "output_index": output_index,
-                "content_index": 0, "part": text_part("")})),
+                "content_index": 0, "part": part.value("")})),
                 out,
             );
             self.items.push(Item {
                 id,
-                kind: Kind::Message,
+                kind: Kind::Message(part),
                 text: String::new(),
                 open: true,
             });
@@ -190,12 +182,12 @@ impl ResponsesStreamEncoder {
             }
             None => return,
         };
-        self.emit(
-            "response.output_text.delta",
-            obj(json!({"item_id": id, "output_index": output_index,
-            "content_index": 0, "delta": delta, "logprobs": []})),
-            out,
-        );
+        let mut fields = obj(json!({"item_id": id, "output_index": output_index,
+            "content_index": 0, "delta": delta}));
+        if part == Part::Text {
+            fields.insert("logprobs".into(), json!([]));
+        }
+        self.emit(part.names().0, fields, out);
     }
 
     fn call(&mut self, call: ToolCall, out: &mut Vec<Vec<u8>>) {
@@ -264,15 +256,18 @@ impl ResponsesStreamEncoder {
         let base = obj(json!({"item_id": item.id, "output_index": output_index}));
         let done = self.item_value(&item, status.item_status());
         match &item.kind {
-            Kind::Message => {
+            Kind::Message(part) => {
+                let (_, done_name, field) = part.names();
                 let mut text_done = base.clone();
                 text_done.insert("content_index".into(), json!(0));
-                text_done.insert("text".into(), json!(item.text));
-                text_done.insert("logprobs".into(), json!([]));
-                self.emit("response.output_text.done", text_done, out);
+                text_done.insert(field.into(), json!(item.text));
+                if *part == Part::Text {
+                    text_done.insert("logprobs".into(), json!([]));
+                }
+                self.emit(done_name, text_done, out);
                 let mut part_done = base;
                 part_done.insert("content_index".into(), json!(0));
-                part_done.insert("part".into(), text_part(&item.text));
+                part_done.insert("part".into(), part.value(&item.text));
                 self.emit("response.content_part.done", part_done, out);
             }
             Kind::Call { name, .. } => {
@@ -291,7 +286,7 @@ impl ResponsesStreamEncoder {
 
     fn item_value(&self, item: &Item, status: &str) -> Value {
         match &item.kind {
-            Kind::Message => message_item(&item.id, status, vec![text_part(&item.text)]),
+            Kind::Message(part) => message_item(&item.id, status, vec![part.value(&item.text)]),
             Kind::Call { call_id, name, .. } => call_item(call_id, name, &item.text, status),
         }
     }

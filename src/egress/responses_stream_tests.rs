@@ -266,3 +266,37 @@ fn an_error_before_any_chunk_still_opens_the_response() {
     );
     assert_eq!(ev[3].1["code"], "timeout_idle");
 }
+
+#[test]
+fn a_refusal_streams_as_a_refusal_part() {
+    let mut enc = ResponsesStreamEncoder::default();
+    let mut out = Vec::new();
+    enc.chunk(&chunk(json!({"refusal": "I can't"}), None), &mut out);
+    enc.chunk(&chunk(json!({"refusal": " help."}), None), &mut out);
+    enc.chunk(&chunk(json!({}), Some("stop")), &mut out);
+    enc.done(&mut out);
+    let ev = events(&out);
+    assert_eq!(
+        kinds(&ev),
+        [
+            "response.created",
+            "response.in_progress",
+            "response.output_item.added",
+            "response.content_part.added",
+            "response.refusal.delta",
+            "response.refusal.delta",
+            "response.refusal.done",
+            "response.content_part.done",
+            "response.output_item.done",
+            "response.completed"
+        ]
+    );
+    assert_eq!(ev[3].1["part"], json!({"type": "refusal", "refusal": ""}));
+    assert_eq!(ev[6].1["refusal"], "I can't help.");
+    let done = &ev[9].1["response"];
+    assert_eq!(
+        done["output"][0]["content"][0],
+        json!({"type": "refusal", "refusal": "I can't help."})
+    );
+    assert_eq!(done["output_text"], "");
+}
