@@ -16,12 +16,13 @@ import { startFakeGemini, geminiSteps as G } from "./helpers/fake-gemini.mjs";
 import { startWorker, mixedTable, reasons, readStream, errorShape, logOf, FAKE_SECRET } from "./helpers/worker.mjs";
 
 let fakeO, fakeA, fakeG, w, client;
+const ADMIN = "responses-admin-token";
 
 before(async () => {
   fakeO = await startFake();
   fakeA = await startFakeAnthropic();
   fakeG = await startFakeGemini();
-  w = await startWorker();
+  w = await startWorker({ bindings: { ADMIN_TOKEN: ADMIN } });
   client = new OpenAI({ baseURL: w.v1, apiKey: "unused", maxRetries: 0, timeout: 10_000, fetch: w.recordingFetch });
 });
 after(async () => {
@@ -468,6 +469,30 @@ test("classification applies: metadata.task picks the route, the answer says whi
   assert.equal(response.headers.get("x-router-route"), "r-mock");
   assert.equal(response.headers.get("x-router-task"), "cheap");
   assert.match(r.output_text, /You said: "Hello router"/);
+});
+
+test("admin explain with path /v1/responses reads a Responses body and applies its rules", async () => {
+  const t = await table();
+  await w.putTable({ ...t.table, tasks: { default: "chat", routes: { chat: "r-openai", tools: "r-claude" },
+    rules: [{ name: "responses-tools", when: { path: "/v1/responses", tools: true }, task: "tools" }] } });
+  const explain = async (body, path) => {
+    const res = await w.fetch("/admin/api/explain", {
+      method: "POST",
+      headers: { authorization: `Bearer ${ADMIN}`, "content-type": "application/json" },
+      body: JSON.stringify({ body, path }),
+    });
+    return { status: res.status, json: await res.json() };
+  };
+  const withTools = await explain({ model: "auto", input: "Weather?", tools: [WEATHER_TOOL] }, "/v1/responses");
+  assert.equal(withTools.status, 200, JSON.stringify(withTools.json));
+  assert.match(JSON.stringify(withTools.json), /r-claude/);
+  assert.match(JSON.stringify(withTools.json), /responses-tools/);
+  const refused = await explain({ model: "auto", input: "x", store: true }, "/v1/responses");
+  assert.equal(refused.status, 400);
+  assert.equal(refused.json.error.param, "store");
+  // The live request takes the same rule.
+  const { response } = await client.responses.create({ model: "auto", input: "Weather?", tools: [WEATHER_TOOL] }).withResponse();
+  assert.equal(response.headers.get("x-router-route"), "r-claude");
 });
 
 test("a cut after the commit with resume on: the answer arrives whole, once, as response.completed", async () => {
