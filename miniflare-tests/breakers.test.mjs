@@ -3,27 +3,20 @@
 // switch, the cron health probe, survival across a worker restart, and how many Durable
 // Object calls a request makes on the hot path.
 
-import { test, before, after, beforeEach } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { startFake, steps } from "./helpers/fake-openai.mjs";
 import { startWorker, scenarioTable, chatOnce, logOf, USER_MSG } from "./helpers/worker.mjs";
+import { useGateway } from "./helpers/harness.mjs";
 
 const ADMIN = "admin-token-for-tests";
 let fake, w;
 let seq = 0;
 
-before(async () => {
-  fake = await startFake();
-  w = await startWorker({ bindings: { ADMIN_TOKEN: ADMIN } });
-});
-after(async () => {
-  await w?.dispose();
-  await fake?.close();
-});
-beforeEach(() => fake.reset());
+useGateway({ fakes: { fake: startFake }, worker: { bindings: { ADMIN_TOKEN: ADMIN } } }, (g) => ({ fake, w } = g));
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const body = (route) => ({ model: route, messages: USER_MSG });

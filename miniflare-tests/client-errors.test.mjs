@@ -1,23 +1,16 @@
 // Errors that are the request's fault: provider 400s (context length, content policy, other) and
 // the gateway's own validation (bad JSON, missing fields, unknown model, size, method, path).
 
-import { test, before, after, beforeEach } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
 import { startFake, steps, FIXTURE_ERRORS } from "./helpers/fake-openai.mjs";
-import { startWorker, scenarioTable, chatOnce, chatStream, errorShape, reasons, FAKE_SECRET, USER_MSG } from "./helpers/worker.mjs";
+import { scenarioTable, chatOnce, chatStream, errorShape, reasons, FAKE_SECRET, USER_MSG } from "./helpers/worker.mjs";
+import { useGateway } from "./helpers/harness.mjs";
 
 const MAX_BODY_BYTES = 64 * 1024;
 let fake, w;
 
-before(async () => {
-  fake = await startFake();
-  w = await startWorker({ bindings: { MAX_BODY_BYTES: String(MAX_BODY_BYTES) } });
-});
-after(async () => {
-  await w?.dispose();
-  await fake?.close();
-});
-beforeEach(() => fake.reset());
+useGateway({ fakes: { fake: startFake }, worker: { bindings: { MAX_BODY_BYTES: String(MAX_BODY_BYTES) } } }, (g) => ({ fake, w } = g));
 
 const ROUTE = "gw";
 const body = (extra = {}) => ({ model: ROUTE, messages: USER_MSG, ...extra });

@@ -1,23 +1,17 @@
 // Routing table from KV: /healthz, hot reload, and bad tables (the last good one keeps serving).
 
-import { test, before, after, beforeEach } from "node:test";
+import { test, beforeEach } from "node:test";
 import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { startFake } from "./helpers/fake-openai.mjs";
 import { startWorker, scenarioTable, chatOnce, FAKE_SECRET, USER_MSG } from "./helpers/worker.mjs";
+import { useGateway } from "./helpers/harness.mjs";
 
 let fake, w, good;
 
-before(async () => {
-  fake = await startFake();
-  w = await startWorker();
-});
-after(async () => {
-  await w?.dispose();
-  await fake?.close();
-});
+useGateway({ fakes: { fake: startFake }, reset: false }, (g) => ({ fake, w } = g));
 beforeEach(() => fake.script(good?.scenario("primary") ?? "unused", [{ ok: "still served" }]));
 
 async function healthz() {

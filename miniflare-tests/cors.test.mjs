@@ -3,10 +3,11 @@
 // answers expose the x-router-* headers; any other origin gets no CORS header at all; with no
 // `cors` in the table, nobody does.
 
-import { test, before, after } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
 import { startFake } from "./helpers/fake-openai.mjs";
-import { startWorker, fakeTable, USER_MSG } from "./helpers/worker.mjs";
+import { fakeTable, USER_MSG } from "./helpers/worker.mjs";
+import { useGateway } from "./helpers/harness.mjs";
 
 const APP = "https://app.example";
 let fake, w, wk;
@@ -29,15 +30,9 @@ const preflight = (worker, origin) =>
     headers: { origin, "access-control-request-method": "POST", "access-control-request-headers": "authorization, content-type" },
   });
 
-before(async () => {
-  fake = await startFake();
-  [w, wk] = await Promise.all([startWorker(), startWorker({ bindings: { AUTH_MODE: "keys" } })]);
+useGateway({ fakes: { fake: startFake }, workers: { w: {}, wk: { bindings: { AUTH_MODE: "keys" } } }, reset: false }, (g) => {
+  ({ fake, w, wk } = g);
   fake.script("cors-d", [{ ok: "hello browser" }]);
-});
-after(async () => {
-  await w?.dispose();
-  await wk?.dispose();
-  await fake?.close();
 });
 
 test("a listed origin: the preflight allows it, and the answer exposes the router's headers", async () => {

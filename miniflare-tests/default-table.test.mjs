@@ -1,21 +1,20 @@
 // No routing table in KV: the embedded default table with the built-in `mock` provider (no network).
 
-import { test, before, after } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import path from "node:path";
-import OpenAI from "openai";
-import { startWorker, chatOnce, chatStream, sseContent, reasons, REPO_ROOT, FAKE_SECRET, USER_MSG } from "./helpers/worker.mjs";
+import { chatOnce, chatStream, sseContent, reasons, REPO_ROOT, FAKE_SECRET, USER_MSG } from "./helpers/worker.mjs";
+import { useGateway } from "./helpers/harness.mjs";
+import { openaiClient, collectSdkStream } from "./helpers/sdk.mjs";
 
 let w, client;
 const defaultTable = JSON.parse(readFileSync(path.join(REPO_ROOT, "config", "default-routing-table.json"), "utf8"));
 
-before(async () => {
-  w = await startWorker(); // KV key "routing-table" never written
-  client = new OpenAI({ baseURL: w.v1, apiKey: "unused", maxRetries: 0, timeout: 10_000, fetch: w.recordingFetch });
-});
-after(async () => {
-  await w?.dispose();
+// No `fakes`, and no table: the KV key "routing-table" is never written.
+useGateway({}, (g) => {
+  ({ w } = g);
+  client = openaiClient(w);
 });
 
 test("healthz: embedded default in use", async () => {
@@ -63,18 +62,7 @@ test("mock-large, streaming, via the openai SDK", async () => {
     .withResponse();
   assert.equal(response.status, 200);
   assert.equal(response.headers.get("x-router-deployment"), "mock-large");
-  let content = "";
-  let chunks = 0;
-  let usage = null;
-  let finish = null;
-  for await (const chunk of stream) {
-    chunks++;
-    for (const c of chunk.choices) {
-      content += c.delta?.content ?? "";
-      if (c.finish_reason) finish = c.finish_reason;
-    }
-    if (chunk.usage) usage = chunk.usage;
-  }
+  const { content, chunks, usage, finish } = await collectSdkStream(stream);
   assert.ok(content.length > 0);
   assert.ok(chunks >= 3, `several chunks: ${chunks}`);
   assert.equal(finish, "stop");

@@ -2,23 +2,16 @@
 // steered to the next deployment when one is at its limit, and the caller gets 429 with
 // Retry-After only when every deployment of the route is.
 
-import { test, before, after, beforeEach } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
 import { startFake } from "./helpers/fake-openai.mjs";
-import { startWorker, scenarioTable, chatOnce, USER_MSG } from "./helpers/worker.mjs";
+import { scenarioTable, chatOnce, USER_MSG } from "./helpers/worker.mjs";
+import { useGateway } from "./helpers/harness.mjs";
 
 let fake, w;
 let seq = 0;
 
-before(async () => {
-  fake = await startFake();
-  w = await startWorker();
-});
-after(async () => {
-  await w?.dispose();
-  await fake?.close();
-});
-beforeEach(() => fake.reset());
+useGateway({ fakes: { fake: startFake } }, (g) => ({ fake, w } = g));
 
 async function limitedChain(limits) {
   const n = ++seq;

@@ -1,24 +1,19 @@
 // Happy paths through the gateway with the official OpenAI SDK as the client, the upstream request
 // the gateway builds, /v1/models, and that the provider secret never reaches the caller.
 
-import { test, before, after, beforeEach } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
-import OpenAI from "openai";
 import { startFake } from "./helpers/fake-openai.mjs";
-import { startWorker, scenarioTable, chatStream, FAKE_SECRET, USER_MSG } from "./helpers/worker.mjs";
+import { scenarioTable, chatStream, FAKE_SECRET, USER_MSG } from "./helpers/worker.mjs";
+import { useGateway } from "./helpers/harness.mjs";
+import { openaiClient } from "./helpers/sdk.mjs";
 
 let fake, w, client;
 
-before(async () => {
-  fake = await startFake();
-  w = await startWorker();
-  client = new OpenAI({ baseURL: w.v1, apiKey: "unused", maxRetries: 0, timeout: 10_000, fetch: w.recordingFetch });
+useGateway({ fakes: { fake: startFake } }, (g) => {
+  ({ fake, w } = g);
+  client = openaiClient(w);
 });
-after(async () => {
-  await w?.dispose();
-  await fake?.close();
-});
-beforeEach(() => fake.reset());
 
 function assertRouterHeaders(response, { route, deployment, provider, model, attempts }) {
   const h = response.headers;

@@ -1,24 +1,17 @@
 // Hedging (routes with `hedge.after_ms`): when the first deployment has not committed after the
 // delay, the next one starts in parallel; the first to commit answers, the other is cancelled,
-// and only the answer is billed.
+// and the answer is billed, plus the loser's prompt (the provider billed it: bill_failed_prompts).
 
-import { test, before, after, beforeEach } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
 import { startFake } from "./helpers/fake-openai.mjs";
-import { startWorker, scenarioTable, chatOnce, chatStream, sseContent, USER_MSG } from "./helpers/worker.mjs";
+import { scenarioTable, chatOnce, chatStream, sseContent, USER_MSG } from "./helpers/worker.mjs";
+import { useGateway } from "./helpers/harness.mjs";
 
 let fake, w;
 let seq = 0;
 
-before(async () => {
-  fake = await startFake();
-  w = await startWorker();
-});
-after(async () => {
-  await w?.dispose();
-  await fake?.close();
-});
-beforeEach(() => fake.reset());
+useGateway({ fakes: { fake: startFake } }, (g) => ({ fake, w } = g));
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
@@ -77,8 +70,11 @@ test("non-streaming: the whole answer is the commit point; a quick first deploym
   assert.equal(h.res.headers.get("x-router-deployment"), fast);
   const cost = BigInt(Math.round(Number(h.res.headers.get("x-router-cost-usd")) * 1e9));
   const u = h.json.usage;
-  const expected = BigInt(Math.ceil((u.prompt_tokens * 150_000_000 + u.completion_tokens * 600_000_000) / 1_000_000));
-  assert.equal(cost, expected, "billed: the winner's usage only");
+  const winner = BigInt(Math.ceil((u.prompt_tokens * 150_000_000 + u.completion_tokens * 600_000_000) / 1_000_000));
+  // The cancelled slow attempt's prompt, as the gateway estimates it: "Say hello." is 10
+  // characters, 3 tokens at 0.15 USD / Mtok.
+  const loser = BigInt(Math.ceil((3 * 150_000_000) / 1_000_000));
+  assert.equal(cost, winner + loser, "billed: the winner's usage and the cancelled attempt's prompt");
 });
 
 test("the hedge fails, the first deployment still answers; both fail, the caller gets the usual error", async () => {

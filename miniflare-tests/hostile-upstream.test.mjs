@@ -3,24 +3,17 @@
 // error text that quotes the provider key, the admin token or a key-shaped string reaches
 // neither the caller (JSON errors, streamed error events) nor the log.
 
-import { test, before, after, beforeEach } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
 import { startHostile } from "./helpers/fake-hostile.mjs";
-import { startWorker, chatOnce, chatStream, FAKE_SECRET, USER_MSG, FAST_RETRY, FAST_TIMEOUTS, reasons } from "./helpers/worker.mjs";
+import { chatOnce, chatStream, FAKE_SECRET, USER_MSG, FAST_RETRY, FAST_TIMEOUTS, reasons } from "./helpers/worker.mjs";
+import { useGateway } from "./helpers/harness.mjs";
 
 const ADMIN = "admin-token-hostile-0a1b2c3d";
 let h, w;
 let seq = 0;
 
-before(async () => {
-  h = await startHostile();
-  w = await startWorker({ bindings: { ADMIN_TOKEN: ADMIN } });
-});
-after(async () => {
-  await w?.dispose();
-  await h?.close();
-});
-beforeEach(() => h.reset());
+useGateway({ fakes: { h: startHostile }, worker: { bindings: { ADMIN_TOKEN: ADMIN } } }, (g) => ({ h, w } = g));
 
 /** A provider of `kind` whose upstream behaves as `mode`. */
 function provider(kind, mode) {

@@ -6,21 +6,20 @@
 // not resumed. Memory is checked as in soak.test.mjs: the RSS of this file's workerd, now
 // (VmRSS) and at its peak (VmHWM, which also sees what was held for a moment).
 
-import { test, before, after } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
 import { startBulky } from "./helpers/fake-bulky.mjs";
 import { startFake } from "./helpers/fake-openai.mjs";
-import { startWorker, chatOnce, chatStream, reasons, sseContent, workerdRssMb, USER_MSG, FAKE_SECRET } from "./helpers/worker.mjs";
+import { chatOnce, chatStream, reasons, sseContent, workerdRssMb, USER_MSG, FAKE_SECRET } from "./helpers/worker.mjs";
+import { useGateway } from "./helpers/harness.mjs";
 
 const ADMIN = "admin-token-memory-5e7f";
 const TIMEOUTS = { connect_ms: 2000, first_token_ms: 3000, idle_ms: 3000, attempt_ms: 10000 };
 const MiB = 1 << 20;
 let bulky, fake, w;
 
-before(async () => {
-  bulky = await startBulky();
-  fake = await startFake();
-  w = await startWorker({ bindings: { ADMIN_TOKEN: ADMIN } });
+useGateway({ fakes: { bulky: startBulky, fake: startFake }, worker: { bindings: { ADMIN_TOKEN: ADMIN } }, reset: false }, async (g) => {
+  ({ bulky, fake, w } = g);
   const providers = { backup: { kind: "mock" } };
   const deployments = { backup: { provider: "backup", model: "mock-backup", context_window: 128000 } };
   const add = (name, base_url) => {
@@ -43,11 +42,6 @@ before(async () => {
     deployments,
     routes,
   });
-});
-after(async () => {
-  await w?.dispose();
-  await fake?.close();
-  await bulky?.close();
 });
 
 /** Runs `f()` `n` times with `width` in flight. */

@@ -1,165 +1,34 @@
 // `POST /v1/messages`: Anthropic Messages API ingress, with the official `@anthropic-ai/sdk` as the
 // client, routed by `model` through the same tables to any provider: Anthropic (original body
 // passed through except `model`), OpenAI-compatible and Gemini (translated both ways, tools
-// included), and the built-in mock. Answers and errors in Anthropic's shapes; stream events
-// message_start … message_stop; a failure after the commit is an `event: error` with no
-// message_stop.
+// included), and the built-in mock; answers and stream events (message_start … message_stop).
+// Failures: messages-failures.test.mjs; count_tokens: count-tokens.test.mjs.
 
-import { test, before, after, beforeEach } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
-import path from "node:path";
-import Anthropic from "@anthropic-ai/sdk";
-import { startFake, steps } from "./helpers/fake-openai.mjs";
-import { startFakeAnthropic, anthropicSteps as A, ANTHROPIC_SIGNATURE } from "./helpers/fake-anthropic.mjs";
-import { startFakeGemini, geminiSteps as G } from "./helpers/fake-gemini.mjs";
-import { startWorker, mixedTable, reasons, readStream, REPO_ROOT, FAKE_SECRET } from "./helpers/worker.mjs";
+import { steps } from "./helpers/fake-openai.mjs";
+import { anthropicSteps as A, ANTHROPIC_SIGNATURE } from "./helpers/fake-anthropic.mjs";
+import { geminiSteps as G } from "./helpers/fake-gemini.mjs";
+import { mixedTable, FAKE_SECRET } from "./helpers/worker.mjs";
+import {
+  fakeG,
+  w,
+  client,
+  defaultTable,
+  PNG_B64,
+  WEATHER_TOOL,
+  USER,
+  messagesStream,
+  streamedText,
+  assertCompleteStream,
+  claudeTable,
+  gptTable,
+  useMessagesGateway,
+} from "./helpers/messages-suite.mjs";
 
-let fakeO, fakeA, fakeG, w, client;
-const defaultTable = JSON.parse(readFileSync(path.join(REPO_ROOT, "config", "default-routing-table.json"), "utf8"));
-
-before(async () => {
-  fakeO = await startFake();
-  fakeA = await startFakeAnthropic();
-  fakeG = await startFakeGemini();
-  w = await startWorker();
-  client = new Anthropic({ baseURL: w.url.replace(/\/$/, ""), apiKey: "unused", maxRetries: 0, timeout: 10_000, fetch: w.recordingFetch });
-});
-after(async () => {
-  await w?.dispose();
-  await fakeO?.close();
-  await fakeA?.close();
-  await fakeG?.close();
-});
-beforeEach(() => {
-  fakeO.reset();
-  fakeA.reset();
-  fakeG.reset();
-});
-
-const PNG_B64 = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAIAAACQd1PeAAAADElEQVR42mP4//8/AAX+Av4zEpUUAAAAAElFTkSuQmCC";
-const WEATHER_TOOL = {
-  name: "get_weather",
-  description: "Get the current weather in a given location",
-  input_schema: {
-    type: "object",
-    properties: { location: { type: "string", description: "The city and state, e.g. San Francisco, CA" } },
-    required: ["location"],
-  },
-};
-const USER = [{ role: "user", content: "Say hello." }];
-
-// ---------------------------------------------------------------- helpers
-
-/** POST /v1/messages (raw), read the whole body. */
-async function messagesOnce(body, headers = {}) {
-  const res = await w.fetch("/v1/messages", {
-    method: "POST",
-    headers: { "content-type": "application/json", "anthropic-version": "2023-06-01", "x-api-key": "unused", ...headers },
-    body: typeof body === "string" ? body : JSON.stringify(body),
-  });
-  const text = await res.text();
-  let json;
-  try {
-    json = JSON.parse(text);
-  } catch {}
-  return { res, status: res.status, text, json };
-}
-
-/** POST a streaming /v1/messages request and read the stream into named events. */
-async function messagesStream(body, { timeoutMs = 10_000 } = {}) {
-  const res = await w.fetch("/v1/messages", {
-    method: "POST",
-    headers: { "content-type": "application/json", "anthropic-version": "2023-06-01", "x-api-key": "unused" },
-    body: JSON.stringify({ stream: true, ...body }),
-  });
-  const r = await readStream(res, { timeoutMs });
-  return { res, status: res.status, ...r, named: parseNamedSse(r.text) };
-}
-
-/** SSE with `event:` names: [{event, data, json}]. */
-function parseNamedSse(text) {
-  const out = [];
-  for (const block of text.split(/\r?\n\r?\n/)) {
-    let event = null;
-    const data = [];
-    for (const line of block.split(/\r?\n/)) {
-      if (line.startsWith("event:")) event = line.slice(6).trim();
-      else if (line.startsWith("data:")) data.push(line.slice(5).replace(/^ /, ""));
-    }
-    if (event === null && data.length === 0) continue;
-    let json;
-    try {
-      json = JSON.parse(data.join("\n"));
-    } catch {}
-    out.push({ event, data: data.join("\n"), json });
-  }
-  return out;
-}
-
-/** Text of the text_delta events. */
-const streamedText = (named) =>
-  named.filter((e) => e.json?.type === "content_block_delta" && e.json.delta?.type === "text_delta").map((e) => e.json.delta.text).join("");
-
-/** A well-formed, complete Messages stream: event names match data types, canonical order. */
-function assertCompleteStream(r) {
-  assert.equal(r.status, 200, r.text);
-  assert.match(r.res.headers.get("content-type") ?? "", /text\/event-stream/);
-  assert.equal(r.error, null);
-  assert.equal(r.timedOut, false);
-  const ev = r.named.filter((e) => e.event !== "ping");
-  for (const e of ev) assert.equal(e.json?.type, e.event, `event name = data type: ${e.event} / ${e.data}`);
-  assert.equal(ev[0]?.event, "message_start");
-  assert.equal(ev.at(-1)?.event, "message_stop");
-  assert.equal(ev.at(-2)?.event, "message_delta");
-  assert.equal(ev.filter((e) => e.event === "message_start").length, 1, "one message_start");
-  assert.equal(ev.filter((e) => e.event === "message_stop").length, 1, "one message_stop");
-  assert.ok(!ev.some((e) => e.event === "error"), "no error event");
-  // Blocks: start, deltas of that index, stop; indexes 0, 1, …
-  let open = null;
-  let next = 0;
-  for (const e of ev.slice(1, -2)) {
-    if (e.event === "content_block_start") {
-      assert.equal(open, null, "blocks do not overlap");
-      assert.equal(e.json.index, next++);
-      open = e.json.index;
-    } else if (e.event === "content_block_delta") {
-      assert.equal(e.json.index, open);
-    } else if (e.event === "content_block_stop") {
-      assert.equal(e.json.index, open);
-      open = null;
-    } else assert.fail(`unexpected event inside the message: ${e.event}`);
-  }
-  assert.equal(open, null, "every block closed");
-  const start = ev[0].json.message;
-  assert.equal(start.type, "message");
-  assert.equal(start.role, "assistant");
-  assert.deepEqual(start.content, []);
-  return { start, delta: ev.at(-2).json };
-}
-
-/** An Anthropic error body {"type":"error","error":{"type","message"}}. */
-function assertAnthropicError(r, status, type) {
-  assert.equal(r.status, status, r.text);
-  assert.equal(r.json?.type, "error", `Anthropic error envelope: ${r.text}`);
-  assert.equal(r.json.error?.type, type);
-  assert.equal(typeof r.json.error.message, "string");
-  assert.ok(r.json.error.message.length > 0);
-  return r.json.error;
-}
+useMessagesGateway();
 
 // ---------------------------------------------------------------- (a) Anthropic deployment
-
-function claudeTable() {
-  return mixedTable(w, {
-    deployments: {
-      // attempt_ms: room for the split-write streams below on a loaded machine.
-      claude: { fake: fakeA, model: "claude-up-1", provider: { anthropic_version: "2023-06-01" }, timeouts: { attempt_ms: 20000 } },
-      gpt: { fake: fakeO, model: "gpt-up-1" },
-    },
-    routes: { claude: { chain: ["claude", "gpt"] } },
-  });
-}
 
 test("Anthropic SDK -> Anthropic deployment: body passed through except model, answer passed back", async () => {
   const t = await claudeTable();
@@ -316,13 +185,6 @@ test("raw stream from an Anthropic deployment: canonical event sequence", async 
 });
 
 // ---------------------------------------------------------------- (b) OpenAI-compatible deployment
-
-function gptTable(route = {}) {
-  return mixedTable(w, {
-    deployments: { gpt: { fake: fakeO, model: "gpt-up-1" }, gpt2: { fake: fakeO, model: "gpt-up-2" } },
-    routes: { gpt: { chain: ["gpt", "gpt2"], ...route } },
-  });
-}
 
 const toolCallCompletion = {
   id: "chatcmpl-tools1",
@@ -583,228 +445,6 @@ test("Anthropic SDK -> built-in mock (default table, route mock-small): non-stre
 
   const r = await messagesStream({ model: "mock-small", max_tokens: 100, messages: USER });
   assertCompleteStream(r);
-});
-
-// ---------------------------------------------------------------- errors
-
-test("unknown model -> 404 not_found_error (SDK NotFoundError)", async () => {
-  await claudeTable();
-  await assert.rejects(
-    client.messages.create({ model: "no-such-model", max_tokens: 10, messages: USER }),
-    (err) => err instanceof Anthropic.NotFoundError && err.status === 404 && err.error?.error?.type === "not_found_error",
-  );
-  const r = await messagesOnce({ model: "no-such-model", max_tokens: 10, messages: USER });
-  const e = assertAnthropicError(r, 404, "not_found_error");
-  assert.match(e.message, /no-such-model/);
-});
-
-test("missing max_tokens / messages, bad JSON -> 400 invalid_request_error (SDK BadRequestError)", async () => {
-  const t = await claudeTable();
-  await assert.rejects(
-    client.messages.create({ model: "claude", messages: USER }),
-    (err) => err instanceof Anthropic.BadRequestError && err.status === 400 && err.error?.error?.type === "invalid_request_error",
-  );
-  const noMax = await messagesOnce({ model: "claude", messages: USER });
-  assert.match(assertAnthropicError(noMax, 400, "invalid_request_error").message, /max_tokens/);
-  const noMessages = await messagesOnce({ model: "claude", max_tokens: 10 });
-  assert.match(assertAnthropicError(noMessages, 400, "invalid_request_error").message, /messages/);
-  assertAnthropicError(await messagesOnce("{not json"), 400, "invalid_request_error");
-  assert.deepEqual(t.allHits(), { claude: 0, gpt: 0 }, "nothing sent upstream");
-});
-
-test("every attempt 429 -> 429 rate_limit_error with Retry-After (SDK RateLimitError)", async () => {
-  const t = await claudeTable();
-  t.script("claude", [A.r429()]);
-  t.script("gpt", [steps.r429(null)]);
-  await assert.rejects(client.messages.create({ model: "claude", max_tokens: 10, messages: USER }), (err) => err instanceof Anthropic.RateLimitError);
-  const r = await messagesOnce({ model: "claude", max_tokens: 10, messages: USER });
-  assertAnthropicError(r, 429, "rate_limit_error");
-  assert.match(r.res.headers.get("retry-after") ?? "", /^\d+$/);
-  assert.deepEqual(t.allHits(), { claude: 4, gpt: 4 });
-});
-
-test("every deployment fails with 5xx -> 502 api_error", async () => {
-  const t = await claudeTable();
-  t.script("claude", [A.r500()]);
-  t.script("gpt", [steps.r500()]);
-  const r = await messagesOnce({ model: "claude", max_tokens: 10, messages: USER });
-  assertAnthropicError(r, 502, "api_error");
-  assert.equal(reasons(r.res).length, 4);
-  assert.deepEqual(t.allHits(), { claude: 2, gpt: 2 });
-});
-
-test("every deployment times out -> 504 timeout_error", async () => {
-  const t = await mixedTable(w, {
-    deployments: { slow: { fake: fakeA, timeouts: { attempt_ms: 500 } } },
-    routes: { slow: { chain: ["slow"] } },
-  });
-  t.script("slow", [A.hang()]);
-  const r = await messagesOnce({ model: "slow", max_tokens: 10, messages: USER });
-  assertAnthropicError(r, 504, "timeout_error");
-  assert.deepEqual(t.allHits(), { slow: 1 });
-});
-
-test("provider 400s reach the Anthropic client as 400 invalid_request_error with the provider's message", async () => {
-  const t = await mixedTable(w, {
-    deployments: { claude: { fake: fakeA, context_window: 200000 }, gem: { fake: fakeG, context_window: 100000 } },
-    routes: { long: { chain: ["claude", "gem"] }, blocked: { chain: ["gem", "claude"] } },
-  });
-  t.script("claude", [A.promptTooLong()]);
-  const tooLong = await messagesOnce({ model: "long", max_tokens: 10, messages: USER });
-  assert.match(assertAnthropicError(tooLong, 400, "invalid_request_error").message, /prompt is too long/);
-  assert.deepEqual(t.allHits(), { claude: 1, gem: 0 }, "no smaller-context fallback");
-
-  t.script("gem", [G.blocked("SAFETY")]);
-  const blocked = await messagesOnce({ model: "blocked", max_tokens: 10, messages: USER });
-  assert.match(assertAnthropicError(blocked, 400, "invalid_request_error").message, /SAFETY/);
-  assert.deepEqual(t.allHits(), { claude: 1, gem: 1 }, "a blocked prompt is not retried elsewhere");
-});
-
-test("capability missing everywhere -> 400 invalid_request_error in Anthropic shape", async () => {
-  const t = await mixedTable(w, {
-    deployments: { blind: { fake: fakeA, capabilities: { vision: false } } },
-    routes: { blind: { chain: ["blind"] } },
-  });
-  const r = await messagesOnce({
-    model: "blind",
-    max_tokens: 10,
-    messages: [{ role: "user", content: [{ type: "image", source: { type: "base64", media_type: "image/png", data: PNG_B64 } }] }],
-  });
-  assert.match(assertAnthropicError(r, 400, "invalid_request_error").message, /vision|capabilit/i);
-  assert.deepEqual(t.allHits(), { blind: 0 });
-});
-
-test("529 from Anthropic -> fallback to OpenAI-compatible; thinking reaches Anthropic but not the fallback", async () => {
-  const t = await claudeTable();
-  t.script("claude", [A.r529()]);
-  t.script("gpt", [steps.ok("Fallback answer in Anthropic shape.")]);
-  const request = { model: "claude", max_tokens: 50, thinking: { type: "enabled", budget_tokens: 1024 }, messages: USER };
-  const { data: msg, response } = await client.messages.create(request).withResponse();
-  assert.deepEqual(msg.content.map((b) => [b.type, b.text]), [["text", "Fallback answer in Anthropic shape."]]);
-  assert.equal(response.headers.get("x-router-deployment"), "gpt");
-  assert.deepEqual(reasons(response), ["claude:overloaded:529", "claude:overloaded:529"]);
-  assert.deepEqual(t.allHits(), { claude: 2, gpt: 1 });
-  assert.deepEqual(t.requests("claude")[0].body.thinking, request.thinking);
-  assert.equal(t.requests("gpt")[0].body.thinking, undefined);
-});
-
-// ---------------------------------------------------------------- stream failures
-
-test("stream: overloaded before content -> invisible fallback, one clean Messages stream", async () => {
-  const t = await claudeTable();
-  t.script("claude", [A.ok("never shown", { errorAfterChunks: 0 })]);
-  t.script("gpt", [steps.ok("Clean fallback stream.")]);
-  const r = await messagesStream({ model: "claude", max_tokens: 50, messages: USER });
-  assertCompleteStream(r);
-  assert.equal(streamedText(r.named), "Clean fallback stream.");
-  assert.equal(r.res.headers.get("x-router-deployment"), "gpt");
-  assert.deepEqual(t.allHits(), { claude: 2, gpt: 1 });
-});
-
-test("stream: Anthropic overloaded after content -> event: error overloaded_error, no message_stop (SDK raises)", async () => {
-  const t = await claudeTable();
-  t.script("claude", [A.ok("One two three four.", { errorAfterChunks: 2 })]);
-  const r = await messagesStream({ model: "claude", max_tokens: 50, messages: USER });
-  assert.equal(r.status, 200);
-  assert.equal(r.timedOut, false, "the gateway ended the stream");
-  assert.equal(streamedText(r.named), "One two");
-  assert.ok(!r.named.some((e) => e.event === "message_stop"), "no message_stop after a failure");
-  const last = r.named.at(-1);
-  assert.equal(last?.event, "error", `last event: ${last?.event} ${last?.data}`);
-  assert.equal(last.json?.type, "error");
-  assert.equal(last.json.error?.type, "overloaded_error");
-  assert.equal(r.named.filter((e) => e.event === "error").length, 1);
-  assert.deepEqual(t.allHits(), { claude: 1, gpt: 0 });
-
-  t.script("claude", [A.ok("Alpha beta gamma.", { errorAfterChunks: 1 })]);
-  const stream = client.messages.stream({ model: "claude", max_tokens: 50, messages: USER });
-  let text = "";
-  stream.on("text", (d) => (text += d));
-  stream.on("error", () => {});
-  await assert.rejects(stream.finalMessage(), (err) => err instanceof Anthropic.APIError);
-  assert.equal(text, "Alpha");
-});
-
-// The bare after-commit contract (no mid-stream resume: resume.test.mjs covers resuming).
-test("stream: OpenAI-compatible upstream cut after content -> event: error api_error, no message_stop", async () => {
-  const t = await gptTable({ resume: "off" });
-  t.script("gpt", [steps.ok("One two three four.", { cutAfterChunks: 2 })]);
-  const r = await messagesStream({ model: "gpt", max_tokens: 50, messages: USER });
-  assert.equal(r.status, 200);
-  assert.equal(streamedText(r.named), "One two");
-  assert.ok(!r.named.some((e) => e.event === "message_stop"));
-  const last = r.named.at(-1);
-  assert.equal(last?.event, "error", `last event: ${last?.event} ${last?.data}`);
-  assert.equal(last.json?.error?.type, "api_error");
-  assert.deepEqual(t.allHits(), { gpt: 1, gpt2: 0 });
-});
-
-test("stream: upstream stalls after content -> event: error timeout_error, no message_stop", async () => {
-  const t = await gptTable({ resume: "off" });
-  t.script("gpt", [steps.ok("One two three four.", { stallAfterChunks: 2 })]);
-  const r = await messagesStream({ model: "gpt", max_tokens: 50, messages: USER }, { timeoutMs: 5000 });
-  assert.equal(r.status, 200);
-  assert.equal(r.timedOut, false, "the gateway ended the stream after idle_ms");
-  assert.equal(streamedText(r.named), "One two");
-  assert.ok(!r.named.some((e) => e.event === "message_stop"));
-  const last = r.named.at(-1);
-  assert.equal(last?.event, "error", `last event: ${last?.event} ${last?.data}`);
-  assert.equal(last.json?.error?.type, "timeout_error");
-});
-
-// ---------------------------------------------------------------- secrets
-
-// ---------------------------------------------------------------- count_tokens (Claude Code)
-
-test("count_tokens: an Anthropic deployment counts (its own endpoint, its key); the SDK reads it", async () => {
-  const t = await claudeTable();
-  const body = {
-    model: "claude",
-    system: [{ type: "text", text: "You are terse.", cache_control: { type: "ephemeral" } }],
-    messages: USER,
-    tools: [WEATHER_TOOL],
-  };
-  const counted = await client.messages.countTokens(body);
-  const [up] = fakeA.counted(t.scenario("claude"));
-  assert.ok(up, "the Anthropic upstream was asked");
-  assert.equal(up.url.endsWith("/v1/messages/count_tokens"), true);
-  assert.equal(up.headers["x-api-key"], FAKE_SECRET, "with the deployment's key");
-  assert.equal(up.body.model, "claude-up-1", "the deployment's model");
-  assert.deepEqual(up.body.tools, [WEATHER_TOOL]);
-  assert.equal(up.body.max_tokens, undefined, "count_tokens takes no max_tokens");
-  assert.equal(up.body.stream, undefined);
-  const expected = 3 + Math.ceil((JSON.stringify(up.body.messages) + JSON.stringify(up.body.system)).length / 4);
-  assert.equal(counted.input_tokens, expected, "the upstream's own count");
-  assert.deepEqual(t.allHits(), { claude: 0, gpt: 0 }, "counting sends no message");
-});
-
-test("count_tokens: a route without an Anthropic deployment gets an estimate, marked as one", async () => {
-  await gptTable();
-  const res = await w.fetch("/v1/messages/count_tokens", {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify({ model: "gpt", messages: [{ role: "user", content: "x".repeat(400) }] }),
-  });
-  assert.equal(res.status, 200);
-  assert.equal(res.headers.get("x-router-estimated"), "true");
-  assert.deepEqual(await res.json(), { input_tokens: 100 }, "≈ 4 characters per token, never 0");
-});
-
-test("count_tokens: unknown model and bad bodies are Anthropic-shaped errors", async () => {
-  const unknown = await w.fetch("/v1/messages/count_tokens", {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify({ model: "nope", messages: USER }),
-  });
-  assert.equal(unknown.status, 404);
-  const e = await unknown.json();
-  assert.equal(e.type, "error");
-  assert.equal(e.error.type, "not_found_error");
-  const bad = await w.fetch("/v1/messages/count_tokens", { method: "POST", headers: { "content-type": "application/json" }, body: "{" });
-  assert.equal(bad.status, 400);
-  assert.equal((await bad.json()).type, "error");
-  const get = await w.fetch("/v1/messages/count_tokens");
-  assert.equal(get.status, 405);
 });
 
 test("the provider secret never appears in any response header or body", async () => {

@@ -4,7 +4,7 @@
 // `AUTH_MODE = "keys"` the model list, the 404's list of paths and `/healthz`'s table details
 // need a gateway key.
 
-import { test, before, after, beforeEach } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
 import { startFake } from "./helpers/fake-openai.mjs";
 import {
@@ -17,19 +17,12 @@ import {
   reasons,
   USER_MSG,
 } from "./helpers/worker.mjs";
+import { useGateway } from "./helpers/harness.mjs";
 
 const ADMIN = "admin-token-operator-controls";
 let fake, w;
 
-before(async () => {
-  fake = await startFake();
-  w = await startWorker({ bindings: { ADMIN_TOKEN: ADMIN } });
-});
-after(async () => {
-  await w?.dispose();
-  await fake?.close();
-});
-beforeEach(() => fake.reset());
+useGateway({ fakes: { fake: startFake }, worker: { bindings: { ADMIN_TOKEN: ADMIN } } }, (g) => ({ fake, w } = g));
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 

@@ -7,35 +7,25 @@
 // `response.completed`, and the SDK raises; a fault before the commit falls back invisibly.
 // Stateful features (`previous_response_id`, `store: true`, `background: true`) are 400s.
 
-import { test, before, after, beforeEach } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
 import OpenAI from "openai";
 import { startFake, steps } from "./helpers/fake-openai.mjs";
 import { startFakeAnthropic, anthropicSteps as A } from "./helpers/fake-anthropic.mjs";
 import { startFakeGemini, geminiSteps as G } from "./helpers/fake-gemini.mjs";
-import { startWorker, mixedTable, reasons, readStream, errorShape, logOf, FAKE_SECRET } from "./helpers/worker.mjs";
+import { mixedTable, reasons, readStream, errorShape, logOf, FAKE_SECRET } from "./helpers/worker.mjs";
+import { useGateway } from "./helpers/harness.mjs";
+import { openaiClient } from "./helpers/sdk.mjs";
 
-let fakeO, fakeA, fakeG, w, client;
 const ADMIN = "responses-admin-token";
-
-before(async () => {
-  fakeO = await startFake();
-  fakeA = await startFakeAnthropic();
-  fakeG = await startFakeGemini();
-  w = await startWorker({ bindings: { ADMIN_TOKEN: ADMIN } });
-  client = new OpenAI({ baseURL: w.v1, apiKey: "unused", maxRetries: 0, timeout: 10_000, fetch: w.recordingFetch });
-});
-after(async () => {
-  await w?.dispose();
-  await fakeO?.close();
-  await fakeA?.close();
-  await fakeG?.close();
-});
-beforeEach(() => {
-  fakeO.reset();
-  fakeA.reset();
-  fakeG.reset();
-});
+let fakeO, fakeA, fakeG, w, client;
+useGateway(
+  { fakes: { fakeO: startFake, fakeA: startFakeAnthropic, fakeG: startFakeGemini }, worker: { bindings: { ADMIN_TOKEN: ADMIN } } },
+  (g) => {
+    ({ fakeO, fakeA, fakeG, w } = g);
+    client = openaiClient(w);
+  },
+);
 
 const WEATHER_TOOL = {
   type: "function",
@@ -559,4 +549,13 @@ test("other errors: bad input, unknown model, every deployment failing, methods 
     assert.match(err.message, /stateless/);
     return true;
   });
+});
+
+test("the provider secret never appears in any response header or body", async () => {
+  const seen = await w.allSeen();
+  assert.ok(seen.length >= 40, `responses recorded: ${seen.length}`);
+  for (const e of seen) {
+    assert.ok(!JSON.stringify(e.headers).includes(FAKE_SECRET), `secret in headers of ${e.url}`);
+    assert.ok(!e.body.includes(FAKE_SECRET), `secret in body of ${e.url}`);
+  }
 });

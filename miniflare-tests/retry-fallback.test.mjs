@@ -1,12 +1,11 @@
 // Retry and fallback policy for failures before any answer: 429, 5xx, resets, refused
 // connections, hangs (timeouts), 401/404, and the final errors (429, 502, 504).
 
-import { test, before, after, beforeEach } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
 import net from "node:net";
 import { startFake, steps } from "./helpers/fake-openai.mjs";
 import {
-  startWorker,
   scenarioTable,
   chatOnce,
   chatStream,
@@ -16,29 +15,16 @@ import {
   FAKE_SECRET,
   USER_MSG,
 } from "./helpers/worker.mjs";
+import { useGateway, twoDeployments as twoDeploymentsOf } from "./helpers/harness.mjs";
 
 let fake, w;
 
-before(async () => {
-  fake = await startFake();
-  w = await startWorker();
-});
-after(async () => {
-  await w?.dispose();
-  await fake?.close();
-});
-beforeEach(() => fake.reset());
+useGateway({ fakes: { fake: startFake } }, (g) => ({ fake, w } = g));
 
 const ROUTE = "gw";
 const body = (extra = {}) => ({ model: ROUTE, messages: USER_MSG, ...extra });
 
-function twoDeployments(depExtra = {}, routeExtra = {}, defaults) {
-  return scenarioTable(w, fake, {
-    deployments: { primary: depExtra.primary ?? {}, secondary: depExtra.secondary ?? {} },
-    routes: { [ROUTE]: { chain: ["primary", "secondary"], ...routeExtra } },
-    defaults,
-  });
-}
+const twoDeployments = (depExtra, routeExtra, defaults) => twoDeploymentsOf(w, fake, ROUTE, depExtra, routeExtra, defaults);
 
 function assertAnswer(r, { content, deployment, attempts, reasonList }) {
   assert.equal(r.status, 200, `status 200, body: ${r.text}`);

@@ -1,22 +1,15 @@
 // What a caller cannot do through the request: choose the upstream URL, replace or read the
 // provider's credentials, or smuggle headers upstream; and hostile bodies get a clean 400.
 
-import { test, before, after, beforeEach } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
 import { startFake } from "./helpers/fake-openai.mjs";
-import { startWorker, scenarioTable, chatOnce, FAKE_SECRET, USER_MSG } from "./helpers/worker.mjs";
+import { scenarioTable, chatOnce, FAKE_SECRET, USER_MSG } from "./helpers/worker.mjs";
+import { useGateway } from "./helpers/harness.mjs";
 
 let fake, w;
 
-before(async () => {
-  fake = await startFake();
-  w = await startWorker();
-});
-after(async () => {
-  await w?.dispose();
-  await fake?.close();
-});
-beforeEach(() => fake.reset());
+useGateway({ fakes: { fake: startFake } }, (g) => ({ fake, w } = g));
 
 test("a client cannot redirect the upstream or override the provider's auth through headers or body", async () => {
   const t = await scenarioTable(w, fake, {

@@ -2,32 +2,20 @@
 // after it (with mid-stream resume off: resume.test.mjs covers resuming), the stream ends with an
 // in-band error event and no [DONE]. Streams that finish without [DONE] are finalised at once.
 
-import { test, before, after, beforeEach } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
 import { startFake } from "./helpers/fake-openai.mjs";
-import { startWorker, scenarioTable, chatStream, sseContent, reasons, FAKE_SECRET, USER_MSG } from "./helpers/worker.mjs";
+import { chatStream, sseContent, reasons, FAKE_SECRET, USER_MSG } from "./helpers/worker.mjs";
+import { useGateway, twoDeployments as twoDeploymentsOf } from "./helpers/harness.mjs";
 
 let fake, w;
 
-before(async () => {
-  fake = await startFake();
-  w = await startWorker();
-});
-after(async () => {
-  await w?.dispose();
-  await fake?.close();
-});
-beforeEach(() => fake.reset());
+useGateway({ fakes: { fake: startFake } }, (g) => ({ fake, w } = g));
 
 const ROUTE = "gw-stream";
 const body = (extra = {}) => ({ model: ROUTE, messages: USER_MSG, ...extra });
 
-function twoDeployments(depExtra = {}, route = {}) {
-  return scenarioTable(w, fake, {
-    deployments: { primary: depExtra.primary ?? {}, secondary: depExtra.secondary ?? {} },
-    routes: { [ROUTE]: { chain: ["primary", "secondary"], ...route } },
-  });
-}
+const twoDeployments = (depExtra, route) => twoDeploymentsOf(w, fake, ROUTE, depExtra, route);
 
 /** The bare after-commit contract: mid-stream resume off (resume.test.mjs covers resuming). */
 const NO_RESUME = { resume: "off" };

@@ -9,24 +9,17 @@
 // when it may ask for a probe lease: breaker enabled); 2 per deployment with an attempt (its
 // reports); 1 per upstream request. Numbers in the comments below follow from it.
 
-import { test, before, after, beforeEach } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
 import { startFake, steps } from "./helpers/fake-openai.mjs";
-import { startWorker, fakeTable, chatOnce, chatStream, errorShape, sseContent, USER_MSG } from "./helpers/worker.mjs";
+import { fakeTable, chatOnce, chatStream, errorShape, sseContent, USER_MSG } from "./helpers/worker.mjs";
+import { useGateway } from "./helpers/harness.mjs";
 
 const ADMIN = "admin-token-for-budget-tests";
 let fake, w;
 let seq = 0;
 
-before(async () => {
-  fake = await startFake();
-  w = await startWorker({ bindings: { ADMIN_TOKEN: ADMIN } });
-});
-after(async () => {
-  await w?.dispose();
-  await fake?.close();
-});
-beforeEach(() => fake.reset());
+useGateway({ fakes: { fake: startFake }, worker: { bindings: { ADMIN_TOKEN: ADMIN } } }, (g) => ({ fake, w } = g));
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 /** Breakers on, never tripping: failures are counted (and visible) but nothing is skipped. */

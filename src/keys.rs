@@ -186,6 +186,7 @@ pub fn cap_output(req: &mut ChatRequest, key: &KeyRecord, table: &RoutingTable) 
     }
     let cap = u64::from(table.estimated_output_tokens);
     req.body.insert("max_tokens".into(), Value::from(cap));
+    req.output_cap = Some(cap.saturating_mul(crate::usage::estimate::choices(req)));
     Some(cap)
 }
 

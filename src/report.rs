@@ -115,9 +115,15 @@ pub fn log_line(meta: &Meta, now_ms: u64) -> String {
             prompt_tokens: u.prompt_tokens,
             completion_tokens: u.completion_tokens,
             cached_tokens: u.cached_tokens,
+            reasoning_tokens: u.reasoning_tokens,
             estimated: meta.usage_estimated,
         }),
         cost_usd: meta.cost_nanos.map(format_usd),
+        failed_prompts: meta
+            .failed_prompts
+            .iter()
+            .map(|(d, n)| (d.as_str(), format_usd(*n)))
+            .collect(),
         duration_ms: now_ms.saturating_sub(meta.started_ms),
         overhead_ms: meta.overhead_ms(now_ms),
     };
@@ -148,6 +154,9 @@ struct LogLine<'a> {
     error: Option<&'a str>,
     usage: Option<LogUsage>,
     cost_usd: Option<String>,
+    /// Part of `cost_usd`: the billed prompts of failed attempts and cancelled hedges.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    failed_prompts: Vec<(&'a str, String)>,
     duration_ms: u64,
     overhead_ms: u64,
 }
@@ -171,6 +180,8 @@ struct LogUsage {
     prompt_tokens: u64,
     completion_tokens: u64,
     cached_tokens: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reasoning_tokens: Option<u64>,
     estimated: bool,
 }
 

@@ -14,6 +14,9 @@ pub struct Usage {
     pub cached_tokens: Option<u64>,
     /// Prompt tokens written to the provider's cache (Anthropic), when reported.
     pub cache_write_tokens: Option<u64>,
+    /// Output tokens spent reasoning, when reported (OpenAI `reasoning_tokens`, Gemini
+    /// `thoughtsTokenCount`): already part of `completion_tokens`, and billed as output.
+    pub reasoning_tokens: Option<u64>,
 }
 
 impl Usage {
@@ -29,6 +32,10 @@ impl Usage {
                 .and_then(|d| d.get("cached_tokens"))
                 .and_then(Value::as_u64),
             cache_write_tokens: None,
+            reasoning_tokens: o
+                .get("completion_tokens_details")
+                .and_then(|d| d.get("reasoning_tokens"))
+                .and_then(Value::as_u64),
         })
     }
 
@@ -75,6 +82,7 @@ mod tests {
             completion_tokens: 500,
             cached_tokens: None,
             cache_write_tokens: None,
+            reasoning_tokens: None,
         };
         // 1000 * 0.15/1e6 + 500 * 0.6/1e6 = 0.00015 + 0.0003 = 0.00045 USD
         assert_eq!(u.cost_nanos(&price), 450_000);
@@ -85,7 +93,8 @@ mod tests {
                 prompt_tokens: 1,
                 completion_tokens: 0,
                 cached_tokens: None,
-                cache_write_tokens: None
+                cache_write_tokens: None,
+                reasoning_tokens: None
             }
             .cost_nanos(&Price::flat(1, 0)),
             1
@@ -106,6 +115,7 @@ mod tests {
             completion_tokens: 100,
             cached_tokens: Some(8_000),
             cache_write_tokens: Some(1_000),
+            reasoning_tokens: None,
         };
         // 1,000 plain × 3 + 8,000 × 0.3 + 1,000 × 3.75 + 100 × 15 = 3,000 + 2,400 + 3,750
         // + 1,500 = 10,650 µUSD.
@@ -119,7 +129,25 @@ mod tests {
             completion_tokens: 0,
             cached_tokens: Some(50),
             cache_write_tokens: Some(5),
+            reasoning_tokens: None,
         };
         assert_eq!(odd.cost_nanos(&price), 10 * 300);
+    }
+
+    #[test]
+    fn reasoning_tokens_are_kept_apart_and_billed_as_output() {
+        let u = Usage::from_openai(&serde_json::json!({
+            "prompt_tokens": 10, "completion_tokens": 50,
+            "completion_tokens_details": {"reasoning_tokens": 30}
+        }))
+        .unwrap();
+        assert_eq!(u.reasoning_tokens, Some(30));
+        let plain = Usage {
+            reasoning_tokens: None,
+            ..u
+        };
+        let price = Price::flat(1_000_000_000, 2_000_000_000);
+        assert_eq!(u.cost_nanos(&price), plain.cost_nanos(&price));
+        assert_eq!(u.cost_nanos(&price), 10 * 1_000 + 50 * 2_000);
     }
 }

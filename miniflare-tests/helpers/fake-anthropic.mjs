@@ -37,7 +37,7 @@
 //
 // "Content deltas" count text_delta and input_json_delta events.
 
-import { createFakeServer } from "./fake-server.mjs";
+import { createFakeServer, createScriptRegistry } from "./fake-server.mjs";
 import { words, prefillText } from "./fake-openai.mjs";
 
 /** Error bodies, verbatim from /work/shared/fixtures/anthropic/error_*.json. */
@@ -102,21 +102,13 @@ export function jsonFragments(json) {
 }
 
 export async function startFakeAnthropic({ host = "127.0.0.1" } = {}) {
-  const scripts = new Map();
-  const received = new Map();
   /** scenario → count_tokens requests (kept apart: they do not consume scripted steps). */
   const counted = new Map();
-  const pendingResponses = new Set();
   let idSeq = 0;
 
   const srv = createFakeServer("fake-anthropic", (req, res, rawBody) => handle(req, res, rawBody));
   const sleep = srv.sleep;
-
-  function stepFor(scenario, index) {
-    const s = scripts.get(scenario);
-    if (!s || s.length === 0) return { ok: `default answer from ${scenario}` };
-    return s[Math.min(index, s.length - 1)];
-  }
+  const registry = createScriptRegistry(srv);
 
   const sendError = (res, status, type, message) => {
     res.writeHead(status, { "content-type": "application/json", "request-id": "req_fake_path" });
@@ -124,8 +116,7 @@ export async function startFakeAnthropic({ host = "127.0.0.1" } = {}) {
   };
 
   async function handle(req, res, rawBody) {
-    pendingResponses.add(res);
-    res.on("close", () => pendingResponses.delete(res));
+    registry.track(res);
     const c = /^\/s\/([^/]+)\/v1\/messages\/count_tokens\/?(?:\?.*)?$/.exec(req.url);
     if (c) {
       // POST /v1/messages/count_tokens: {"input_tokens": n} for the body's messages and system.
@@ -156,11 +147,7 @@ export async function startFakeAnthropic({ host = "127.0.0.1" } = {}) {
     } catch {
       body = undefined;
     }
-    const list = received.get(scenario) ?? [];
-    received.set(scenario, list);
-    const index = list.length;
-    list.push({ method: req.method, url: req.url, headers: { ...req.headers }, body, rawBody, at: Date.now() });
-    const step = stepFor(scenario, index);
+    const { index, step } = registry.record(scenario, { method: req.method, url: req.url, headers: { ...req.headers }, body, rawBody, at: Date.now() });
 
     if (step.hang) return;
     if (step.delayMs) await sleep(step.delayMs);
@@ -350,22 +337,12 @@ export async function startFakeAnthropic({ host = "127.0.0.1" } = {}) {
     port,
     origin,
     baseUrl: (scenario) => `${origin}/s/${encodeURIComponent(scenario)}/v1`,
-    script(scenario, stepList) {
-      if (!Array.isArray(stepList) || stepList.length === 0) throw new Error("script needs a non-empty array of steps");
-      scripts.set(scenario, stepList);
-      received.set(scenario, []);
-    },
-    hits: (scenario) => (received.get(scenario) ?? []).length,
-    requests: (scenario) => received.get(scenario) ?? [],
+    ...registry.api,
     /** count_tokens requests of a scenario. */
     counted: (scenario) => counted.get(scenario) ?? [],
     reset() {
-      scripts.clear();
-      received.clear();
       counted.clear();
-      srv.clearTimers();
-      for (const r of pendingResponses) r.destroy();
-      pendingResponses.clear();
+      registry.reset();
     },
     close: () => srv.close(),
   };

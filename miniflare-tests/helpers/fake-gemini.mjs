@@ -32,7 +32,7 @@
 //
 // Text is sent one word per stream chunk (the real API sends bigger pieces; the shape is the same).
 
-import { createFakeServer } from "./fake-server.mjs";
+import { createFakeServer, createScriptRegistry } from "./fake-server.mjs";
 import { words } from "./fake-openai.mjs";
 
 /** Error bodies; 400 and 429 verbatim from /work/shared/fixtures/gemini/error_*.json. */
@@ -143,19 +143,11 @@ function countPromptTokens(body) {
 }
 
 export async function startFakeGemini({ host = "127.0.0.1" } = {}) {
-  const scripts = new Map();
-  const received = new Map();
-  const pendingResponses = new Set();
   let idSeq = 0;
 
   const srv = createFakeServer("fake-gemini", (req, res, rawBody) => handle(req, res, rawBody));
   const sleep = srv.sleep;
-
-  function stepFor(scenario, index) {
-    const s = scripts.get(scenario);
-    if (!s || s.length === 0) return { ok: `default answer from ${scenario}` };
-    return s[Math.min(index, s.length - 1)];
-  }
+  const registry = createScriptRegistry(srv);
 
   const sendStatus = (res, code, status, message) => {
     res.writeHead(code, { "content-type": "application/json; charset=UTF-8" });
@@ -163,8 +155,7 @@ export async function startFakeGemini({ host = "127.0.0.1" } = {}) {
   };
 
   async function handle(req, res, rawBody) {
-    pendingResponses.add(res);
-    res.on("close", () => pendingResponses.delete(res));
+    registry.track(res);
     const [path, query = ""] = req.url.split("?", 2);
     const m = /^\/s\/([^/]+)\/v1beta\/models\/([^/]+?)(?::|%3A)(generateContent|streamGenerateContent)$/i.exec(path);
     if (!m) return sendStatus(res, 404, "NOT_FOUND", `fake-gemini: unknown path ${req.method} ${req.url}`);
@@ -179,10 +170,7 @@ export async function startFakeGemini({ host = "127.0.0.1" } = {}) {
     } catch {
       body = undefined;
     }
-    const list = received.get(scenario) ?? [];
-    received.set(scenario, list);
-    const index = list.length;
-    list.push({
+    const { step } = registry.record(scenario, {
       method: req.method,
       url: req.url,
       path,
@@ -194,7 +182,6 @@ export async function startFakeGemini({ host = "127.0.0.1" } = {}) {
       rawBody,
       at: Date.now(),
     });
-    const step = stepFor(scenario, index);
 
     if (step.hang) return;
     if (step.delayMs) await sleep(step.delayMs);
@@ -330,20 +317,8 @@ export async function startFakeGemini({ host = "127.0.0.1" } = {}) {
     port,
     origin,
     baseUrl: (scenario) => `${origin}/s/${encodeURIComponent(scenario)}/v1beta`,
-    script(scenario, stepList) {
-      if (!Array.isArray(stepList) || stepList.length === 0) throw new Error("script needs a non-empty array of steps");
-      scripts.set(scenario, stepList);
-      received.set(scenario, []);
-    },
-    hits: (scenario) => (received.get(scenario) ?? []).length,
-    requests: (scenario) => received.get(scenario) ?? [],
-    reset() {
-      scripts.clear();
-      received.clear();
-      srv.clearTimers();
-      for (const r of pendingResponses) r.destroy();
-      pendingResponses.clear();
-    },
+    ...registry.api,
+    reset: () => registry.reset(),
     close: () => srv.close(),
   };
 }

@@ -39,7 +39,7 @@
 // The "role" chunk (delta {role:"assistant", content:""}) is not a content chunk and is sent
 // together with the headers.
 
-import { createFakeServer } from "./fake-server.mjs";
+import { createFakeServer, createScriptRegistry } from "./fake-server.mjs";
 
 export const FIXTURE_ERRORS = {
   rate_limited: {
@@ -162,24 +162,15 @@ function countTokens(messages) {
 }
 
 export async function startFake({ host = "127.0.0.1" } = {}) {
-  const scripts = new Map(); // scenario -> steps[]
-  const received = new Map(); // scenario -> [{method,url,headers,body,rawBody,at}]
-  const pendingResponses = new Set();
   let idSeq = 0;
   let platform = { limit: Infinity, seen: 0, refused: 0 };
 
   const srv = createFakeServer("fake-openai", (req, res, rawBody) => handle(req, res, rawBody));
   const sleep = srv.sleep;
-
-  function stepFor(scenario, index) {
-    const s = scripts.get(scenario);
-    if (!s || s.length === 0) return { ok: `default answer from ${scenario}` };
-    return s[Math.min(index, s.length - 1)];
-  }
+  const registry = createScriptRegistry(srv); // entries: {method,url,headers,body,rawBody,at,aborted}
 
   async function handle(req, res, rawBody) {
-    pendingResponses.add(res);
-    res.on("close", () => pendingResponses.delete(res));
+    registry.track(res);
     const m = /^\/s\/([^/]+)\/v1\/chat\/completions\/?(?:\?.*)?$/.exec(req.url);
     if (!m) {
       res.writeHead(404, { "content-type": "application/json" });
@@ -203,16 +194,12 @@ export async function startFake({ host = "127.0.0.1" } = {}) {
     } catch {
       body = undefined;
     }
-    const list = received.get(scenario) ?? [];
-    received.set(scenario, list);
-    const index = list.length;
     const entry = { method: req.method, url: req.url, headers: { ...req.headers }, body, rawBody, at: Date.now(), aborted: false };
-    list.push(entry);
+    const { step } = registry.record(scenario, entry);
     // The gateway hung up before the answer was complete (a cancelled hedge, an aborted stream).
     res.on("close", () => {
       if (!res.writableEnded && !srv.closed) entry.aborted = true;
     });
-    const step = stepFor(scenario, index);
 
     if (step.hang) return; // never answer; close() destroys the socket
     if (step.delayMs) await sleep(step.delayMs);
@@ -361,15 +348,9 @@ export async function startFake({ host = "127.0.0.1" } = {}) {
     port,
     origin,
     baseUrl: (scenario) => `${origin}/s/${encodeURIComponent(scenario)}/v1`,
-    script(scenario, stepList) {
-      if (!Array.isArray(stepList) || stepList.length === 0) throw new Error("script needs a non-empty array of steps");
-      scripts.set(scenario, stepList);
-      received.set(scenario, []);
-    },
-    hits: (scenario) => (received.get(scenario) ?? []).length,
-    requests: (scenario) => received.get(scenario) ?? [],
+    ...registry.api,
     /** How many requests to `scenario` the gateway hung up on before their answer ended. */
-    aborted: (scenario) => (received.get(scenario) ?? []).filter((r) => r.aborted).length,
+    aborted: (scenario) => registry.api.requests(scenario).filter((r) => r.aborted).length,
     /** Refuse every request after the first `n` (in all scenarios) until reset(). */
     platformLimit(n) {
       platform = { limit: n, seen: 0, refused: 0 };
@@ -379,11 +360,7 @@ export async function startFake({ host = "127.0.0.1" } = {}) {
     /** Forget all scripts and recorded requests; destroy connections left hanging by earlier steps. */
     reset() {
       platform = { limit: Infinity, seen: 0, refused: 0 };
-      scripts.clear();
-      received.clear();
-      srv.clearTimers();
-      for (const r of pendingResponses) r.destroy();
-      pendingResponses.clear();
+      registry.reset();
     },
     close: () => srv.close(),
   };

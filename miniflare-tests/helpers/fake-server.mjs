@@ -76,3 +76,58 @@ export function createFakeServer(name, handle) {
     },
   };
 }
+
+/**
+ * What the scripted fakes (OpenAI, Anthropic, Gemini) share: per scenario, a list of steps
+ * (step i answers request i, the last repeats) and the requests received; the responses still
+ * open, so that reset() can end what an earlier test left hanging.
+ *
+ * A fake's handler calls `track(res)` for every request and `record(scenario, entry)` for each
+ * scripted one (it keeps `entry`, returns `{index, step}`); the fake returns `{...api, ...its own}`.
+ * @param {object} srv  the fake's createFakeServer()
+ */
+export function createScriptRegistry(srv) {
+  const scripts = new Map(); // scenario -> steps[]
+  const received = new Map(); // scenario -> [entry]
+  const pendingResponses = new Set();
+
+  function stepFor(scenario, index) {
+    const s = scripts.get(scenario);
+    if (!s || s.length === 0) return { ok: `default answer from ${scenario}` };
+    return s[Math.min(index, s.length - 1)];
+  }
+
+  return {
+    /** Tracks `res` until it closes (reset() destroys it if it is still open). */
+    track(res) {
+      pendingResponses.add(res);
+      res.on("close", () => pendingResponses.delete(res));
+    },
+    /** Records a request of `scenario`; returns its index and the step that answers it. */
+    record(scenario, entry) {
+      const list = received.get(scenario) ?? [];
+      received.set(scenario, list);
+      const index = list.length;
+      list.push(entry);
+      return { index, step: stepFor(scenario, index) };
+    },
+    /** Forgets the scripts and recorded requests; destroys the responses left open. */
+    reset() {
+      scripts.clear();
+      received.clear();
+      srv.clearTimers();
+      for (const r of pendingResponses) r.destroy();
+      pendingResponses.clear();
+    },
+    /** The methods every scripted fake offers. */
+    api: {
+      script(scenario, stepList) {
+        if (!Array.isArray(stepList) || stepList.length === 0) throw new Error("script needs a non-empty array of steps");
+        scripts.set(scenario, stepList);
+        received.set(scenario, []);
+      },
+      hits: (scenario) => (received.get(scenario) ?? []).length,
+      requests: (scenario) => received.get(scenario) ?? [],
+    },
+  };
+}

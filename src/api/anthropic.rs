@@ -113,6 +113,7 @@ pub fn parse_messages_request(bytes: &[u8]) -> Result<ChatRequest, ApiError> {
         include_usage: false,
         prompt_chars,
         anthropic_headers: Vec::new(),
+        output_cap: None,
     })
 }
 

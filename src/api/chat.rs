@@ -33,6 +33,9 @@ pub struct ChatRequest {
     /// Anthropic's own request headers the client sent (`ANTHROPIC_HEADERS`), forwarded to
     /// Anthropic upstreams only; never any other client header.
     pub anthropic_headers: Vec<(String, String)>,
+    /// The output limit the gateway set itself (`keys::cap_output`): a stream reaching it ends
+    /// with an in-band `budget_exceeded` error, never as a complete answer.
+    pub output_cap: Option<u64>,
 }
 
 /// Client headers an Anthropic upstream receives as sent: the API version and the beta
@@ -129,6 +132,7 @@ pub fn parse_chat_request(bytes: &[u8]) -> Result<ChatRequest, ApiError> {
         include_usage: stream && include_usage,
         prompt_chars,
         anthropic_headers: Vec::new(),
+        output_cap: None,
     })
 }
 

@@ -162,6 +162,7 @@ pub fn parse_responses_request(bytes: &[u8]) -> Result<ChatRequest, ApiError> {
         include_usage: stream,
         prompt_chars: conv.chars,
         anthropic_headers: Vec::new(),
+        output_cap: None,
     })
 }
 

@@ -37,10 +37,11 @@ pub(super) fn breaker(
         raw.cooldown_ms,
         b.cooldown_ms,
     );
+    // Unset, the cap is at least the cooldown: a longer cooldown alone stays valid.
     let cooldown_max_ms = errs.ms(
         &format!("{path}.cooldown_max_ms"),
         raw.cooldown_max_ms,
-        b.cooldown_max_ms,
+        b.cooldown_max_ms.max(cooldown_ms),
     );
     if cooldown_max_ms < cooldown_ms {
         errs.push(

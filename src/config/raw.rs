@@ -188,6 +188,10 @@ pub struct RawProvider {
     /// How this provider continues a partial answer: "none", "assistant" (a trailing assistant
     /// message) or "prefix_flag" (the same with `"prefix": true`, DeepSeek-style).
     pub prefill: Option<String>,
+    /// The provider bills the prompt of an attempt that failed after it reached the model (a
+    /// cut or stalled stream, a cancelled hedge): count it in the request's cost. Default:
+    /// on for real providers, off for the mock.
+    pub bill_failed_prompts: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -103,6 +103,8 @@ pub struct Provider {
     pub name: String,
     pub kind: ProviderKind,
     pub prefill: PrefillSupport,
+    /// Attempts that failed after reaching the model are billed their prompt (see `raw`).
+    pub bill_failed_prompts: bool,
 }
 
 /// How a provider can continue a partial answer (for mid-stream resume).

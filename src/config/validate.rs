@@ -105,10 +105,14 @@ fn providers<'a>(
         if let Some(kind) = provider_kind(&path, p, errs) {
             index.insert(name.as_str(), providers.len());
             let prefill = prefill(&path, p, &kind, errs);
+            let bill_failed_prompts = p
+                .bill_failed_prompts
+                .unwrap_or(!matches!(kind, ProviderKind::Mock(_)));
             providers.push(Provider {
                 name: name.clone(),
                 kind,
                 prefill,
+                bill_failed_prompts,
             });
         }
     }

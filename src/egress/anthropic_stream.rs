@@ -205,6 +205,23 @@ impl AnthropicStreamEncoder {
         self.ended = true;
         out.push(error_event(e, message));
     }
+
+    /// Ends the stream with an error the gateway raised (not the upstream).
+    pub fn gateway_error(&mut self, kind: ErrorKind, message: &str, out: &mut Vec<Vec<u8>>) {
+        if self.ended {
+            return;
+        }
+        self.ended = true;
+        out.push(gateway_error_event(kind, message));
+    }
+}
+
+/// An Anthropic `error` stream event the gateway itself sends (an answer it cut).
+pub fn gateway_error_event(kind: ErrorKind, message: &str) -> Vec<u8> {
+    event(
+        "error",
+        &json!({"type": "error", "error": {"type": kind.anthropic_type(), "message": message}}),
+    )
 }
 
 /// An Anthropic `error` stream event for a failure after the stream started.

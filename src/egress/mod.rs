@@ -14,6 +14,7 @@ pub use anthropic_stream::AnthropicStreamEncoder;
 pub use responses_body::completion_to_response;
 pub use responses_stream::ResponsesStreamEncoder;
 
+use crate::api::error::ErrorKind;
 use crate::api::{anthropic, ApiError, ClientFormat};
 use crate::resilience::UpstreamError;
 use crate::sse::{encode_data, DONE};
@@ -86,6 +87,31 @@ impl StreamEgress {
         }
     }
 
+    /// The gateway cut the answer at the `cap` output tokens the caller's key reserved: one
+    /// in-band `budget_exceeded` error event, and never the normal end.
+    pub fn budget_cut(&mut self, cap: u64, out: &mut Vec<Vec<u8>>) {
+        let message = budget_cut_message(cap);
+        match self {
+            StreamEgress::OpenAi => {
+                let body = json!({"error": {"message": message, "type": "insufficient_quota", "code": "budget_exceeded", "param": null}});
+                out.push(encode_data(&body.to_string()));
+            }
+            StreamEgress::Anthropic(enc) => {
+                enc.gateway_error(ErrorKind::RateLimited, &message, out)
+            }
+            StreamEgress::Responses(enc) => enc.budget_cut(&message, out),
+            StreamEgress::AnthropicNative { ended, .. } => {
+                if !*ended {
+                    *ended = true;
+                    out.push(anthropic_stream::gateway_error_event(
+                        ErrorKind::RateLimited,
+                        &message,
+                    ));
+                }
+            }
+        }
+    }
+
     /// The stream broke after it started: one in-band error event, and nothing after it.
     pub fn error(&mut self, e: &UpstreamError, out: &mut Vec<Vec<u8>>) {
         let message = format!("{} (the answer above is incomplete)", e.message);
@@ -106,6 +132,15 @@ impl StreamEgress {
     }
 }
 
+/// What a stream cut at its output reservation says (`StreamEgress::budget_cut`).
+pub fn budget_cut_message(cap: u64) -> String {
+    format!(
+        "The answer reached the {cap} output tokens reserved for it and was cut there: the \
+         gateway key has a budget or token limit and the request set no max_tokens. Send \
+         max_tokens, or raise defaults.estimated_output_tokens in the routing table."
+    )
+}
+
 /// A complete (non-streamed) pivot answer in the client's format.
 pub fn completion_for_client(client: ClientFormat, body: Vec<u8>) -> Vec<u8> {
     match client {
@@ -121,5 +156,50 @@ pub fn error_for_client(client: ClientFormat, e: &ApiError) -> Vec<u8> {
         // The Responses API answers HTTP errors in OpenAI's `{"error": {…}}` shape.
         ClientFormat::OpenAi | ClientFormat::Responses => e.to_body(),
         ClientFormat::Anthropic => anthropic::error_body(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn text(out: &[Vec<u8>]) -> String {
+        out.iter().map(|b| String::from_utf8_lossy(b)).collect()
+    }
+
+    #[test]
+    fn a_budget_cut_is_an_error_event_in_every_client_format_and_never_the_end() {
+        for (client, native) in [
+            (ClientFormat::OpenAi, false),
+            (ClientFormat::Anthropic, false),
+            (ClientFormat::Anthropic, true),
+            (ClientFormat::Responses, false),
+        ] {
+            let mut e = StreamEgress::new(client, native);
+            let mut out = Vec::new();
+            e.budget_cut(20, &mut out);
+            let t = text(&out);
+            assert!(t.contains("20 output tokens reserved"), "{t}");
+            assert!(!t.contains("[DONE]") && !t.contains("message_stop"), "{t}");
+            match client {
+                ClientFormat::OpenAi => assert!(t.contains("\"code\":\"budget_exceeded\"")),
+                ClientFormat::Anthropic => {
+                    assert!(t.starts_with("event: error\n"), "{t}");
+                    assert!(t.contains("\"type\":\"rate_limit_error\""), "{t}");
+                }
+                ClientFormat::Responses => {
+                    assert!(t.contains("event: response.failed\n"), "{t}");
+                    assert!(t.contains("event: error\n"), "{t}");
+                    assert!(t.contains("\"code\":\"budget_exceeded\""), "{t}");
+                    assert!(!t.contains("response.completed"), "{t}");
+                }
+            }
+            // An Anthropic stream, once ended by it, never gets its message_stop.
+            let mut after = Vec::new();
+            e.done(&mut after);
+            if client != ClientFormat::OpenAi {
+                assert!(text(&after).is_empty(), "{}", text(&after));
+            }
+        }
     }
 }

@@ -338,6 +338,26 @@ impl ResponsesStreamEncoder {
     /// The stream broke after it started: `response.failed` (the partial output, marked
     /// incomplete), then an `error` event; nothing after them.
     pub fn error(&mut self, e: &UpstreamError, message: &str, out: &mut Vec<Vec<u8>>) {
+        let failure = Failure {
+            kind: "upstream_error",
+            code: e.class.as_str(),
+            response_code: "server_error",
+        };
+        self.fail(&failure, message, out);
+    }
+
+    /// The gateway itself cut the answer (at a key's output reservation): the same end as a
+    /// break, `budget_exceeded`.
+    pub fn budget_cut(&mut self, message: &str, out: &mut Vec<Vec<u8>>) {
+        let failure = Failure {
+            kind: "insufficient_quota",
+            code: "budget_exceeded",
+            response_code: "rate_limit_exceeded",
+        };
+        self.fail(&failure, message, out);
+    }
+
+    fn fail(&mut self, f: &Failure, message: &str, out: &mut Vec<Vec<u8>>) {
         if self.ended {
             return;
         }
@@ -345,23 +365,29 @@ impl ResponsesStreamEncoder {
             self.start(Head::default(), out);
         }
         self.ended = true;
-        let code = e.class.as_str();
         let resp = response(
             &self.head(),
             Status::Failed,
             self.output(Status::Failed),
             usage(self.usage.as_ref()),
-            json!({"code": "server_error", "message": message}),
+            json!({"code": f.response_code, "message": message}),
         );
         self.emit("response.failed", obj(json!({"response": resp})), out);
-        let error =
-            json!({"type": "upstream_error", "code": code, "message": message, "param": null});
+        let error = json!({"type": f.kind, "code": f.code, "message": message, "param": null});
         self.emit(
             "error",
-            obj(json!({"code": code, "message": message, "param": null, "error": error})),
+            obj(json!({"code": f.code, "message": message, "param": null, "error": error})),
             out,
         );
     }
+}
+
+/// How a failed stream names its failure: the `error` event's type and code, and the code of
+/// the failed `response`'s `error` (one of the Responses API's codes).
+struct Failure {
+    kind: &'static str,
+    code: &'static str,
+    response_code: &'static str,
 }
 
 fn obj(v: Value) -> Map<String, Value> {

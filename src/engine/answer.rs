@@ -92,7 +92,7 @@ impl<T: Transport, C: Clock, H: Health> Engine<'_, T, C, H> {
         };
         match self.hedged_attempt(primary, after, hp).await {
             Hedged::Primary { outcome, loser } => {
-                if let Some(step) = loser.and_then(|l| self.note_loser(v.route, meta, l)) {
+                if let Some(step) = loser.and_then(|l| self.note_loser(v.route, req, meta, l)) {
                     walk.on_hedge_failed(step);
                 }
                 Tried {
@@ -106,7 +106,7 @@ impl<T: Transport, C: Clock, H: Health> Engine<'_, T, C, H> {
                 started_ms,
                 loser,
             } => {
-                let _ = self.note_loser(v.route, meta, loser);
+                let _ = self.note_loser(v.route, req, meta, loser);
                 Tried {
                     outcome,
                     hedge_won: Some((step_index, started_ms)),

@@ -46,6 +46,8 @@ pub struct AttemptInput<'a> {
     /// Set when this attempt resumes a broken stream: how to filter its chunks, what the
     /// client already has, and the client-side encoder to continue with.
     pub resume: Option<(Filter, Delivered, StreamEgress)>,
+    /// The output limit the gateway imposed (see `ChatRequest::output_cap`).
+    pub output_cap: Option<u64>,
     /// Scrubs secrets from every upstream error before it reaches the caller or a log line.
     pub redactor: &'a Rc<Redactor>,
 }
@@ -153,6 +155,7 @@ async fn attempt_once<T: Transport, C: Clock>(
                 .resumed(filter, delivered)
         }
     };
+    live.cap_output(input.output_cap);
     match live.until_commit(clock).await {
         Ok(()) => AttemptOutcome::Committed(Box::new(live)),
         Err(e) => AttemptOutcome::Failed(e),

@@ -8,9 +8,11 @@ use super::ports::Health;
 use super::Engine;
 use crate::api::chat::Needs;
 use crate::api::ApiError;
-use crate::config::{Capabilities, Route};
-use crate::resilience::UpstreamError;
+use crate::api::ChatRequest;
+use crate::config::{Capabilities, Deployment, Route};
+use crate::resilience::{ErrorClass, UpstreamError};
 use crate::state::breaker::Report;
+use crate::usage::{estimate, Usage};
 
 impl<T, C, H: Health> Engine<'_, T, C, H> {
     /// A failed attempt (before or after commit): a failure if its class counts; a probe
@@ -49,11 +51,45 @@ impl<T, C, H: Health> Engine<'_, T, C, H> {
     }
 }
 
+impl<T, C, H> Engine<'_, T, C, H> {
+    /// The prompt of an attempt that failed after reaching the model (`class`; None: a hedge
+    /// cancelled because the other attempt won), when its provider bills such prompts
+    /// (`bill_failed_prompts`): estimated, at the deployment's input price, in
+    /// `meta.failed_prompts` (part of the request's cost).
+    pub(super) fn bill_failed(
+        &self,
+        meta: &mut Meta,
+        dep: &Deployment,
+        req: &ChatRequest,
+        class: Option<ErrorClass>,
+    ) {
+        let reached = class.is_none_or(ErrorClass::billed_by_provider);
+        let bills = self
+            .table
+            .provider_of(dep)
+            .is_some_and(|p| p.bill_failed_prompts);
+        if reached && bills {
+            let prompt = Usage {
+                prompt_tokens: estimate::prompt_tokens(req),
+                ..Usage::default()
+            };
+            meta.failed_prompts
+                .push((dep.name.clone(), prompt.cost_nanos(&dep.price)));
+        }
+    }
+}
+
 impl<T, C, H: Health> Engine<'_, T, C, H> {
-    /// Books the hedge race's loser: a cancelled attempt is only noted (it never answered and
-    /// is not billed); a failed one is an attempt like any other. Returns the chain step of a
-    /// failed loser.
-    pub(super) fn note_loser(&self, route: &Route, meta: &mut Meta, l: Loser) -> Option<usize> {
+    /// Books the hedge race's loser: a cancelled attempt is noted (it never answered; its
+    /// prompt is billed if its provider bills such prompts); a failed one is an attempt like
+    /// any other. Returns the chain step of a failed loser.
+    pub(super) fn note_loser(
+        &self,
+        route: &Route,
+        req: &ChatRequest,
+        meta: &mut Meta,
+        l: Loser,
+    ) -> Option<usize> {
         let dep = route
             .chain
             .steps()
@@ -62,6 +98,7 @@ impl<T, C, H: Health> Engine<'_, T, C, H> {
         match l.error {
             None => {
                 meta.hedges.push((dep.name.clone(), Hedge::Cancelled));
+                self.bill_failed(meta, dep, req, None);
                 None
             }
             Some(e) => {
@@ -73,6 +110,7 @@ impl<T, C, H: Health> Engine<'_, T, C, H> {
                     started_ms: l.started_ms,
                     duration_ms: l.ended_ms.saturating_sub(l.started_ms),
                 });
+                self.bill_failed(meta, dep, req, Some(e.class));
                 Some(l.step_index)
             }
         }

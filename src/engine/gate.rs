@@ -6,6 +6,7 @@
 use super::meta::Skip;
 use super::ports::Health;
 use crate::config::Deployment;
+use crate::resilience::subrequests::SubrequestBudget;
 use crate::state::breaker::View;
 
 pub(super) enum Gate {
@@ -63,6 +64,25 @@ pub(super) async fn gate<H: Health>(health: &H, dep: &Deployment, now_ms: u64) -
         }
         View::ForcedOpen => forced_open(),
     }
+}
+
+/// The gate as hedges and resumes pass it, paid from the request's subrequest budget: None
+/// when the budget cannot pay for the visit (the gate's calls and the attempt), else the
+/// gate's answer with its calls charged. (The chain walk does the same in two steps, since it
+/// is pure: `ChainWalk::next_candidate` checks, `ChainWalk::on_gate` charges.)
+pub(super) async fn paid_gate<H: Health>(
+    health: &H,
+    budget: &mut SubrequestBudget,
+    index: usize,
+    dep: &Deployment,
+    now_ms: u64,
+) -> Option<Gate> {
+    if !budget.affords_visit(index, dep.breaker.enabled, false) {
+        return None;
+    }
+    let g = gate(health, dep, now_ms).await;
+    budget.charge_gate(g.asked_probe());
+    Some(g)
 }
 
 fn forced_open() -> Gate {

@@ -13,7 +13,7 @@
 //! budget cannot pay for one, the first attempt runs alone.
 
 use super::attempt::{AttemptInput, AttemptOutcome};
-use super::gate::{gate, Gate};
+use super::gate::{paid_gate, Gate};
 use super::ports::{Clock, Health, Transport};
 use super::Engine;
 use crate::api::ChatRequest;
@@ -177,11 +177,8 @@ impl<T: Transport, C: Clock, H: Health> Engine<'_, T, C, H> {
             }) else {
                 continue;
             };
-            if !hp.budget.affords_visit(index, dep.breaker.enabled, false) {
-                return None;
-            }
-            let g = gate(self.health, dep, self.clock.now_ms()).await;
-            hp.budget.charge_gate(g.asked_probe());
+            let now = self.clock.now_ms();
+            let g = paid_gate(self.health, hp.budget, index, dep, now).await?;
             if !matches!(g, Gate::Go { probe: false }) {
                 continue;
             }

@@ -122,6 +122,10 @@ pub struct Meta {
     /// The usage (of the final attempt) was estimated: the provider never reported it.
     pub usage_estimated: bool,
     pub cost_nanos: Option<u64>,
+    /// Part of `cost_nanos`: the estimated prompt of each attempt that failed after reaching
+    /// the model (in attempt order), then of each cancelled hedge, on providers that bill
+    /// them (`bill_failed_prompts`): (deployment, nano-USD).
+    pub failed_prompts: Vec<(String, u64)>,
     /// Time spent waiting on upstreams and backoff sleeps; the rest is the gateway's own.
     pub waiting_ms: u64,
     /// Set when the request ended: HTTP status given to the client (200 for streams even if
@@ -148,6 +152,14 @@ pub struct Meta {
 }
 
 impl Meta {
+    /// The sum of `failed_prompts`.
+    pub fn failed_prompts_nanos(&self) -> u64 {
+        self.failed_prompts
+            .iter()
+            .map(|(_, n)| *n)
+            .fold(0, u64::saturating_add)
+    }
+
     pub fn overhead_ms(&self, now_ms: u64) -> u64 {
         now_ms
             .saturating_sub(self.started_ms)

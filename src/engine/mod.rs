@@ -16,6 +16,7 @@ pub mod ports;
 pub mod resume;
 mod resuming;
 mod stream;
+mod stream_resume;
 mod walk;
 
 pub use body::AttemptBody;
@@ -71,8 +72,26 @@ pub fn chain_order(route: &Route) -> Vec<usize> {
 
 impl<T: Transport, C: Clock, H: Health> Engine<'_, T, C, H> {
     /// Serves one chat request on `route`. Never panics; every path ends in an `Outcome`.
-    /// The chain walk (`walk::ChainWalk`) decides; this runs its gates and attempts.
+    /// The chain walk (`walk::ChainWalk`) decides; this runs its gates and attempts. The
+    /// prompts of failed attempts the providers bill are part of the request's cost.
     pub async fn run(
+        &self,
+        route: &Route,
+        req: &Rc<ChatRequest>,
+        ctx: RequestContext,
+    ) -> Outcome<T::Body> {
+        let mut outcome = self.walk_chain(route, req, ctx).await;
+        // A stream adds them to the answer's cost when it ends (`CommittedStream::finalise`).
+        if let Outcome::Complete { meta, .. } | Outcome::Failed { meta, .. } = &mut outcome {
+            let billed = meta.failed_prompts_nanos();
+            if billed > 0 {
+                meta.cost_nanos = Some(meta.cost_nanos.unwrap_or(0).saturating_add(billed));
+            }
+        }
+        outcome
+    }
+
+    async fn walk_chain(
         &self,
         route: &Route,
         req: &Rc<ChatRequest>,
@@ -183,14 +202,15 @@ impl<T: Transport, C: Clock, H: Health> Engine<'_, T, C, H> {
                 started_ms: now,
                 duration_ms,
             });
+            self.bill_failed(meta, c.dep, req, Some(error.class));
             match walk.on_failure(c, v.probe, error, end) {
-                walk::Step::RetryAt(at) => {
+                walk::AfterFailure::RetryAt(at) => {
                     let wait = at.saturating_sub(end);
                     self.clock.sleep(wait).await;
                     meta.waiting_ms += wait;
                 }
-                walk::Step::Next => return None,
-                walk::Step::Fail(api) => {
+                walk::AfterFailure::Next => return None,
+                walk::AfterFailure::Fail(api) => {
                     meta.subrequests = walk.budget().used();
                     return Some(failed(std::mem::take(meta), api));
                 }

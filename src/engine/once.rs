@@ -35,6 +35,7 @@ impl<T: Transport, C: Clock, H: Health> Engine<'_, T, C, H> {
             client: req.client,
             request_deadline_ms,
             resume,
+            output_cap: req.output_cap,
             redactor: self.redactor,
         })
     }

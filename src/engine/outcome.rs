@@ -138,15 +138,16 @@ impl<B: ResponseBody> CommittedStream<B> {
         self.meta.usage_estimated = reported.is_none();
         self.meta.usage = self.resume.total_usage(last_usage);
         let last = last_usage.map(|u| u.cost_nanos(&self.price));
-        self.meta.cost_nanos = match (last, self.resume.prior_cost_nanos()) {
+        let before = self.resume.prior_cost_nanos() + self.meta.failed_prompts_nanos();
+        self.meta.cost_nanos = match (last, before) {
             (None, 0) => None,
-            (l, prior) => Some(l.unwrap_or(0) + prior),
+            (l, before) => Some(l.unwrap_or(0) + before),
         };
         self.meta.subrequests = self.resume.budget.used();
-        self.meta.error = self
-            .live
-            .end_error
-            .as_ref()
-            .map(|e| format!("{}: {}", e.class, e.message));
+        self.meta.error = match (&self.live.end_error, self.live.capped) {
+            (Some(e), _) => Some(format!("{}: {}", e.class, e.message)),
+            (None, true) => Some("budget_exceeded: the answer was cut at its reservation".into()),
+            (None, false) => None,
+        };
     }
 }

@@ -2,24 +2,20 @@
 //! bookkeeping that makes the client see one answer (usage summed over every attempt).
 //!
 //! State: the request and route, the chain position the next resume goes to (the deployment
-//! that broke once, then the ones after it), how many resumes were used, deployments that
-//! refused a prefill, and the usage of attempts that broke (estimated from delivered text:
-//! a cut stream reports none), and the request's subrequest budget. Invariants: at most
-//! `route.resume.max` resumes, all inside the request deadline and paid from the budget (a
-//! resume it cannot pay for is not tried, and the stream ends with the original failure,
-//! its message naming the budget); a prefill refusal is never the caller's error (the original
-//! failure is).
+//! that broke once, unless it timed out, then the ones after it), how many resumes were used, deployments that
+//! refused a prefill, deployments that timed out in this request, and the usage of attempts
+//! that broke (estimated from delivered text: a cut stream reports none), and the request's
+//! subrequest budget. Invariants: at most `route.resume.max` resumes, all inside the request
+//! deadline and paid from the budget (a resume it cannot pay for is not tried, and the stream
+//! ends with the original failure, its message naming the budget); a prefill refusal is never
+//! the caller's error (the original failure is); a deployment that timed out in this request
+//! (connect, first token, idle, attempt; before the commit, in a hedge, as the live stream or
+//! in a resume) is never asked to resume it, so a stall costs at most one `idle_ms` before the
+//! next deployment is asked, as before the commit.
 
-use super::attempt::AttemptOutcome;
-use super::gate::{gate, Gate};
-use super::meta::{AttemptRecord, Skip};
-use super::outcome::CommittedStream;
-use super::ports::{Clock, Health, ResponseBody, Transport};
 use super::resume::{Delivered, Filter, Method, DIVERGED};
-use super::stream::LiveStream;
-use super::Engine;
 use crate::api::ChatRequest;
-use crate::config::{Deployment, PrefillSupport, ResumeMode, Route};
+use crate::config::{PrefillSupport, ResumeMode, Route};
 use crate::resilience::subrequests::SubrequestBudget;
 use crate::resilience::{ErrorClass, UpstreamError};
 use crate::usage::{estimate, Usage};
@@ -28,20 +24,23 @@ use std::rc::Rc;
 
 pub struct ResumeState {
     /// Shared with the glue: no copy of the (possibly large) request per stream.
-    req: Rc<ChatRequest>,
-    route: Route,
+    pub(super) req: Rc<ChatRequest>,
+    pub(super) route: Route,
     /// The request's plan (chain step indices in order) and the position in it of the next
     /// deployment to resume on.
-    order: Vec<usize>,
-    cursor: usize,
-    used: u32,
-    request_deadline_ms: u64,
-    prefill_refused: Vec<usize>,
+    pub(super) order: Vec<usize>,
+    pub(super) cursor: usize,
+    pub(super) used: u32,
+    pub(super) request_deadline_ms: u64,
+    pub(super) prefill_refused: Vec<usize>,
+    /// Deployments (table indices) that timed out in this request: a silent deployment is
+    /// not asked again, resume included.
+    pub(super) timed_out: Vec<usize>,
     /// Usage of the attempts that broke (estimated) and what it cost.
-    prior: Usage,
-    prior_cost_nanos: u64,
+    pub(super) prior: Usage,
+    pub(super) prior_cost_nanos: u64,
     /// Delivered characters already counted in `prior`.
-    counted_chars: usize,
+    pub(super) counted_chars: usize,
     /// The live attempt's usage is already in `prior` (it broke and was booked).
     pub(crate) live_booked: bool,
     /// What the request may still spend on subrequests (shared with the attempts before the
@@ -67,6 +66,7 @@ impl ResumeState {
             used: 0,
             request_deadline_ms,
             prefill_refused: Vec::new(),
+            timed_out: Vec::new(),
             prior: Usage::default(),
             prior_cost_nanos: 0,
             counted_chars: 0,
@@ -100,6 +100,7 @@ impl ResumeState {
             completion_tokens: l.completion_tokens + self.prior.completion_tokens,
             cached_tokens: l.cached_tokens,
             cache_write_tokens: l.cache_write_tokens,
+            reasoning_tokens: l.reasoning_tokens,
         })
     }
 
@@ -119,7 +120,7 @@ impl ResumeState {
 
     /// Books the broken attempt's tokens: the prompt, and an estimate (`usage::estimate`) of
     /// what it delivered (a cut stream never reports its usage).
-    fn count_broken(&mut self, delivered: &Delivered, price: &crate::config::Price) {
+    pub(super) fn count_broken(&mut self, delivered: &Delivered, price: &crate::config::Price) {
         let chars = delivered.chars;
         let new_chars = chars.saturating_sub(self.counted_chars);
         self.counted_chars = chars;
@@ -154,7 +155,7 @@ fn prefill_request(req: &ChatRequest, text: &str, support: PrefillSupport) -> Ch
 
 /// What follows a resume attempt that failed.
 #[derive(Debug, PartialEq, Eq)]
-enum After {
+pub(super) enum After {
     /// The deployment refused the prefill: replay on it instead (not counted as a resume).
     Replay,
     /// Go on to the next deployment.
@@ -164,9 +165,22 @@ enum After {
 }
 
 impl ResumeState {
+    /// `deployment` (a table index) failed with `class` in this request: after a timeout it is
+    /// never asked to resume.
+    pub(super) fn note_failure(&mut self, deployment: usize, class: ErrorClass) {
+        if class.is_timeout() && !self.timed_out.contains(&deployment) {
+            self.timed_out.push(deployment);
+        }
+    }
+
+    /// Whether a resume may go to `deployment` at all (it did not time out in this request).
+    pub(super) fn may_ask(&self, deployment: usize) -> bool {
+        !self.timed_out.contains(&deployment)
+    }
+
     /// How to resume on `deployment` (a table index) whose provider supports `prefill`, by
     /// the route's mode; None when the mode allows no method there.
-    fn method(&self, deployment: usize, prefill: PrefillSupport) -> Option<Method> {
+    pub(super) fn method(&self, deployment: usize, prefill: PrefillSupport) -> Option<Method> {
         let can_prefill =
             prefill != PrefillSupport::None && !self.prefill_refused.contains(&deployment);
         match self.route.resume.mode {
@@ -180,7 +194,13 @@ impl ResumeState {
     /// A resume by `method` on `deployment` failed with `e`. A refused prefill is never
     /// tried there again (and does not count as a resume); a replay that contradicted the
     /// delivered text ends resuming.
-    fn on_failure(&mut self, deployment: usize, method: Method, e: &UpstreamError) -> After {
+    pub(super) fn on_failure(
+        &mut self,
+        deployment: usize,
+        method: Method,
+        e: &UpstreamError,
+    ) -> After {
+        self.note_failure(deployment, e.class);
         if method == Method::Prefill && e.class == ErrorClass::InvalidRequest {
             self.prefill_refused.push(deployment);
             self.used = self.used.saturating_sub(1);
@@ -195,7 +215,7 @@ impl ResumeState {
     }
 
     /// The request and chunk filter of a resume by `method`, after `delivered`.
-    fn request(
+    pub(super) fn request(
         &self,
         method: Method,
         delivered: &Delivered,
@@ -211,140 +231,6 @@ impl ResumeState {
             }
             Method::Replay => (Rc::clone(&self.req), Filter::replay(delivered, self.prior)),
         }
-    }
-}
-
-impl<B: ResponseBody> CommittedStream<B> {
-    /// Whether the break may be resumed at all: resume on, the stream not native, nor past
-    /// what is kept for a resume (`MAX_DELIVERED_BYTES`), nor after a half-sent tool call or
-    /// a divergence, and not a refusal mid-answer (the provider's decision, not a fault).
-    fn may_resume(&self, broken: &UpstreamError) -> bool {
-        self.resume.route.resume.mode != ResumeMode::Off
-            && !self.live.diverged
-            && !self.live.is_native()
-            && self.live.delivered.resumable()
-            && broken.class != ErrorClass::ContentPolicy
-    }
-
-    /// Tries to continue the answer elsewhere after `broken`. True when a resumed attempt
-    /// took over the stream.
-    pub(crate) async fn resume_after<T: Transport<Body = B>, C: Clock, H: Health>(
-        &mut self,
-        engine: &Engine<'_, T, C, H>,
-        broken: &UpstreamError,
-    ) -> bool {
-        if !self.may_resume(broken) {
-            return false;
-        }
-        let delivered = self.live.delivered.clone();
-        self.resume.count_broken(&delivered, &self.price);
-        let mut forced: Option<Method> = None;
-        while self.resume.used < self.resume.route.resume.max {
-            let Some(&index) = self
-                .resume
-                .order
-                .get(self.resume.cursor)
-                .and_then(|&i| self.resume.route.chain.steps().get(i))
-                .map(|step| &step.deployment)
-            else {
-                return false;
-            };
-            let now = engine.clock.now_ms();
-            let dep = engine.table.deployment(index);
-            let provider = dep.and_then(|d| engine.table.provider_of(d));
-            let (Some(dep), Some(provider)) = (dep, provider) else {
-                return false;
-            };
-            if now >= self.resume.request_deadline_ms {
-                return false;
-            }
-            let method = forced
-                .take()
-                .or_else(|| self.resume.method(index, provider.prefill));
-            let Some(method) = method else {
-                self.resume.cursor += 1;
-                continue;
-            };
-            if !self
-                .resume
-                .budget
-                .affords_visit(index, dep.breaker.enabled, false)
-            {
-                self.meta
-                    .skipped
-                    .push((dep.name.clone(), Skip::SubrequestBudget));
-                self.resume.budget_stop = true;
-                return false;
-            }
-            let g = gate(engine.health, dep, now).await;
-            self.resume.budget.charge_gate(g.asked_probe());
-            let probe = match g {
-                Gate::Go { probe } => probe,
-                Gate::Skip { why, .. } => {
-                    self.meta.skipped.push((dep.name.clone(), why));
-                    self.resume.cursor += 1;
-                    continue;
-                }
-            };
-            if !self.resume.budget.try_attempt(index, false) {
-                self.resume.budget_stop = true;
-                return false;
-            }
-            self.resume.used += 1;
-            let (req, filter) = self.resume.request(method, &delivered, provider.prefill);
-            let started = engine.clock.now_ms();
-            let from = (filter, delivered.clone(), self.live.egress_clone());
-            let deadline = self.resume.request_deadline_ms;
-            let outcome = engine.attempt_once(dep, &req, deadline, Some(from)).await;
-            let duration_ms = engine.clock.now_ms().saturating_sub(started);
-            self.meta.waiting_ms += duration_ms;
-            let mut record = AttemptRecord {
-                deployment: dep.name.clone(),
-                class: None,
-                status: Some(200),
-                started_ms: started,
-                duration_ms,
-            };
-            match outcome {
-                AttemptOutcome::Committed(live) => {
-                    self.meta.attempts.push(record);
-                    self.took_over(live, dep, method, probe);
-                    return true;
-                }
-                AttemptOutcome::Failed(e) => {
-                    engine.report_attempt_failure(dep, &e, probe);
-                    record.class = Some(e.class);
-                    record.status = e.status;
-                    self.meta.attempts.push(record);
-                    match self.resume.on_failure(index, method, &e) {
-                        After::Replay => forced = Some(Method::Replay),
-                        After::Next => {}
-                        After::Stop => return false,
-                    }
-                }
-                AttemptOutcome::Complete { .. } => self.resume.cursor += 1,
-            }
-        }
-        false
-    }
-
-    /// A resumed attempt committed: it is the stream now; the next resume, if any, goes to
-    /// the deployment after it.
-    fn took_over(
-        &mut self,
-        mut live: Box<LiveStream<B>>,
-        dep: &Deployment,
-        method: Method,
-        probe: bool,
-    ) {
-        live.waiting_ms = 0;
-        self.meta.resumes.push((dep.name.clone(), method));
-        self.meta.deployment = Some(dep.name.clone());
-        self.live = live;
-        self.resume.live_booked = false;
-        self.price = dep.price;
-        self.probe = probe;
-        self.resume.cursor += 1;
     }
 }
 

@@ -91,3 +91,32 @@ fn a_divergent_replay_ends_resuming_and_other_failures_move_on() {
     let malformed = error(ErrorClass::MalformedResponse, "bad json");
     assert_eq!(s.on_failure(1, Method::Replay, &malformed), After::Next);
 }
+
+#[test]
+fn a_deployment_that_timed_out_is_never_asked_to_resume() {
+    let mut s = state("auto");
+    for class in [
+        ErrorClass::TimeoutIdle,
+        ErrorClass::TimeoutFirstToken,
+        ErrorClass::TimeoutAttempt,
+        ErrorClass::TimeoutConnect,
+    ] {
+        let mut s = state("auto");
+        s.note_failure(0, class);
+        assert!(!s.may_ask(0), "{class:?}");
+        assert!(s.may_ask(1), "{class:?}");
+    }
+    // Other failures leave it eligible (a cut is not silence).
+    for class in [
+        ErrorClass::StreamCut,
+        ErrorClass::Overloaded,
+        ErrorClass::MalformedResponse,
+    ] {
+        s.note_failure(0, class);
+        assert!(s.may_ask(0), "{class:?}");
+    }
+    // A resume that timed out rules its deployment out too, and moves on.
+    let stalled = error(ErrorClass::TimeoutFirstToken, "no first token");
+    assert_eq!(s.on_failure(1, Method::Replay, &stalled), After::Next);
+    assert!(!s.may_ask(1));
+}

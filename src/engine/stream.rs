@@ -47,6 +47,9 @@ pub struct LiveStream<B> {
     redactor: Rc<Redactor>,
     /// The read `step` asked for last.
     armed: Armed,
+    /// The output limit the gateway imposed, and whether the answer was cut there.
+    output_cap: Option<u64>,
+    pub capped: bool,
 }
 
 /// What a committed stream needs next (see `LiveStream::step`).
@@ -108,7 +111,15 @@ impl<B: ResponseBody> LiveStream<B> {
             diverged: false,
             redactor,
             armed: Armed::default(),
+            output_cap: None,
+            capped: false,
         }
+    }
+
+    /// The gateway set the answer's output limit to `cap` (a reservation): an answer that
+    /// reaches it is cut with an in-band error instead of ending normally.
+    pub fn cap_output(&mut self, cap: Option<u64>) {
+        self.output_cap = cap;
     }
 
     /// A resumed attempt: chunks pass `filter`, and `delivered` continues the client's answer.
@@ -338,9 +349,26 @@ impl<B: ResponseBody> LiveStream<B> {
 
     fn finish_ok(&mut self) {
         let mut out = Vec::new();
-        self.egress.done(&mut out);
+        match self.cap_reached() {
+            Some(cap) => {
+                self.egress.budget_cut(cap, &mut out);
+                self.capped = true;
+            }
+            None => self.egress.done(&mut out),
+        }
         self.pending.extend(out);
         self.ended = true;
+    }
+
+    /// The imposed output limit, when the answer reached it (by the provider's count, else by
+    /// the delivered text's estimate).
+    fn cap_reached(&self) -> Option<u64> {
+        let cap = self.output_cap?;
+        let used = match self.usage {
+            Some(u) => u.completion_tokens,
+            None => crate::usage::estimate::tokens(self.delivered.chars),
+        };
+        (used >= cap).then_some(cap)
     }
 
     /// Ends the client's stream with an in-band error event (no resume, or resumes failed).

@@ -59,7 +59,7 @@ fn has_limits(dep: &Deployment) -> bool {
 
 /// What follows a failed attempt.
 #[derive(Debug, PartialEq, Eq)]
-pub(super) enum Step {
+pub(super) enum AfterFailure {
     /// Try the same deployment again at this time (absolute ms, before the request deadline).
     RetryAt(u64),
     /// Go on to the next candidate.
@@ -330,7 +330,7 @@ impl<'r> ChainWalk<'r> {
         probe: bool,
         error: UpstreamError,
         now: u64,
-    ) -> Step {
+    ) -> AfterFailure {
         if c.forced {
             // The failed probe re-opened it for at least another cooldown.
             let cooldown = c
@@ -364,18 +364,18 @@ impl<'r> ChainWalk<'r> {
                     .saturating_add(delay_ms)
                     .max(earliest_next_start(&self.starts));
                 if at >= self.request_deadline_ms {
-                    Step::Next
+                    AfterFailure::Next
                 } else {
-                    Step::RetryAt(at)
+                    AfterFailure::RetryAt(at)
                 }
             }
-            Action::NextDeployment => Step::Next,
+            Action::NextDeployment => AfterFailure::Next,
             Action::NextLargerContext => {
                 let w = c.dep.context_window;
                 self.min_context = Some(self.min_context.map_or(w, |m| m.max(w)));
-                Step::Next
+                AfterFailure::Next
             }
-            Action::Fail => Step::Fail(failure::client_fault(&error)),
+            Action::Fail => AfterFailure::Fail(failure::client_fault(&error)),
         };
         self.last_error = Some(error);
         step

@@ -111,14 +111,16 @@ fn a_retryable_failure_is_retried_on_the_same_deployment_up_to_max_attempts() {
         let c = visit(&mut w, &mut meta).expect("a");
         assert!(w.may_start(&c, 1000));
         match w.on_failure(&c, false, error(class, Some(500)), 1000) {
-            Step::RetryAt(at) => assert!((1000..=1000 + 1000).contains(&at), "{class:?}: {at}"),
+            AfterFailure::RetryAt(at) => {
+                assert!((1000..=1000 + 1000).contains(&at), "{class:?}: {at}")
+            }
             s => panic!("{class:?}: {s:?}"),
         }
         // The second attempt is the last on this deployment (max_attempts 2).
         assert!(w.may_start(&c, 1100));
         assert_eq!(
             w.on_failure(&c, false, error(class, Some(500)), 1100),
-            Step::Next
+            AfterFailure::Next
         );
     }
 }
@@ -137,7 +139,10 @@ fn timeouts_and_auth_errors_move_on_at_once() {
         let mut meta = Meta::default();
         let c = visit(&mut w, &mut meta).expect("a");
         assert!(w.may_start(&c, 0));
-        assert_eq!(w.on_failure(&c, false, error(class, None), 10), Step::Next);
+        assert_eq!(
+            w.on_failure(&c, false, error(class, None), 10),
+            AfterFailure::Next
+        );
         assert_eq!(name(&visit(&mut w, &mut meta)).as_deref(), Some("b"));
     }
 }
@@ -154,7 +159,7 @@ fn a_failed_probe_is_not_retried_there() {
     );
     assert!(w.may_start(&c, 0));
     let e = error(ErrorClass::ServerError, Some(500));
-    assert_eq!(w.on_failure(&c, true, e, 10), Step::Next);
+    assert_eq!(w.on_failure(&c, true, e, 10), AfterFailure::Next);
 }
 
 #[test]
@@ -165,7 +170,7 @@ fn a_retry_that_would_start_past_the_deadline_moves_on_instead() {
     let c = visit(&mut w, &mut meta).expect("a");
     assert!(w.may_start(&c, DEADLINE - 10));
     let e = error(ErrorClass::ServerError, Some(500));
-    assert_eq!(w.on_failure(&c, false, e, DEADLINE - 1), Step::Next);
+    assert_eq!(w.on_failure(&c, false, e, DEADLINE - 1), AfterFailure::Next);
 }
 
 #[test]
@@ -176,7 +181,7 @@ fn after_a_context_length_error_only_larger_deployments_are_visited() {
     let c = visit(&mut w, &mut meta).expect("a");
     assert!(w.may_start(&c, 0));
     let e = error(ErrorClass::ContextLengthExceeded, Some(400));
-    assert_eq!(w.on_failure(&c, false, e, 0), Step::Next);
+    assert_eq!(w.on_failure(&c, false, e, 0), AfterFailure::Next);
     // b has the same window as a: skipped; c is larger.
     assert_eq!(name(&visit(&mut w, &mut meta)).as_deref(), Some("c"));
     assert_eq!(
@@ -194,7 +199,9 @@ fn the_callers_own_fault_stops_the_walk_with_the_providers_status() {
     assert!(w.may_start(&c, 0));
     let e = error(ErrorClass::InvalidRequest, Some(422));
     match w.on_failure(&c, false, e, 0) {
-        Step::Fail(api) => assert_eq!((api.status, api.kind), (422, "invalid_request_error")),
+        AfterFailure::Fail(api) => {
+            assert_eq!((api.status, api.kind), (422, "invalid_request_error"))
+        }
         s => panic!("{s:?}"),
     }
 }
@@ -211,7 +218,7 @@ fn content_policy_falls_back_only_when_the_route_says_so() {
         let c = visit(&mut w, &mut meta).expect("a");
         assert!(w.may_start(&c, 0));
         let step = w.on_failure(&c, false, error(ErrorClass::ContentPolicy, Some(400)), 0);
-        assert_eq!(step == Step::Next, expect_next, "{step:?}");
+        assert_eq!(step == AfterFailure::Next, expect_next, "{step:?}");
     }
 }
 
@@ -257,7 +264,7 @@ fn when_every_breaker_is_open_the_first_to_reopen_is_probed_once() {
     let mut e = error(ErrorClass::ServerError, Some(500));
     e.retry_after_ms = Some(90_000);
     record(&mut meta, &probe, &e);
-    assert_eq!(w.on_failure(&probe, true, e, 1000), Step::Next);
+    assert_eq!(w.on_failure(&probe, true, e, 1000), AfterFailure::Next);
     assert!(w.next_candidate(&mut meta).is_none(), "probed once only");
     let api = w.final_error(&meta, 1000);
     assert_eq!((api.status, api.code.as_str()), (503, "circuit_open"));
@@ -343,7 +350,7 @@ fn the_budget_stops_the_walk_before_a_visit_it_cannot_pay_for() {
     assert!(w.may_start(&c, 0));
     let e = error(ErrorClass::TimeoutConnect, None);
     record(&mut meta, &c, &e);
-    assert_eq!(w.on_failure(&c, false, e, 0), Step::Next);
+    assert_eq!(w.on_failure(&c, false, e, 0), AfterFailure::Next);
     assert!(w.next_candidate(&mut meta).is_none());
     assert_eq!(
         skips(&meta),
@@ -365,7 +372,7 @@ fn the_last_failure_explains_an_exhausted_chain() {
         assert!(w.may_start(&c, 0));
         let e = error(ErrorClass::TimeoutFirstToken, None);
         record(&mut meta, &c, &e);
-        assert_eq!(w.on_failure(&c, false, e, 0), Step::Next);
+        assert_eq!(w.on_failure(&c, false, e, 0), AfterFailure::Next);
     }
     let api = w.final_error(&meta, 0);
     assert_eq!(
@@ -393,7 +400,10 @@ fn only_the_requests_first_attempt_is_hedged_and_a_failed_hedge_is_not_visited_a
     w.on_hedge_failed(1);
     let e = error(ErrorClass::ServerError, Some(500));
     record(&mut meta, &c, &e);
-    assert!(matches!(w.on_failure(&c, false, e, 0), Step::RetryAt(_)));
+    assert!(matches!(
+        w.on_failure(&c, false, e, 0),
+        AfterFailure::RetryAt(_)
+    ));
     assert!(w.may_start(&c, 500));
     assert!(
         w.hedge(&c, false, &req, &meta).is_none(),
@@ -401,7 +411,7 @@ fn only_the_requests_first_attempt_is_hedged_and_a_failed_hedge_is_not_visited_a
     );
     assert_eq!(
         w.on_failure(&c, false, error(ErrorClass::ServerError, Some(500)), 600),
-        Step::Next
+        AfterFailure::Next
     );
     assert_eq!(name(&visit(&mut w, &mut meta)).as_deref(), Some("c"));
 }

@@ -80,6 +80,22 @@ impl ErrorClass {
         )
     }
 
+    /// The attempt failed after the provider accepted it and its model started on the prompt
+    /// (a cut, stalled or malformed stream, a deadline while generating), so the provider
+    /// bills the prompt: OpenAI, Anthropic and Google bill the input of a request whose
+    /// stream is cut or cancelled once generation began. HTTP errors and failed connections
+    /// are not billed.
+    pub fn billed_by_provider(self) -> bool {
+        matches!(
+            self,
+            ErrorClass::StreamCut
+                | ErrorClass::MalformedResponse
+                | ErrorClass::TimeoutFirstToken
+                | ErrorClass::TimeoutIdle
+                | ErrorClass::TimeoutAttempt
+        )
+    }
+
     /// The caller's request itself is at fault: the same request fails everywhere.
     pub fn is_client_fault(self) -> bool {
         matches!(

@@ -34,6 +34,7 @@ const EST: Usage = Usage {
     completion_tokens: 1,
     cached_tokens: None,
     cache_write_tokens: None,
+    reasoning_tokens: None,
 };
 
 fn input<'a>(t: &'a RoutingTable, route: &str) -> PlanInput<'a> {

@@ -9,7 +9,18 @@
 //!   before the trip (stale isolate snapshots) are counted nowhere, so one late success cannot
 //!   close a breaker that the probe is still testing, and late failures cannot re-trip it.
 //! - **Cooldowns grow on repeated trips** (doubling, capped at `cooldown_max_ms`) and honour
-//!   the provider's Retry-After (also capped), and reset once a probe succeeds.
+//!   the provider's Retry-After (also capped), and reset once a probe succeeds. With the
+//!   defaults the cap is the cooldown (30 s): nothing grows (README, "Breaker defaults").
+//! - **A failed probe's cooldown counts from when the probe started**, not from when it failed:
+//!   a probe that took `d` to fail is followed by the next one `max(cooldown, d)` after it
+//!   started. So a deployment that heals while a probe is out is probed again, and gets its
+//!   traffic back, at most one cooldown after it healed, and never sooner than one cooldown
+//!   after the previous probe.
+//! - **Probe rounds are at least `cooldown_ms` apart**: a probe lease taken while none is out
+//!   (after the cooldown, forced, or after a lost lease expired) needs `cooldown_ms` since the
+//!   previous grant. A forced probe (the whole chain open) comes early only by that much, so
+//!   with one probe at a time a deployment that stays down is probed at most once per
+//!   `cooldown_ms`, whatever asks (user requests, forced probes, the cron).
 //! - **A kill switch (`force_open`) overrides everything** until `reset`.
 //!
 //! Every method takes `now_ms`: the Durable Object passes its clock, the tests a manual one.
@@ -42,8 +53,11 @@ impl Default for BreakerConfig {
             failure_rate_bps: 5_000,
             min_requests: 20,
             window_ms: 60_000,
+            // 30 s, not growing: a healed deployment waits at most one cooldown for its
+            // traffic, and a down one is probed at most once per cooldown (README,
+            // "Breaker defaults").
             cooldown_ms: 30_000,
-            cooldown_max_ms: 300_000,
+            cooldown_max_ms: 30_000,
             half_open_probes: 1,
             probe_lease_ms: 60_000,
         }
@@ -114,6 +128,10 @@ pub struct Breaker {
     /// Lifetime trip count, for the dashboard.
     #[serde(default)]
     pub total_trips: u64,
+    /// When the last probe lease was granted (spaces probe rounds; a failed probe's cooldown
+    /// counts from it). Not written while None, so older stored shapes stay as they were.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probed_at_ms: Option<u64>,
 }
 
 impl Default for Breaker {
@@ -125,6 +143,7 @@ impl Default for Breaker {
             window: Window::default(),
             opened_at_ms: None,
             total_trips: 0,
+            probed_at_ms: None,
         }
     }
 }
@@ -143,31 +162,44 @@ impl Breaker {
 
     /// Asks to send one request while the breaker is not closed. Closed: always granted (no
     /// lease is taken). `force` grants a probe before the cooldown ends (the whole chain is
-    /// open and this deployment reopens first); never through a kill switch.
+    /// open and this deployment reopens first), but not within `cooldown_ms` of the previous
+    /// probe; never through a kill switch.
     pub fn acquire_probe(&mut self, cfg: &BreakerConfig, force: bool, now_ms: u64) -> bool {
         let lease = now_ms.saturating_add(cfg.probe_lease_ms);
-        match &mut self.phase {
-            Phase::Closed => true,
+        let round_due = self
+            .probed_at_ms
+            .is_none_or(|at| now_ms >= at.saturating_add(cfg.cooldown_ms));
+        let granted = match &mut self.phase {
+            Phase::Closed => return true,
             Phase::ForcedOpen => false,
             Phase::Open { until_ms } => {
-                if *until_ms > now_ms && !force {
-                    return false;
+                let cooled = *until_ms <= now_ms;
+                if cooled || (force && round_due) {
+                    self.phase = Phase::HalfOpen {
+                        leases: vec![lease],
+                    };
+                    true
+                } else {
+                    false
                 }
-                self.phase = Phase::HalfOpen {
-                    leases: vec![lease],
-                };
-                true
             }
             Phase::HalfOpen { leases } => {
                 leases.retain(|&expiry| expiry > now_ms);
-                if leases.len() < cfg.half_open_probes.max(1) as usize {
+                // A new round (no lease out: the last one expired unreported) is spaced like
+                // any; more probes of the same round (`half_open_probes` > 1) are not.
+                let room = leases.len() < cfg.half_open_probes.max(1) as usize;
+                if room && (!leases.is_empty() || round_due) {
                     leases.push(lease);
                     true
                 } else {
                     false
                 }
             }
+        };
+        if granted {
+            self.probed_at_ms = Some(now_ms);
         }
+        granted
     }
 
     pub fn record(&mut self, cfg: &BreakerConfig, report: Report, now_ms: u64) {
@@ -189,7 +221,9 @@ impl Breaker {
                     {
                         leases.remove(pos);
                     }
-                    self.trip(cfg, report.retry_after_ms, now_ms);
+                    // The next probe comes one cooldown after this one started.
+                    let from = self.probed_at_ms.unwrap_or(now_ms).min(now_ms);
+                    self.trip(cfg, report.retry_after_ms, from, now_ms);
                 }
             }
             Phase::Closed => {
@@ -206,7 +240,7 @@ impl Breaker {
                     && counts.total() >= u64::from(cfg.min_requests.max(1))
                     && counts.failure_bps() >= u64::from(cfg.failure_rate_bps);
                 if by_count || by_rate {
-                    self.trip(cfg, report.retry_after_ms, now_ms);
+                    self.trip(cfg, report.retry_after_ms, now_ms, now_ms);
                 }
             }
         }
@@ -222,10 +256,12 @@ impl Breaker {
         grown.max(retry_after_ms.unwrap_or(0).min(cap))
     }
 
-    fn trip(&mut self, cfg: &BreakerConfig, retry_after_ms: Option<u64>, now_ms: u64) {
+    /// Opens for the next cooldown, counted `from` (now, or when the failed probe started);
+    /// never reopening before `now_ms`.
+    fn trip(&mut self, cfg: &BreakerConfig, retry_after_ms: Option<u64>, from: u64, now_ms: u64) {
         let cooldown = self.next_cooldown_ms(cfg, retry_after_ms);
         self.phase = Phase::Open {
-            until_ms: now_ms.saturating_add(cooldown),
+            until_ms: from.saturating_add(cooldown).max(now_ms),
         };
         self.trips = self.trips.saturating_add(1);
         self.total_trips = self.total_trips.saturating_add(1);
@@ -245,6 +281,7 @@ impl Breaker {
     /// Operator reset: closed, with a clean history.
     pub fn reset(&mut self) {
         self.close();
+        self.probed_at_ms = None;
     }
 
     /// Operator kill switch.

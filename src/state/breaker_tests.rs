@@ -273,3 +273,76 @@ fn state_round_trips_through_json() {
     let back: Breaker = serde_json::from_str(&json).unwrap();
     assert_eq!(back, b);
 }
+
+#[test]
+fn a_failed_probe_s_cooldown_counts_from_when_it_started() {
+    let c = BreakerConfig {
+        cooldown_max_ms: 1_000,
+        ..cfg()
+    };
+    let mut b = Breaker::default();
+    for t in 0..3 {
+        b.record(&c, fail(), t);
+    }
+    // Probe at 1 002 that takes 400 ms to fail: the next one may go at 2 002, not 2 402.
+    assert!(b.acquire_probe(&c, false, 1_002));
+    b.record(&c, probe(false), 1_402);
+    assert_eq!(b.view(1_402), View::Open { until_ms: 2_002 });
+    // One that took longer than the cooldown: half-open at once (it started > 1 s ago).
+    assert!(b.acquire_probe(&c, false, 2_002));
+    b.record(&c, probe(false), 3_500);
+    assert_eq!(b.view(3_500), View::HalfOpen);
+}
+
+#[test]
+fn forced_probes_and_expired_leases_start_a_round_at_most_once_per_cooldown() {
+    let c = BreakerConfig {
+        probe_lease_ms: 200,
+        ..cfg()
+    };
+    let mut b = Breaker::default();
+    for t in 0..3 {
+        b.record(&c, fail(), t);
+    }
+    // Forced (the whole chain open): granted, the breaker never probed before.
+    assert!(b.acquire_probe(&c, true, 10));
+    b.record(&c, probe(false), 20);
+    // Forced again within cooldown_ms (1 s) of that probe: refused, however often asked.
+    for t in [30, 500, 1_009] {
+        assert!(!b.acquire_probe(&c, true, t), "forced at {t}");
+    }
+    assert!(b.acquire_probe(&c, true, 1_010), "1 s after the last probe");
+    // A lost lease (200 ms) frees its slot, but the next round waits for the cooldown.
+    assert!(
+        !b.acquire_probe(&c, false, 1_500),
+        "lease expired, cooldown not over"
+    );
+    assert!(b.acquire_probe(&c, false, 2_010));
+    b.reset();
+    assert_eq!(b.probed_at_ms, None);
+}
+
+#[test]
+fn the_defaults_probe_every_30_s_and_never_grow() {
+    let c = BreakerConfig::default();
+    assert_eq!(
+        (c.cooldown_ms, c.cooldown_max_ms, c.half_open_probes),
+        (30_000, 30_000, 1)
+    );
+    let mut b = Breaker::default();
+    for _ in 0..5 {
+        b.record(&c, fail(), 0);
+    }
+    let mut probes = Vec::new();
+    let mut now = 0;
+    while now < 3_600_000 {
+        if b.acquire_probe(&c, now % 7 == 0, now) {
+            probes.push(now);
+            b.record(&c, probe(false), now + 250);
+        }
+        now += 1_000;
+    }
+    let gaps: Vec<u64> = probes.windows(2).map(|p| p[1] - p[0]).collect();
+    assert!(gaps.iter().all(|&g| g == 30_000), "{gaps:?}");
+    assert_eq!(probes.len(), 120, "one probe per 30 s over an hour");
+}

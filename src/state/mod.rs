@@ -5,6 +5,7 @@
 pub mod breaker;
 pub mod degradation;
 pub mod quota;
+pub mod recent;
 pub mod speed;
 pub mod stats;
 pub mod table_log;

@@ -6,24 +6,33 @@
 //! the estimate for the actual. So concurrent in-flight calls cannot jointly overrun a budget,
 //! and the only possible overshoot is `actual − estimate` of calls that were already in flight
 //! when the last request was admitted. A lost settle cannot block a key forever: reservations
-//! expire after `RESERVATION_TTL_MS`, and at most `MAX_RESERVATIONS` are kept.
+//! expire after `RESERVATION_TTL_MS` (or the request's deadline, if later: a reservation
+//! outlives its request), and at most `MAX_RESERVATIONS` are kept.
 //!
 //! RPM/TPM use a sliding 60-second window of one-second buckets: a request's count (and its
 //! reserved tokens) sit in the bucket of the second it was admitted, and leave the window 60 s
 //! later. Only non-empty buckets are stored (at most 60), which keeps the stored JSON small.
 //!
 //! Pure: every method takes `now_ms` (Unix epoch milliseconds).
+//!
+//! Here: the limits, admission, settling and spend. The window's buckets are in `quota_window.rs`,
+//! the budget periods and their calendar arithmetic in `quota_calendar.rs`.
 
+#[path = "quota_calendar.rs"]
+mod calendar;
+#[path = "quota_window.rs"]
+mod window;
+
+#[cfg(test)]
+use calendar::{civil_from_days, days_from_civil};
+use calendar::{day_of, month_of, next_month_start_ms, Period, MS_PER_DAY};
 use serde::{Deserialize, Serialize};
+use window::{in_window, Bucket};
 
 /// A reservation not settled or released within this time is dropped (without spend).
 pub const RESERVATION_TTL_MS: u64 = 15 * 60 * 1000;
 /// Most outstanding reservations kept; admitting beyond that first drops the earliest admitted.
 pub const MAX_RESERVATIONS: usize = 10_000;
-/// Length of the RPM/TPM window in one-second buckets.
-const WINDOW_SECS: u64 = 60;
-const WINDOW_MS: u64 = WINDOW_SECS * 1000;
-const MS_PER_DAY: u64 = 86_400_000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(default)]
@@ -101,19 +110,6 @@ pub struct Spend {
     pub reservations: u32,
 }
 
-/// One second of the RPM/TPM window. Short keys keep the stored JSON compact.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(default)]
-struct Bucket {
-    /// Unix second.
-    #[serde(rename = "s")]
-    sec: u64,
-    #[serde(rename = "r")]
-    requests: u32,
-    #[serde(rename = "t")]
-    tokens: u64,
-}
-
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(default)]
 struct Reservation {
@@ -125,35 +121,10 @@ struct Reservation {
     tokens: u64,
     #[serde(rename = "c")]
     cost_nanos: u64,
-}
-
-/// Settled spend of one period (UTC day number, or month number = year * 12 + month - 1).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(default)]
-struct Period {
-    id: u64,
-    nanos: u64,
-}
-
-impl Period {
-    /// Spend in period `current`. A stored period newer than `current` (the clock went back)
-    /// still counts, erring on the side of enforcing the budget.
-    fn spent(&self, current: u64) -> u64 {
-        if self.id >= current {
-            self.nanos
-        } else {
-            0
-        }
-    }
-    fn add(&mut self, current: u64, nanos: u64) {
-        if self.id < current {
-            *self = Period {
-                id: current,
-                nanos: 0,
-            };
-        }
-        self.nanos = self.nanos.saturating_add(nanos);
-    }
+    /// Held at least until then (the request's deadline): a long request's reservation must
+    /// not expire while it still runs.
+    #[serde(rename = "u", default, skip_serializing_if = "Option::is_none")]
+    until_ms: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -187,6 +158,19 @@ impl Quota {
     /// When `MAX_RESERVATIONS` are outstanding, a successful admission first drops the
     /// earliest-admitted reservation (as `expire` would: no spend), bounding memory.
     pub fn admit(&mut self, id: &str, limits: &Limits, est: Estimate, now_ms: u64) -> Admission {
+        self.admit_until(id, limits, est, now_ms, None)
+    }
+
+    /// `admit`, the reservation held at least until `until_ms` (the request's deadline) even
+    /// past `RESERVATION_TTL_MS`.
+    pub fn admit_until(
+        &mut self,
+        id: &str,
+        limits: &Limits,
+        est: Estimate,
+        now_ms: u64,
+        until_ms: Option<u64>,
+    ) -> Admission {
         self.expire(now_ms);
         if self.reservations.iter().any(|r| r.id == id) {
             return Admission::Admitted {
@@ -210,6 +194,7 @@ impl Quota {
             at_ms: now_ms,
             tokens: est.tokens,
             cost_nanos: est.cost_nanos,
+            until_ms,
         });
         Admission::Admitted {
             headroom: self.headroom(limits, now_ms),
@@ -315,69 +300,6 @@ impl Quota {
         None
     }
 
-    /// Time until enough of the oldest buckets leave the window for `fits(requests, tokens)`
-    /// to hold, clamped to [1, 60_000] ms (60_000 when it never holds).
-    fn wait_until_fits(&self, now_ms: u64, fits: impl Fn(u64, u64) -> bool) -> u64 {
-        let (mut requests, mut tokens) = self.window_totals(now_ms);
-        for b in self.live_buckets(now_ms) {
-            requests = requests.saturating_sub(u64::from(b.requests));
-            tokens = tokens.saturating_sub(b.tokens);
-            if fits(requests, tokens) {
-                return leaves_in_ms(b.sec, now_ms).clamp(1, WINDOW_MS);
-            }
-        }
-        WINDOW_MS
-    }
-
-    /// Time until the oldest bucket matching `pred` leaves the window (0 if none).
-    fn reset_ms(&self, now_ms: u64, pred: impl Fn(&Bucket) -> bool) -> u64 {
-        self.live_buckets(now_ms)
-            .find(|b| pred(b))
-            .map_or(0, |b| leaves_in_ms(b.sec, now_ms).min(WINDOW_MS))
-    }
-
-    fn live_buckets(&self, now_ms: u64) -> impl Iterator<Item = &Bucket> + Clone + '_ {
-        self.window.iter().filter(move |b| in_window(b.sec, now_ms))
-    }
-
-    fn window_totals(&self, now_ms: u64) -> (u64, u64) {
-        let buckets = self.live_buckets(now_ms);
-        let requests = buckets.clone().map(|b| u64::from(b.requests));
-        let tokens = buckets.map(|b| b.tokens);
-        (sat_sum(requests), sat_sum(tokens))
-    }
-
-    /// Adds to the bucket of Unix second `sec`, inserting it in order if absent.
-    fn add_to_bucket(&mut self, sec: u64, requests: u32, tokens: u64) {
-        if let Some(b) = self.window.iter_mut().find(|b| b.sec == sec) {
-            b.requests = b.requests.saturating_add(requests);
-            b.tokens = b.tokens.saturating_add(tokens);
-            return;
-        }
-        let pos = self
-            .window
-            .iter()
-            .position(|b| b.sec > sec)
-            .unwrap_or(self.window.len());
-        let bucket = Bucket {
-            sec,
-            requests,
-            tokens,
-        };
-        self.window.insert(pos, bucket);
-    }
-
-    /// Replaces reservation `r`'s tokens by `tokens` in its bucket, if still in the window.
-    fn retoken(&mut self, r: &Reservation, tokens: u64, now_ms: u64) {
-        let sec = r.at_ms / 1000;
-        if !in_window(sec, now_ms) {
-            return;
-        }
-        if let Some(b) = self.window.iter_mut().find(|b| b.sec == sec) {
-            b.tokens = b.tokens.saturating_sub(r.tokens).saturating_add(tokens);
-        }
-    }
-
     fn take(&mut self, id: &str) -> Option<Reservation> {
         let i = self.reservations.iter().position(|r| r.id == id)?;
         Some(self.reservations.remove(i))
@@ -389,66 +311,7 @@ fn sat_sum(values: impl Iterator<Item = u64>) -> u64 {
 }
 
 fn expired(r: &Reservation, now_ms: u64) -> bool {
-    r.at_ms.saturating_add(RESERVATION_TTL_MS) <= now_ms
-}
-
-/// Whether the bucket of Unix second `sec` is inside the 60 s window ending at `now_ms`.
-/// Buckets from the future (the clock went back) count as inside.
-fn in_window(sec: u64, now_ms: u64) -> bool {
-    sec.saturating_add(WINDOW_SECS) > now_ms / 1000
-}
-
-fn leaves_in_ms(sec: u64, now_ms: u64) -> u64 {
-    sec.saturating_add(WINDOW_SECS)
-        .saturating_mul(1000)
-        .saturating_sub(now_ms)
-}
-
-fn day_of(now_ms: u64) -> u64 {
-    now_ms / MS_PER_DAY
-}
-
-/// Month number `year * 12 + (month - 1)` of the UTC date at `now_ms`.
-fn month_of(now_ms: u64) -> u64 {
-    let (y, m, _) = civil_from_days(day_of(now_ms));
-    y.saturating_mul(12).saturating_add(m.saturating_sub(1))
-}
-
-/// Start (Unix ms) of the UTC calendar month after the one holding `now_ms`.
-fn next_month_start_ms(now_ms: u64) -> u64 {
-    let (y, m, _) = civil_from_days(day_of(now_ms));
-    let (y, m) = (y.saturating_add(m / 12), m % 12 + 1); // m is 1..=12
-    days_from_civil(y, m, 1).saturating_mul(MS_PER_DAY)
-}
-
-/// (year, month 1..=12, day 1..=31) of a day number counted from 1970-01-01, after Howard
-/// Hinnant's `civil_from_days`, restricted to dates on or after the epoch.
-fn civil_from_days(days: u64) -> (u64, u64, u64) {
-    let z = days.saturating_add(719_468);
-    let era = z / 146_097;
-    let doe = z % 146_097; // [0, 146096]
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365; // [0, 399]
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100); // [0, 365]
-    let mp = (5 * doy + 2) / 153; // [0, 11], March-based
-    let d = doy - (153 * mp + 2) / 5 + 1; // [1, 31]
-    let m = if mp < 10 { mp + 3 } else { mp - 9 }; // [1, 12]
-    let y = yoe.saturating_add(era.saturating_mul(400));
-    let y = if m <= 2 { y.saturating_add(1) } else { y };
-    (y, m, d)
-}
-
-/// Day number (from 1970-01-01) of a civil date on or after the epoch; inverse of
-/// `civil_from_days`.
-fn days_from_civil(y: u64, m: u64, d: u64) -> u64 {
-    let y = if m <= 2 { y.saturating_sub(1) } else { y };
-    let era = y / 400;
-    let yoe = y % 400; // [0, 399]
-    let mp = if m > 2 { m - 3 } else { m + 9 }; // [0, 11]
-    let doy = (153 * mp + 2) / 5 + d.saturating_sub(1); // [0, 365]
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy; // [0, 146096]
-    era.saturating_mul(146_097)
-        .saturating_add(doe)
-        .saturating_sub(719_468)
+    r.at_ms.saturating_add(RESERVATION_TTL_MS) <= now_ms && r.until_ms.is_none_or(|u| u <= now_ms)
 }
 
 #[cfg(test)]

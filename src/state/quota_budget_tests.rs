@@ -106,3 +106,37 @@ fn civil_dates_handle_leap_years_and_month_ends() {
     assert_eq!(next_month_start_ms(MAR_1_2024), 1_711_929_600_000); // 2024-04-01
     assert_eq!(next_month_start_ms(1_703_980_800_000), 1_704_067_200_000); // Dec → Jan
 }
+
+#[test]
+fn a_reservation_is_held_until_its_requests_deadline_even_past_the_ttl() {
+    let limits = Limits {
+        budget_day_nanos: Some(1_000),
+        ..Limits::default()
+    };
+    let t0 = LEAP_DAY;
+    let deadline = t0 + RESERVATION_TTL_MS + 30 * MIN;
+    let mut q = Quota::default();
+    assert!(is_admitted(&q.admit_until(
+        "long",
+        &limits,
+        est(10, 800),
+        t0,
+        Some(deadline)
+    )));
+    // Past the TTL but before the deadline: still held, so a second request cannot spend it.
+    let later = t0 + RESERVATION_TTL_MS + MIN;
+    assert_eq!(q.spend(later).reserved_nanos, 800);
+    assert!(!is_admitted(&q.admit(
+        "other",
+        &limits,
+        est(10, 800),
+        later
+    )));
+    // Its settle finds it, and the actual replaces the estimate.
+    assert!(q.settle("long", act(10, 500), later + MIN));
+    assert_eq!(q.spend(later + MIN).day_nanos, 500);
+    // Without a deadline the TTL alone applies, as before.
+    let mut q = Quota::default();
+    assert!(is_admitted(&q.admit("short", &limits, est(10, 800), t0)));
+    assert_eq!(q.spend(later).reserved_nanos, 0);
+}

@@ -17,7 +17,7 @@ use crate::state::quota::{Actual, Admission, Denial, Estimate, Headroom};
 use crate::state::stats::Sample;
 use std::cell::RefCell;
 use std::collections::HashMap;
-use worker::{Env, Request};
+use worker::{Delay, Env, Request};
 
 use super::config_source::KV_BINDING;
 
@@ -142,11 +142,13 @@ pub async fn admit(
     key: &KeyRecord,
     reservation: &str,
     estimate: Estimate,
+    until_ms: u64,
 ) -> Result<Admitted, (ApiError, Headroom)> {
     let call = AdmitCall {
         id: reservation.to_string(),
         limits: key.limits,
         estimate,
+        until_ms: Some(until_ms),
     };
     let reply: worker::Result<AdmitReply> =
         objects::call(env, KEYS, &key.id, "/admit", Some(&call)).await;
@@ -225,18 +227,33 @@ pub async fn admit(
 pub async fn settle(
     env: Env,
     key_id: String,
+    request: String,
     reservation: Option<String>,
     actual: Option<Actual>,
     sample: Sample,
 ) {
     let call = SettleCall {
+        request: Some(request),
         id: reservation,
         actual,
         sample,
     };
-    let _: worker::Result<serde_json::Value> =
-        objects::call(&env, KEYS, &key_id, "/settle", Some(&call)).await;
+    // The key's object applies a request's settle once, so a retry after a lost reply is safe.
+    for (attempt, wait_ms) in SETTLE_RETRY_MS.iter().enumerate() {
+        if attempt > 0 {
+            Delay::from(std::time::Duration::from_millis(*wait_ms)).await;
+        }
+        let sent: worker::Result<serde_json::Value> =
+            objects::call(&env, KEYS, &key_id, "/settle", Some(&call)).await;
+        if sent.is_ok() {
+            return;
+        }
+    }
 }
+
+/// Waits before each try of a settle (the first goes at once): a key's spend must not be lost
+/// to one failed call, and all of it stays within `wait_until`'s time.
+const SETTLE_RETRY_MS: [u64; 3] = [0, 250, 1_000];
 
 /// OpenAI's `x-ratelimit-*` headers for the headroom the key has left.
 pub fn ratelimit_headers(h: &Headroom) -> Vec<(&'static str, String)> {

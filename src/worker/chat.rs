@@ -28,6 +28,9 @@ use worker::{console_log, Context, Env, Result};
 
 pub(super) const DEFAULT_MAX_BODY_BYTES: usize = 8 << 20;
 
+/// How long past a request's deadline its reservation is held (its settle is sent after it).
+const RESERVATION_MARGIN_MS: u64 = 60_000;
+
 /// An answer given before the engine ran: the error, and what to report with it.
 type Refused = (ApiError, Option<Meta>);
 
@@ -151,7 +154,11 @@ async fn admit(
 ) -> std::result::Result<Option<Admitted>, Refused> {
     let Some(k) = key else { return Ok(None) };
     let reserve = prepared.reserve.unwrap_or_default();
-    match auth::admit(env, k, request_id, reserve).await {
+    // Held until the request can no longer run, and its settle has had time to arrive.
+    let until = started
+        .saturating_add(prepared.route.request_timeout_ms)
+        .saturating_add(RESERVATION_MARGIN_MS);
+    match auth::admit(env, k, request_id, reserve, until).await {
         Ok(a) => Ok(Some(a)),
         Err((e, headroom)) => {
             let meta = Meta {

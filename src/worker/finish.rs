@@ -80,8 +80,10 @@ impl Finish {
         self.health.add_samples(meta);
         self.health.flush();
         if let Some(key) = &self.key {
+            // A request that failed still spends what providers billed for its attempts.
             let answered = meta.deployment.is_some() && meta.usage.is_some();
-            let actual = answered.then(|| Actual {
+            let billed = meta.failed_prompts_nanos() > 0;
+            let actual = (answered || billed).then(|| Actual {
                 tokens: meta
                     .usage
                     .map_or(0, |u| u.prompt_tokens.saturating_add(u.completion_tokens)),
@@ -102,6 +104,7 @@ impl Finish {
             self.ctx.spawn(Box::pin(auth::settle(
                 self.env.clone(),
                 key.id.clone(),
+                meta.request_id.clone(),
                 reservation,
                 actual,
                 sample,

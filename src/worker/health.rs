@@ -85,6 +85,13 @@ impl DoHealth {
         let fallback =
             meta.attempts.len() > 1 || !meta.skipped.is_empty() || !meta.deferred.is_empty();
         let mut samples = self.samples.borrow_mut();
+        // Each billed failed attempt's prompt goes to its own deployment, in attempt order;
+        // the answer's deployment gets the rest of the request's cost.
+        let mut billed = meta.failed_prompts.iter().peekable();
+        let answer_cost = meta
+            .cost_nanos
+            .unwrap_or(0)
+            .saturating_sub(meta.failed_prompts_nanos());
         for (i, a) in meta.attempts.iter().enumerate() {
             let answered = i == last && a.class.is_none() && meta.deployment.is_some();
             // A committed stream's attempt record ends at its first content chunk.
@@ -102,7 +109,11 @@ impl DoHealth {
                     input_tokens: usage.map_or(0, |u| u.prompt_tokens),
                     output_tokens: usage.map_or(0, |u| u.completion_tokens),
                     cost_nanos: if answered {
-                        meta.cost_nanos.unwrap_or(0)
+                        answer_cost
+                    } else if a.class.is_some_and(ErrorClass::billed_by_provider) {
+                        billed
+                            .next_if(|(d, _)| *d == a.deployment)
+                            .map_or(0, |(_, n)| *n)
                     } else {
                         0
                     },
@@ -236,6 +247,7 @@ impl Health for DoHealth {
                 tokens,
                 cost_nanos: 0,
             },
+            until_ms: None,
         };
         let reply: worker::Result<Admission> =
             objects::call(&self.env, DEPLOYMENTS, &dep.name, "/admit", Some(&call)).await;

@@ -6,6 +6,8 @@ mod support;
 
 mod after_commit;
 mod before_commit;
+mod billing;
+mod budget_cap;
 mod resume;
 
 use edge_router::api::parse_chat_request;
@@ -23,6 +25,11 @@ const C: &str = "http://up-c/v1";
 
 /// Three OpenAI-compatible deployments a, b, c (context 8k, 8k, 128k) and routes over them.
 fn table(route_extra: Value) -> RoutingTable {
+    parse_table(&table_json(route_extra)).unwrap()
+}
+
+/// `table`'s JSON text.
+fn table_json(route_extra: Value) -> String {
     let dep = |url_provider: &str, ctx: u32| {
         json!({"provider": url_provider, "model": format!("model-{url_provider}"), "context_window": ctx,
                "price": {"input_per_mtok_usd": 1, "output_per_mtok_usd": 2}})
@@ -44,7 +51,7 @@ fn table(route_extra: Value) -> RoutingTable {
         "deployments": {"a": dep("pa", 8000), "b": dep("pb", 8000), "c": dep("pc", 128000)},
         "routes": {"r": route}
     });
-    parse_table(&t.to_string()).unwrap()
+    t.to_string()
 }
 
 struct Run {

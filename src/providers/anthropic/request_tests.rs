@@ -62,6 +62,7 @@ fn request(body: Value, native: Option<Value>) -> ChatRequest {
         include_usage: false,
         prompt_chars: 0,
         anthropic_headers: Vec::new(),
+        output_cap: None,
     }
 }
 

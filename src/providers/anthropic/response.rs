@@ -66,6 +66,7 @@ impl Tokens {
             completion_tokens: self.output,
             cached_tokens: self.cache_read,
             cache_write_tokens: self.cache_write,
+            reasoning_tokens: None,
         }
     }
 
@@ -198,6 +199,7 @@ mod tests {
                 completion_tokens: 93,
                 cached_tokens: Some(0),
                 cache_write_tokens: Some(0),
+                reasoning_tokens: None,
             })
         );
         let b: Value = serde_json::from_slice(&r.body).unwrap();

@@ -112,7 +112,8 @@ fn text_fixture() {
             prompt_tokens: 11,
             completion_tokens: 6,
             cached_tokens: None,
-            cache_write_tokens: None
+            cache_write_tokens: None,
+            reasoning_tokens: None
         }]
     );
     assert!(a.done && a.error.is_none());
@@ -150,6 +151,7 @@ fn tool_fixture() {
         completion_tokens: 65,
         cached_tokens: Some(0),
         cache_write_tokens: Some(0),
+        reasoning_tokens: None,
     };
     assert_eq!(a.usage, vec![u]);
     assert_eq!(
@@ -321,7 +323,8 @@ fn thinking_and_argumentless_tools() {
             prompt_tokens: 14,
             completion_tokens: 40,
             cached_tokens: Some(7),
-            cache_write_tokens: Some(2)
+            cache_write_tokens: Some(2),
+            reasoning_tokens: None
         }]
     );
     assert_eq!(ev.iter().filter(|e| **e == StreamEvent::Done).count(), 1);

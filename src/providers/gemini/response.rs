@@ -278,6 +278,7 @@ pub fn usage_from(meta: &Value) -> Option<(Usage, Value)> {
         completion_tokens: completion,
         cached_tokens: cached,
         cache_write_tokens: None,
+        reasoning_tokens: thoughts,
     };
     Some((record, usage))
 }

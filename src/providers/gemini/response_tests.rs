@@ -46,7 +46,8 @@ fn function_call_fixture() {
             prompt_tokens: 21,
             completion_tokens: 6,
             cached_tokens: None,
-            cache_write_tokens: None
+            cache_write_tokens: None,
+            reasoning_tokens: None
         })
     );
     // What the pivot's own reader sees agrees.
@@ -125,6 +126,7 @@ fn thoughts_usage_and_reasons() {
                "completion_tokens_details": {"reasoning_tokens": 7}})
     );
     assert_eq!(p.usage.and_then(|u| u.cached_tokens), Some(4));
+    assert_eq!(p.usage.and_then(|u| u.reasoning_tokens), Some(7));
     assert_eq!(response_id(&body), "r1");
     for (r, calls, want) in [
         ("STOP", false, "stop"),

@@ -93,7 +93,8 @@ fn recorded_stream() {
             prompt_tokens: 7,
             completion_tokens: 10,
             cached_tokens: None,
-            cache_write_tokens: None
+            cache_write_tokens: None,
+            reasoning_tokens: None
         })
     );
     // Without include_usage the usage chunk is hidden, the Usage event is not.

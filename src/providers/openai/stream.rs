@@ -222,7 +222,8 @@ mod tests {
             prompt_tokens: 3,
             completion_tokens: 1,
             cached_tokens: None,
-            cache_write_tokens: None
+            cache_write_tokens: None,
+            reasoning_tokens: None
         })));
         assert_eq!(hidden.last(), Some(&StreamEvent::Done));
     }

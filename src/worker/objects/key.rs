@@ -20,6 +20,7 @@ use super::stored::Stored;
 use super::{body, json, now_ms};
 use crate::keys::{apply_edit, StoredRecord};
 use crate::state::quota::{Actual, Admission, Denial, Estimate, Headroom, Limits, Quota};
+use crate::state::recent::RecentIds;
 use crate::state::stats::{Sample, Stats};
 use serde::{Deserialize, Serialize};
 use worker::{
@@ -31,6 +32,9 @@ pub struct AdmitCall {
     pub id: String,
     pub limits: Limits,
     pub estimate: Estimate,
+    /// The request's deadline: its reservation is held at least until then.
+    #[serde(default)]
+    pub until_ms: Option<u64>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -82,6 +86,9 @@ pub struct RevokeReply {
 /// record its usage.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct SettleCall {
+    /// The request's id: a settle retried after it succeeded is applied once.
+    #[serde(default)]
+    pub request: Option<String>,
     /// Reservation id; None when the request was not admitted through this object.
     pub id: Option<String>,
     pub actual: Option<Actual>,
@@ -96,6 +103,9 @@ struct Inner {
     stats: Stats,
     #[serde(default)]
     revoked: bool,
+    /// Requests settled lately (see `SettleCall::request`).
+    #[serde(default)]
+    settled: RecentIds,
 }
 
 #[durable_object]
@@ -166,7 +176,13 @@ impl KeyState {
             } else {
                 AdmitReply {
                     revoked: false,
-                    admission: Some(i.quota.admit(&call.id, &limits, call.estimate, now)),
+                    admission: Some(i.quota.admit_until(
+                        &call.id,
+                        &limits,
+                        call.estimate,
+                        now,
+                        call.until_ms,
+                    )),
                 }
             }
         });
@@ -217,6 +233,12 @@ impl KeyState {
 
     async fn settle(&self, storage: &Storage, call: SettleCall, now: u64) -> Result<Response> {
         let settled = self.inner.with(|i| {
+            if let Some(request) = &call.request {
+                if !i.settled.first_time(request, now) {
+                    // A retry of a settle that was applied: its reply was lost.
+                    return i.quota.spend(now);
+                }
+            }
             match (&call.id, call.actual) {
                 (Some(id), Some(actual)) => {
                     i.quota.settle(id, actual, now);

@@ -1,0 +1,67 @@
+//! An answer cut at the output limit the gateway imposed (a budgeted key's reservation) ends
+//! with an in-band `budget_exceeded` error, never as a complete answer; one that stops short
+//! of it, or whose limit the client set, ends normally.
+
+use super::*;
+
+/// A stream of `words` and its usage (`completion` tokens), with the gateway's `cap` set.
+fn capped(words: &[&str], completion: u64, cap: Option<u64>) -> (String, Meta) {
+    let (t, clock, s) = setup();
+    let mut chunks = vec![(0, role_chunk())];
+    chunks.extend(words.iter().map(|w| (0, chunk(w))));
+    chunks.push((0, finish_chunk()));
+    chunks.push((0, usage_chunk(10, completion)));
+    chunks.push((0, DONE.to_string()));
+    s.on(A, vec![Step::sse(chunks, End::Close)]);
+    let mut req = parse_chat_request(req(true).to_string().as_bytes()).unwrap();
+    req.output_cap = cap;
+    let engine = Engine {
+        table: &t,
+        transport: &s,
+        clock: &clock,
+        secrets: &NoSecrets,
+        health: &AlwaysClosed,
+        redactor: &std::rc::Rc::new(edge_router::redact::Redactor::for_table(&t, &NoSecrets)),
+    };
+    let ctx = RequestContext {
+        order: None,
+        request_id: "req_1".into(),
+        started_ms: clock.0.get(),
+        jitter_seed: 42,
+    };
+    let outcome = block_on(engine.run(t.route("r").unwrap(), &std::rc::Rc::new(req), ctx));
+    drain(Run {
+        outcome,
+        clock: clock.clone(),
+        script: s.clone(),
+        table: t.clone(),
+    })
+}
+
+#[test]
+fn a_stream_that_reaches_the_imposed_cap_ends_with_budget_exceeded() {
+    let (text, meta) = capped(&["one", " two", " three"], 3, Some(3));
+    assert!(
+        text.contains("three"),
+        "the content before the cut is delivered"
+    );
+    assert!(!text.contains("[DONE]"), "never the normal end: {text}");
+    let ev = last_event(&text);
+    assert_eq!(ev["error"]["code"], "budget_exceeded");
+    assert!(ev["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("3 output tokens reserved"));
+    assert!(meta.error.unwrap().starts_with("budget_exceeded"));
+    assert_eq!(meta.usage.map(|u| u.completion_tokens), Some(3));
+}
+
+#[test]
+fn an_answer_short_of_the_cap_or_without_one_ends_normally() {
+    let (text, meta) = capped(&["one", " two"], 2, Some(3));
+    assert!(text.ends_with("data: [DONE]\n\n"), "{text}");
+    assert!(meta.error.is_none());
+    let (text, meta) = capped(&["one", " two", " three"], 3, None);
+    assert!(text.ends_with("data: [DONE]\n\n"), "{text}");
+    assert!(meta.error.is_none());
+}
