@@ -493,6 +493,39 @@ test("a cut after the commit with resume on: the answer arrives whole, once, as 
   assert.equal(t.hits("openai"), 2);
 });
 
+test("a budgeted key's answer stops at its reservation: incomplete, and a stream ends with response.failed budget_exceeded", async () => {
+  const t = await table();
+  await w.putTable({ ...t.table, defaults: { ...t.table.defaults, estimated_output_tokens: 3 } });
+  t.script("openai", [steps.ok("w0 w1 w2 w3 w4 w5 w6 w7 w8 w9", { honourMaxTokens: true })]);
+  const created = await w.fetch("/admin/api/keys", {
+    method: "POST",
+    headers: { authorization: `Bearer ${ADMIN}`, "content-type": "application/json" },
+    body: JSON.stringify({ name: "responses-budget", budget_day_usd: "1" }),
+  });
+  assert.equal(created.status, 201);
+  const { key } = await created.json();
+  const keyed = openaiClient(w, { apiKey: key });
+  const r = await keyed.responses.create({ model: "r-openai", input: "Count" });
+  assert.equal(r.status, "incomplete");
+  assert.equal(r.incomplete_details.reason, "max_output_tokens");
+  assert.equal(r.output_text, "w0 w1 w2");
+  assert.equal(t.requests("openai")[0].body.max_tokens, 3, "capped at the reservation");
+
+  const res = await w.fetch("/v1/responses", {
+    method: "POST",
+    headers: { "content-type": "application/json", authorization: `Bearer ${key}` },
+    body: JSON.stringify({ model: "r-openai", input: "Count", stream: true }),
+  });
+  const s = await readStream(res);
+  const named = namedEvents(s.text);
+  const names = assertFraming(named);
+  assert.deepEqual(names.slice(-2), ["response.failed", "error"], names.join());
+  assert.ok(!names.includes("response.completed"));
+  assert.equal(named.at(-1).json.code, "budget_exceeded");
+  assert.match(named.at(-1).json.message, /reserved/);
+  assert.equal(streamedText(named), "w0 w1 w2");
+});
+
 // ---------------------------------------------------------------- refusals and errors
 
 test("stateful features get a clear 400 in OpenAI's error shape", async () => {
