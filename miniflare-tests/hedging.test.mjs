@@ -1,4 +1,4 @@
-// Hedging (routes with `hedge.after_ms`): when the first deployment has not committed after the
+// Hedging (routes with `hedge.after_ms`, or `hedge.after: "p95"`): when the first deployment has not committed after the
 // delay, the next one starts in parallel; the first to commit answers, the other is cancelled,
 // and the answer is billed, plus the loser's prompt (the provider billed it: bill_failed_prompts).
 
@@ -93,4 +93,38 @@ test("the hedge fails, the first deployment still answers; both fail, the caller
   assert.equal(both.status, 502, both.text);
   // The failed hedge is not tried again after the first deployment's retries.
   assert.equal(t.hits(fast), 1);
+});
+
+test("hedge after the measured p95: a slow first token is hedged at about the deployment's p95 TTFT, not at the floor", async () => {
+  const n = ++seq;
+  const slow = `hg${n}-slow`;
+  const fast = `hg${n}-fast`;
+  const t = await scenarioTable(w, fake, {
+    deployments: { [slow]: {}, [fast]: {} },
+    routes: {
+      // The same deployment measured through a route that does not hedge.
+      [`hg${n}-measure`]: { chain: [slow] },
+      [`hg${n}`]: { chain: [slow, fast], hedge: { after: "p95", floor_ms: 100, cap_ms: 4000 } },
+    },
+  });
+  // A p95 from a handful of streams (the default needs 20 in the recent window).
+  t.table.defaults.degradation = { min_recent: 5, min_baseline: 5 };
+  await w.putTable(t.table);
+  t.script(slow, [{ ok: "measured answer", firstTokenDelayMs: 600 }]);
+  for (let i = 0; i < 6; i++) {
+    const r = await chatStream(w, { model: `hg${n}-measure`, messages: USER_MSG, stream: true });
+    assert.equal(r.status, 200);
+  }
+  // The reports reach the deployment's object within a second; its reply carries the p95.
+  await sleep(2_000);
+  t.script(slow, [{ ok: "slow answer never seen", firstTokenDelayMs: 3000 }]);
+  t.script(fast, [{ ok: "fast answer wins" }]);
+  const sent = Date.now();
+  const r = await chatStream(w, { model: `hg${n}`, messages: USER_MSG, stream: true });
+  assert.equal(sseContent(r.events), "fast answer wins");
+  assert.equal(r.res.headers.get("x-router-hedge"), `${slow}:cancelled,${fast}:won`);
+  // The hedge started after the measured p95 (≈ 600 ms; buckets are within 25 %), not at
+  // the 100 ms floor, and long before the slow first token.
+  const hedgedAfter = t.requests(fast)[0].at - sent;
+  assert.ok(hedgedAfter >= 400 && hedgedAfter < 2000, `hedge started after ${hedgedAfter} ms`);
 });

@@ -578,3 +578,49 @@ fn problems_serialize_as_the_admin_api_shows_them() {
         json!([{"path": "routes.local-first.chain", "message": "must list at least one deployment"}])
     );
 }
+
+#[test]
+fn a_hedge_is_a_fixed_delay_or_the_measured_p95_within_a_floor_and_cap() {
+    let with = |hedge: Value| {
+        let mut t = good();
+        t["routes"]["workhorse"]["hedge"] = hedge;
+        t
+    };
+    let t =
+        parse_table(&with(json!({"after": "p95", "floor_ms": 200, "cap_ms": 3000})).to_string())
+            .unwrap();
+    let r = t.route("workhorse").unwrap();
+    assert_eq!(
+        (r.hedge_after_ms, r.hedge_p95_cap_ms),
+        (Some(200), Some(3000))
+    );
+    assert_eq!(r.hedge_delay_ms(Some(800)), Some(800));
+    assert_eq!(r.hedge_delay_ms(None), Some(200));
+    let t = parse_table(&with(json!({"after": "p95"})).to_string()).unwrap();
+    let r = t.route("workhorse").unwrap();
+    assert_eq!(
+        (r.hedge_after_ms, r.hedge_p95_cap_ms),
+        (Some(250), Some(10_000))
+    );
+    let t = parse_table(&with(json!({"after_ms": 700})).to_string()).unwrap();
+    assert_eq!(
+        t.route("workhorse").unwrap().hedge_delay_ms(Some(5)),
+        Some(700)
+    );
+    for (hedge, want) in [
+        (
+            json!({"after": "p99"}),
+            "routes.workhorse.hedge.after: \"p99\" is not \"p95\"",
+        ),
+        (json!({"after": "p95", "after_ms": 3}), "exclude each other"),
+        (json!({}), "a hedge needs after_ms or after"),
+        (
+            json!({"after": "p95", "floor_ms": 900, "cap_ms": 100}),
+            "must not be below floor_ms",
+        ),
+        (json!({"after_ms": 300, "cap_ms": 100}), "go with after"),
+    ] {
+        let errs = errors_of(&with(hedge.clone()));
+        assert!(errs.iter().any(|e| e.contains(want)), "{hedge}: {errs:?}");
+    }
+}

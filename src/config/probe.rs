@@ -35,6 +35,8 @@ impl Route {
             canary: None,
             sticky_ttl_ms: None,
             hedge_after_ms: None,
+            hedge_p95_cap_ms: None,
+            validate_output: false,
         })
     }
 }

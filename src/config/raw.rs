@@ -278,6 +278,8 @@ pub struct RawRoute {
     /// Mid-stream resume: "auto" (default), "prefill", "replay" or "off".
     pub resume: Option<String>,
     pub max_resumes: Option<u32>,
+    /// Check answers against a strict `json_schema` response format (default true).
+    pub validate_output: Option<bool>,
 }
 
 /// One chain entry: a deployment name, or `{"deployment": "x", "weight": 3}`.
@@ -339,7 +341,14 @@ pub struct RawSticky {
 #[derive(Debug, Deserialize)]
 #[serde(remote = "Self", deny_unknown_fields)]
 pub struct RawHedge {
-    pub after_ms: u64,
+    /// A fixed delay; or, with `after: "p95"`, none.
+    pub after_ms: Option<u64>,
+    /// `"p95"`: hedge once the first token is later than the deployment's measured p95 time
+    /// to first token, within `floor_ms` (also the delay while nothing is measured) and
+    /// `cap_ms`.
+    pub after: Option<String>,
+    pub floor_ms: Option<u64>,
+    pub cap_ms: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -5,7 +5,7 @@
 
 use super::check::{check_name, join_keys, tag_list, Errors};
 use super::policies::retry;
-use super::raw::{RawCanary, RawDeployment, RawRoute};
+use super::raw::{RawCanary, RawDeployment, RawHedge, RawRoute};
 use super::types::*;
 use std::collections::BTreeMap;
 
@@ -93,13 +93,10 @@ fn route(name: &str, r: &RawRoute, cx: &RouteContext, errs: &mut Errors) -> Opti
         r.request_timeout_ms,
         cx.default_request_ms,
     );
-    let hedge_after_ms = r.hedge.as_ref().map(|h| {
-        errs.ms(
-            &format!("{path}.hedge.after_ms"),
-            Some(h.after_ms),
-            request_timeout_ms,
-        )
-    });
+    let (hedge_after_ms, hedge_p95_cap_ms) = match &r.hedge {
+        None => (None, None),
+        Some(h) => hedge(&path, h, request_timeout_ms, errs),
+    };
     let resume = resume_policy(&path, r.resume.as_deref(), r.max_resumes, errs);
     let Some(chain) = Chain::new(steps) else {
         if r.chain.is_empty() {
@@ -122,6 +119,8 @@ fn route(name: &str, r: &RawRoute, cx: &RouteContext, errs: &mut Errors) -> Opti
         canary,
         sticky_ttl_ms,
         hedge_after_ms,
+        hedge_p95_cap_ms,
+        validate_output: r.validate_output.unwrap_or(true),
     })
 }
 
@@ -281,4 +280,56 @@ fn resume_policy(
         None => 2,
     };
     ResumePolicy { mode, max }
+}
+
+/// Default floor and cap of a p95 hedge (`hedge: {"after": "p95"}`).
+const P95_FLOOR_MS: u64 = 250;
+const P95_CAP_MS: u64 = 10_000;
+
+/// `hedge`: a fixed `after_ms`, or `after: "p95"` with an optional `floor_ms` and `cap_ms`.
+/// Returns (the fixed delay or the floor, the cap of a p95 hedge).
+fn hedge(
+    path: &str,
+    h: &RawHedge,
+    request_timeout_ms: u64,
+    errs: &mut Errors,
+) -> (Option<u64>, Option<u64>) {
+    let at = |f: &str| format!("{path}.hedge.{f}");
+    match (h.after.as_deref(), h.after_ms) {
+        (None, Some(ms)) => {
+            if h.floor_ms.is_some() || h.cap_ms.is_some() {
+                errs.push(
+                    &at("floor_ms"),
+                    "floor_ms and cap_ms go with after: \"p95\"",
+                );
+            }
+            (
+                Some(errs.ms(&at("after_ms"), Some(ms), request_timeout_ms)),
+                None,
+            )
+        }
+        (Some("p95"), None) => {
+            let floor = errs.ms(&at("floor_ms"), h.floor_ms, P95_FLOOR_MS);
+            let cap = errs.ms(&at("cap_ms"), h.cap_ms, P95_CAP_MS.max(floor));
+            if cap < floor {
+                errs.push(&at("cap_ms"), "must not be below floor_ms");
+            }
+            (Some(floor), Some(cap))
+        }
+        (Some("p95"), Some(_)) => {
+            errs.push(
+                &at("after_ms"),
+                "after_ms and after: \"p95\" exclude each other",
+            );
+            (None, None)
+        }
+        (Some(other), _) => {
+            errs.push(&at("after"), format!("{other:?} is not \"p95\""));
+            (None, None)
+        }
+        (None, None) => {
+            errs.push(&at("after_ms"), "a hedge needs after_ms or after: \"p95\"");
+            (None, None)
+        }
+    }
 }

@@ -246,8 +246,27 @@ pub struct Route {
     /// Session affinity lifetime, when the route has one.
     pub sticky_ttl_ms: Option<u64>,
     /// Hedging: when the first attempt has not committed (first content chunk, or the whole
-    /// answer) after this long, the next deployment is started in parallel.
+    /// answer) after this long, the next deployment is started in parallel. With
+    /// `hedge_p95_cap_ms`, this is the floor of a delay that follows the deployment's measured
+    /// p95 time to first token (and the delay while nothing is measured).
     pub hedge_after_ms: Option<u64>,
+    /// Hedging after the measured p95 TTFT (`hedge: {"after": "p95"}`), at most this long.
+    pub hedge_p95_cap_ms: Option<u64>,
+    /// Answers to requests with a strict `json_schema` response format are checked against it
+    /// (`validate_output`, default true).
+    pub validate_output: bool,
+}
+
+impl Route {
+    /// The hedge delay for a first attempt whose deployment's measured p95 time to first
+    /// token is `p95_ms`; None when the route does not hedge.
+    pub fn hedge_delay_ms(&self, p95_ms: Option<u64>) -> Option<u64> {
+        let floor = self.hedge_after_ms?;
+        Some(match (self.hedge_p95_cap_ms, p95_ms) {
+            (Some(cap), Some(p95)) => p95.clamp(floor, cap.max(floor)),
+            _ => floor,
+        })
+    }
 }
 
 /// Order in which a route tries its (surviving) deployments.

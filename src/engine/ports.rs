@@ -118,6 +118,10 @@ pub trait Health {
     }
     /// Settles an admitted attempt to the tokens it used (None: release, nothing was used).
     fn settle(&self, _deployment: &Deployment, _reservation: &str, _tokens: Option<u64>) {}
+    /// The deployment's measured p95 time to first token, if known (p95 hedges).
+    fn ttft_p95_ms(&self, _deployment: &Deployment) -> Option<u64> {
+        None
+    }
 }
 
 /// No shared state: every breaker is closed and reports go nowhere (native tools, tests that

@@ -60,6 +60,7 @@ fn error(class: ErrorClass, status: Option<u16>) -> UpstreamError {
         message: format!("{class:?}"),
         retry_after_ms: None,
         body: None,
+        diverged: false,
     }
 }
 
@@ -392,8 +393,11 @@ fn only_the_requests_first_attempt_is_hedged_and_a_failed_hedge_is_not_visited_a
     let mut meta = Meta::default();
     let c = visit(&mut w, &mut meta).expect("a");
     assert!(w.may_start(&c, 0));
-    assert!(w.hedge(&c, true, &req, &meta).is_none(), "never on a probe");
-    match w.hedge(&c, false, &req, &meta) {
+    assert!(
+        w.hedge(&c, true, &req, &meta, None).is_none(),
+        "never on a probe"
+    );
+    match w.hedge(&c, false, &req, &meta, None) {
         Some((after, hp)) => assert_eq!((after, hp.primary_step, hp.rest), (300, 0, vec![1, 2])),
         None => panic!("the first attempt is hedged"),
     }
@@ -406,7 +410,7 @@ fn only_the_requests_first_attempt_is_hedged_and_a_failed_hedge_is_not_visited_a
     ));
     assert!(w.may_start(&c, 500));
     assert!(
-        w.hedge(&c, false, &req, &meta).is_none(),
+        w.hedge(&c, false, &req, &meta, None).is_none(),
         "a retry is not hedged"
     );
     assert_eq!(
@@ -428,9 +432,46 @@ fn a_hedge_obeys_the_same_skip_rules_as_a_visit() {
     let mut meta = Meta::default();
     let c = visit(&mut w, &mut meta).expect("a");
     assert!(w.may_start(&c, 0));
-    match w.hedge(&c, false, &req, &meta) {
+    match w.hedge(&c, false, &req, &meta, None) {
         // c has no tools: never a hedge for a request that needs them.
         Some((_, hp)) => assert_eq!(hp.rest, vec![1]),
         None => panic!("the first attempt is hedged"),
     }
+}
+
+#[test]
+fn a_p95_hedge_waits_for_the_measured_p95_within_its_floor_and_cap() {
+    let t = table(
+        json!({"hedge": {"after": "p95", "floor_ms": 100, "cap_ms": 2000}}),
+        json!({}),
+    );
+    let req = crate::api::parse_chat_request(
+        br#"{"model":"r","messages":[{"role":"user","content":"hi"}]}"#,
+    )
+    .expect("request");
+    for (measured, want) in [
+        (None, 100),
+        (Some(40), 100),
+        (Some(700), 700),
+        (Some(9000), 2000),
+    ] {
+        let mut w = walk(&t, Needs::default());
+        let mut meta = Meta::default();
+        let c = visit(&mut w, &mut meta).expect("a");
+        assert!(w.may_start(&c, 0));
+        match w.hedge(&c, false, &req, &meta, measured) {
+            Some((after, _)) => assert_eq!(after, want, "{measured:?}"),
+            None => panic!("the first attempt is hedged"),
+        }
+    }
+    // A fixed delay ignores measurements.
+    let fixed = table(json!({"hedge": {"after_ms": 300}}), json!({}));
+    let mut w = walk(&fixed, Needs::default());
+    let mut meta = Meta::default();
+    let c = visit(&mut w, &mut meta).expect("a");
+    assert!(w.may_start(&c, 0));
+    assert_eq!(
+        w.hedge(&c, false, &req, &meta, Some(900)).map(|h| h.0),
+        Some(300)
+    );
 }

@@ -329,6 +329,19 @@ impl Degradation {
         self.current()
     }
 
+    /// The p95 time to first token to hedge on: the recent window's when it holds
+    /// `min_recent` streamed answers, else the baseline's when it holds `min_baseline`.
+    pub fn ttft_p95_ms(&self, cfg: &DegradeConfig, now_ms: u64) -> Option<u64> {
+        let (recent, base) = self.figures(cfg, now_ms);
+        let enough = |h: &Histogram, min: u32| Figures::count(h) >= u64::from(min.max(1));
+        if enough(&recent.ttft, cfg.min_recent) {
+            return recent.ttft_p95_ms();
+        }
+        enough(&base.ttft, cfg.min_baseline)
+            .then(|| base.ttft_p95_ms())
+            .flatten()
+    }
+
     pub fn current(&self) -> Option<Reason> {
         self.state.map(|(r, _)| r)
     }

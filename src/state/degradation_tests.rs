@@ -213,3 +213,20 @@ fn the_stored_state_reads_back_the_same() {
     assert_eq!(back, d);
     assert!(text.len() < 8_000, "{}", text.len());
 }
+
+#[test]
+fn the_hedge_p95_comes_from_the_recent_window_else_the_baseline() {
+    let mut d = Degradation::default();
+    assert_eq!(d.ttft_p95_ms(&cfg(), 0), None);
+    feed(&mut d, 60, 0, 55 * MIN, |_| streamed(300));
+    assert_eq!(
+        d.ttft_p95_ms(&cfg(), 55 * MIN),
+        Some(bucket_floor(bucket(300)))
+    );
+    // Too few recent samples (the last five minutes hold some): still the baseline's.
+    feed(&mut d, 25, 60 * MIN, 62 * MIN, |_| streamed(1_200));
+    assert_eq!(
+        d.ttft_p95_ms(&cfg(), 62 * MIN),
+        Some(bucket_floor(bucket(1_200)))
+    );
+}

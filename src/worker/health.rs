@@ -264,6 +264,10 @@ impl Health for DoHealth {
         }
     }
 
+    fn ttft_p95_ms(&self, dep: &Deployment) -> Option<u64> {
+        super::snapshot::ttft_p95_ms(&dep.name)
+    }
+
     fn settle(&self, dep: &Deployment, reservation: &str, tokens: Option<u64>) {
         self.settles
             .borrow_mut()

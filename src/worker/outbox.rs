@@ -10,7 +10,7 @@
 
 use super::background::Background;
 use super::objects::{self, deployment::ReportReply, DEPLOYMENTS};
-use super::snapshot::{remember, remember_degraded, remember_speed};
+use super::snapshot::{remember, remember_degraded, remember_speed, remember_ttft_p95};
 use crate::state::breaker::{BreakerConfig, Report};
 use crate::state::degradation::DegradeConfig;
 use crate::state::stats::Sample;
@@ -118,5 +118,6 @@ async fn send(env: &Env, name: &str, batch: &Batch) {
         remember(name, r.view, objects::now_ms());
         remember_speed(name, r.speed);
         remember_degraded(name, r.degraded);
+        remember_ttft_p95(name, r.ttft_p95_ms);
     }
 }

@@ -22,6 +22,8 @@ thread_local! {
     static SNAPSHOT: RefCell<HashMap<String, (View, u64)>> = RefCell::new(HashMap::new());
     /// deployment name → why it is degraded (from report replies; absent: it is not).
     static DEGRADED: RefCell<HashMap<String, Reason>> = RefCell::new(HashMap::new());
+    /// deployment name → measured p95 time to first token (from report replies).
+    static TTFT_P95: RefCell<HashMap<String, u64>> = RefCell::new(HashMap::new());
     /// deployment name → measured speed (from report replies).
     static SPEED: RefCell<HashMap<String, Speed>> = RefCell::new(HashMap::new());
     /// deployment name → share of its own rate limit left, in basis points (from admissions).
@@ -36,6 +38,21 @@ pub(super) fn remember_degraded(name: &str, degraded: Option<Reason>) {
             None => d.remove(name),
         };
     });
+}
+
+pub(super) fn remember_ttft_p95(name: &str, p95: Option<u64>) {
+    TTFT_P95.with(|m| {
+        let mut m = m.borrow_mut();
+        match p95 {
+            Some(v) => m.insert(name.to_string(), v),
+            None => m.remove(name),
+        };
+    });
+}
+
+/// The deployment's measured p95 time to first token, as its object last said.
+pub(super) fn ttft_p95_ms(name: &str) -> Option<u64> {
+    TTFT_P95.with(|m| m.borrow().get(name).copied())
 }
 
 pub(super) fn remember_speed(name: &str, speed: Speed) {

@@ -53,6 +53,9 @@ pub struct ReportReply {
     /// Why the deployment is degraded, if it is (`state::degradation`).
     #[serde(default)]
     pub degraded: Option<Reason>,
+    /// Its measured p95 time to first token (p95 hedges).
+    #[serde(default)]
+    pub ttft_p95_ms: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize)]
@@ -114,16 +117,17 @@ impl DeploymentState {
             for sample in &call.samples {
                 d.record(&call.degradation, sample, now);
             }
-            (d.update(&call.degradation, now), *d != before)
+            let verdict = d.update(&call.degradation, now);
+            (verdict, d.ttft_p95_ms(&call.degradation, now), *d != before)
         });
-        let degraded = match degraded {
-            Ok((verdict, changed)) => {
+        let (degraded, ttft_p95_ms) = match degraded {
+            Ok((verdict, p95, changed)) => {
                 if changed {
                     self.degradation.save(&storage).await?;
                 }
-                verdict
+                (verdict, p95)
             }
-            Err(_) => None,
+            Err(_) => (None, None),
         };
         if !call.settles.is_empty() {
             let settled = self.quota.with(|q| {
@@ -150,6 +154,7 @@ impl DeploymentState {
             view,
             speed: self.speed.with(|s| *s).unwrap_or_default(),
             degraded,
+            ttft_p95_ms,
         })
     }
 
