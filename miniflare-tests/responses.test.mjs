@@ -526,6 +526,29 @@ test("a budgeted key's answer stops at its reservation: incomplete, and a stream
   assert.equal(streamedText(named), "w0 w1 w2");
 });
 
+test("text.format json_schema (strict) is checked: off-schema falls back, a stream off it ends with response.failed invalid_output", async () => {
+  const t = await table();
+  const format = { type: "json_schema", name: "rating", strict: true, schema: { type: "object", additionalProperties: false,
+    required: ["title", "rating"], properties: { title: { type: "string" }, rating: { type: "number" } } } };
+  t.script("openai", [steps.ok('{"title": "Dune", "rating": "4.5"}')]);
+  t.script("openai2", [steps.ok('{"title": "Dune", "rating": 4.5}')]);
+  const { data: r, response } = await client.responses
+    .create({ model: "r-fallback", input: "Rate Dune.", text: { format } })
+    .withResponse();
+  assert.deepEqual(JSON.parse(r.output_text), { title: "Dune", rating: 4.5 });
+  assert.equal(response.headers.get("x-router-deployment"), "openai2");
+  assert.ok(reasons(response).includes("openai:invalid_output"), reasons(response).join());
+  assert.deepEqual(t.requests("openai")[0].body.response_format, { type: "json_schema", json_schema: { name: "rating",
+    schema: format.schema, strict: true } });
+
+  const s = await responsesStream({ model: "r-openai", input: "Rate Dune.", text: { format } });
+  const names = assertFraming(s.named);
+  assert.deepEqual(names.slice(-2), ["response.failed", "error"], names.join());
+  assert.ok(!names.includes("response.completed"));
+  assert.equal(s.named.at(-1).json.code, "invalid_output");
+  assert.match(s.named.at(-1).json.message, /rating/);
+});
+
 // ---------------------------------------------------------------- refusals and errors
 
 test("stateful features get a clear 400 in OpenAI's error shape", async () => {

@@ -163,6 +163,8 @@ pub fn parse_responses_request(bytes: &[u8]) -> Result<ChatRequest, ApiError> {
         prompt_chars: conv.chars,
         anthropic_headers: Vec::new(),
         output_cap: None,
+        // Set by `routing::prepare` from the pivot's `response_format` (`text.format` here).
+        output_schema: None,
     })
 }
 
