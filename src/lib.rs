@@ -12,6 +12,7 @@
 )]
 
 pub mod api;
+pub mod cache;
 pub mod config;
 pub mod engine;
 pub mod hash;

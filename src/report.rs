@@ -59,6 +59,9 @@ fn raw_headers(meta: &Meta, now_ms: u64) -> Vec<(&'static str, String)> {
     if !meta.hedges.is_empty() {
         h.push(("x-router-hedge", meta.hedge_list()));
     }
+    if let Some(c) = meta.cache {
+        h.push((crate::cache::policy::CACHE_HEADER, c.as_str().to_string()));
+    }
     h.extend(meta.extra_headers.iter().cloned());
     h
 }
@@ -119,6 +122,7 @@ pub fn log_line(meta: &Meta, now_ms: u64) -> String {
             estimated: meta.usage_estimated,
         }),
         cost_usd: meta.cost_nanos.map(format_usd),
+        cache: meta.cache.map(|c| c.as_str()),
         failed_prompts: meta
             .failed_prompts
             .iter()
@@ -154,6 +158,8 @@ struct LogLine<'a> {
     error: Option<&'a str>,
     usage: Option<LogUsage>,
     cost_usd: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cache: Option<&'static str>,
     /// Part of `cost_usd`: the billed prompts of failed attempts and cancelled hedges.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     failed_prompts: Vec<(&'a str, String)>,
@@ -247,6 +253,26 @@ mod tests {
         let reasons = header(&h, "x-router-fallback-reasons").unwrap_or_default();
         assert_eq!(reasons, meta.fallback_reasons());
         assert!(reasons.len() > MAX_NAME_HEADER_BYTES);
+    }
+
+    #[test]
+    fn the_cache_status_is_a_header_and_a_log_field_only_on_caching_routes() {
+        let mut meta = Meta::default();
+        assert_eq!(header(&response_headers(&meta, 0), "x-router-cache"), None);
+        assert!(!log_line(&meta, 0).contains("\"cache\""));
+        for (status, s) in [
+            (crate::engine::CacheStatus::Hit, "hit"),
+            (crate::engine::CacheStatus::Miss, "miss"),
+            (crate::engine::CacheStatus::Bypass, "bypass"),
+        ] {
+            meta.cache = Some(status);
+            assert_eq!(
+                header(&response_headers(&meta, 0), "x-router-cache"),
+                Some(s)
+            );
+            let v: serde_json::Value = serde_json::from_str(&log_line(&meta, 0)).unwrap();
+            assert_eq!(v["cache"], s);
+        }
     }
 
     #[test]

@@ -37,6 +37,7 @@ impl Route {
             hedge_after_ms: None,
             hedge_p95_cap_ms: None,
             validate_output: false,
+            cache: None,
         })
     }
 }

@@ -68,6 +68,7 @@ objects_only!(
     RawCanary,
     RawSticky,
     RawHedge,
+    RawCache,
     RawTasks,
     RawRule,
     RawWhen,
@@ -280,6 +281,18 @@ pub struct RawRoute {
     pub max_resumes: Option<u32>,
     /// Check answers against a strict `json_schema` response format (default true).
     pub validate_output: Option<bool>,
+    /// Exact-match response caching (off when absent).
+    pub cache: Option<RawCache>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(remote = "Self", deny_unknown_fields)]
+pub struct RawCache {
+    pub ttl_s: u64,
+    /// "key" (default) or "shared".
+    pub scope: Option<String>,
+    #[serde(default)]
+    pub cache_sampled: bool,
 }
 
 /// One chain entry: a deployment name, or `{"deployment": "x", "weight": 3}`.

@@ -5,7 +5,7 @@
 
 use super::check::{check_name, join_keys, tag_list, Errors};
 use super::policies::retry;
-use super::raw::{RawCanary, RawDeployment, RawHedge, RawRoute};
+use super::raw::{RawCache, RawCanary, RawDeployment, RawHedge, RawRoute};
 use super::types::*;
 use std::collections::BTreeMap;
 
@@ -14,6 +14,8 @@ const MAX_CHAIN: usize = 20;
 pub const MAX_WEIGHT: u32 = 10_000;
 /// Longest session affinity: one day.
 pub const MAX_STICKY_TTL_MS: u64 = 86_400_000;
+/// Longest a cached answer is kept: seven days.
+pub const MAX_CACHE_TTL_S: u64 = 604_800;
 
 /// What the routes are validated against.
 pub(super) struct RouteContext<'a> {
@@ -98,6 +100,10 @@ fn route(name: &str, r: &RawRoute, cx: &RouteContext, errs: &mut Errors) -> Opti
         Some(h) => hedge(&path, h, request_timeout_ms, errs),
     };
     let resume = resume_policy(&path, r.resume.as_deref(), r.max_resumes, errs);
+    let cache = r
+        .cache
+        .as_ref()
+        .map(|c| cache_policy(&format!("{path}.cache"), c, errs));
     let Some(chain) = Chain::new(steps) else {
         if r.chain.is_empty() {
             errs.push(
@@ -121,7 +127,34 @@ fn route(name: &str, r: &RawRoute, cx: &RouteContext, errs: &mut Errors) -> Opti
         hedge_after_ms,
         hedge_p95_cap_ms,
         validate_output: r.validate_output.unwrap_or(true),
+        cache,
     })
+}
+
+/// `routes.<name>.cache`: a TTL of 1 s to `MAX_CACHE_TTL_S`, scope `key` (default) or `shared`.
+fn cache_policy(path: &str, c: &RawCache, errs: &mut Errors) -> CachePolicy {
+    if c.ttl_s == 0 || c.ttl_s > MAX_CACHE_TTL_S {
+        errs.push(
+            &format!("{path}.ttl_s"),
+            format!("must be between 1 and {MAX_CACHE_TTL_S} seconds"),
+        );
+    }
+    let scope = match c.scope.as_deref() {
+        None | Some("key") => CacheScope::Key,
+        Some("shared") => CacheScope::Shared,
+        Some(other) => {
+            errs.push(
+                &format!("{path}.scope"),
+                format!("unknown scope \"{other}\" (expected \"key\" or \"shared\")"),
+            );
+            CacheScope::Key
+        }
+    };
+    CachePolicy {
+        ttl_s: u32::try_from(c.ttl_s.clamp(1, MAX_CACHE_TTL_S)).unwrap_or(1),
+        scope,
+        cache_sampled: c.cache_sampled,
+    }
 }
 
 /// The step for deployment `idx`: its retry policy, then the route's fields on top.

@@ -255,6 +255,26 @@ pub struct Route {
     /// Answers to requests with a strict `json_schema` response format are checked against it
     /// (`validate_output`, default true).
     pub validate_output: bool,
+    /// Exact-match response caching, when the route opts in (`cache`).
+    pub cache: Option<CachePolicy>,
+}
+
+/// A route's response cache: how long an answer is kept, who may read it, and whether sampled
+/// requests (temperature > 0 or unset, or tools) are cached too.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CachePolicy {
+    pub ttl_s: u32,
+    pub scope: CacheScope,
+    pub cache_sampled: bool,
+}
+
+/// Whose requests share cached answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheScope {
+    /// Only the same gateway key's (or, without keys, every caller's).
+    Key,
+    /// Every caller allowed on the route.
+    Shared,
 }
 
 impl Route {

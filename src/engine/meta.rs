@@ -93,6 +93,27 @@ impl Hedge {
     }
 }
 
+/// What the route's response cache did for the request (`x-router-cache`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheStatus {
+    /// Answered from the cache; no upstream was called.
+    Hit,
+    /// Looked up and not found; a storable answer is stored.
+    Miss,
+    /// Neither read nor written (the client opted out, or a sampled request).
+    Bypass,
+}
+
+impl CacheStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CacheStatus::Hit => "hit",
+            CacheStatus::Miss => "miss",
+            CacheStatus::Bypass => "bypass",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AttemptRecord {
     pub deployment: String,
@@ -149,6 +170,8 @@ pub struct Meta {
     /// Subrequests charged to the request's budget (`limits.subrequests`): the worst-case
     /// count of the engine's cost model, the fixed reserve included.
     pub subrequests: u32,
+    /// On a route with a response cache: what the cache did.
+    pub cache: Option<CacheStatus>,
 }
 
 impl Meta {

@@ -21,7 +21,7 @@ mod stream_resume;
 mod walk;
 
 pub use body::AttemptBody;
-pub use meta::{AttemptRecord, Hedge, Meta, Skip};
+pub use meta::{AttemptRecord, CacheStatus, Hedge, Meta, Skip};
 pub use outcome::{CommittedStream, Outcome};
 pub use ports::{
     AlwaysClosed, Clock, Health, ReadAhead, ResponseBody, ResponseHead, Transport, TransportError,

@@ -5,6 +5,7 @@
 
 use super::auth::{self, Admitted};
 use super::background::Background;
+use super::cache;
 use super::config_source;
 use super::finish::Finish;
 use super::health::DoHealth;
@@ -89,6 +90,11 @@ async fn serve(
     let request_id = request_id();
     let admitted = admit(env, key.as_ref(), &prepared, &request_id, started).await?;
     let Prepared { route, routed, .. } = prepared;
+    let decision = route.cache.as_ref().map(|policy| {
+        let key_id = key.as_ref().map(|k| k.id.as_str());
+        crate::cache::decide(policy, &route.name, key_id, &chat, &headers)
+    });
+    let cached = cache::lookup(decision.as_ref()).await;
     let finish = Finish {
         env: env.clone(),
         ctx: Rc::clone(ctx),
@@ -97,7 +103,18 @@ async fn serve(
         waited_before: u32::from(admitted.is_some()),
         admitted,
         routed,
+        cache: cache::status(decision.as_ref()),
     };
+    if let Some(entry) = cached {
+        let meta = Meta {
+            request_id,
+            route: route.name.clone(),
+            stream: chat.stream,
+            started_ms: started,
+            ..Meta::default()
+        };
+        return Ok(cache::serve_hit(&entry, &chat, client, meta, finish));
+    }
     let ports = Ports::new(&table, env);
     let ctx_req = RequestContext {
         order: Some(finish.routed.plan.order.clone()),
@@ -109,7 +126,7 @@ async fn serve(
         .engine(&finish.health)
         .run(route, &Rc::new(chat), ctx_req)
         .await;
-    Ok(respond(outcome, client, ports, finish))
+    Ok(respond(outcome, client, ports, finish, decision.as_ref()))
 }
 
 /// The request's body, read within the size limit and parsed in the client's format.
@@ -184,6 +201,7 @@ fn respond(
     client: ClientFormat,
     ports: Ports,
     mut finish: Finish,
+    cache_decision: Option<&crate::cache::Decision>,
 ) -> Result<web_sys::Response> {
     match outcome {
         Outcome::Complete {
@@ -194,6 +212,7 @@ fn respond(
             finish.decorate(&mut meta);
             let headers = response_headers(&meta, WorkerClock.now_ms());
             finish.done(&mut meta);
+            cache::store(&finish.ctx, cache_decision, &meta, &body, client_ready);
             let body = if client_ready {
                 body
             } else {

@@ -8,7 +8,7 @@ use super::health::DoHealth;
 use super::routing;
 use super::transport::WorkerClock;
 use crate::config::RoutingTable;
-use crate::engine::{Clock, Meta, Skip};
+use crate::engine::{CacheStatus, Clock, Meta, Skip};
 use crate::keys::KeyRecord;
 use crate::report::log_line;
 use crate::routing::prepare::Routed;
@@ -27,6 +27,8 @@ pub struct Finish {
     pub waited_before: u32,
     /// How the request was routed (task, plan, session).
     pub routed: Routed,
+    /// On a caching route: what the cache did (`x-router-cache`).
+    pub cache: Option<CacheStatus>,
 }
 
 impl Finish {
@@ -37,6 +39,7 @@ impl Finish {
     /// What the glue knows that the engine does not: key, rate-limit headroom.
     pub fn decorate(&self, meta: &mut Meta) {
         meta.key_name = self.key.as_ref().map(|k| k.name.clone());
+        meta.cache = self.cache;
         if let Some(a) = &self.admitted {
             meta.extra_headers = auth::ratelimit_headers(&a.headroom);
         }

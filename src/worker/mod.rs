@@ -7,6 +7,7 @@ mod admin_keys;
 mod admin_table;
 mod auth;
 mod background;
+mod cache;
 mod chat;
 mod config_source;
 mod cors;
