@@ -549,6 +549,25 @@ test("text.format json_schema (strict) is checked: off-schema falls back, a stre
   assert.match(s.named.at(-1).json.message, /rating/);
 });
 
+test("response cache: a Responses request is stored once and served again as a response object or a replayed event stream", async () => {
+  const t = await table({ cache: { ttl_s: 60 } });
+  t.script("openai", [steps.ok("Cached answer.")]);
+  const ask = { model: "r-openai", input: "Cache me, please.", temperature: 0 };
+  const miss = await responsesOnce(ask);
+  assert.equal(miss.status, 200, miss.text);
+  assert.equal(miss.res.headers.get("x-router-cache"), "miss");
+  assert.equal(miss.json.output_text, "Cached answer.");
+  const hit = await responsesOnce(ask);
+  assert.equal(hit.res.headers.get("x-router-cache"), "hit");
+  assert.equal(hit.json.object, "response");
+  assert.equal(hit.json.status, "completed");
+  assert.equal(hit.json.output_text, "Cached answer.");
+  const s = await responsesStream(ask);
+  assert.equal(s.res.headers.get("x-router-cache"), "hit");
+  assertCompleteTextStream(s, "Cached answer.");
+  assert.equal(t.hits("openai"), 1, "one upstream request for all three");
+});
+
 // ---------------------------------------------------------------- refusals and errors
 
 test("stateful features get a clear 400 in OpenAI's error shape", async () => {
