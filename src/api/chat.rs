@@ -10,12 +10,14 @@ use serde_json::{Map, Value};
 pub enum ClientFormat {
     OpenAi,
     Anthropic,
+    /// OpenAI's Responses API (`/v1/responses`), translated to and from the pivot.
+    Responses,
 }
 
 #[derive(Debug, Clone)]
 pub struct ChatRequest {
     /// The request as an OpenAI chat-completions body (the pivot format): the client's own
-    /// body for OpenAI clients, a translation for Anthropic clients.
+    /// body for OpenAI clients, a translation for Anthropic and Responses clients.
     pub body: Map<String, Value>,
     pub client: ClientFormat,
     /// An Anthropic client's original body, sent as is (model replaced) to Anthropic upstreams

@@ -1,4 +1,5 @@
-//! Client-facing wire types (OpenAI chat completions) and the gateway's own error bodies.
+//! Client-facing wire types (OpenAI chat completions, Anthropic Messages, OpenAI Responses) and
+//! the gateway's own error bodies.
 
 pub mod anthropic;
 pub mod chat;
@@ -8,6 +9,8 @@ pub mod embeddings;
 pub mod error;
 mod fields;
 pub mod models;
+pub mod responses;
+mod responses_input;
 
 pub use chat::{parse_chat_request, ChatRequest, ClientFormat};
 pub use error::ApiError;

@@ -1,12 +1,18 @@
 //! Egress: turns pivot-format answers (OpenAI chat completions) into the client's format.
 //! OpenAI clients get the pivot bytes untouched; Anthropic clients get Messages-API bodies
-//! and stream events.
+//! and stream events; Responses API clients get `response` objects and typed stream events.
 
 mod anthropic_message;
 mod anthropic_stream;
+mod pivot_chunk;
+mod responses_body;
+mod responses_object;
+mod responses_stream;
 
 pub use anthropic_message::completion_to_message;
 pub use anthropic_stream::AnthropicStreamEncoder;
+pub use responses_body::completion_to_response;
+pub use responses_stream::ResponsesStreamEncoder;
 
 use crate::api::error::ErrorKind;
 use crate::api::{anthropic, ApiError, ClientFormat};
@@ -19,6 +25,7 @@ use serde_json::json;
 pub enum StreamEgress {
     OpenAi,
     Anthropic(Box<AnthropicStreamEncoder>),
+    Responses(Box<ResponsesStreamEncoder>),
     /// An Anthropic client served by an Anthropic upstream: the upstream's own events pass
     /// through (thinking signatures and all); pivot chunks are ignored.
     AnthropicNative {
@@ -37,6 +44,7 @@ impl StreamEgress {
                 saw_stop: false,
                 ended: false,
             },
+            (ClientFormat::Responses, _) => StreamEgress::Responses(Box::default()),
         }
     }
 
@@ -57,6 +65,7 @@ impl StreamEgress {
         match self {
             StreamEgress::OpenAi => out.push(bytes),
             StreamEgress::Anthropic(enc) => enc.chunk(&bytes, out),
+            StreamEgress::Responses(enc) => enc.chunk(&bytes, out),
             StreamEgress::AnthropicNative { .. } => {}
         }
     }
@@ -66,6 +75,7 @@ impl StreamEgress {
         match self {
             StreamEgress::OpenAi => out.push(DONE.to_vec()),
             StreamEgress::Anthropic(enc) => enc.done(out),
+            StreamEgress::Responses(enc) => enc.done(out),
             StreamEgress::AnthropicNative { saw_stop, ended } => {
                 if !*saw_stop && !*ended {
                     out.push(
@@ -89,6 +99,7 @@ impl StreamEgress {
             StreamEgress::Anthropic(enc) => {
                 enc.gateway_error(ErrorKind::RateLimited, &message, out)
             }
+            StreamEgress::Responses(enc) => enc.budget_cut(&message, out),
             StreamEgress::AnthropicNative { ended, .. } => {
                 if !*ended {
                     *ended = true;
@@ -110,6 +121,7 @@ impl StreamEgress {
                 out.push(encode_data(&body.to_string()));
             }
             StreamEgress::Anthropic(enc) => enc.error(e, &message, out),
+            StreamEgress::Responses(enc) => enc.error(e, &message, out),
             StreamEgress::AnthropicNative { ended, .. } => {
                 if !*ended {
                     *ended = true;
@@ -134,13 +146,15 @@ pub fn completion_for_client(client: ClientFormat, body: Vec<u8>) -> Vec<u8> {
     match client {
         ClientFormat::OpenAi => body,
         ClientFormat::Anthropic => completion_to_message(&body),
+        ClientFormat::Responses => completion_to_response(&body),
     }
 }
 
 /// The gateway's error body in the client's format.
 pub fn error_for_client(client: ClientFormat, e: &ApiError) -> Vec<u8> {
     match client {
-        ClientFormat::OpenAi => e.to_body(),
+        // The Responses API answers HTTP errors in OpenAI's `{"error": {…}}` shape.
+        ClientFormat::OpenAi | ClientFormat::Responses => e.to_body(),
         ClientFormat::Anthropic => anthropic::error_body(e),
     }
 }
@@ -159,6 +173,7 @@ mod tests {
             (ClientFormat::OpenAi, false),
             (ClientFormat::Anthropic, false),
             (ClientFormat::Anthropic, true),
+            (ClientFormat::Responses, false),
         ] {
             let mut e = StreamEgress::new(client, native);
             let mut out = Vec::new();
@@ -172,11 +187,17 @@ mod tests {
                     assert!(t.starts_with("event: error\n"), "{t}");
                     assert!(t.contains("\"type\":\"rate_limit_error\""), "{t}");
                 }
+                ClientFormat::Responses => {
+                    assert!(t.contains("event: response.failed\n"), "{t}");
+                    assert!(t.contains("event: error\n"), "{t}");
+                    assert!(t.contains("\"code\":\"budget_exceeded\""), "{t}");
+                    assert!(!t.contains("response.completed"), "{t}");
+                }
             }
             // An Anthropic stream, once ended by it, never gets its message_stop.
             let mut after = Vec::new();
             e.done(&mut after);
-            if client == ClientFormat::Anthropic {
+            if client != ClientFormat::OpenAi {
                 assert!(text(&after).is_empty(), "{}", text(&after));
             }
         }

@@ -159,10 +159,11 @@ async fn explain(req: &mut Request, env: &Env, ctx: &Context) -> Result<Response
                 .collect()
         })
         .unwrap_or_default();
-    let parsed = if path == "/v1/messages" {
-        crate::api::anthropic::parse_messages_request(body.to_string().as_bytes())
-    } else {
-        crate::api::parse_chat_request(body.to_string().as_bytes())
+    let bytes = body.to_string().into_bytes();
+    let parsed = match path.as_str() {
+        "/v1/messages" => crate::api::anthropic::parse_messages_request(&bytes),
+        "/v1/responses" => crate::api::responses::parse_responses_request(&bytes),
+        _ => crate::api::parse_chat_request(&bytes),
     };
     let chat = match parsed {
         Ok(c) => c,

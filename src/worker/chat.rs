@@ -1,4 +1,4 @@
-//! POST /v1/chat/completions and /v1/messages: check the caller's key, read and validate the
+//! POST /v1/chat/completions, /v1/messages and /v1/responses: check the caller's key, read and validate the
 //! body, let `routing::prepare` decide the route, admit the request against the key's limits,
 //! run the engine, and turn its outcome into a response (JSON, or an SSE stream pulled from
 //! the engine).
@@ -17,6 +17,7 @@ use super::routing;
 use super::stream_out;
 use super::transport::WorkerClock;
 use crate::api::anthropic::parse_messages_request;
+use crate::api::responses::parse_responses_request;
 use crate::api::{parse_chat_request, ApiError, ChatRequest, ClientFormat};
 use crate::egress::completion_for_client;
 use crate::engine::{Clock, Meta, Outcome, RequestContext};
@@ -34,7 +35,8 @@ const RESERVATION_MARGIN_MS: u64 = 60_000;
 /// An answer given before the engine ran: the error, and what to report with it.
 type Refused = (ApiError, Option<Meta>);
 
-/// Serves `/v1/chat/completions` (OpenAI clients) and `/v1/messages` (Anthropic clients).
+/// Serves `/v1/chat/completions` (OpenAI clients), `/v1/messages` (Anthropic clients) and
+/// `/v1/responses` (Responses API clients).
 /// Works on the runtime's own request and response objects (no `worker::Request`, which
 /// reads `request.cf` up front, and no header-by-header copies: see `http.js`).
 pub async fn handle(
@@ -150,6 +152,7 @@ async fn read_request(
     let mut chat = match client {
         ClientFormat::OpenAi => parse_chat_request(&body)?,
         ClientFormat::Anthropic => parse_messages_request(&body)?,
+        ClientFormat::Responses => parse_responses_request(&body)?,
     };
     if client == ClientFormat::Anthropic {
         chat.anthropic_headers = crate::api::chat::anthropic_headers_of(headers);

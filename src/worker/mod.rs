@@ -70,6 +70,9 @@ async fn fetch(raw: web_sys::Request, env: Env, ctx: Context) -> Result<web_sys:
         ("POST", "/v1/messages") => {
             chat::handle(raw, path, env, ctx, ClientFormat::Anthropic).await
         }
+        ("POST", "/v1/responses") => {
+            chat::handle(raw, path, env, ctx, ClientFormat::Responses).await
+        }
         ("POST", "/v1/messages/count_tokens") => count_tokens::handle(raw, env, ctx).await,
         ("POST", "/v1/embeddings") => {
             // Boxed behind `dyn`: its poll stays out of the chat path's state machine.
@@ -85,14 +88,21 @@ async fn fetch(raw: web_sys::Request, env: Env, ctx: Context) -> Result<web_sys:
     Ok(answer)
 }
 
-/// Everything but the two chat endpoints.
+/// Everything but the chat endpoints.
 async fn other(req: Request, env: Env, ctx: Context) -> Result<Response> {
     let path = req.path();
     let method = req.method();
     match (path.as_str(), method) {
-        ("/v1/chat/completions", _) => {
+        ("/v1/chat/completions" | "/v1/responses", _) => {
             error_response(&ApiError::method_not_allowed(Allowed::Post), None)
         }
+        // Retrieve, delete, cancel, input_items: all need stored responses.
+        (p, _) if p.starts_with("/v1/responses/") => error_response(
+            &ApiError::not_found(format!(
+                "unknown path {p}: this gateway does not store responses (it is stateless), so they cannot be retrieved, cancelled or deleted"
+            )),
+            None,
+        ),
         ("/v1/messages" | "/v1/messages/count_tokens", _) => respond::client_error_response(
             ClientFormat::Anthropic,
             &ApiError::method_not_allowed(Allowed::Post),
@@ -110,7 +120,7 @@ async fn other(req: Request, env: Env, ctx: Context) -> Result<Response> {
             // In keys mode only a caller with a key is told which paths exist.
             let message = if auth::may_see_details(&req, &env, WorkerClock.now_ms()).await {
                 format!(
-                    "unknown path {p}; see /v1/chat/completions, /v1/messages, /v1/embeddings, /v1/models, /healthz"
+                    "unknown path {p}; see /v1/chat/completions, /v1/messages, /v1/responses, /v1/embeddings, /v1/models, /healthz"
                 )
             } else {
                 format!("unknown path {p}")

@@ -134,7 +134,8 @@ pub fn error_response(e: &ApiError, meta: Option<(&Meta, u64)>) -> Result<Respon
     client_error_response(ClientFormat::OpenAi, e, meta)
 }
 
-/// An error in the shape the client's SDK expects (OpenAI or Anthropic).
+/// An error in the shape the client's SDK expects (OpenAI, which the Responses API shares, or
+/// Anthropic).
 pub fn client_error_response(
     client: ClientFormat,
     e: &ApiError,

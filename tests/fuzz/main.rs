@@ -14,6 +14,7 @@
 //! | `fuzz_routing_table` (`table.rs`) | 1200 | `config::parse_table` | no panic; deterministic; every error starts with a JSON path or `invalid routing table JSON`; known-invalid mutations (unknown deployment in a chain, unknown provider, unknown field, bad version, empty chain, out-of-range numbers, bad names, an object in serde's positional array form, …) always fail with an error at that path; known-valid ones always succeed; accepted tables are internally consistent (indexes in range, bounds held) |
 //! | `fuzz_request_parsers` (`requests.rs`) | 2500 | `api::parse_chat_request`, `api::anthropic::parse_messages_request` | no panic, also past serde_json's recursion limit and with thousands of messages; accept exactly what an independent validity oracle accepts; errors are 400-413 with a non-empty message and code; accepted requests keep the body, model, stream flags, prompt size |
 //! | `fuzz_stream_translator_{openai,anthropic,gemini}` (`translators.rs`) | 2000 each | `providers::Translator` | no panic; output independent of how the bytes are split; at most one `Error`, always last; at most one `Finish`; Anthropic: nothing after `Done`, only usage / `Done` after `Finish`; Gemini: never `Finish` and `Error`, only usage after `Finish`; every emitted chunk is exactly one SSE event of JSON; well-formed streams: text, reasoning and tool arguments out = deltas in, one `Finish`, no `Error`, no content after `Finish`; a line over the limit anywhere: the events before it unchanged, then one `MalformedResponse` unless the answer had ended |
+//! | `fuzz_responses_request_parser` (`responses_api.rs`) | 1500 | `api::responses::parse_responses_request` | no panic; accepted requests translate to a pivot that `parse_chat_request` accepts, with only pivot roles and none of the Responses-only fields, the stream and usage flags kept; errors are 400 with a message and a code |
 //! | `fuzz_parse_responses` (`responses.rs`) | 2500 | `providers::parse_response`, `providers::classify_error` | no panic; accepted answers are JSON with choices (OpenAI forwarded byte for byte, Anthropic kept as `native`); classification keeps status and body |
 //!
 //! Environment:
@@ -35,13 +36,14 @@
 //! Layout: `harness.rs` (PRNG, case runner, heap accounting), `gen.rs` (generators and
 //! mutators shared by the targets), one file per target (`sse.rs`, `table.rs`,
 //! `requests.rs`, `translators.rs` with its stream generators in `streams.rs`,
-//! `responses.rs`), and `regressions.rs` (minimal reproducers of the bugs the fuzzers found).
+//! `responses.rs`, `responses_api.rs`), and `regressions.rs` (minimal reproducers of the bugs the fuzzers found).
 
 mod gen;
 mod harness;
 mod regressions;
 mod requests;
 mod responses;
+mod responses_api;
 mod sse;
 mod streams;
 mod table;
