@@ -77,6 +77,8 @@ pub fn validate(raw: RawTable) -> Result<RoutingTable, Vec<Problem>> {
         .as_ref()
         .map(|t| super::tasks::tasks(t, &raw.routes, &routes, &mut errs));
 
+    let alerts = super::alerts::alerts(raw.alerts.as_ref(), &mut errs);
+
     if errs.is_empty() {
         Ok(RoutingTable {
             estimated_output_tokens,
@@ -86,6 +88,7 @@ pub fn validate(raw: RawTable) -> Result<RoutingTable, Vec<Problem>> {
             deployments: deployments.list,
             routes,
             tasks,
+            alerts,
         })
     } else {
         Err(errs.into_problems())
