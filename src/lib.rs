@@ -22,6 +22,7 @@ pub mod redact;
 pub mod report;
 pub mod resilience;
 pub mod routing;
+pub mod schema;
 pub mod sse;
 pub mod state;
 pub mod usage;

@@ -114,6 +114,7 @@ pub fn parse_messages_request(bytes: &[u8]) -> Result<ChatRequest, ApiError> {
         prompt_chars,
         anthropic_headers: Vec::new(),
         output_cap: None,
+        output_schema: None,
     })
 }
 

@@ -34,6 +34,9 @@ pub struct ChatRequest {
     /// The output limit the gateway set itself (`keys::cap_output`): a stream reaching it ends
     /// with an in-band `budget_exceeded` error, never as a complete answer.
     pub output_cap: Option<u64>,
+    /// The strict JSON schema the answer must follow, when the request asks for one and its
+    /// route checks answers (`routing::prepare`): an answer off it is a failed attempt.
+    pub output_schema: Option<Value>,
 }
 
 /// Client headers an Anthropic upstream receives as sent: the API version and the beta
@@ -131,6 +134,7 @@ pub fn parse_chat_request(bytes: &[u8]) -> Result<ChatRequest, ApiError> {
         prompt_chars,
         anthropic_headers: Vec::new(),
         output_cap: None,
+        output_schema: None,
     })
 }
 

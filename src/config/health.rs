@@ -12,10 +12,11 @@ impl Default for BreakerPolicy {
         BreakerPolicy {
             enabled: true,
             config: BreakerConfig::default(),
-            // Every class that says the provider, not the request, failed.
+            // Every class that says the provider, not the request, failed (an answer off its
+            // schema says the model is not up to the task, not that it is down).
             counted: ErrorClass::ALL
                 .into_iter()
-                .filter(|c| !c.is_client_fault())
+                .filter(|c| !c.is_client_fault() && *c != ErrorClass::InvalidOutput)
                 .collect(),
             cron_probe: true,
         }

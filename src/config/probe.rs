@@ -36,6 +36,7 @@ impl Route {
             sticky_ttl_ms: None,
             hedge_after_ms: None,
             hedge_p95_cap_ms: None,
+            validate_output: false,
         })
     }
 }

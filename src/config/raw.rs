@@ -280,6 +280,8 @@ pub struct RawRoute {
     /// Mid-stream resume: "auto" (default), "prefill", "replay" or "off".
     pub resume: Option<String>,
     pub max_resumes: Option<u32>,
+    /// Check answers against a strict `json_schema` response format (default true).
+    pub validate_output: Option<bool>,
 }
 
 /// One chain entry: a deployment name, or `{"deployment": "x", "weight": 3}`.

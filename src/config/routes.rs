@@ -120,6 +120,7 @@ fn route(name: &str, r: &RawRoute, cx: &RouteContext, errs: &mut Errors) -> Opti
         sticky_ttl_ms,
         hedge_after_ms,
         hedge_p95_cap_ms,
+        validate_output: r.validate_output.unwrap_or(true),
     })
 }
 

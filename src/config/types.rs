@@ -252,6 +252,9 @@ pub struct Route {
     pub hedge_after_ms: Option<u64>,
     /// Hedging after the measured p95 TTFT (`hedge: {"after": "p95"}`), at most this long.
     pub hedge_p95_cap_ms: Option<u64>,
+    /// Answers to requests with a strict `json_schema` response format are checked against it
+    /// (`validate_output`, default true).
+    pub validate_output: bool,
 }
 
 impl Route {

@@ -6,13 +6,14 @@ use super::attempt::AttemptOutcome;
 use super::hedge::Hedged;
 use super::meta::{AttemptRecord, Hedge, Meta};
 use super::outcome::{CommittedStream, Outcome};
+use super::output::completion_off_schema;
 use super::ports::{Clock, Health, Transport};
 use super::resuming::ResumeState;
 use super::stream::LiveStream;
 use super::walk::{Candidate, ChainWalk};
 use super::Engine;
 use crate::api::ChatRequest;
-use crate::config::Route;
+use crate::config::{Deployment, Route};
 use crate::resilience::UpstreamError;
 use crate::usage::Usage;
 use std::rc::Rc;
@@ -72,7 +73,48 @@ pub(super) fn split<B>(outcome: AttemptOutcome<B>) -> Result<Answer<B>, Upstream
     }
 }
 
+/// The deadline of the visit's first attempt: a half-open probe may use at most half of the
+/// time the request has left, so that a probe that hangs still leaves time to fall back (a
+/// user request is never failed by a probe). A forced probe (every deployment open) has
+/// nothing to fall back to and keeps it all.
+fn probe_deadline(v: &Visit<'_>, now: u64, request_deadline: u64) -> u64 {
+    if v.probe && !v.c.forced {
+        now.saturating_add(request_deadline.saturating_sub(now) / 2)
+    } else {
+        request_deadline
+    }
+}
+
 impl<T: Transport, C: Clock, H: Health> Engine<'_, T, C, H> {
+    /// A complete answer off the strict schema its request asked for is an `invalid_output`
+    /// failure of `dep` (its cost, all of it billed by the provider, is kept in
+    /// `meta.failed_prompts`); streams are checked when they end (`LiveStream`).
+    pub(super) fn check_answer(
+        &self,
+        answer: Answer<T::Body>,
+        dep: &Deployment,
+        req: &ChatRequest,
+        meta: &mut Meta,
+    ) -> Result<Answer<T::Body>, UpstreamError> {
+        let Some(schema) = &req.output_schema else {
+            return Ok(answer);
+        };
+        if let Answer::Complete {
+            body,
+            client_ready: false,
+            usage,
+            ..
+        } = &answer
+        {
+            if let Some(e) = completion_off_schema(schema, body) {
+                let billed = usage.map_or(0, |u| u.cost_nanos(&dep.price));
+                meta.failed_prompts.push((dep.name.clone(), billed));
+                return Err(e);
+            }
+        }
+        Ok(answer)
+    }
+
     /// The visit's attempt, hedged when the walk says so. A hedge that failed is booked
     /// and not visited again; one that answered is named in `meta.hedges`.
     pub(super) async fn first_or_hedged(
@@ -82,7 +124,7 @@ impl<T: Transport, C: Clock, H: Health> Engine<'_, T, C, H> {
         req: &Rc<ChatRequest>,
         meta: &mut Meta,
     ) -> Tried<T::Body> {
-        let deadline = walk.request_deadline_ms();
+        let deadline = probe_deadline(v, self.clock.now_ms(), walk.request_deadline_ms());
         let primary = self.attempt_once(v.c.dep, req, deadline, None);
         let p95 = self.health.ttft_p95_ms(v.c.dep);
         let Some((after, hp)) = walk.hedge(&v.c, v.probe, req, meta, p95) else {

@@ -48,6 +48,8 @@ pub struct AttemptInput<'a> {
     pub resume: Option<(Filter, Delivered, StreamEgress)>,
     /// The output limit the gateway imposed (see `ChatRequest::output_cap`).
     pub output_cap: Option<u64>,
+    /// The strict schema the answer must follow (see `ChatRequest::output_schema`).
+    pub output_schema: Option<serde_json::Value>,
     /// Scrubs secrets from every upstream error before it reaches the caller or a log line.
     pub redactor: &'a Rc<Redactor>,
 }
@@ -156,6 +158,7 @@ async fn attempt_once<T: Transport, C: Clock>(
         }
     };
     live.cap_output(input.output_cap);
+    live.check_output(input.output_schema);
     match live.until_commit(clock).await {
         Ok(()) => AttemptOutcome::Committed(Box::new(live)),
         Err(e) => AttemptOutcome::Failed(e),

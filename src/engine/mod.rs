@@ -12,6 +12,7 @@ mod hedge;
 mod meta;
 mod once;
 mod outcome;
+mod output;
 pub mod ports;
 pub mod resume;
 mod resuming;
@@ -176,7 +177,8 @@ impl<T: Transport, C: Clock, H: Health> Engine<'_, T, C, H> {
                 }
             }
             let tried = self.first_or_hedged(walk, v, req, meta).await;
-            let error = match split(tried.outcome) {
+            let checked = split(tried.outcome).and_then(|a| self.check_answer(a, c.dep, req, meta));
+            let error = match checked {
                 Err(error) => error,
                 Ok(answer) => {
                     let a = Answered {

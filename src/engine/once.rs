@@ -36,6 +36,7 @@ impl<T: Transport, C: Clock, H: Health> Engine<'_, T, C, H> {
             request_deadline_ms,
             resume,
             output_cap: req.output_cap,
+            output_schema: req.output_schema.clone(),
             redactor: self.redactor,
         })
     }

@@ -293,11 +293,15 @@ impl Filter {
     }
 }
 
-/// Every divergence message starts with this (resuming stops on it).
+/// Every divergence message starts with this.
 pub const DIVERGED: &str = "the replayed answer";
 
+/// A divergence: malformed for the breaker, and flagged so that resuming stops on it.
 fn diverged(msg: &str) -> UpstreamError {
-    UpstreamError::new(ErrorClass::MalformedResponse, msg)
+    UpstreamError {
+        diverged: true,
+        ..UpstreamError::new(ErrorClass::MalformedResponse, msg)
+    }
 }
 
 fn parse_chunk(chunk: &[u8]) -> Option<Value> {

@@ -13,7 +13,7 @@
 //! in a resume) is never asked to resume it, so a stall costs at most one `idle_ms` before the
 //! next deployment is asked, as before the commit.
 
-use super::resume::{Delivered, Filter, Method, DIVERGED};
+use super::resume::{Delivered, Filter, Method};
 use crate::api::ChatRequest;
 use crate::config::{PrefillSupport, ResumeMode, Route};
 use crate::resilience::subrequests::SubrequestBudget;
@@ -207,7 +207,7 @@ impl ResumeState {
             if self.route.resume.mode != ResumeMode::Prefill {
                 return After::Replay;
             }
-        } else if e.class == ErrorClass::MalformedResponse && e.message.starts_with(DIVERGED) {
+        } else if e.diverged {
             return After::Stop;
         }
         self.cursor += 1;

@@ -39,6 +39,7 @@ fn error(class: ErrorClass, message: &str) -> UpstreamError {
         message: message.into(),
         retry_after_ms: None,
         body: None,
+        diverged: false,
     }
 }
 
@@ -83,7 +84,10 @@ fn in_prefill_mode_a_refused_prefill_moves_on() {
 #[test]
 fn a_divergent_replay_ends_resuming_and_other_failures_move_on() {
     let mut s = state("auto");
-    let diverged = error(ErrorClass::MalformedResponse, &format!("{DIVERGED}: x"));
+    let diverged = UpstreamError {
+        diverged: true,
+        ..error(ErrorClass::MalformedResponse, "the replayed answer differs")
+    };
     assert_eq!(s.on_failure(0, Method::Replay, &diverged), After::Stop);
     let cut = error(ErrorClass::StreamCut, "cut");
     assert_eq!(s.on_failure(0, Method::Replay, &cut), After::Next);

@@ -50,6 +50,8 @@ pub struct LiveStream<B> {
     /// The output limit the gateway imposed, and whether the answer was cut there.
     output_cap: Option<u64>,
     pub capped: bool,
+    /// The strict schema the answer must follow: checked when it ends.
+    output_schema: Option<serde_json::Value>,
 }
 
 /// What a committed stream needs next (see `LiveStream::step`).
@@ -113,7 +115,14 @@ impl<B: ResponseBody> LiveStream<B> {
             armed: Armed::default(),
             output_cap: None,
             capped: false,
+            output_schema: None,
         }
+    }
+
+    /// The answer must follow `schema` (a strict `json_schema` response format): one that
+    /// ends off it ends with an in-band `invalid_output` error instead of the normal end.
+    pub fn check_output(&mut self, schema: Option<serde_json::Value>) {
+        self.output_schema = schema;
     }
 
     /// The gateway set the answer's output limit to `cap` (a reservation): an answer that
@@ -348,6 +357,10 @@ impl<B: ResponseBody> LiveStream<B> {
     }
 
     fn finish_ok(&mut self) {
+        if let Some(e) = self.off_schema() {
+            self.end_with_error(e);
+            return;
+        }
         let mut out = Vec::new();
         match self.cap_reached() {
             Some(cap) => {
@@ -358,6 +371,17 @@ impl<B: ResponseBody> LiveStream<B> {
         }
         self.pending.extend(out);
         self.ended = true;
+    }
+
+    /// Why the finished answer is off its schema, if it is (an answer without text, such as a
+    /// tool call, or past what is kept of it, `MAX_DELIVERED_BYTES`, is not checked).
+    fn off_schema(&self) -> Option<UpstreamError> {
+        let schema = self.output_schema.as_ref()?;
+        let unchecked = self.delivered.overflowed || self.delivered.text().is_empty();
+        if unchecked || self.delivered.tool_partial || self.is_native() {
+            return None;
+        }
+        super::output::text_off_schema(schema, self.delivered.text())
     }
 
     /// The imposed output limit, when the answer reached it (by the provider's count, else by

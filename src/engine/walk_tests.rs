@@ -60,6 +60,7 @@ fn error(class: ErrorClass, status: Option<u16>) -> UpstreamError {
         message: format!("{class:?}"),
         retry_after_ms: None,
         body: None,
+        diverged: false,
     }
 }
 

@@ -23,10 +23,12 @@ pub enum ErrorClass {
     /// The upstream answered with a 3xx redirect. An LLM API never needs one, and following
     /// it would send the prompt (and the key) to another host: the attempt fails instead.
     Redirect,
+    /// The answer does not follow the strict JSON schema the request asked for.
+    InvalidOutput,
 }
 
 impl ErrorClass {
-    pub const ALL: [ErrorClass; 16] = [
+    pub const ALL: [ErrorClass; 17] = [
         ErrorClass::RateLimited,
         ErrorClass::Overloaded,
         ErrorClass::ServerError,
@@ -43,6 +45,7 @@ impl ErrorClass {
         ErrorClass::AuthError,
         ErrorClass::NotFound,
         ErrorClass::Redirect,
+        ErrorClass::InvalidOutput,
     ];
 
     pub fn from_name(name: &str) -> Option<ErrorClass> {
@@ -67,6 +70,7 @@ impl ErrorClass {
             ErrorClass::AuthError => "auth_error",
             ErrorClass::NotFound => "not_found",
             ErrorClass::Redirect => "upstream_redirect",
+            ErrorClass::InvalidOutput => "invalid_output",
         }
     }
 
@@ -125,6 +129,9 @@ pub struct UpstreamError {
     pub retry_after_ms: Option<u64>,
     /// The upstream's error body, kept for errors returned to the caller unchanged.
     pub body: Option<Vec<u8>>,
+    /// A replayed answer contradicted the text already delivered (`engine::resume`):
+    /// resuming stops, whatever the class says.
+    pub diverged: bool,
 }
 
 /// What to say about an error response whose body carries no parsable message: the status
@@ -150,6 +157,7 @@ impl UpstreamError {
             message: message.into(),
             retry_after_ms: None,
             body: None,
+            diverged: false,
         }
     }
 }

@@ -45,6 +45,8 @@ pub fn decide(d: &Decision<'_>, jitter: &mut Jitter) -> Action {
         TimeoutConnect | TimeoutFirstToken | TimeoutIdle | TimeoutAttempt => Action::NextDeployment,
         // A redirect is the deployment's configuration, not a passing fault: no retry.
         AuthError | NotFound | Redirect => Action::NextDeployment,
+        // Another model may follow the schema; the same one was just asked.
+        InvalidOutput => Action::NextDeployment,
         ContextLengthExceeded => Action::NextLargerContext,
         ContentPolicy if d.fallback_on_content_policy => Action::NextDeployment,
         ContentPolicy | InvalidRequest => Action::Fail,

@@ -67,14 +67,19 @@ pub struct Prepared<'t> {
     pub reserve: Option<Estimate>,
 }
 
-/// Decides everything about `chat` that needs no upstream; caps its output when the caller's
-/// key has a token or spend limit (the answer may not cost more than is reserved).
+/// Decides everything about `chat` that needs no upstream; notes the schema its answer must
+/// follow (when its route checks answers); caps its output when the caller's key has a token
+/// or spend limit (the answer may not cost more than is reserved).
 pub fn prepare<'t>(
     world: &World<'t>,
     chat: &mut ChatRequest,
     door: &Door,
 ) -> Result<Prepared<'t>, ApiError> {
     let (route, routed) = route_request(world, chat, door)?;
+    chat.output_schema = route
+        .validate_output
+        .then(|| crate::schema::requested(&chat.body).cloned())
+        .flatten();
     let Some(key) = door.key else {
         return Ok(Prepared {
             route,

@@ -231,3 +231,26 @@ fn an_outage_costs_the_primary_the_threshold_plus_spaced_probes_and_recovery_is_
     gw.at(77_000);
     assert_eq!(gw.serve(false).meta().deployment.as_deref(), Some("a"));
 }
+
+#[test]
+fn a_probe_that_hangs_uses_at_most_half_the_time_left_and_the_request_falls_back() {
+    let gw = Gw::new(table(
+        json!({}),
+        json!({}),
+        json!({"request_timeout_ms": 10_000}),
+    ));
+    gw.script.on(A, vec![Step::Hang]);
+    gw.script.on(B, vec![ok_json()]);
+    gw.health.trip(gw.dep("a")); // open until T0 + 5 s
+    gw.at(5000);
+    let (_, meta) = gw.serve(false).ok();
+    assert_eq!(
+        meta.deployment.as_deref(),
+        Some("b"),
+        "the probe did not fail the request"
+    );
+    assert_eq!(meta.fallback_reasons(), "a:timeout_attempt");
+    // The probe gave up after half of the 10 s the request had.
+    assert_eq!(meta.attempts[0].duration_ms, 5000);
+    assert_eq!(gw.health.probes("a"), vec![(false, true)]);
+}

@@ -9,6 +9,7 @@ mod before_commit;
 mod billing;
 mod budget_cap;
 mod resume;
+mod schema;
 
 use edge_router::api::parse_chat_request;
 use edge_router::config::{parse_table, RoutingTable};

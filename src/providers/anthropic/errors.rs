@@ -43,6 +43,7 @@ pub fn classify_error(status: u16, body: &[u8], retry_after_ms: Option<u64>) -> 
         message,
         retry_after_ms,
         body: Some(body.to_vec()),
+        diverged: false,
     }
 }
 

@@ -63,6 +63,7 @@ fn request(body: Value, native: Option<Value>) -> ChatRequest {
         prompt_chars: 0,
         anthropic_headers: Vec::new(),
         output_cap: None,
+        output_schema: None,
     }
 }
 
