@@ -147,6 +147,23 @@ mod tests {
         assert_eq!((s.window_ms, s.fallback_ratio_bps), (2_000, 2_500));
     }
 
+    /// The README's `alerts` example validates, with every event on.
+    #[test]
+    fn the_readme_example_is_valid() {
+        let readme = include_str!("../../README.md");
+        let block = readme
+            .split("## Alerts")
+            .nth(1)
+            .and_then(|s| s.split("```json\n").nth(1))
+            .and_then(|s| s.split("\n```").next())
+            .unwrap_or_else(|| panic!("README: no alerts example"));
+        let v: Value = serde_json::from_str(&format!("{{{block}}}"))
+            .unwrap_or_else(|e| panic!("README alerts example: {e}"));
+        let (s, errs) = check(v["alerts"].clone());
+        assert!(errs.is_empty(), "{errs:?}");
+        assert_eq!(s.map(|s| s.events), Some(Switches::default()));
+    }
+
     #[test]
     fn errors_name_their_path() {
         let (_, errs) = check(json!({"webhook_url_secret": "https://hooks.example/x",
