@@ -37,7 +37,9 @@
 //   otherwise the gateway's estimate {prompt: P(R), completion: ⌈chars it delivered / 4⌉}
 //   (a cut stream reports no usage; README "Mid-stream resume"). The chars a response
 //   delivered are read from the gateway's side: the prefill it sent to the next resume, or, for
-//   the last one, the client's text; a response followed only by replays is taken to have
+//   the last one, the client's text (a prefill sent after a replay took over also holds that
+//   replay's text, so it speaks only for the committed response just before it); a response
+//   followed only by replays is taken to have
 //   delivered all its fake wrote. Failed attempts are never billed, and their fakes wrote no
 //   new content, unless the gateway had already stopped waiting (a timeout racing the fake's
 //   write: counted as `late_writes`).

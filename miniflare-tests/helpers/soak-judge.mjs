@@ -279,7 +279,11 @@ export function billingOf(ledger, spec, line, scenarioOf, verdict) {
     // last one) or from the prefill the gateway sent next; after replays only, assumed.
     let fresh;
     let known = true;
-    const nextPrefill = pairs.slice(idx + 1).find((p) => p.e.prefill !== null)?.e;
+    // A prefill sent before the next committed response carries the text delivered up to
+    // here; one sent after a replay that took over also carries that replay's text.
+    const after = pairs.slice(idx + 1);
+    const nextOk = after.findIndex((p) => p.ok);
+    const nextPrefill = (nextOk === -1 ? after : after.slice(0, nextOk + 1)).find((p) => p.e.prefill !== null)?.e;
     if (last && clientChars !== null) fresh = clientChars - delivered;
     else if (nextPrefill) fresh = charCount(nextPrefill.prefill) - delivered;
     else {
@@ -296,6 +300,11 @@ export function billingOf(ledger, spec, line, scenarioOf, verdict) {
     if (broken && e.finished) {
       races.push(`attempt ${idx} (${e.kind}, fault ${e.fault}) ended by the gateway although its fake completed it`);
       if (!known) inexact = true;
+    } else if (broken && e.fault === "none" && e.aborted && !known) {
+      // A fault-free response the gateway hung up on mid-way (its idle deadline on a starved
+      // machine), followed by a replay: how much of it was read is unknown.
+      races.push(`attempt ${idx} (${e.kind}) without a fault ended by the gateway mid-way`);
+      inexact = true;
     } else if (known && fresh < beyond && !inexact) {
       if (last && success) problems.push(`the answering response (attempt ${idx}) delivered ${fresh} of the ${beyond} new chars its fake wrote`);
       else if (last && !verdict.timeout) problems.push(`the last committed response (attempt ${idx}, fault ${e.fault}) delivered ${fresh} of the ${beyond} new chars its fake wrote, and the answer ended ${verdict.outcome}${verdict.key ? ` (${verdict.key})` : ""}`);

@@ -15,27 +15,7 @@ fn capped(words: &[&str], completion: u64, cap: Option<u64>) -> (String, Meta) {
     s.on(A, vec![Step::sse(chunks, End::Close)]);
     let mut req = parse_chat_request(req(true).to_string().as_bytes()).unwrap();
     req.output_cap = cap;
-    let engine = Engine {
-        table: &t,
-        transport: &s,
-        clock: &clock,
-        secrets: &NoSecrets,
-        health: &AlwaysClosed,
-        redactor: &std::rc::Rc::new(edge_router::redact::Redactor::for_table(&t, &NoSecrets)),
-    };
-    let ctx = RequestContext {
-        order: None,
-        request_id: "req_1".into(),
-        started_ms: clock.0.get(),
-        jitter_seed: 42,
-    };
-    let outcome = block_on(engine.run(t.route("r").unwrap(), &std::rc::Rc::new(req), ctx));
-    drain(Run {
-        outcome,
-        clock: clock.clone(),
-        script: s.clone(),
-        table: t.clone(),
-    })
+    drain(run_request(&t, &s, &clock, req))
 }
 
 #[test]

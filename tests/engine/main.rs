@@ -64,6 +64,16 @@ struct Run {
 
 fn run(t: &RoutingTable, script: &Script, clock: &ManualClock, body: Value) -> Run {
     let req = parse_chat_request(body.to_string().as_bytes()).unwrap();
+    run_request(t, script, clock, req)
+}
+
+/// `run` for a request the test prepared itself (fields the worker sets at the door).
+fn run_request(
+    t: &RoutingTable,
+    script: &Script,
+    clock: &ManualClock,
+    req: edge_router::api::ChatRequest,
+) -> Run {
     let engine = Engine {
         table: t,
         transport: script,

@@ -27,27 +27,7 @@ fn run_prepared(t: &RoutingTable, s: &Script, clock: &ManualClock, body: Value) 
         random: 1,
     };
     prepare(&world, &mut req, &door).unwrap();
-    let engine = Engine {
-        table: t,
-        transport: s,
-        clock,
-        secrets: &NoSecrets,
-        health: &AlwaysClosed,
-        redactor: &std::rc::Rc::new(edge_router::redact::Redactor::for_table(t, &NoSecrets)),
-    };
-    let ctx = RequestContext {
-        order: None,
-        request_id: "req_1".into(),
-        started_ms: clock.0.get(),
-        jitter_seed: 42,
-    };
-    let outcome = block_on(engine.run(t.route("r").unwrap(), &std::rc::Rc::new(req), ctx));
-    Run {
-        outcome,
-        clock: clock.clone(),
-        script: s.clone(),
-        table: t.clone(),
-    }
+    run_request(t, s, clock, req)
 }
 
 #[test]
