@@ -249,7 +249,9 @@ test("a route whose fallback ratio passes the threshold sends one alert per wind
   for (let i = 0; i < 12; i++) await ask(w, route);
   await hook.waitFor(() => forRoute().length >= 1, 4000);
   await sleep(1500);
-  assert.equal(forRoute().length, 1, JSON.stringify(forRoute().map((a) => a.body)));
+  // One per (epoch-aligned) window: two only if the test ran across a window boundary.
+  const windows = forRoute().map((a) => Math.floor(Date.parse(a.body.at) / 300_000));
+  assert.ok(forRoute().length >= 1 && new Set(windows).size === windows.length && windows.length <= 2, JSON.stringify(forRoute().map((a) => a.body)));
   const a = forRoute()[0].body;
   assert.equal(a.event, "fallback_ratio");
   assert.match(a.detail, /of \d+ requests fell back in the last 300 s \(threshold 20%\)/);
