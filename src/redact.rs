@@ -45,6 +45,8 @@ impl Redactor {
             ProviderKind::Gemini(g) => g.api_key_secret.as_deref(),
             ProviderKind::Mock(_) => None,
         });
+        // The alerts' webhook URL is a credential too.
+        let names = names.chain(table.alerts.as_ref().map(|a| a.secret.as_str()));
         let mut values: Vec<String> = names.filter_map(|n| secrets.get(n)).collect();
         values.extend(secrets.extra_values());
         Redactor::new(values)

@@ -1,6 +1,7 @@
 //! Routing-table configuration: a JSON document (kept in Workers KV) parsed in two phases,
 //! raw serde types first, then validation into typed config with path-named errors.
 
+mod alerts;
 mod check;
 mod degradation;
 pub mod diff;

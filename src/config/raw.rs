@@ -92,6 +92,8 @@ pub struct RawTable {
     /// Browsers: which origins may call the gateway (CORS); none when absent.
     #[serde(default)]
     pub cors: RawCors,
+    /// The operator's webhook (checked in `config::alerts`).
+    pub alerts: Option<Value>,
 }
 
 /// Cross-origin calls from browsers and WebViews, opt-in by origin.

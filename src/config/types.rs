@@ -467,6 +467,8 @@ pub struct RoutingTable {
     pub routes: BTreeMap<String, Route>,
     /// Task classification, when the table has a `tasks` block.
     pub tasks: Option<Tasks>,
+    /// The operator's webhook and which events it gets (`alerts`), when the table names one.
+    pub alerts: Option<crate::state::alerts::AlertSettings>,
 }
 
 impl RoutingTable {

@@ -81,6 +81,8 @@ pub fn validate(raw: RawTable) -> Result<RoutingTable, Vec<Problem>> {
         super::embedding::check_tasks(t, &routes, &mut errs);
     }
 
+    let alerts = super::alerts::alerts(raw.alerts.as_ref(), &mut errs);
+
     if errs.is_empty() {
         Ok(RoutingTable {
             estimated_output_tokens,
@@ -90,6 +92,7 @@ pub fn validate(raw: RawTable) -> Result<RoutingTable, Vec<Problem>> {
             deployments: deployments.list,
             routes,
             tasks,
+            alerts,
         })
     } else {
         Err(errs.into_problems())

@@ -2,6 +2,8 @@
 //! and usage counters. Pure: every method takes `now_ms`, so the objects and native tests
 //! drive them the same way.
 
+pub mod alerts;
+pub mod alerts_fallback;
 pub mod breaker;
 pub mod degradation;
 pub mod quota;

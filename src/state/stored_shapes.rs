@@ -154,3 +154,21 @@ fn a_breaker_phase_it_does_not_know_is_an_error_not_a_closed_breaker() {
     assert!(serde_json::from_str::<Breaker>(r#"{"phase":{"state":"quarantined"}}"#).is_err());
     assert!(serde_json::from_str::<Breaker>(r#""garbage""#).is_err());
 }
+
+const ALERTS: &str = r#"{"pending":[{"alert":{"event":"budget","subject":"key","name":"k1","scope":"day:80","detail":"d"},"at_ms":5,"window":0,"secret":"HOOK","tries":1,"next_ms":1005}],"marks":[{"id":"budget:key:k1:day:80:0","until_ms":300000}]}"#;
+const ROUTE_FALLBACKS: &str = r#"{"routes":{"r":[{"s":1,"r":2,"f":1}]}}"#;
+
+#[test]
+fn alerts_and_route_fallbacks_keep_their_stored_shape() {
+    use super::alerts::Outbox;
+    use super::alerts_fallback::RouteFallbacks;
+    let o: Outbox = round_trip(ALERTS);
+    assert_eq!(o.next_alarm_ms(), Some(1005));
+    assert_eq!(o.pending()[0].id(), "budget:key:k1:day:80:0");
+    let f: RouteFallbacks = round_trip(ROUTE_FALLBACKS);
+    assert_eq!(f.ratio("r", 1, 5), (1, 2));
+    reads_with_new_fields::<Outbox>(ALERTS);
+    // (Not `reads_with_new_fields` for RouteFallbacks: its `routes` is a map by route name,
+    // where an added entry is a route, not a field.)
+    let _: Outbox = serde_json::from_str("{}").unwrap();
+}

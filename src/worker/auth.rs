@@ -10,7 +10,9 @@
 //! background (settle, which records usage and spend).
 
 use super::config_source::ttl_ms;
-use super::objects::{self, key::AdmitCall, key::AdmitReply, key::SettleCall, KEYS};
+use super::objects::{
+    self, key::AdmitCall, key::AdmitReply, key::KeyAlerts, key::SettleCall, KEYS,
+};
 use crate::api::ApiError;
 use crate::keys::{hash_key, presented_key, KeyRecord, KV_PREFIX};
 use crate::state::quota::{Actual, Admission, Denial, Estimate, Headroom};
@@ -231,12 +233,14 @@ pub async fn settle(
     reservation: Option<String>,
     actual: Option<Actual>,
     sample: Sample,
+    alerts: Option<KeyAlerts>,
 ) {
     let call = SettleCall {
         request: Some(request),
         id: reservation,
         actual,
         sample,
+        alerts,
     };
     // The key's object applies a request's settle once, so a retry after a lost reply is safe.
     for (attempt, wait_ms) in SETTLE_RETRY_MS.iter().enumerate() {

@@ -5,6 +5,7 @@
 use super::auth::{self, Admitted};
 use super::background::Background;
 use super::health::DoHealth;
+use super::objects::key::KeyAlerts;
 use super::routing;
 use super::transport::WorkerClock;
 use crate::config::RoutingTable;
@@ -111,6 +112,11 @@ impl Finish {
                 reservation,
                 actual,
                 sample,
+                self.table().alerts.clone().map(|settings| KeyAlerts {
+                    settings,
+                    key: key.id.clone(),
+                    limits: key.limits,
+                }),
             )));
             self.health.count_background();
         }

@@ -39,6 +39,8 @@ pub struct DoHealth {
     samples: RefCell<Vec<(String, Sample)>>,
     /// Rate-limit reservations to settle: (deployment, id, tokens).
     settles: RefCell<Vec<(String, String, Option<u64>)>>,
+    /// Route outcomes for alerts: (the route's first deployment, route, fell back).
+    routes: RefCell<Vec<(String, String, bool)>>,
     waited: Cell<u32>,
     background: Cell<u32>,
 }
@@ -52,6 +54,7 @@ impl DoHealth {
             pending: RefCell::new(Vec::new()),
             samples: RefCell::new(Vec::new()),
             settles: RefCell::new(Vec::new()),
+            routes: RefCell::new(Vec::new()),
             waited: Cell::new(0),
             background: Cell::new(0),
         }
@@ -84,6 +87,7 @@ impl DoHealth {
         };
         let fallback =
             meta.attempts.len() > 1 || !meta.skipped.is_empty() || !meta.deferred.is_empty();
+        self.add_route_outcome(meta, fallback);
         let mut samples = self.samples.borrow_mut();
         // Each billed failed attempt's prompt goes to its own deployment, in attempt order;
         // the answer's deployment gets the rest of the request's cost.
@@ -126,17 +130,40 @@ impl DoHealth {
         }
     }
 
+    /// For `alerts.fallback_ratio`: the request's route and whether it fell back (or failed),
+    /// counted in the object of the route's first deployment.
+    fn add_route_outcome(&self, meta: &Meta, fallback: bool) {
+        let on = self
+            .table
+            .alerts
+            .as_ref()
+            .is_some_and(|a| a.events.fallback_ratio);
+        let first = self
+            .table
+            .route(&meta.route)
+            .and_then(|r| r.chain.steps().first())
+            .and_then(|s| self.table.deployment(s.deployment));
+        if let (true, Some(first)) = (on, first) {
+            let fell_back = fallback || meta.deployment.is_none();
+            self.routes
+                .borrow_mut()
+                .push((first.name.clone(), meta.route.clone(), fell_back));
+        }
+    }
+
     /// Hands everything queued to the isolate's outbox (see `outbox`): failures and probe
     /// outcomes go out at once, the rest within `FLUSH_INTERVAL_MS`.
     pub fn flush(&self) {
         let reports = std::mem::take(&mut *self.pending.borrow_mut());
         let samples = std::mem::take(&mut *self.samples.borrow_mut());
         let settles = std::mem::take(&mut *self.settles.borrow_mut());
+        let routes = std::mem::take(&mut *self.routes.borrow_mut());
         let mut names: Vec<&String> = reports
             .iter()
             .map(|(n, _)| n)
             .chain(samples.iter().map(|(n, _)| n))
             .chain(settles.iter().map(|(n, _, _)| n))
+            .chain(routes.iter().map(|(n, _, _)| n))
             .collect();
         names.sort();
         names.dedup();
@@ -162,6 +189,13 @@ impl DoHealth {
                     .iter()
                     .filter(|(n, _, _)| n == name)
                     .map(|(_, id, t)| (id.clone(), *t))
+                    .collect(),
+                alerts: self.table.alerts.clone(),
+                name: Some(name.clone()),
+                routes: routes
+                    .iter()
+                    .filter(|(n, _, _)| n == name)
+                    .map(|(_, r, f)| (r.clone(), *f))
                     .collect(),
             };
             let started = outbox::post(&self.env, &self.ctx, name, batch, now);

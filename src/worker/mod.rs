@@ -5,6 +5,7 @@ mod admin;
 mod admin_error;
 mod admin_keys;
 mod admin_table;
+mod alerts;
 mod auth;
 mod background;
 mod cache;

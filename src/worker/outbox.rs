@@ -11,6 +11,7 @@
 use super::background::Background;
 use super::objects::{self, deployment::ReportReply, DEPLOYMENTS};
 use super::snapshot::{remember, remember_degraded, remember_speed, remember_ttft_p95};
+use crate::state::alerts::AlertSettings;
 use crate::state::breaker::{BreakerConfig, Report};
 use crate::state::degradation::DegradeConfig;
 use crate::state::stats::Sample;
@@ -34,11 +35,17 @@ pub struct Batch {
     pub samples: Vec<Sample>,
     /// Rate-limit reservations to settle: (id, tokens used; None = release).
     pub settles: Vec<(String, Option<u64>)>,
+    /// The table's `alerts` block: the object raises alerts with it (`state::alerts`).
+    pub alerts: Option<AlertSettings>,
+    /// The deployment's name (set here), for the alerts' text.
+    pub name: Option<String>,
+    /// Requests of routes whose first deployment this is: (route, fell back).
+    pub routes: Vec<(String, bool)>,
 }
 
 impl Batch {
     fn len(&self) -> usize {
-        self.reports.len() + self.samples.len() + self.settles.len()
+        self.reports.len() + self.samples.len() + self.settles.len() + self.routes.len()
     }
     /// Failures and probe outcomes must reach the breaker now.
     fn urgent(&self) -> bool {
@@ -63,12 +70,17 @@ pub fn post(env: &Env, ctx: &Rc<dyn Background>, name: &str, add: Batch, now_ms:
             reports: Vec::new(),
             samples: Vec::new(),
             settles: Vec::new(),
+            alerts: None,
+            name: Some(name.to_string()),
+            routes: Vec::new(),
         });
         batch.config = add.config.clone();
+        batch.alerts = add.alerts.clone();
         batch.degradation = add.degradation;
         batch.reports.extend(add.reports.iter().copied());
         batch.samples.extend(add.samples.iter().copied());
         batch.settles.extend(add.settles.iter().cloned());
+        batch.routes.extend(add.routes.iter().cloned());
         batch.urgent() || batch.len() >= MAX_BATCH
     });
     let last = LAST_SENT.with(|l| l.borrow().get(name).copied());

@@ -7,11 +7,17 @@
 //! overwritten except by an operator's reset or kill: an unreadable breaker answers
 //! `forced_open` (a kill switch it may have held stays on), an unreadable rate-limit window
 //! refuses admission; unreadable usage counters only stop recording.
+//!
+//! Alerts (`state::alerts`): a report that moves the breaker (opened, closed) or the
+//! degradation verdict queues an alert here, deduplicated per window, and sets the object's
+//! alarm; the alarm sends it (`worker::alerts`), never the report's handler.
 
 use super::key::AdmitCall;
 use super::stored::Stored;
 use super::{body, json, now_ms};
-use crate::state::breaker::{Breaker, BreakerConfig, Report, View};
+use crate::state::alerts::{self, Alert, AlertSettings, Outbox, Subject};
+use crate::state::alerts_fallback::RouteFallbacks;
+use crate::state::breaker::{Breaker, BreakerConfig, Phase, Report, View};
 
 /// How long a deployment whose rate-limit state is unreadable is skipped before it is asked again.
 const UNREADABLE_RETRY_MS: u64 = 30_000;
@@ -35,6 +41,15 @@ pub struct ReportCall {
     /// Rate-limit reservations to settle: (id, tokens used; None = release).
     #[serde(default)]
     pub settles: Vec<(String, Option<u64>)>,
+    /// The table's `alerts` block, when it has one.
+    #[serde(default)]
+    pub alerts: Option<AlertSettings>,
+    /// This deployment's name (for the alerts' text).
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Requests of routes whose first deployment this is: (route, fell back).
+    #[serde(default)]
+    pub routes: Vec<(String, bool)>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -67,6 +82,11 @@ pub struct ProbeReply {
 #[durable_object]
 pub struct DeploymentState {
     state: State,
+    env: Env,
+    /// Alerts waiting for the alarm to send them.
+    alerts: Stored<Outbox>,
+    /// Fallback ratios of the routes this deployment is first in (`alerts.fallback_ratio`).
+    fallbacks: Stored<RouteFallbacks>,
     breaker: Stored<Breaker>,
     stats: Stored<Stats>,
     speed: Stored<Speed>,
@@ -78,18 +98,25 @@ pub struct DeploymentState {
 impl DeploymentState {
     async fn report(&self, call: ReportCall, now: u64) -> Result<Response> {
         let storage = self.state.storage();
+        let mut raised: Vec<(alerts::Event, String)> = Vec::new();
         let recorded = self.breaker.with(|b| {
             let before = b.clone();
             for r in &call.reports {
                 b.record(&call.config, *r, now);
             }
-            (*b != before, b.view(now))
+            let edge = alerts::breaker_edge(&before.phase, &b.phase);
+            (
+                *b != before,
+                b.view(now),
+                edge.map(|e| (e, phase_name(&b.phase))),
+            )
         });
         let view = match recorded {
-            Ok((changed, view)) => {
+            Ok((changed, view, edge)) => {
                 if changed {
                     self.breaker.save(&storage).await?;
                 }
+                raised.extend(edge);
                 view
             }
             Err(_) => View::ForcedOpen,
@@ -118,13 +145,16 @@ impl DeploymentState {
                 d.record(&call.degradation, sample, now);
             }
             let verdict = d.update(&call.degradation, now);
-            (verdict, d.ttft_p95_ms(&call.degradation, now), *d != before)
+            let edge = alerts::degradation_edge(before.current(), verdict);
+            let p95 = d.ttft_p95_ms(&call.degradation, now);
+            (verdict, p95, *d != before, edge)
         });
         let (degraded, ttft_p95_ms) = match degraded {
-            Ok((verdict, p95, changed)) => {
+            Ok((verdict, p95, changed, edge)) => {
                 if changed {
                     self.degradation.save(&storage).await?;
                 }
+                raised.extend(edge);
                 (verdict, p95)
             }
             Err(_) => (None, None),
@@ -150,12 +180,100 @@ impl DeploymentState {
                 self.quota.save(&storage).await?;
             }
         }
+        if let Some(settings) = &call.alerts {
+            let name = call.name.clone().unwrap_or_default();
+            let mut queue: Vec<Alert> = raised
+                .into_iter()
+                .map(|(event, detail)| Alert {
+                    event,
+                    subject: Subject::Deployment,
+                    name: name.clone(),
+                    scope: String::new(),
+                    detail,
+                })
+                .collect();
+            queue.extend(
+                self.route_fallbacks(&storage, settings, &call.routes, now)
+                    .await?,
+            );
+            if !queue.is_empty() {
+                self.raise(&storage, settings, queue, now).await?;
+            }
+        }
         json(&ReportReply {
             view,
             speed: self.speed.with(|s| *s).unwrap_or_default(),
             degraded,
             ttft_p95_ms,
         })
+    }
+
+    /// Queues the deployment's alerts and sets the alarm that sends them.
+    async fn raise(
+        &self,
+        storage: &worker::Storage,
+        settings: &AlertSettings,
+        raised: Vec<Alert>,
+        now: u64,
+    ) -> Result<()> {
+        let queued = self.alerts.with(|o| {
+            raised
+                .into_iter()
+                .fold(false, |any, alert| o.push(alert, settings, now) | any)
+        });
+        if matches!(queued, Ok(true)) {
+            self.alerts.save(storage).await?;
+            crate::worker::alerts::schedule(storage, &self.alerts).await?;
+        }
+        Ok(())
+    }
+
+    /// Counts the routes' requests; an alert for each route whose fallback ratio over the
+    /// window passed the threshold.
+    async fn route_fallbacks(
+        &self,
+        storage: &worker::Storage,
+        settings: &AlertSettings,
+        routes: &[(String, bool)],
+        now: u64,
+    ) -> Result<Vec<Alert>> {
+        if routes.is_empty() || !settings.events.fallback_ratio {
+            return Ok(Vec::new());
+        }
+        let window = settings.window_ms;
+        let passed = self.fallbacks.with(|f| {
+            for (route, fell_back) in routes {
+                f.record(route, *fell_back, now, window);
+            }
+            let mut names: Vec<&String> = routes.iter().map(|(r, _)| r).collect();
+            names.sort();
+            names.dedup();
+            names
+                .into_iter()
+                .filter_map(|route| {
+                    let (fallbacks, requests) = f.ratio(route, now, window);
+                    alerts::fallback_ratio_passed(fallbacks, requests, settings.fallback_ratio_bps)
+                        .then(|| Alert {
+                            event: alerts::Event::FallbackRatio,
+                            subject: Subject::Route,
+                            name: route.clone(),
+                            scope: String::new(),
+                            detail: format!(
+                                "{fallbacks} of {requests} requests fell back in the last {} s (threshold {}%)",
+                                window / 1_000,
+                                settings.fallback_ratio_bps / 100
+                            ),
+                        })
+                })
+                .collect::<Vec<_>>()
+        });
+        match passed {
+            Ok(passed) => {
+                self.fallbacks.save(storage).await?;
+                Ok(passed)
+            }
+            Err(_) => Ok(Vec::new()),
+        }
     }
 
     /// An operator's reset or kill: replaces unreadable breaker state (keeping a copy), runs
@@ -190,6 +308,8 @@ impl DeploymentState {
             self.speed.problem(),
             self.degradation.problem(),
             self.quota.problem(),
+            self.alerts.problem(),
+            self.fallbacks.problem(),
         ]
         .into_iter()
         .flatten()
@@ -198,9 +318,12 @@ impl DeploymentState {
 }
 
 impl DurableObject for DeploymentState {
-    fn new(state: State, _env: Env) -> Self {
+    fn new(state: State, env: Env) -> Self {
         DeploymentState {
             state,
+            env,
+            alerts: Stored::new("alerts"),
+            fallbacks: Stored::new("route_fallbacks"),
             breaker: Stored::new("breaker"),
             stats: Stored::new("stats"),
             speed: Stored::new("speed"),
@@ -216,6 +339,8 @@ impl DurableObject for DeploymentState {
         self.speed.load(&storage).await;
         self.degradation.load(&storage).await;
         self.quota.load(&storage).await;
+        self.alerts.load(&storage).await;
+        self.fallbacks.load(&storage).await;
         let now = now_ms();
         let path = req.path();
         match (req.method(), path.as_str()) {
@@ -281,4 +406,20 @@ impl DurableObject for DeploymentState {
             _ => Response::error("not found", 404),
         }
     }
+
+    async fn alarm(&self) -> Result<Response> {
+        crate::worker::alerts::deliver(&self.env, &self.state.storage(), &self.alerts).await?;
+        Response::ok("")
+    }
+}
+
+/// The breaker's phase, for an alert's detail.
+fn phase_name(p: &Phase) -> String {
+    match p {
+        Phase::Closed => "closed",
+        Phase::Open { .. } => "open",
+        Phase::HalfOpen { .. } => "half_open",
+        Phase::ForcedOpen => "forced_open",
+    }
+    .to_string()
 }

@@ -15,11 +15,16 @@
 //! at a time to the object's copy (compare-and-set on `rev` when the caller gives one), so an
 //! edit made from a stale copy can never lift a revocation or undo another edit. KV keeps a
 //! mirror of the record for listing and lookup.
+//!
+//! Alerts (`state::alerts`): a settle whose spend passes 50, 80 or 100 % of the key's day or
+//! month budget queues one alert per threshold and sets the object's alarm, which sends them
+//! (`worker::alerts`); the settle's reply never waits for the webhook.
 
 use super::stored::Stored;
 use super::{body, json, now_ms};
 use crate::keys::{apply_edit, StoredRecord};
-use crate::state::quota::{Actual, Admission, Denial, Estimate, Headroom, Limits, Quota};
+use crate::state::alerts::{self, Alert, AlertSettings, Outbox, Subject};
+use crate::state::quota::{Actual, Admission, Denial, Estimate, Headroom, Limits, Quota, Spend};
 use crate::state::recent::RecentIds;
 use crate::state::stats::{Sample, Stats};
 use serde::{Deserialize, Serialize};
@@ -93,6 +98,19 @@ pub struct SettleCall {
     pub id: Option<String>,
     pub actual: Option<Actual>,
     pub sample: Sample,
+    /// The table's `alerts` block and what budget alerts need, when the table has one.
+    #[serde(default)]
+    pub alerts: Option<KeyAlerts>,
+}
+
+/// What a settle carries for budget alerts.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct KeyAlerts {
+    pub settings: AlertSettings,
+    /// The key's id (the object's name).
+    pub key: String,
+    /// The key's limits as the caller knows them (the object's own record wins).
+    pub limits: Limits,
 }
 
 #[derive(Default, Clone, Serialize, Deserialize)]
@@ -111,14 +129,19 @@ struct Inner {
 #[durable_object]
 pub struct KeyState {
     state: State,
+    env: Env,
+    /// Alerts waiting for the alarm to send them.
+    alerts: Stored<Outbox>,
     inner: Stored<Inner>,
     record: Stored<StoredRecord>,
 }
 
 impl DurableObject for KeyState {
-    fn new(state: State, _env: Env) -> Self {
+    fn new(state: State, env: Env) -> Self {
         KeyState {
             state,
+            env,
+            alerts: Stored::new("alerts"),
             inner: Stored::new("key"),
             record: Stored::new("record"),
         }
@@ -128,6 +151,7 @@ impl DurableObject for KeyState {
         let storage = self.state.storage();
         self.inner.load(&storage).await;
         self.record.load(&storage).await;
+        self.alerts.load(&storage).await;
         let now = now_ms();
         let path = req.path();
         match (req.method(), path.as_str()) {
@@ -150,6 +174,11 @@ impl DurableObject for KeyState {
             }
             _ => Response::error("not found", 404),
         }
+    }
+
+    async fn alarm(&self) -> Result<Response> {
+        crate::worker::alerts::deliver(&self.env, &self.state.storage(), &self.alerts).await?;
+        Response::ok("")
     }
 }
 
@@ -236,9 +265,11 @@ impl KeyState {
             if let Some(request) = &call.request {
                 if !i.settled.first_time(request, now) {
                     // A retry of a settle that was applied: its reply was lost.
-                    return i.quota.spend(now);
+                    let spend = i.quota.spend(now);
+                    return (spend, spend);
                 }
             }
+            let before = i.quota.spend(now);
             match (&call.id, call.actual) {
                 (Some(id), Some(actual)) => {
                     i.quota.settle(id, actual, now);
@@ -253,15 +284,76 @@ impl KeyState {
                 (None, None) => {}
             }
             i.stats.record(&call.sample, now);
-            i.quota.spend(now)
+            (before, i.quota.spend(now))
         });
         match settled {
-            Ok(spend) => {
+            Ok((before, spend)) => {
                 self.inner.save(storage).await?;
+                if let Some(a) = &call.alerts {
+                    self.budget_alerts(storage, a, before, spend, now).await?;
+                }
                 json(&spend)
             }
             Err(e) => Response::error(e.to_string(), 503),
         }
+    }
+
+    /// Queues an alert for each budget threshold the settle passed, and sets the alarm.
+    async fn budget_alerts(
+        &self,
+        storage: &Storage,
+        a: &KeyAlerts,
+        before: Spend,
+        after: Spend,
+        now: u64,
+    ) -> Result<()> {
+        let limits = match self.record.with(|r| r.limits()) {
+            Ok(Some(own)) => own,
+            _ => a.limits,
+        };
+        let periods = [
+            (
+                "day",
+                limits.budget_day_nanos,
+                before.day_nanos,
+                after.day_nanos,
+            ),
+            (
+                "month",
+                limits.budget_month_nanos,
+                before.month_nanos,
+                after.month_nanos,
+            ),
+        ];
+        let mut raised = Vec::new();
+        for (period, budget, was, is) in periods {
+            let Some(budget) = budget else { continue };
+            for pct in alerts::budget_crossings(was, is, budget) {
+                raised.push(Alert {
+                    event: alerts::Event::Budget,
+                    subject: Subject::Key,
+                    name: a.key.clone(),
+                    scope: format!("{period}:{pct}"),
+                    detail: format!(
+                        "{pct}% of the {period} budget: spent {} of {} nano-USD",
+                        is, budget
+                    ),
+                });
+            }
+        }
+        if raised.is_empty() {
+            return Ok(());
+        }
+        let queued = self.alerts.with(|o| {
+            raised
+                .into_iter()
+                .fold(false, |any, alert| o.push(alert, &a.settings, now) | any)
+        });
+        if matches!(queued, Ok(true)) {
+            self.alerts.save(storage).await?;
+            crate::worker::alerts::schedule(storage, &self.alerts).await?;
+        }
+        Ok(())
     }
 
     fn usage(&self, now: u64) -> Result<Response> {

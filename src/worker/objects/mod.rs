@@ -4,7 +4,7 @@
 
 pub mod deployment;
 pub mod key;
-mod stored;
+pub(crate) mod stored;
 pub mod table_log;
 
 use serde::de::DeserializeOwned;
