@@ -19,11 +19,13 @@ use super::transport::WorkerClock;
 use crate::api::anthropic::parse_messages_request;
 use crate::api::responses::parse_responses_request;
 use crate::api::{parse_chat_request, ApiError, ChatRequest, ClientFormat};
+use crate::config::Route;
 use crate::egress::completion_for_client;
 use crate::engine::{Clock, Meta, Outcome, RequestContext};
 use crate::keys::KeyRecord;
 use crate::report::{log_line, response_headers};
 use crate::routing::prepare::{prepare, Door, Prepared};
+use crate::state::quota::Estimate;
 use std::rc::Rc;
 use worker::{console_log, Context, Env, Result};
 
@@ -33,7 +35,7 @@ pub(super) const DEFAULT_MAX_BODY_BYTES: usize = 8 << 20;
 const RESERVATION_MARGIN_MS: u64 = 60_000;
 
 /// An answer given before the engine ran: the error, and what to report with it.
-type Refused = (ApiError, Option<Meta>);
+pub(super) type Refused = (ApiError, Option<Meta>);
 
 /// Serves `/v1/chat/completions` (OpenAI clients), `/v1/messages` (Anthropic clients) and
 /// `/v1/responses` (Responses API clients).
@@ -88,7 +90,16 @@ async fn serve(
     };
     let prepared = prepare(&routing::world(&table), &mut chat, &door).map_err(|e| (e, None))?;
     let request_id = request_id();
-    let admitted = admit(env, key.as_ref(), &prepared, &request_id, started).await?;
+    let reserve = prepared.reserve.unwrap_or_default();
+    let admitted = admit(
+        env,
+        key.as_ref(),
+        prepared.route,
+        reserve,
+        &request_id,
+        started,
+    )
+    .await?;
     let Prepared { route, routed, .. } = prepared;
     let decision = route.cache.as_ref().map(|policy| {
         let key_id = key.as_ref().map(|k| k.id.as_str());
@@ -162,25 +173,25 @@ async fn read_request(
 
 /// The key's admission (waited on: limits must be strict). A refusal is logged with what
 /// the key's object said of its headroom.
-async fn admit(
+pub(super) async fn admit(
     env: &Env,
     key: Option<&KeyRecord>,
-    prepared: &Prepared<'_>,
+    route: &Route,
+    reserve: Estimate,
     request_id: &str,
     started: u64,
 ) -> std::result::Result<Option<Admitted>, Refused> {
     let Some(k) = key else { return Ok(None) };
-    let reserve = prepared.reserve.unwrap_or_default();
     // Held until the request can no longer run, and its settle has had time to arrive.
     let until = started
-        .saturating_add(prepared.route.request_timeout_ms)
+        .saturating_add(route.request_timeout_ms)
         .saturating_add(RESERVATION_MARGIN_MS);
     match auth::admit(env, k, request_id, reserve, until).await {
         Ok(a) => Ok(Some(a)),
         Err((e, headroom)) => {
             let meta = Meta {
                 request_id: request_id.to_string(),
-                route: prepared.route.name.clone(),
+                route: route.name.clone(),
                 started_ms: started,
                 key_name: Some(k.name.clone()),
                 extra_headers: auth::ratelimit_headers(&headroom),
@@ -239,7 +250,7 @@ fn respond(
     }
 }
 
-fn random_u64() -> u64 {
+pub(super) fn random_u64() -> u64 {
     let hi = (js_sys::Math::random() * 4_294_967_296.0) as u64;
     let lo = (js_sys::Math::random() * 4_294_967_296.0) as u64;
     (hi << 32) | lo

@@ -4,7 +4,7 @@
 //! request is finished (usage samples, breaker reports, the key's settle, the log line) by
 //! the same `Finish` as chat.
 
-use super::auth::{self, Admitted};
+use super::auth;
 use super::background::Background;
 use super::config_source;
 use super::finish::Finish;
@@ -20,7 +20,6 @@ use crate::embeddings::answer::answer_body;
 use crate::embeddings::door::{plan, EmbedPlan};
 use crate::embeddings::walk::{EmbedOutcome, EmbedWalk};
 use crate::engine::{Clock, Meta};
-use crate::keys::KeyRecord;
 use crate::report::{log_line, response_headers};
 use crate::routing::prepare::Routed;
 use crate::routing::{Classification, Plan};
@@ -28,9 +27,7 @@ use std::rc::Rc;
 use worker::{console_log, Context, Env, Result};
 
 /// How long past a request's deadline its reservation is held (as for chat).
-const RESERVATION_MARGIN_MS: u64 = 60_000;
-
-type Refused = (ApiError, Option<Meta>);
+use super::chat::{admit, random_u64, Refused};
 
 pub async fn handle(req: web_sys::Request, env: Env, ctx: Context) -> Result<web_sys::Response> {
     let ctx: Rc<dyn Background> = Rc::new(ctx);
@@ -64,7 +61,15 @@ async fn serve(
     let table = loaded.table.clone();
     let planned = plan(&table, &request, key.as_ref()).map_err(|e| (e, None))?;
     let request_id = format!("req_{:016x}", random_u64());
-    let admitted = admit(env, key.as_ref(), &planned, &request_id, started).await?;
+    let admitted = admit(
+        env,
+        key.as_ref(),
+        planned.route,
+        planned.reserve,
+        &request_id,
+        started,
+    )
+    .await?;
     let EmbedPlan { route, order, .. } = planned;
     let mut finish = Finish {
         env: env.clone(),
@@ -149,41 +154,4 @@ async fn read_request(
             format!("reading the body failed: {e}"),
         )),
     }
-}
-
-/// The key's admission (waited on: limits and budgets must be strict).
-async fn admit(
-    env: &Env,
-    key: Option<&KeyRecord>,
-    planned: &EmbedPlan<'_>,
-    request_id: &str,
-    started: u64,
-) -> std::result::Result<Option<Admitted>, Refused> {
-    let Some(k) = key else { return Ok(None) };
-    let until = started
-        .saturating_add(planned.route.request_timeout_ms)
-        .saturating_add(RESERVATION_MARGIN_MS);
-    match auth::admit(env, k, request_id, planned.reserve, until).await {
-        Ok(a) => Ok(Some(a)),
-        Err((e, headroom)) => {
-            let meta = Meta {
-                request_id: request_id.to_string(),
-                route: planned.route.name.clone(),
-                started_ms: started,
-                key_name: Some(k.name.clone()),
-                extra_headers: auth::ratelimit_headers(&headroom),
-                state_calls: (1, 0),
-                status: e.status,
-                error: Some(format!("{}: {}", e.code, e.message)),
-                ..Meta::default()
-            };
-            Err((e, Some(meta)))
-        }
-    }
-}
-
-fn random_u64() -> u64 {
-    let hi = (js_sys::Math::random() * 4_294_967_296.0) as u64;
-    let lo = (js_sys::Math::random() * 4_294_967_296.0) as u64;
-    (hi << 32) | lo
 }
