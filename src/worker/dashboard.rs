@@ -14,6 +14,7 @@ const TABLE_JS: &str = include_str!("../../dashboard/table.js");
 const BREAKERS_JS: &str = include_str!("../../dashboard/breakers.js");
 const CHARTS_JS: &str = include_str!("../../dashboard/charts.js");
 const KEYS_JS: &str = include_str!("../../dashboard/keys.js");
+const CHAINS_JS: &str = include_str!("../../dashboard/chains.js");
 
 /// Only same-origin scripts, styles, images and API calls; no framing.
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
@@ -34,6 +35,7 @@ fn asset(path: &str) -> Option<(&'static str, &'static str)> {
         "/admin/breakers.js" => Some((BREAKERS_JS, JS)),
         "/admin/charts.js" => Some((CHARTS_JS, JS)),
         "/admin/keys.js" => Some((KEYS_JS, JS)),
+        "/admin/chains.js" => Some((CHAINS_JS, JS)),
         "/admin/app.css" => Some((APP_CSS, "text/css; charset=utf-8")),
         _ => None,
     }
