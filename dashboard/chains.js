@@ -235,7 +235,7 @@ export function createChainsView({ editor, root }) {
 
   function restoreFocus(f) {
     if (!f) return;
-    const el = root.querySelector(`[data-focus="${CSS.escape(f.key)}"]`);
+    const el = [...root.querySelectorAll("[data-focus]")].find((e) => e.dataset.focus === f.key);
     if (!el || el.disabled) return;
     el.focus();
     if (f.start !== null && typeof el.setSelectionRange === "function") {
@@ -282,9 +282,9 @@ export function createChainsView({ editor, root }) {
     const select = h("select", {
       class: "chain-strategy",
       "aria-label": `Strategy of route ${name}`,
-      dataset: { focus: `${name}\u0000strategy` },
+      dataset: { focus: `${name}|strategy` },
       disabled: stale,
-      onchange: () => apply((text) => replaceStrategy(text, name, select.value), `${name}\u0000strategy`),
+      onchange: () => apply((text) => replaceStrategy(text, name, select.value), `${name}|strategy`),
     });
     const known = STRATEGIES.includes(strategy);
     for (const s of STRATEGIES) select.append(h("option", { value: s, text: s === "ordered" && strategy === undefined ? "ordered (default)" : s }));
@@ -304,17 +304,17 @@ export function createChainsView({ editor, root }) {
     const free = Object.keys(deployments).filter((d) => !inChain.has(d));
     const pick = h(
       "select",
-      { class: "chain-add-select", "aria-label": `Deployment to add to route ${name}`, dataset: { focus: `${name}\u0000add-select` }, disabled: stale || !free.length },
+      { class: "chain-add-select", "aria-label": `Deployment to add to route ${name}`, dataset: { focus: `${name}|add-select` }, disabled: stale || !free.length },
       free.length ? free.map((d) => h("option", { value: d, text: describe(d, deployments) })) : h("option", { value: "", text: "every deployment is in the chain" }),
     );
     const add = h("button", {
       type: "button",
       class: "btn btn-small",
-      dataset: { action: "add", focus: `${name}\u0000add` },
+      dataset: { action: "add", focus: `${name}|add` },
       disabled: stale || !free.length,
       text: "Add",
       title: `Append the chosen deployment to route ${name}'s chain`,
-      onclick: () => pick.value && editChain(name, (c) => c.push(pick.value), `${name}\u0000add-select`),
+      onclick: () => pick.value && editChain(name, (c) => c.push(pick.value), `${name}|add-select`),
     });
     const canary = route.canary && typeof route.canary === "object" && typeof route.canary.deployment === "string" ? route.canary : null;
     return h(
@@ -335,8 +335,8 @@ export function createChainsView({ editor, root }) {
   function entryRow(route, e, i, n, deployments, w) {
     const label = e.name ?? JSON.stringify(e.raw);
     const dep = e.name !== null ? deployments[e.name] : undefined;
-    const key = (what) => `${route}\u0000${i}\u0000${what}`;
-    const move = (to, what) => editChain(route, (c) => c.splice(to, 0, ...c.splice(i, 1)), `${route}\u0000${to}\u0000${what}`);
+    const key = (what) => `${route}|${i}|${what}`;
+    const move = (to, what) => editChain(route, (c) => c.splice(to, 0, ...c.splice(i, 1)), `${route}|${to}|${what}`);
     const row = h(
       "li",
       { class: ["chain-entry", e.name !== null && !dep && "chain-unknown"], dataset: { deployment: e.name ?? "", index: String(i) }, draggable: stale ? false : "true" },
@@ -357,7 +357,7 @@ export function createChainsView({ editor, root }) {
           title: "Remove from the chain",
           text: "×",
           disabled: stale,
-          onclick: () => editChain(route, (c) => c.splice(i, 1), `${route}\u0000add-select`),
+          onclick: () => editChain(route, (c) => c.splice(i, 1), `${route}|add-select`),
         }),
       ),
     );

@@ -171,11 +171,28 @@ describe("chains as lists in the dashboard (headless Chromium)", { skip, timeout
     assert.equal(await route("chat").locator("input.chain-weight").count(), 0);
 
     await gptWeight.fill("0");
-    await entry("mix", "llama-fast").locator("input.chain-weight").fill("5");
+    // Typed key by key: the lists redraw after every key, and the input keeps focus and caret.
+    const llamaWeight = entry("mix", "llama-fast").locator("input.chain-weight");
+    await llamaWeight.click();
+    await llamaWeight.pressSequentially("25");
+    assert.equal(await llamaWeight.inputValue(), "25");
     expected.routes.mix.chain = [
       { deployment: "gpt-main", weight: 0 },
-      { deployment: "llama-fast", weight: 5 },
+      { deployment: "llama-fast", weight: 25 },
     ];
+    await editorIsExpected();
+    await page.keyboard.press("Backspace");
+    await page.keyboard.type("0");
+    expected.routes.mix.chain[1].weight = 20;
+    await editorIsExpected();
+    // Emptied, the weight goes (default 1) and the entry is a plain name again.
+    await page.keyboard.press("Backspace");
+    await page.keyboard.press("Backspace");
+    expected.routes.mix.chain[1] = "llama-fast";
+    await editorIsExpected();
+    assert.match(await entry("mix", "llama-fast").locator(".chain-share").textContent(), /100 % first/);
+    await page.keyboard.type("5");
+    expected.routes.mix.chain[1] = { deployment: "llama-fast", weight: 5 };
     await editorIsExpected();
     assert.match(await entry("mix", "gpt-main").locator(".chain-share").textContent(), /0 % first/);
     assert.match(await entry("mix", "llama-fast").locator(".chain-share").textContent(), /100 % first/);
