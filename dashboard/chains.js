@@ -336,10 +336,13 @@ export function createChainsView({ editor, root }) {
     const label = e.name ?? JSON.stringify(e.raw);
     const dep = e.name !== null ? deployments[e.name] : undefined;
     const key = (what) => `${route}|${i}|${what}`;
+    // Only the grip drags, so selecting text in the weight input stays a selection.
+    const grip = h("span", { class: "chain-grip", draggable: stale ? false : "true", title: "Drag to reorder", "aria-hidden": "true", text: "⠿" });
     const move = (to, what) => editChain(route, (c) => c.splice(to, 0, ...c.splice(i, 1)), `${route}|${to}|${what}`);
     const row = h(
       "li",
-      { class: ["chain-entry", e.name !== null && !dep && "chain-unknown"], dataset: { deployment: e.name ?? "", index: String(i) }, draggable: stale ? false : "true" },
+      { class: ["chain-entry", e.name !== null && !dep && "chain-unknown"], dataset: { deployment: e.name ?? "", index: String(i) } },
+      grip,
       h("span", { class: "chain-pos muted", text: `${i + 1}.` }),
       h("span", { class: "chain-name" }, h("span", { class: "dep-name", text: label }), " ", dep && typeof dep === "object" ? h("span", { class: "muted small", text: [dep.provider, dep.model].filter((x) => typeof x === "string").join(" · ") }) : null),
       e.name === null ? h("span", { class: "tag tag-removed", text: "not a deployment name" }) : !dep ? h("span", { class: "tag tag-removed", text: "unknown deployment" }) : null,
@@ -362,13 +365,14 @@ export function createChainsView({ editor, root }) {
       ),
     );
     // Drag to reorder within the route (the buttons do the same from the keyboard).
-    row.addEventListener("dragstart", (ev) => {
+    grip.addEventListener("dragstart", (ev) => {
       drag = { route, from: i };
       ev.dataTransfer.effectAllowed = "move";
       ev.dataTransfer.setData("text/plain", label);
+      ev.dataTransfer.setDragImage(row, 10, 10);
       row.classList.add("chain-dragging");
     });
-    row.addEventListener("dragend", () => {
+    grip.addEventListener("dragend", () => {
       drag = null;
       row.classList.remove("chain-dragging");
     });

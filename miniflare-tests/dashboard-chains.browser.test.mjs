@@ -201,12 +201,12 @@ describe("chains as lists in the dashboard (headless Chromium)", { skip, timeout
   });
 
   it("drags an entry to another place in its chain", async () => {
-    await entry("mix", "llama-fast").locator(".chain-pos").dragTo(entry("mix", "gpt-main").locator(".chain-pos"));
+    await entry("mix", "llama-fast").locator(".chain-grip").dragTo(entry("mix", "gpt-main").locator(".chain-pos"));
     expected.routes.mix.chain.reverse();
     assert.deepEqual(await listed("mix"), ["llama-fast", "gpt-main"]);
     await editorIsExpected();
     // Not across routes: dropping on another route's list changes nothing.
-    await entry("mix", "gpt-main").locator(".chain-pos").dragTo(entry("chat", "mistral-small").locator(".chain-pos"));
+    await entry("mix", "gpt-main").locator(".chain-grip").dragTo(entry("chat", "mistral-small").locator(".chain-pos"));
     assert.deepEqual(await listed("mix"), ["llama-fast", "gpt-main"]);
     assert.deepEqual(await listed("chat"), ["mistral-small", "llama-fast"]);
     await editorIsExpected();
