@@ -3,7 +3,8 @@
 // cache here) without calling any provider, streamed or not, for OpenAI and Anthropic clients;
 // the client can bypass it; gateway keys never read each other's entries unless the route says
 // `shared`; entries expire after `ttl_s`; errors, sampled requests (temperature unset or > 0,
-// tools) and streamed answers are never stored.
+// tools) and streams that did not end cleanly (cut, resumed, without the provider's usage) are
+// never stored; a clean stream's answer is, and serves later requests streamed or not.
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -128,14 +129,39 @@ test("a stream is served from a cached non-streamed answer, with usage when aske
   assert.equal(sseContent(noUsage.events), "Streamed back from the cache");
 });
 
-test("streamed answers are not stored: a streamed miss stays a miss", async () => {
-  const { t, route } = await cachingRoute(w, { ttl_s: 60 });
-  const a = await chatStream(w, { model: route, temperature: 0, messages: MSGS });
-  await sleep(200);
-  const b = await chatStream(w, { model: route, temperature: 0, messages: MSGS });
-  assert.equal(a.res.headers.get("x-router-cache"), "miss");
-  assert.equal(b.res.headers.get("x-router-cache"), "miss");
-  assert.equal(t.hits("d"), 2);
+test("a streamed answer is stored: a later non-streamed request and a stream are served from it, with its text and usage", async () => {
+  const { t, route } = await cachingRoute(w, { ttl_s: 60 }, "Stored from a stream");
+  const body = { model: route, temperature: 0, messages: MSGS, stream: true, stream_options: { include_usage: true } };
+  const first = await chatStream(w, body);
+  assert.equal(first.res.headers.get("x-router-cache"), "miss");
+  assert.equal(sseContent(first.events), "Stored from a stream");
+  const streamedUsage = first.events.find((e) => e.json?.usage).json.usage;
+  const { r: hit, misses } = await untilHit(() => chatOnce(w, { model: route, temperature: 0, messages: MSGS }));
+  assert.equal(t.hits("d"), 1 + misses, "every miss reached the provider, the hit did not");
+  assert.equal(hit.json.choices[0].message.content, "Stored from a stream");
+  assert.equal(hit.json.choices[0].finish_reason, "stop");
+  assert.equal(hit.json.usage.completion_tokens, streamedUsage.completion_tokens);
+  assert.equal(hit.json.usage.prompt_tokens, streamedUsage.prompt_tokens);
+  const before = t.hits("d");
+  const again = await chatStream(w, body);
+  assert.equal(again.res.headers.get("x-router-cache"), "hit");
+  assert.equal(sseContent(again.events), "Stored from a stream");
+  assert.equal(again.events.at(-1).data, "[DONE]");
+  assert.equal(t.hits("d"), before);
+});
+
+test("a stream that did not end cleanly is never stored: cut mid-answer, or without the provider's usage", async () => {
+  for (const step of [{ cutAfterChunks: 2 }, { noUsage: true }]) {
+    const { t, route } = await cachingRoute(w, { ttl_s: 60 });
+    t.script("d", [steps.ok("Hello from the provider, in several words", step)]);
+    const s = await chatStream(w, { model: route, temperature: 0, messages: MSGS });
+    assert.equal(s.res.headers.get("x-router-cache"), "miss");
+    await sleep(300);
+    const after = t.hits("d");
+    const r = await chatOnce(w, { model: route, temperature: 0, messages: MSGS });
+    assert.equal(r.res.headers.get("x-router-cache"), "miss", JSON.stringify(step));
+    assert.equal(t.hits("d"), after + 1);
+  }
 });
 
 test("Anthropic clients: a cached answer serves a Messages body and a Messages stream", async () => {

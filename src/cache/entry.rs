@@ -6,9 +6,11 @@
 //! without an error and was not resumed. It is stored with the deployment, provider and
 //! model that made it, so a hit can say where the answer came from.
 
+use crate::engine::resume::Delivered;
 use crate::engine::Meta;
+use crate::usage::Usage;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::{json, Value};
 
 /// Largest stored entry; a larger answer is served but not cached.
 pub const MAX_ENTRY_BYTES: usize = 4 << 20;
@@ -75,6 +77,43 @@ pub fn pivot_of_native_anthropic(body: &[u8]) -> Option<Vec<u8>> {
         .map(|p| p.body)
 }
 
+/// The pivot of a streamed answer, from what its stream delivered and the usage it reported,
+/// when the text is all of it: one choice, no tool call, reasoning or refusal, all its text
+/// kept (`Delivered::overflowed` not set), and a finish reason. Anything else is not cached.
+pub fn pivot_of_stream(d: &Delivered, usage: &Usage) -> Option<Vec<u8>> {
+    if d.not_text_only || d.overflowed {
+        return None;
+    }
+    let finish = d.finish_reason.as_deref()?;
+    let mut usage_json = serde_json::Map::new();
+    usage_json.insert("prompt_tokens".into(), usage.prompt_tokens.into());
+    usage_json.insert("completion_tokens".into(), usage.completion_tokens.into());
+    let total = usage.prompt_tokens.saturating_add(usage.completion_tokens);
+    usage_json.insert("total_tokens".into(), total.into());
+    if let Some(c) = usage.cached_tokens {
+        usage_json.insert("prompt_tokens_details".into(), json!({"cached_tokens": c}));
+    }
+    if let Some(r) = usage.reasoning_tokens {
+        usage_json.insert(
+            "completion_tokens_details".into(),
+            json!({"reasoning_tokens": r}),
+        );
+    }
+    let completion = json!({
+        "id": d.id,
+        "object": "chat.completion",
+        "created": d.created,
+        "model": d.model,
+        "choices": [{
+            "index": 0,
+            "message": {"role": "assistant", "content": d.text()},
+            "finish_reason": finish,
+        }],
+        "usage": usage_json,
+    });
+    serde_json::to_vec(&completion).ok()
+}
+
 /// A chat completion with choices that all finished with `stop` or `length`, and usage.
 fn complete(c: &Value) -> bool {
     let finished = match c.get("choices") {
@@ -97,8 +136,6 @@ fn complete(c: &Value) -> bool {
 mod tests {
     use super::*;
     use crate::engine::resume::Method;
-    use crate::usage::Usage;
-    use serde_json::json;
 
     fn meta() -> Meta {
         Meta {
@@ -176,5 +213,83 @@ mod tests {
         assert_eq!(Entry::storable(&meta(), b"{\"error\":{}}"), None);
         assert_eq!(Entry::storable(&meta(), b"not json"), None);
         assert_eq!(Entry::decode(b"{\"completion\":{}}"), None);
+    }
+
+    fn delivered(chunks: &[Value]) -> Delivered {
+        let mut d = Delivered::default();
+        for c in chunks {
+            d.observe(format!("data: {c}\n\n").as_bytes());
+        }
+        d
+    }
+
+    fn chunk(delta: Value, finish: Value) -> Value {
+        json!({"id": "c9", "object": "chat.completion.chunk", "created": 7, "model": "m-1",
+               "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
+    }
+
+    #[test]
+    fn a_streamed_text_answer_becomes_a_storable_completion() {
+        let d = delivered(&[
+            chunk(json!({"role": "assistant", "content": "Hel"}), Value::Null),
+            chunk(json!({"content": "lo"}), Value::Null),
+            chunk(json!({}), json!("stop")),
+        ]);
+        let usage = Usage {
+            prompt_tokens: 3,
+            completion_tokens: 2,
+            cached_tokens: Some(1),
+            ..Usage::default()
+        };
+        let pivot = pivot_of_stream(&d, &usage).unwrap();
+        let e = Entry::storable(&meta(), &pivot).unwrap();
+        let c = &e.completion;
+        assert_eq!(c["choices"][0]["message"]["content"], "Hello");
+        assert_eq!(c["choices"][0]["finish_reason"], "stop");
+        assert_eq!(
+            (c["id"].as_str(), c["model"].as_str()),
+            (Some("c9"), Some("m-1"))
+        );
+        assert_eq!(c["usage"]["total_tokens"], 5);
+        assert_eq!(c["usage"]["prompt_tokens_details"]["cached_tokens"], 1);
+    }
+
+    #[test]
+    fn a_streamed_answer_is_not_cached_when_its_text_is_not_all_of_it() {
+        let usage = Usage::default();
+        let cases = [
+            // No finish reason: cut before the end.
+            vec![chunk(json!({"content": "Hi"}), Value::Null)],
+            // A tool call.
+            vec![
+                chunk(
+                    json!({"tool_calls": [{"index": 0, "id": "t", "type": "function",
+                    "function": {"name": "f", "arguments": "{}"}}]}),
+                    Value::Null,
+                ),
+                chunk(json!({}), json!("tool_calls")),
+            ],
+            // Reasoning.
+            vec![
+                chunk(
+                    json!({"reasoning_content": "hmm", "content": "Hi"}),
+                    Value::Null,
+                ),
+                chunk(json!({}), json!("stop")),
+            ],
+            // A second choice (n = 2).
+            vec![
+                chunk(json!({"content": "Hi"}), json!("stop")),
+                json!({"id": "c9", "choices": [{"index": 1, "delta": {"content": "Yo"}, "finish_reason": "stop"}]}),
+            ],
+        ];
+        for chunks in cases {
+            let d = delivered(&chunks);
+            assert!(pivot_of_stream(&d, &usage).is_none(), "{chunks:?}");
+        }
+        // A content filter finish is a complete stream, but never a storable answer.
+        let d = delivered(&[chunk(json!({"content": "Hi"}), json!("content_filter"))]);
+        let pivot = pivot_of_stream(&d, &usage).unwrap();
+        assert!(Entry::storable(&meta(), &pivot).is_none());
     }
 }

@@ -57,6 +57,11 @@ impl<B: ResponseBody> CommittedStream<B> {
         &self.meta
     }
 
+    /// What went to the client (choice 0's text, its finish reason, the answer's id).
+    pub fn delivered(&self) -> &super::resume::Delivered {
+        &self.live.delivered
+    }
+
     /// For the glue's own facts (key, rate-limit headers, state calls).
     pub fn meta_mut(&mut self) -> &mut Meta {
         &mut self.meta

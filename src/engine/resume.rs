@@ -38,6 +38,12 @@ pub struct Delivered {
     pub id: Option<String>,
     pub model: Option<String>,
     pub created: Option<Value>,
+    /// Choice 0's finish reason, once a chunk gave one.
+    pub finish_reason: Option<String>,
+    /// The answer was more than choice 0's text: another choice, a tool call, reasoning or a
+    /// refusal was delivered too (so its text alone does not reproduce it, e.g. for the
+    /// response cache).
+    pub not_text_only: bool,
 }
 
 impl Delivered {
@@ -87,19 +93,28 @@ impl Delivered {
                 .map(str::to_string);
             self.created = seen.created;
         }
-        let Some(c) = seen.choices.as_ref().and_then(|c| c.first()) else {
+        let Some(choices) = seen.choices.as_ref() else {
             return;
         };
+        let Some(c) = choices.first() else { return };
+        if choices.len() > 1 || c.index.is_some_and(|i| i != 0) {
+            self.not_text_only = true;
+        }
         if let Some(delta) = &c.delta {
             if let Some(t) = &delta.content {
                 self.push_text(t);
             }
             if delta.tool_calls.is_some() {
                 self.tool_partial = true;
+                self.not_text_only = true;
+            }
+            if delta.reasoning_content.is_some() || delta.refusal.is_some() {
+                self.not_text_only = true;
             }
         }
-        if c.finish_reason.is_some() {
+        if let Some(f) = &c.finish_reason {
             self.tool_partial = false;
+            self.finish_reason = Some(f.to_string());
         }
     }
 
@@ -113,6 +128,17 @@ impl Delivered {
             self.created = v.get("created").cloned();
         }
         let Some(c) = first_choice(&v) else { return };
+        let more_choices = v
+            .get("choices")
+            .and_then(Value::as_array)
+            .is_some_and(|c| c.len() > 1);
+        if more_choices
+            || c.get("index")
+                .and_then(Value::as_u64)
+                .is_some_and(|i| i != 0)
+        {
+            self.not_text_only = true;
+        }
         if let Some(t) = c
             .get("delta")
             .and_then(|d| d.get("content"))
@@ -120,14 +146,21 @@ impl Delivered {
         {
             self.push_text(t);
         }
-        if c.get("delta")
-            .and_then(|d| d.get("tool_calls"))
-            .is_some_and(|t| !t.is_null())
-        {
+        let delta_has = |k: &str| {
+            c.get("delta")
+                .and_then(|d| d.get(k))
+                .is_some_and(|t| !t.is_null())
+        };
+        if delta_has("tool_calls") {
             self.tool_partial = true;
+            self.not_text_only = true;
         }
-        if c.get("finish_reason").is_some_and(|f| !f.is_null()) {
+        if delta_has("reasoning_content") || delta_has("refusal") {
+            self.not_text_only = true;
+        }
+        if let Some(f) = c.get("finish_reason").filter(|f| !f.is_null()) {
             self.tool_partial = false;
+            self.finish_reason = Some(f.as_str().unwrap_or_default().to_string());
         }
     }
 }
@@ -144,9 +177,11 @@ struct Seen<'a> {
 
 #[derive(Deserialize)]
 struct SeenChoice<'a> {
+    index: Option<u64>,
     #[serde(borrow)]
     delta: Option<SeenDelta<'a>>,
-    finish_reason: Option<IgnoredAny>,
+    #[serde(borrow)]
+    finish_reason: Option<Cow<'a, str>>,
 }
 
 #[derive(Deserialize)]
@@ -154,6 +189,8 @@ struct SeenDelta<'a> {
     #[serde(borrow)]
     content: Option<Cow<'a, str>>,
     tool_calls: Option<IgnoredAny>,
+    reasoning_content: Option<IgnoredAny>,
+    refusal: Option<IgnoredAny>,
 }
 
 /// How a resumed attempt continues.

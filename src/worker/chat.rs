@@ -246,7 +246,7 @@ fn respond(
             let mut headers = response_headers(stream.meta(), WorkerClock.now_ms());
             headers.push(("content-type", "text/event-stream; charset=utf-8".into()));
             headers.push(("cache-control", "no-cache".into()));
-            stream_out::respond(stream, ports, finish, &headers)
+            stream_out::respond(stream, ports, finish, &headers, cache_decision.cloned())
         }
     }
 }

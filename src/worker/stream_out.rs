@@ -15,6 +15,8 @@ use super::ports::Ports;
 use super::pump::{new_pipe, Pump, Settled};
 use super::respond::raw_stream_response;
 use super::transport::FetchBody;
+use crate::cache::entry::pivot_of_stream;
+use crate::cache::Decision;
 use crate::engine::CommittedStream;
 use futures_util::future::{select, Either};
 use std::rc::Rc;
@@ -27,17 +29,19 @@ fn js(e: JsValue) -> worker::Error {
     worker::Error::JsError(format!("{e:?}"))
 }
 
-/// The streaming response; the task that fills it runs until the stream ends.
+/// The streaming response; the task that fills it runs until the stream ends. A clean answer
+/// is then stored in the response cache when `cache` says so.
 pub fn respond(
     stream: Box<CommittedStream<FetchBody>>,
     ports: Ports,
     finish: Finish,
     headers: &[(&str, String)],
+    cache: Option<Decision>,
 ) -> Result<web_sys::Response> {
     let pipe = new_pipe().map_err(js)?;
     let writer = pipe.writable().get_writer().map_err(js)?;
     let ctx = Rc::clone(&finish.ctx);
-    ctx.spawn(Box::pin(pump(stream, ports, finish, writer)));
+    ctx.spawn(Box::pin(pump(stream, ports, finish, writer, cache)));
     raw_stream_response(200, &pipe.readable(), headers)
 }
 
@@ -46,6 +50,7 @@ async fn pump(
     ports: Ports,
     mut finish: Finish,
     writer: WritableStreamDefaultWriter,
+    cache: Option<Decision>,
 ) {
     let pump = Pump::new(stream);
     let disconnected = {
@@ -86,12 +91,20 @@ async fn pump(
             }
         }
     };
-    let mut meta = {
+    let (mut meta, pivot) = {
         let mut stream = pump.stream().borrow_mut();
         if disconnected {
             stream.abandon();
         }
-        stream.meta().clone()
+        let meta = stream.meta().clone();
+        // Only a caching route's clean answer is rebuilt for the cache.
+        let pivot = match (&cache, meta.usage) {
+            (Some(Decision::Use { .. }), Some(usage)) if !disconnected => {
+                pivot_of_stream(stream.delivered(), &usage)
+            }
+            _ => None,
+        };
+        (meta, pivot)
     };
     if disconnected {
         meta.error =
@@ -100,6 +113,9 @@ async fn pump(
     }
     let clean_end = meta.error.is_none();
     finish.done(&mut meta);
+    if let Some(pivot) = pivot {
+        super::cache::store(&finish.ctx, cache.as_ref(), &meta, &pivot, false);
+    }
     // The client has its answer and the request is booked; reading the upstream's last bytes
     // lets its connection be reused. Dropping the stream aborts the fetch if it is still open.
     if clean_end {
