@@ -7,6 +7,7 @@ pub mod alerts_fallback;
 pub mod breaker;
 pub mod degradation;
 pub mod hourly;
+pub mod key_money;
 pub mod quota;
 pub mod recent;
 pub mod route_stats;

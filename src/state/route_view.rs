@@ -18,9 +18,13 @@ pub struct DeploymentRoutes {
 /// `{"hours": H, "routes": [...], "providers": [...]}`: each route with its request figures
 /// (summed over all objects: `Figures::requests_json`) and a `deployments` list with each
 /// tried deployment's attempt figures (`Figures::attempts_json`, plus its provider); each
-/// provider with its attempt figures over all routes. Sorted by name.
-pub fn routes_view(inputs: &[DeploymentRoutes], hours: u64) -> Value {
-    let mut routes: BTreeMap<&str, (Figures, Vec<Value>)> = BTreeMap::new();
+/// provider with its attempt figures over all routes. Sorted by name. Every route of `known`
+/// (the table's) is listed, with zeros when it had no traffic in the window.
+pub fn routes_view(inputs: &[DeploymentRoutes], known: &[String], hours: u64) -> Value {
+    let mut routes: BTreeMap<&str, (Figures, Vec<Value>)> = known
+        .iter()
+        .map(|r| (r.as_str(), (Figures::default(), Vec::new())))
+        .collect();
     let mut providers: BTreeMap<&str, Figures> = BTreeMap::new();
     for d in inputs {
         for (route, f) in &d.routes {
@@ -119,7 +123,7 @@ mod tests {
                 routes: [("chat".to_string(), second)].into(),
             },
         ];
-        let v = routes_view(&inputs, 6);
+        let v = routes_view(&inputs, &[], 6);
         assert_eq!(v["hours"], 6);
         let chat = &v["routes"][0];
         assert_eq!(chat["route"], "chat");
@@ -145,9 +149,11 @@ mod tests {
     }
 
     #[test]
-    fn empty_when_no_object_saw_traffic() {
-        let v = routes_view(&[], 24);
-        assert_eq!(v["routes"], json!([]));
+    fn known_routes_without_traffic_are_listed_with_zeros() {
+        let v = routes_view(&[], &["idle".to_string()], 24);
+        assert_eq!(v["routes"][0]["route"], "idle");
+        assert_eq!(v["routes"][0]["requests"], 0);
+        assert_eq!(v["routes"][0]["deployments"], json!([]));
         assert_eq!(v["providers"], json!([]));
     }
 }
