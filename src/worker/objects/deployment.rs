@@ -1,5 +1,6 @@
 //! `DeploymentState`: the Durable Object of one deployment. It owns the deployment's circuit
-//! breaker, its usage counters and its own RPM/TPM window.
+//! breaker, its usage counters, the hourly figures of the routes that sent it traffic
+//! (`state::route_stats`, read by `GET /routes?hours=H`) and its own RPM/TPM window.
 //!
 //! Invariant: every change is written back before the reply (see `Stored`), so the breaker's
 //! transitions are serial and survive restarts. The breaker's settings travel with each call
