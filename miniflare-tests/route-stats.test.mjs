@@ -9,17 +9,21 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { createHash, randomBytes } from "node:crypto";
+import { after } from "node:test";
 import { startFake, steps } from "./helpers/fake-openai.mjs";
+import { startWebhook } from "./helpers/fake-webhook.mjs";
 import { scenarioTable, chatOnce, KV_BINDING } from "./helpers/worker.mjs";
 import { useGateway } from "./helpers/harness.mjs";
 
 const ADMIN = "admin-secret-route-stats";
+const hook = await startWebhook();
 let fake, w;
 
 useGateway(
-  { fakes: { fake: startFake }, worker: { bindings: { AUTH_MODE: "keys", ADMIN_TOKEN: ADMIN } } },
+  { fakes: { fake: startFake }, worker: { bindings: { AUTH_MODE: "keys", ADMIN_TOKEN: ADMIN, ALERT_WEBHOOK_SECRET: hook.url } } },
   (g) => ({ fake, w } = g),
 );
+after(() => hook.close());
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const MSGS = [{ role: "user", content: "Say hello." }];
@@ -162,6 +166,37 @@ test("routes and key money: fallbacks, failover, latency, cost, prompt-cache sav
   const one = await admin(`keys/${key.id}`);
   assert.equal(one.state.money.cache_hits, 1);
   assert.equal(one.state.money.hours, 24);
+});
+
+test("response-cache hits count as requests that did not fall back, for the route's figures and its fallback-ratio alert", async () => {
+  const t = await scenarioTable(w, fake, {
+    deployments: { only: {} },
+    routes: { hits: { chain: ["only"], cache: { ttl_s: 60 } } },
+  });
+  t.table.alerts = { webhook_url_secret: "ALERT_WEBHOOK_SECRET", fallback_ratio: 0.2 };
+  await w.putTable(t.table);
+  t.script("only", [steps.ok("Cached answer")]);
+  const key = await putKey({ name: "hits-key" });
+  // 12 requests (the alert needs 10), all but the first few answered from the cache.
+  for (let i = 0; i < 12; i++) {
+    const r = await chatOnce(w, { model: "hits", temperature: 0, messages: MSGS }, { headers: key.headers });
+    assert.equal(r.status, 200, r.text);
+    await sleep(30);
+  }
+  const hits = 12 - t.hits("only");
+  assert.ok(hits >= 8, `${hits} cache hits`);
+  const routes = await until(
+    () => admin("routes?hours=1"),
+    (v) => v.routes?.find((r) => r.route === "hits")?.requests === 12,
+    "the route figures",
+  );
+  const route = routes.routes.find((r) => r.route === "hits");
+  assert.equal(route.cache_hits, hits);
+  assert.equal(route.fallbacks, 0);
+  assert.equal(route.failed, 0);
+  // A hit names no deployment, yet nothing fell back: no fallback-ratio alert.
+  await sleep(2000);
+  assert.deepEqual(hook.received().filter((a) => a.body?.route === "hits"), []);
 });
 
 test("the window is the asked hours (1 to 48; a value that is not a number reads as 24), and the admin token is required", async () => {
