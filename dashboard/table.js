@@ -6,6 +6,7 @@
 import { api, ApiError, encodeMessage, headerSafe } from "./api.js";
 import { h, $, append, replace, fmtTime, fmtAgo, fmtBytes, toast, modal, confirmDialog, debounce } from "./dom.js";
 import { rangeOfPath, offsetOfLineCol } from "./jsonpath.js";
+import { createChainsView } from "./chains.js";
 
 const VALIDATE_DELAY_MS = 400;
 
@@ -184,6 +185,7 @@ export function createTableView({ onServing, onTable }) {
     baseText = text;
     updateGutter();
     updateDirty();
+    chains.refresh();
   }
 
   // ------------------------------------------------------------------------------------------
@@ -476,6 +478,7 @@ export function createTableView({ onServing, onTable }) {
               loaded = fresh;
               baseText = editorText(fresh);
               editor.value = draft;
+              chains.refresh();
               updateGutter();
               updateDirty();
               renderMeta();
@@ -621,6 +624,13 @@ export function createTableView({ onServing, onTable }) {
       }),
     );
   }
+
+  // Chains as lists (chains.js): their edits go through the editor's text and input event.
+  const chains = createChainsView({ editor, root: $("#chains") });
+  $("#btn-chains-review").addEventListener("click", () => {
+    validateSoon.cancel();
+    review();
+  });
 
   // ------------------------------------------------------------------------------------------
   // Toolbar

@@ -80,8 +80,10 @@ export async function openPage(browser, { origin, onResponse, viewport = { width
 /** Numbered screenshots in artifacts/screenshots/<prefix>-NN-<name>.png (older ones with the prefix removed). */
 export function screenshotter(page, prefix) {
   mkdirSync(SCREENSHOT_DIR, { recursive: true });
-  // Screenshots of an earlier run with this prefix would mix with this run's.
-  for (const f of readdirSync(SCREENSHOT_DIR)) if (f.startsWith(`${prefix}-`) && f.endsWith(".png")) rmSync(path.join(SCREENSHOT_DIR, f));
+  // Screenshots of an earlier run with this prefix would mix with this run's. Only `<prefix>-NN-`:
+  // "dashboard" must not delete "dashboard-chains-01-….png" of another suite.
+  const ours = new RegExp(`^${prefix.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}-\\d{2}-.*\\.png$`);
+  for (const f of readdirSync(SCREENSHOT_DIR)) if (ours.test(f)) rmSync(path.join(SCREENSHOT_DIR, f));
   let n = 0;
   const taken = [];
   const shoot = async (name, opts = {}) => {

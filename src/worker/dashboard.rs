@@ -16,6 +16,7 @@ const CHARTS_JS: &str = include_str!("../../dashboard/charts.js");
 const KEYS_JS: &str = include_str!("../../dashboard/keys.js");
 const ROUTES_JS: &str = include_str!("../../dashboard/routes.js");
 const MONEY_JS: &str = include_str!("../../dashboard/money.js");
+const CHAINS_JS: &str = include_str!("../../dashboard/chains.js");
 
 /// Only same-origin scripts, styles, images and API calls; no framing.
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
@@ -38,6 +39,7 @@ fn asset(path: &str) -> Option<(&'static str, &'static str)> {
         "/admin/keys.js" => Some((KEYS_JS, JS)),
         "/admin/routes.js" => Some((ROUTES_JS, JS)),
         "/admin/money.js" => Some((MONEY_JS, JS)),
+        "/admin/chains.js" => Some((CHAINS_JS, JS)),
         "/admin/app.css" => Some((APP_CSS, "text/css; charset=utf-8")),
         _ => None,
     }
