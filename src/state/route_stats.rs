@@ -3,17 +3,19 @@
 //!
 //! Two kinds of figure share a slot, written by two kinds of record:
 //! - **request figures** (`RouteRequest`: requests, fallbacks, failures, response-cache hits,
-//!   cost, cache-read savings) are counted once per request, in the object of the route's
-//!   *first* deployment, whichever deployment answered (as `alerts_fallback` does). A
-//!   response-cache hit is counted there too: it calls no deployment, and the route's first
-//!   deployment's object is where every other request-level figure of the route already is,
-//!   so a route's figures sum over one object while its chain is unchanged.
+//!   cost, cache-read savings) are counted once per request, in the object of the deployment
+//!   that answered it, else of the last deployment it tried: those objects get the request's
+//!   reports anyway, so counting there adds no object call the request's subrequest budget did
+//!   not plan for. A request that tried no deployment (a response-cache hit; every deployment
+//!   skipped) is counted in the object of the route's *first* deployment. For a cache hit this
+//!   was chosen over the deployment whose answer was cached: the cache entry is per data centre
+//!   and may outlive a table edit that removed that deployment, while the first deployment is
+//!   always one of the route's.
 //! - **attempt figures** (`RouteAttempt`: attempts, errors, latency, attempt cost) are counted
 //!   in the object of the deployment that was tried, one per attempt.
 //!
-//! A route's figures are the sum over all deployments' objects (after a chain edit, the old
-//! first deployment still holds the earlier hours). Both records ride on the report each
-//! isolate already sends to the object (`worker::outbox`): no extra object call.
+//! So a route's figures are the sum over all deployments' objects (`route_view`). Both records
+//! ride on the report each isolate already sends to the object (`worker::outbox`).
 //!
 //! Invariant: at most `MAX_ROUTES` routes per object (a new route evicts the one seen least
 //! recently) and `hourly::KEEP_HOURS` slots per route, and slots serialise without their zero

@@ -42,7 +42,8 @@ pub struct DoHealth {
     settles: RefCell<Vec<(String, String, Option<u64>)>>,
     /// Route outcomes for alerts: (the route's first deployment, route, fell back).
     routes: RefCell<Vec<(String, String, bool)>>,
-    /// Per-route statistics: (the route's first deployment, the request's figures).
+    /// Per-route statistics: (the object that counts the request, its figures: see
+    /// `request_home`).
     route_requests: RefCell<Vec<(String, RouteRequest)>>,
     /// Per-route statistics: (the attempt's deployment, the attempt).
     route_attempts: RefCell<Vec<(String, RouteAttempt)>>,
@@ -95,9 +96,9 @@ impl DoHealth {
         let fallback =
             meta.attempts.len() > 1 || !meta.skipped.is_empty() || !meta.deferred.is_empty();
         self.add_route_outcome(meta, fallback);
-        if let Some(first) = self.first_deployment(&meta.route) {
+        if let Some(home) = self.request_home(meta) {
             let figures = self.request_figures(meta);
-            self.route_requests.borrow_mut().push((first, figures));
+            self.route_requests.borrow_mut().push((home, figures));
         }
         let mut samples = self.samples.borrow_mut();
         let mut route_attempts = self.route_attempts.borrow_mut();
@@ -151,14 +152,24 @@ impl DoHealth {
         }
     }
 
-    /// The name of the first deployment of `route`'s chain, where the route's request figures
-    /// are counted (`state::route_stats`).
-    fn first_deployment(&self, route: &str) -> Option<String> {
-        self.table
-            .route(route)
-            .and_then(|r| r.chain.steps().first())
-            .and_then(|s| self.table.deployment(s.deployment))
-            .map(|d| d.name.clone())
+    /// The deployment whose object counts a request's route figures (`state::route_stats`):
+    /// the one that answered, else the last one tried (both get this request's reports anyway,
+    /// so no call is added that the subrequest budget did not plan for); only a request that
+    /// tried none (a response-cache hit, every deployment skipped) is counted in the route's
+    /// first deployment's object. None for a request without a known route.
+    fn request_home(&self, meta: &Meta) -> Option<String> {
+        let route = self.table.route(&meta.route)?;
+        meta.deployment
+            .clone()
+            .or_else(|| meta.attempts.last().map(|a| a.deployment.clone()))
+            .or_else(|| {
+                route
+                    .chain
+                    .steps()
+                    .first()
+                    .and_then(|s| self.table.deployment(s.deployment))
+                    .map(|d| d.name.clone())
+            })
     }
 
     /// A finished request's figures for the route and key statistics: fallback, failure,

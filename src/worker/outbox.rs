@@ -42,8 +42,8 @@ pub struct Batch {
     pub name: Option<String>,
     /// Requests of routes whose first deployment this is: (route, fell back).
     pub routes: Vec<(String, bool)>,
-    /// Per-route statistics (`state::route_stats`): requests of routes whose first
-    /// deployment this is, and this deployment's attempts, by route.
+    /// Per-route statistics (`state::route_stats`): the requests this object counts (see
+    /// where in `route_stats`), and this deployment's attempts, by route.
     pub route_requests: Vec<RouteRequest>,
     pub route_attempts: Vec<RouteAttempt>,
 }

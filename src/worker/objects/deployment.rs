@@ -52,8 +52,8 @@ pub struct ReportCall {
     /// Requests of routes whose first deployment this is: (route, fell back).
     #[serde(default)]
     pub routes: Vec<(String, bool)>,
-    /// Per-route statistics (`state::route_stats`): requests of routes whose first
-    /// deployment this is, and this deployment's attempts.
+    /// Per-route statistics (`state::route_stats`): the requests this object counts (see
+    /// where in `route_stats`), and this deployment's attempts.
     #[serde(default)]
     pub route_requests: Vec<RouteRequest>,
     #[serde(default)]
