@@ -72,6 +72,6 @@ export function renderMoney(root, json) {
   replace(
     root,
     h("div", { class: "table-scroll" }, table),
-    json.truncated ? h("p", { class: "muted small", text: "Only the first 100 keys are shown." }) : null,
+    json.next_offset != null ? h("p", { class: "muted small", text: `The first ${fmtInt(keys.length)} of ${fmtInt(json.total)} keys (live keys first, newest first).` }) : null,
   );
 }

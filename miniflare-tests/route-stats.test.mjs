@@ -199,13 +199,20 @@ test("response-cache hits count as requests that did not fall back, for the rout
   assert.deepEqual(hook.received().filter((a) => a.body?.route === "hits"), []);
 });
 
-test("the window is the asked hours (1 to 48; a value that is not a number reads as 24), and the admin token is required", async () => {
+test("the window is the asked hours (1 to 48; a value that is not a number reads as 24), key money pages by offset, and the admin token is required", async () => {
   const routes = await admin("routes?hours=1");
   assert.equal(routes.hours, 1);
   const fallback = await admin("routes?hours=banana");
   assert.equal(fallback.hours, 24);
   const capped = await admin("routes?hours=500");
   assert.equal(capped.hours, 48);
+  // Key money pages: this file made two keys, newest first.
+  const all = await admin("money");
+  assert.equal(all.total, 2);
+  assert.equal(all.next_offset, null);
+  assert.deepEqual(all.keys.map((k) => k.name), ["hits-key", "money-key"]);
+  const second = await admin("money?offset=1");
+  assert.deepEqual(second.keys.map((k) => k.name), ["money-key"]);
   const res = await w.fetch("/admin/api/routes");
   assert.equal(res.status, 401, "the admin token is required");
   await res.text();

@@ -126,7 +126,10 @@ async fn route(
         (Method::Get, ["routes"]) => {
             super::admin_stats::routes(env, ctx, objects::hours_param(req)).await
         }
-        (Method::Get, ["money"]) => super::admin_stats::money(env, objects::hours_param(req)).await,
+        (Method::Get, ["money"]) => {
+            let offset = super::admin_stats::offset_param(req);
+            super::admin_stats::money(env, objects::hours_param(req), offset).await
+        }
         (_, ["table", rest @ ..]) => super::admin_table::handle(req, env, ctx, rest).await,
         (_, ["keys", rest @ ..]) => super::admin_keys::handle(req, env, rest, path).await,
         (Method::Post, ["explain"]) => explain(req, env, ctx).await,

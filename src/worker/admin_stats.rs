@@ -7,8 +7,9 @@
 //!   and latency; and the same attempt figures per provider. Read from every deployment's
 //!   object (`/routes`), summed in the core (`state::route_view`).
 //! - `GET /admin/api/money` — each gateway key's day and month spend against its budgets and
-//!   its money figures over the window (from each key's object), at most `MAX_KEYS` keys
-//!   (live keys first, newest first; `truncated` says when more exist).
+//!   its money figures over the window (from each key's object), `MAX_KEYS` keys a page (live
+//!   keys first, newest first; `?offset=N` pages on, `next_offset` says where the next page
+//!   starts).
 //!
 //! The objects are read in parallel; an object that does not answer counts as empty and is
 //! named in `unavailable`.
@@ -29,8 +30,21 @@ use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use worker::{Context, Env, Response, Result};
 
-/// Keys read by one `GET /admin/api/money`.
-pub const MAX_KEYS: usize = 100;
+/// Keys read by one `GET /admin/api/money`: one object call each, so that a page stays within
+/// Workers Free's 50 subrequests per invocation together with the KV listing.
+pub const MAX_KEYS: usize = 30;
+
+/// The `offset` query parameter (0 when absent or not a number).
+pub fn offset_param(req: &worker::Request) -> usize {
+    req.url()
+        .ok()
+        .and_then(|u| {
+            u.query_pairs()
+                .find(|(k, _)| k == "offset")
+                .and_then(|(_, v)| v.parse::<usize>().ok())
+        })
+        .unwrap_or(0)
+}
 
 pub async fn routes(env: &Env, ctx: &Context, hours: u64) -> Result<Response> {
     let loaded = match config_source::current(env, ctx, WorkerClock.now_ms()).await {
@@ -78,7 +92,7 @@ pub async fn routes(env: &Env, ctx: &Context, hours: u64) -> Result<Response> {
     json_response(200, &body)
 }
 
-pub async fn money(env: &Env, hours: u64) -> Result<Response> {
+pub async fn money(env: &Env, hours: u64, offset: usize) -> Result<Response> {
     let kv = env.kv(KV_BINDING)?;
     let mut keys = list_keys(&kv).await?;
     keys.sort_by_key(|k| {
@@ -87,8 +101,9 @@ pub async fn money(env: &Env, hours: u64) -> Result<Response> {
             std::cmp::Reverse(k.get("created_ms").and_then(Value::as_u64).unwrap_or(0)),
         )
     });
-    let truncated = keys.len() > MAX_KEYS;
-    keys.truncate(MAX_KEYS);
+    let total = keys.len();
+    let keys: Vec<Value> = keys.into_iter().skip(offset).take(MAX_KEYS).collect();
+    let next_offset = (offset.saturating_add(MAX_KEYS) < total).then(|| offset + MAX_KEYS);
     let path = format!("/usage?hours={hours}");
     let rows = join_all(keys.iter().map(|k| {
         let path = path.clone();
@@ -101,7 +116,7 @@ pub async fn money(env: &Env, hours: u64) -> Result<Response> {
     .await;
     json_response(
         200,
-        &json!({"hours": hours, "keys": rows, "truncated": truncated}),
+        &json!({"hours": hours, "keys": rows, "total": total, "offset": offset, "next_offset": next_offset}),
     )
 }
 
