@@ -180,6 +180,7 @@ fn simulate(route: &str, fault: Fault, outage_ms: u64) -> Run {
         let req = parse_chat_request(body.to_string().as_bytes()).unwrap();
         let ctx = RequestContext {
             order: None,
+            outside_calls: 0,
             request_id: format!("req_{n}"),
             started_ms: clock.0.get(),
             jitter_seed: n,

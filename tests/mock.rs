@@ -40,6 +40,7 @@ fn run(t: &RoutingTable, stream: bool) -> (u16, String, String, ManualClock) {
     };
     let ctx = RequestContext {
         order: None,
+        outside_calls: 0,
         request_id: "r".into(),
         started_ms: 0,
         jitter_seed: 1,

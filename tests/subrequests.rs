@@ -12,7 +12,7 @@ use edge_router::api::{parse_chat_request, ApiError};
 use edge_router::config::{parse_table, RoutingTable};
 use edge_router::engine::{Engine, Meta, Outcome, RequestContext, Skip};
 use edge_router::resilience::subrequests::{
-    DEFAULT_SUBREQUESTS, MIN_SUBREQUESTS, REPORT_CALLS, RESERVED_CALLS,
+    CACHE_CALLS, DEFAULT_SUBREQUESTS, MIN_SUBREQUESTS, REPORT_CALLS, RESERVED_CALLS,
 };
 use futures::executor::block_on;
 use health::{Call, SharedBreakers};
@@ -107,6 +107,11 @@ impl Gw {
     }
 
     fn serve(&self, stream: bool) -> Served {
+        self.serve_spending(stream, 0)
+    }
+
+    /// `serve`, with `outside` calls made outside the engine (the response cache's).
+    fn serve_spending(&self, stream: bool, outside: u32) -> Served {
         let body = json!({"model": "r", "messages": [{"role": "user", "content": "hi"}], "stream": stream});
         let req = Rc::new(parse_chat_request(body.to_string().as_bytes()).unwrap());
         let engine = Engine {
@@ -122,6 +127,7 @@ impl Gw {
         };
         let ctx = RequestContext {
             order: None,
+            outside_calls: outside,
             request_id: "req_budget".into(),
             started_ms: self.clock.0.get(),
             jitter_seed: 7,
@@ -349,6 +355,60 @@ fn a_resume_past_the_budget_ends_the_stream_in_band() {
         assert_eq!(gw.failures(0), 1, "limit {limit}");
         assert_eq!(gw.health.calls_for("d1"), 0, "limit {limit}");
     }
+}
+
+/// The response cache's lookup and store come out of the same budget, before any attempt:
+/// with the smallest limit that reaches the chain's last deployment, spending the cache's
+/// calls up front stops the chain before it, and the same limit plus those calls reaches it
+/// again, with the calls counted.
+#[test]
+fn the_cache_calls_come_out_of_the_budget() {
+    let serve = |limit: u32, outside: u32| {
+        let gw = Gw::new(table(3, Some(limit), json!({})));
+        gw.script.on(&url(0), vec![server_error()]);
+        gw.script.on(&url(1), vec![server_error()]);
+        gw.script
+            .on(&url(2), vec![Step::json(200, &completion("from d2"))]);
+        let served = gw.serve_spending(false, outside);
+        (served, gw.hits(2))
+    };
+    let smallest = (MIN_SUBREQUESTS..60)
+        .find(|&l| matches!(serve(l, 0).0, Served::Ok(..)))
+        .unwrap();
+    let Served::Ok(_, before) = serve(smallest, 0).0 else {
+        unreachable!()
+    };
+    match serve(smallest, CACHE_CALLS) {
+        (Served::Err(e, meta), hits) => {
+            assert_eq!(e.status, 503);
+            assert!(e.message.contains("limits.subrequests"), "{}", e.message);
+            assert_eq!(hits, 0, "d2 is never reached");
+            assert!(meta.subrequests <= smallest);
+        }
+        (Served::Ok(..), _) => panic!("the cache's calls were not charged"),
+    }
+    let (Served::Ok(text, meta), _) = serve(smallest + CACHE_CALLS, CACHE_CALLS) else {
+        panic!("the limit plus the cache's calls pays for the same chain")
+    };
+    assert!(text.contains("from d2"));
+    assert_eq!(meta.subrequests, before.subrequests + CACHE_CALLS);
+}
+
+/// A caching route needs room for the cache's calls and one attempt.
+#[test]
+fn a_caching_route_needs_room_for_the_cache() {
+    let mut t = json!({"version": 1, "providers": {"m": {"kind": "mock"}},
+        "deployments": {"d": {"provider": "m", "model": "m", "context_window": 1000}},
+        "routes": {"r": {"chain": ["d"], "cache": {"ttl_s": 60}}},
+        "limits": {"subrequests": MIN_SUBREQUESTS}});
+    let errors = parse_table(&t.to_string()).unwrap_err();
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(
+        errors[0].starts_with("routes.r.cache: needs limits.subrequests of at least"),
+        "{errors:?}"
+    );
+    t["limits"] = json!({"subrequests": MIN_SUBREQUESTS + CACHE_CALLS});
+    assert!(parse_table(&t.to_string()).is_ok());
 }
 
 /// `limits.subrequests` is validated: below what one attempt needs is an error with its path.

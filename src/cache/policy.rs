@@ -24,6 +24,17 @@ pub enum Decision {
     Bypass(Why),
 }
 
+impl Decision {
+    /// The subrequests the cache costs the request (its lookup and its store), which its
+    /// budget pays for before any attempt (`limits.subrequests`).
+    pub fn subrequests(&self) -> u32 {
+        match self {
+            Decision::Use { .. } => crate::resilience::subrequests::CACHE_CALLS,
+            Decision::Bypass(_) => 0,
+        }
+    }
+}
+
 /// Why a request bypasses the cache.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Why {

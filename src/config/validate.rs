@@ -15,7 +15,7 @@ use super::raw::{
 };
 use super::routes::{routes, RouteContext};
 use super::types::*;
-use crate::resilience::subrequests::{DEFAULT_SUBREQUESTS, MIN_SUBREQUESTS};
+use crate::resilience::subrequests::{CACHE_CALLS, DEFAULT_SUBREQUESTS, MIN_SUBREQUESTS};
 use crate::state::degradation::DegradeConfig;
 use std::collections::BTreeMap;
 
@@ -81,6 +81,7 @@ pub fn validate(raw: RawTable) -> Result<RoutingTable, Vec<Problem>> {
         super::embedding::check_tasks(t, &routes, &mut errs);
     }
 
+    cache_fits_budget(&routes, &limits, &mut errs);
     let alerts = super::alerts::alerts(raw.alerts.as_ref(), &mut errs);
 
     if errs.is_empty() {
@@ -284,6 +285,25 @@ fn request_limits(raw: &RawRequestLimits, errs: &mut Errors) -> RequestLimits {
         None => DEFAULT_SUBREQUESTS,
     };
     RequestLimits { subrequests }
+}
+
+/// A caching route spends `CACHE_CALLS` of every request's subrequests on the cache, so the
+/// budget must still pay for one attempt after them.
+fn cache_fits_budget(routes: &BTreeMap<String, Route>, limits: &RequestLimits, errs: &mut Errors) {
+    let needed = MIN_SUBREQUESTS.saturating_add(CACHE_CALLS);
+    if limits.subrequests >= needed {
+        return;
+    }
+    for (name, _) in routes.iter().filter(|(_, r)| r.cache.is_some()) {
+        errs.push(
+            &format!("routes.{name}.cache"),
+            format!(
+                "needs limits.subrequests of at least {needed} (the cache's lookup and store \
+                 come out of every request's budget); it is {}",
+                limits.subrequests
+            ),
+        );
+    }
 }
 
 fn defaults(raw: &RawDefaults, errs: &mut Errors) -> Defaults {

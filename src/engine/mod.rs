@@ -57,6 +57,10 @@ pub struct RequestContext {
     /// Chain step indices in the order to try (the routing strategy's plan); None = the
     /// chain's own order. Steps not listed are never tried, not even as fallbacks.
     pub order: Option<Vec<usize>>,
+    /// Subrequests the request spends outside the engine besides the fixed reserve (the
+    /// response cache's lookup and store, `resilience::subrequests::CACHE_CALLS`): charged to
+    /// its budget before the first attempt.
+    pub outside_calls: u32,
 }
 
 /// The chain's own order, without canary-only steps (only a plan's canary slice uses those).
@@ -116,6 +120,7 @@ impl<T: Transport, C: Clock, H: Health> Engine<'_, T, C, H> {
             deadline,
             ctx.jitter_seed,
         );
+        walk.spend_up_front(ctx.outside_calls);
         let est_tokens = {
             let u = estimate::at_most(req, self.table.estimated_output_tokens);
             u.prompt_tokens.saturating_add(u.completion_tokens)

@@ -141,6 +141,11 @@ impl<'r> ChainWalk<'r> {
         &self.budget
     }
 
+    /// Charges calls the request makes outside the walk (see `RequestContext::outside_calls`).
+    pub fn spend_up_front(&mut self, calls: u32) {
+        self.budget.spend_up_front(calls);
+    }
+
     /// The next deployment to visit, recording in `meta` every one skipped on the way (context
     /// too small, a capability missing); None when the walk is over. When every deployment
     /// was skipped for an open breaker and nothing was tried, the one that reopens first is

@@ -29,6 +29,9 @@
 pub const DEFAULT_SUBREQUESTS: u32 = 50;
 /// The gateway's own calls per request outside the attempt loop (see the module doc).
 pub const RESERVED_CALLS: u32 = 6;
+/// The response cache's calls when a route caches answers: the lookup, and the store of a
+/// complete answer (both to the Workers Cache API, which counts like a `fetch`).
+pub const CACHE_CALLS: u32 = 2;
 /// Report calls charged once per deployment that had an attempt.
 pub const REPORT_CALLS: u32 = 2;
 /// The smallest budget that pays for one attempt on one deployment in the worst case (gate
@@ -51,6 +54,12 @@ impl SubrequestBudget {
             used: RESERVED_CALLS.min(limit),
             reported: Vec::new(),
         }
+    }
+
+    /// The request's calls made outside the attempt loop besides the reserve (the response
+    /// cache's lookup and store): spent up front, as the reserve is, never past the limit.
+    pub fn spend_up_front(&mut self, calls: u32) {
+        self.charge(calls);
     }
 
     pub fn limit(&self) -> u32 {
@@ -135,6 +144,20 @@ mod tests {
     fn the_reserve_is_spent_up_front() {
         let b = SubrequestBudget::new(50);
         assert_eq!((b.limit(), b.used()), (50, RESERVED_CALLS));
+    }
+
+    #[test]
+    fn cache_calls_are_spent_up_front_and_leave_less_for_attempts() {
+        let mut b = SubrequestBudget::new(MIN_SUBREQUESTS);
+        assert!(b.affords_visit(0, true, true));
+        b.spend_up_front(CACHE_CALLS);
+        assert_eq!(b.used(), RESERVED_CALLS + CACHE_CALLS);
+        assert!(
+            !b.affords_visit(0, true, true),
+            "the cache's calls use the attempt's room"
+        );
+        b.spend_up_front(u32::MAX);
+        assert_eq!(b.used(), MIN_SUBREQUESTS, "never past the limit");
     }
 
     #[test]

@@ -17,6 +17,7 @@ use crate::cache::entry::pivot_of_native_anthropic;
 use crate::cache::{answer_for_client, Decision, Entry};
 use crate::engine::{CacheStatus, Clock, Meta};
 use crate::report::response_headers;
+use crate::resilience::subrequests::RESERVED_CALLS;
 use std::rc::Rc;
 use worker::{Cache, Headers, Response, Result};
 
@@ -28,6 +29,11 @@ pub fn status(decision: Option<&Decision>) -> Option<CacheStatus> {
         Decision::Use { .. } => CacheStatus::Miss,
         Decision::Bypass(_) => CacheStatus::Bypass,
     })
+}
+
+/// The subrequests the cache costs the request (see `Decision::subrequests`).
+pub fn outside_calls(decision: Option<&Decision>) -> u32 {
+    decision.map_or(0, Decision::subrequests)
 }
 
 /// The cached answer for `decision`, if there is one.
@@ -100,6 +106,8 @@ pub fn serve_hit(
     meta.cost_nanos = Some(0);
     meta.status = 200;
     meta.cache = Some(CacheStatus::Hit);
+    // The reserve and the lookup; nothing is stored.
+    meta.subrequests = RESERVED_CALLS + 1;
     let mut headers = response_headers(&meta, WorkerClock.now_ms());
     finish.done(&mut meta);
     let body = answer_for_client(client, &entry.completion, chat.stream, chat.include_usage);

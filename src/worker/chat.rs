@@ -129,6 +129,7 @@ async fn serve(
     let ports = Ports::new(&table, env);
     let ctx_req = RequestContext {
         order: Some(finish.routed.plan.order.clone()),
+        outside_calls: cache::outside_calls(decision.as_ref()),
         request_id,
         started_ms: started,
         jitter_seed: random_u64(),

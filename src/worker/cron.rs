@@ -55,6 +55,7 @@ pub async fn run(env: Env, ctx: ScheduleContext) {
                 &Rc::new(req),
                 RequestContext {
                     order: None,
+                    outside_calls: 0,
                     request_id: format!("probe_{started}"),
                     started_ms: started,
                     jitter_seed: started,

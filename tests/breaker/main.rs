@@ -155,6 +155,7 @@ impl Gw {
         };
         let ctx = RequestContext {
             order: None,
+            outside_calls: 0,
             request_id: "req_breaker".into(),
             started_ms: self.clock.now_ms(),
             jitter_seed: 7,

@@ -84,6 +84,7 @@ fn run_request(
     };
     let ctx = RequestContext {
         order: None,
+        outside_calls: 0,
         request_id: "req_1".into(),
         started_ms: clock.0.get(),
         jitter_seed: 42,
