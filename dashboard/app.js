@@ -1,6 +1,7 @@
 // edge-router dashboard: a client of the admin API (docs/admin-api.md) and nothing else.
 // Modules: api.js (token, fetch), dom.js (helpers), table.js (editor, diff, save, versions,
-// rollback), jsonpath.js (error path → editor position), breakers.js, charts.js (SVG), keys.js.
+// rollback), jsonpath.js (error path → editor position), breakers.js, charts.js (SVG), keys.js,
+// routes.js (per-route statistics) and money.js (keys' spend and budgets).
 
 import { api, events, getToken, setToken } from "./api.js";
 import { $, $$, fmtClock, toast } from "./dom.js";
@@ -8,12 +9,16 @@ import { createTableView } from "./table.js";
 import { renderBreakers } from "./breakers.js";
 import { renderCharts } from "./charts.js";
 import { createKeysView } from "./keys.js";
+import { createRoutesView } from "./routes.js";
 
 const REFRESH_MS = 5000;
 const TABLE_POLL_MS = 15000;
+/** The routes panel reads every deployment's and key's object: less often than the breakers. */
+const ROUTES_REFRESH_MS = 15000;
 
 let tableView = null;
 let keysView = null;
+let routesView = null;
 let started = false;
 let timers = [];
 let deployments = [];
@@ -111,10 +116,11 @@ function setTable(table) {
 async function start() {
   if (!tableView) tableView = createTableView({ onServing: setServing, onTable: setTable });
   if (!keysView) keysView = createKeysView();
+  if (!routesView) routesView = createRoutesView();
   showApp();
   started = true;
   stop();
-  const results = await Promise.allSettled([tableView.load({ force: true, quiet: true }), refreshDeployments(), keysView.load()]);
+  const results = await Promise.allSettled([tableView.load({ force: true, quiet: true }), refreshDeployments(), keysView.load(), routesView.load()]);
   if (!started) return;
   const failed = results.find((r) => r.status === "rejected" && r.reason?.status !== 401);
   if (failed) toast(`Loading the table failed: ${failed.reason.message}`, "error", 10000);
@@ -124,6 +130,11 @@ async function start() {
     setInterval(() => {
       if ($("#auto-refresh").checked && !document.hidden) refreshDeployments();
     }, REFRESH_MS),
+  );
+  timers.push(
+    setInterval(() => {
+      if ($("#auto-refresh").checked && !document.hidden) routesView.load();
+    }, ROUTES_REFRESH_MS),
   );
   timers.push(
     setInterval(async () => {
@@ -159,4 +170,4 @@ if (getToken()) {
   showLogin();
 }
 // For tests and debugging in the console (no secret in it).
-window.edgeRouterDashboard = { refreshDeployments, get tableView() { return tableView; } };
+window.edgeRouterDashboard = { refreshDeployments, get tableView() { return tableView; }, get routesView() { return routesView; } };

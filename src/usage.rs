@@ -59,6 +59,22 @@ impl Usage {
     }
 }
 
+/// What reading prompt tokens from the provider's cache saved, in nano-USD: the cost with
+/// every cached token priced as plain input, minus the actual cost (0 when nothing was read
+/// from the cache, or when the cached price is not lower).
+pub fn cache_savings_nanos(usage: &Usage, price: &Price) -> u64 {
+    if usage.cached_tokens.unwrap_or(0) == 0 {
+        return 0;
+    }
+    let uncached = Usage {
+        cached_tokens: None,
+        ..*usage
+    };
+    uncached
+        .cost_nanos(price)
+        .saturating_sub(usage.cost_nanos(price))
+}
+
 /// Formats nano-USD as a decimal USD string without float rounding (`1234` → `0.000001234`).
 pub fn format_usd(nanos: u64) -> String {
     let whole = nanos / 1_000_000_000;
@@ -120,6 +136,13 @@ mod tests {
         // 1,000 plain × 3 + 8,000 × 0.3 + 1,000 × 3.75 + 100 × 15 = 3,000 + 2,400 + 3,750
         // + 1,500 = 10,650 µUSD.
         assert_eq!(u.cost_nanos(&price), 10_650_000);
+        // The 8,000 cached tokens would have cost 8,000 × 3 = 24,000 µUSD as plain input.
+        assert_eq!(cache_savings_nanos(&u, &price), 21_600_000);
+        let none = Usage {
+            cached_tokens: Some(0),
+            ..u
+        };
+        assert_eq!(cache_savings_nanos(&none, &price), 0);
         // Without cache prices (the default) the same usage costs what it always did.
         let flat = Price::flat(3_000_000_000, 15_000_000_000);
         assert_eq!(u.cost_nanos(&flat), 10_000 * 3_000 + 100 * 15_000);

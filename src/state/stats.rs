@@ -103,11 +103,7 @@ impl Counters {
         self.cost_nanos = self.cost_nanos.saturating_add(s.cost_nanos);
         self.latency_ms_sum = self.latency_ms_sum.saturating_add(s.latency_ms);
         self.pad_buckets(LATENCY_BOUNDS_MS.len());
-        let idx = LATENCY_BOUNDS_MS
-            .iter()
-            .position(|bound| s.latency_ms <= *bound)
-            .unwrap_or(LATENCY_BOUNDS_MS.len().saturating_sub(1));
-        if let Some(b) = self.latency_buckets.get_mut(idx) {
+        if let Some(b) = self.latency_buckets.get_mut(bucket_of(s.latency_ms)) {
             *b = b.saturating_add(1);
         }
     }
@@ -131,24 +127,7 @@ impl Counters {
     /// 5000 = p50, capped at 10_000); None if no samples. A percentile in the open-ended
     /// last bucket is `u64::MAX`.
     pub fn percentile_ms(&self, p_bps: u32) -> Option<u64> {
-        let n = self
-            .latency_buckets
-            .iter()
-            .fold(0u64, |acc, c| acc.saturating_add(*c));
-        if n == 0 {
-            return None;
-        }
-        // Nearest-rank: the smallest bucket whose cumulative count reaches ceil(n * p).
-        let p = u128::from(p_bps.min(10_000));
-        let rank = (u128::from(n) * p).div_ceil(10_000).max(1);
-        let mut seen = 0u128;
-        for (i, c) in self.latency_buckets.iter().enumerate() {
-            seen = seen.saturating_add(u128::from(*c));
-            if seen >= rank {
-                return Some(LATENCY_BOUNDS_MS.get(i).copied().unwrap_or(u64::MAX));
-            }
-        }
-        Some(u64::MAX)
+        percentile_ms(&self.latency_buckets, p_bps)
     }
 
     /// Errors per 10_000 requests (0 when there are none).
@@ -190,7 +169,37 @@ impl Counters {
     }
 }
 
-fn rate_bps(part: u64, whole: u64) -> u64 {
+/// The index of the latency bucket (`LATENCY_BOUNDS_MS`) that holds `latency_ms`.
+pub fn bucket_of(latency_ms: u64) -> usize {
+    LATENCY_BOUNDS_MS
+        .iter()
+        .position(|bound| latency_ms <= *bound)
+        .unwrap_or(LATENCY_BOUNDS_MS.len().saturating_sub(1))
+}
+
+/// Upper bound of the bucket of `buckets` (counts per `LATENCY_BOUNDS_MS` bucket) holding the
+/// p-th percentile (`p_bps` in basis points, capped at 10_000); None if no samples. A
+/// percentile in the open-ended last bucket is `u64::MAX`.
+pub fn percentile_ms(buckets: &[u64], p_bps: u32) -> Option<u64> {
+    let n = buckets.iter().fold(0u64, |acc, c| acc.saturating_add(*c));
+    if n == 0 {
+        return None;
+    }
+    // Nearest-rank: the smallest bucket whose cumulative count reaches ceil(n * p).
+    let p = u128::from(p_bps.min(10_000));
+    let rank = (u128::from(n) * p).div_ceil(10_000).max(1);
+    let mut seen = 0u128;
+    for (i, c) in buckets.iter().enumerate() {
+        seen = seen.saturating_add(u128::from(*c));
+        if seen >= rank {
+            return Some(LATENCY_BOUNDS_MS.get(i).copied().unwrap_or(u64::MAX));
+        }
+    }
+    Some(u64::MAX)
+}
+
+/// `part` per 10_000 of `whole` (0 when `whole` is 0).
+pub fn rate_bps(part: u64, whole: u64) -> u64 {
     (u128::from(part) * 10_000)
         .checked_div(u128::from(whole))
         .map_or(0, |r| u64::try_from(r).unwrap_or(u64::MAX))

@@ -6,7 +6,9 @@
 
 use super::breaker::{Breaker, Phase};
 use super::degradation::{Degradation, Reason};
+use super::hourly::Hourly;
 use super::quota::Quota;
+use super::route_stats::{Figures, RouteStats};
 use super::speed::Speed;
 use super::stats::Stats;
 use super::table_log::{Origin, TableLog};
@@ -23,6 +25,8 @@ const STATS: &str = r#"{"total":{"requests":1,"ok":1,"errors":0,"fallbacks":0,"i
 const DEGRADATION: &str = r#"{"slots":[{"start":1000,"degraded":false,"requests":2,"errors":0,"timeouts":0,"latency":[[30,1]],"ttft":[[25,1]]},{"start":2000,"degraded":true,"requests":1,"errors":0,"timeouts":1,"latency":[],"ttft":[]}],"state":["latency",3000],"cfg":{"enabled":true,"latency_factor_pct":200,"error_rate_bps":200,"timeout_rate_bps":100,"recent_ms":5000,"baseline_ms":3600000,"min_recent":20,"min_baseline":50,"recovery_share_bps":500}}"#;
 const SPEED: &str = r#"{"ttft_ms":40,"latency_ms":120,"tokens_per_s":62}"#;
 const KEY_RECORD: &str = r#"{"text":"{\"name\":\"a\",\"rpm\":5,\"rev\":2}","rev":2}"#;
+const ROUTE_STATS: &str = r#"{"r":{"chat":{"seen":10800000,"f":{"h":[{"n":3,"v":{"q":1,"c":100,"a":1,"ac":10,"l":[0,0,1]}}]}}}}"#;
+const KEY_MONEY: &str = r#"{"h":[{"n":3,"v":{"q":2,"f":1,"h":1,"c":100,"s":7,"k":70}}]}"#;
 const LOG: &str = r#"{"entries":[{"version":1,"etag":"def","created_ms":5,"message":"found in KV (written outside the admin API)","origin":"external","bytes":7},{"version":2,"etag":"abc","created_ms":5,"message":"m","origin":"api","bytes":10}],"last_version":2}"#;
 
 fn round_trip<T: Serialize + DeserializeOwned>(text: &str) -> T {
@@ -89,6 +93,18 @@ fn usage_quota_and_speed_keep_their_stored_shape() {
     assert_eq!(sp.first_token_ms(), Some(40));
     let d: Degradation = round_trip(DEGRADATION);
     assert_eq!(d.current(), Some(Reason::Latency));
+}
+
+#[test]
+fn route_figures_and_key_money_keep_their_stored_shape() {
+    let r: RouteStats = round_trip(ROUTE_STATS);
+    assert_eq!(r.window(3 * 3_600_000, 1)["chat"].attempts, 1);
+    let m: Hourly<Figures> = round_trip(KEY_MONEY);
+    let w = m.window(3 * 3_600_000, 48);
+    assert_eq!((w.requests, w.cache_hits, w.savings_nanos), (2, 1, 7));
+    // Route names are map keys, so only the figures can take new fields.
+    reads_with_new_fields::<Hourly<Figures>>(KEY_MONEY);
+    let _: RouteStats = serde_json::from_str("{}").unwrap();
 }
 
 #[test]

@@ -12,6 +12,8 @@
 //! - `POST /admin/api/keys/{id}/revoke` — revoke at once (object) and in KV
 //!   (the key routes are in `admin_keys.rs`)
 //! - `/admin/api/table*` — the routing table (`admin_table.rs`)
+//! - `GET  /admin/api/routes?hours=H` | `GET /admin/api/money?hours=H` — per-route statistics
+//!   and each key's money over the last H hours (`admin_stats.rs`)
 //!
 //! Full reference: docs/admin-api.md.
 
@@ -120,6 +122,13 @@ async fn route(
             };
             let view: Value = objects::call(env, DEPLOYMENTS, name, path, Some(&json!({}))).await?;
             json_response(200, &json!({"name": name, "view": view}))
+        }
+        (Method::Get, ["routes"]) => {
+            super::admin_stats::routes(env, ctx, objects::hours_param(req)).await
+        }
+        (Method::Get, ["money"]) => {
+            let offset = super::admin_stats::offset_param(req);
+            super::admin_stats::money(env, objects::hours_param(req), offset).await
         }
         (_, ["table", rest @ ..]) => super::admin_table::handle(req, env, ctx, rest).await,
         (_, ["keys", rest @ ..]) => super::admin_keys::handle(req, env, rest, path).await,

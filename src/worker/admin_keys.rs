@@ -232,7 +232,7 @@ const BULK_READ_KEYS: usize = 100;
 /// records are read 100 per bulk read (one KV operation each, where a read per key would pass
 /// the 1,000 KV operations an invocation may make once there are about 1,000 keys). A key
 /// deleted between the listing and the read, or a record that is not JSON, is left out.
-async fn list_keys(kv: &KvStore) -> Result<Vec<Value>> {
+pub(crate) async fn list_keys(kv: &KvStore) -> Result<Vec<Value>> {
     let kv_err = |e: worker::kv::KvError| worker::Error::RustError(format!("KV: {e}"));
     let mut names = Vec::new();
     let mut cursor: Option<String> = None;

@@ -10,13 +10,10 @@
 //! background (settle, which records usage and spend).
 
 use super::config_source::ttl_ms;
-use super::objects::{
-    self, key::AdmitCall, key::AdmitReply, key::KeyAlerts, key::SettleCall, KEYS,
-};
+use super::objects::{self, key::AdmitCall, key::AdmitReply, key::SettleCall, KEYS};
 use crate::api::ApiError;
 use crate::keys::{hash_key, presented_key, KeyRecord, KV_PREFIX};
-use crate::state::quota::{Actual, Admission, Denial, Estimate, Headroom};
-use crate::state::stats::Sample;
+use crate::state::quota::{Admission, Denial, Estimate, Headroom};
 use std::cell::RefCell;
 use std::collections::HashMap;
 use worker::{Delay, Env, Request};
@@ -226,22 +223,7 @@ pub async fn admit(
 
 /// Settles (or releases, when `actual` is None) the request's reservation and records its
 /// usage on the key's object. Sent in the background.
-pub async fn settle(
-    env: Env,
-    key_id: String,
-    request: String,
-    reservation: Option<String>,
-    actual: Option<Actual>,
-    sample: Sample,
-    alerts: Option<KeyAlerts>,
-) {
-    let call = SettleCall {
-        request: Some(request),
-        id: reservation,
-        actual,
-        sample,
-        alerts,
-    };
+pub async fn settle(env: Env, key_id: String, call: SettleCall) {
     // The key's object applies a request's settle once, so a retry after a lost reply is safe.
     for (attempt, wait_ms) in SETTLE_RETRY_MS.iter().enumerate() {
         if attempt > 0 {

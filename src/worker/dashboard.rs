@@ -14,6 +14,8 @@ const TABLE_JS: &str = include_str!("../../dashboard/table.js");
 const BREAKERS_JS: &str = include_str!("../../dashboard/breakers.js");
 const CHARTS_JS: &str = include_str!("../../dashboard/charts.js");
 const KEYS_JS: &str = include_str!("../../dashboard/keys.js");
+const ROUTES_JS: &str = include_str!("../../dashboard/routes.js");
+const MONEY_JS: &str = include_str!("../../dashboard/money.js");
 const CHAINS_JS: &str = include_str!("../../dashboard/chains.js");
 
 /// Only same-origin scripts, styles, images and API calls; no framing.
@@ -35,6 +37,8 @@ fn asset(path: &str) -> Option<(&'static str, &'static str)> {
         "/admin/breakers.js" => Some((BREAKERS_JS, JS)),
         "/admin/charts.js" => Some((CHARTS_JS, JS)),
         "/admin/keys.js" => Some((KEYS_JS, JS)),
+        "/admin/routes.js" => Some((ROUTES_JS, JS)),
+        "/admin/money.js" => Some((MONEY_JS, JS)),
         "/admin/chains.js" => Some((CHAINS_JS, JS)),
         "/admin/app.css" => Some((APP_CSS, "text/css; charset=utf-8")),
         _ => None,

@@ -5,7 +5,7 @@
 use super::auth::{self, Admitted};
 use super::background::Background;
 use super::health::DoHealth;
-use super::objects::key::KeyAlerts;
+use super::objects::key::{KeyAlerts, SettleCall};
 use super::routing;
 use super::transport::WorkerClock;
 use crate::config::RoutingTable;
@@ -105,18 +105,22 @@ impl Finish {
                 ..Sample::default()
             };
             let reservation = self.admitted.take().and_then(|a| a.reservation);
-            self.ctx.spawn(Box::pin(auth::settle(
-                self.env.clone(),
-                key.id.clone(),
-                meta.request_id.clone(),
-                reservation,
+            let call = SettleCall {
+                request: Some(meta.request_id.clone()),
+                id: reservation,
                 actual,
                 sample,
-                self.table().alerts.clone().map(|settings| KeyAlerts {
+                alerts: self.table().alerts.clone().map(|settings| KeyAlerts {
                     settings,
                     key: key.id.clone(),
                     limits: key.limits,
                 }),
+                money: Some(self.health.request_figures(meta)),
+            };
+            self.ctx.spawn(Box::pin(auth::settle(
+                self.env.clone(),
+                key.id.clone(),
+                call,
             )));
             self.health.count_background();
         }

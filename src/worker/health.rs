@@ -21,10 +21,11 @@ use super::objects::{self, deployment::ProbeCall, deployment::ProbeReply, DEPLOY
 use super::outbox::{self, Batch};
 use super::snapshot::{cached, remember, remember_headroom, SNAPSHOT_TTL_MS};
 use crate::config::{Deployment, RoutingTable};
-use crate::engine::{Health, Meta};
+use crate::engine::{CacheStatus, Health, Meta};
 use crate::resilience::ErrorClass;
 use crate::state::breaker::{Report, View};
 use crate::state::quota::{Admission, Estimate, Limits};
+use crate::state::route_stats::{RouteAttempt, RouteRequest};
 use crate::state::stats::Sample;
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
@@ -41,6 +42,11 @@ pub struct DoHealth {
     settles: RefCell<Vec<(String, String, Option<u64>)>>,
     /// Route outcomes for alerts: (the route's first deployment, route, fell back).
     routes: RefCell<Vec<(String, String, bool)>>,
+    /// Per-route statistics: (the object that counts the request, its figures: see
+    /// `request_home`).
+    route_requests: RefCell<Vec<(String, RouteRequest)>>,
+    /// Per-route statistics: (the attempt's deployment, the attempt).
+    route_attempts: RefCell<Vec<(String, RouteAttempt)>>,
     waited: Cell<u32>,
     background: Cell<u32>,
 }
@@ -55,6 +61,8 @@ impl DoHealth {
             samples: RefCell::new(Vec::new()),
             settles: RefCell::new(Vec::new()),
             routes: RefCell::new(Vec::new()),
+            route_requests: RefCell::new(Vec::new()),
+            route_attempts: RefCell::new(Vec::new()),
             waited: Cell::new(0),
             background: Cell::new(0),
         }
@@ -88,7 +96,12 @@ impl DoHealth {
         let fallback =
             meta.attempts.len() > 1 || !meta.skipped.is_empty() || !meta.deferred.is_empty();
         self.add_route_outcome(meta, fallback);
+        if let Some(home) = self.request_home(meta) {
+            let figures = self.request_figures(meta);
+            self.route_requests.borrow_mut().push((home, figures));
+        }
         let mut samples = self.samples.borrow_mut();
+        let mut route_attempts = self.route_attempts.borrow_mut();
         // Each billed failed attempt's prompt goes to its own deployment, in attempt order;
         // the answer's deployment gets the rest of the request's cost.
         let mut billed = meta.failed_prompts.iter().peekable();
@@ -105,28 +118,88 @@ impl DoHealth {
                 (None, a.duration_ms)
             };
             let usage = if answered { meta.usage } else { None };
-            samples.push((
-                a.deployment.clone(),
-                Sample {
-                    ok: a.class.is_none(),
-                    fallback: answered && fallback,
-                    input_tokens: usage.map_or(0, |u| u.prompt_tokens),
-                    output_tokens: usage.map_or(0, |u| u.completion_tokens),
-                    cost_nanos: if answered {
-                        answer_cost
-                    } else if a.class.is_some_and(ErrorClass::billed_by_provider) {
-                        billed
-                            .next_if(|(d, _)| *d == a.deployment)
-                            .map_or(0, |(_, n)| *n)
-                    } else {
-                        0
-                    },
-                    latency_ms,
-                    ttft_ms,
-                    timeout: a.class.is_some_and(ErrorClass::is_timeout),
-                    client_fault: a.class.is_some_and(ErrorClass::is_client_fault),
+            let sample = Sample {
+                ok: a.class.is_none(),
+                fallback: answered && fallback,
+                input_tokens: usage.map_or(0, |u| u.prompt_tokens),
+                output_tokens: usage.map_or(0, |u| u.completion_tokens),
+                cost_nanos: if answered {
+                    answer_cost
+                } else if a.class.is_some_and(ErrorClass::billed_by_provider) {
+                    billed
+                        .next_if(|(d, _)| *d == a.deployment)
+                        .map_or(0, |(_, n)| *n)
+                } else {
+                    0
                 },
-            ));
+                latency_ms,
+                ttft_ms,
+                timeout: a.class.is_some_and(ErrorClass::is_timeout),
+                client_fault: a.class.is_some_and(ErrorClass::is_client_fault),
+            };
+            if self.table.route(&meta.route).is_some() {
+                route_attempts.push((
+                    a.deployment.clone(),
+                    RouteAttempt {
+                        route: meta.route.clone(),
+                        ok: sample.ok,
+                        latency_ms: sample.latency_ms,
+                        cost_nanos: sample.cost_nanos,
+                    },
+                ));
+            }
+            samples.push((a.deployment.clone(), sample));
+        }
+    }
+
+    /// The deployment whose object counts a request's route figures (`state::route_stats`):
+    /// the one that answered, else the last one tried (both get this request's reports anyway,
+    /// so no call is added that the subrequest budget did not plan for); only a request that
+    /// tried none (a response-cache hit, every deployment skipped) is counted in the route's
+    /// first deployment's object. None for a request without a known route.
+    fn request_home(&self, meta: &Meta) -> Option<String> {
+        let route = self.table.route(&meta.route)?;
+        meta.deployment
+            .clone()
+            .or_else(|| meta.attempts.last().map(|a| a.deployment.clone()))
+            .or_else(|| {
+                route
+                    .chain
+                    .steps()
+                    .first()
+                    .and_then(|s| self.table.deployment(s.deployment))
+                    .map(|d| d.name.clone())
+            })
+    }
+
+    /// A finished request's figures for the route and key statistics: fallback, failure,
+    /// response-cache hit, cost, and what the provider's prompt cache saved (priced at the
+    /// answering deployment's input and cached-input prices).
+    pub fn request_figures(&self, meta: &Meta) -> RouteRequest {
+        let cache_hit = meta.cache == Some(CacheStatus::Hit);
+        let answered = meta
+            .deployment
+            .as_deref()
+            .and_then(|name| self.table.deployments.iter().find(|d| d.name == name));
+        let (cached_tokens, savings_nanos) = match (answered, meta.usage) {
+            (Some(dep), Some(u)) => (
+                u.cached_tokens.unwrap_or(0),
+                crate::usage::cache_savings_nanos(&u, &dep.price),
+            ),
+            _ => (0, 0),
+        };
+        RouteRequest {
+            route: meta.route.clone(),
+            fell_back: !cache_hit
+                && meta.deployment.is_some()
+                && (meta.attempts.len() > 1
+                    || !meta.skipped.is_empty()
+                    || !meta.deferred.is_empty()),
+            failed: !cache_hit && meta.deployment.is_none(),
+            cache_hit,
+            cost_nanos: meta.cost_nanos.unwrap_or(0),
+            savings_nanos,
+            cached_tokens,
         }
     }
 
@@ -144,7 +217,9 @@ impl DoHealth {
             .and_then(|r| r.chain.steps().first())
             .and_then(|s| self.table.deployment(s.deployment));
         if let (true, Some(first)) = (on, first) {
-            let fell_back = fallback || meta.deployment.is_none();
+            // A response-cache hit names no deployment, but nothing failed.
+            let cache_hit = meta.cache == Some(CacheStatus::Hit);
+            let fell_back = fallback || (meta.deployment.is_none() && !cache_hit);
             self.routes
                 .borrow_mut()
                 .push((first.name.clone(), meta.route.clone(), fell_back));
@@ -158,12 +233,16 @@ impl DoHealth {
         let samples = std::mem::take(&mut *self.samples.borrow_mut());
         let settles = std::mem::take(&mut *self.settles.borrow_mut());
         let routes = std::mem::take(&mut *self.routes.borrow_mut());
+        let route_requests = std::mem::take(&mut *self.route_requests.borrow_mut());
+        let route_attempts = std::mem::take(&mut *self.route_attempts.borrow_mut());
         let mut names: Vec<&String> = reports
             .iter()
             .map(|(n, _)| n)
             .chain(samples.iter().map(|(n, _)| n))
             .chain(settles.iter().map(|(n, _, _)| n))
             .chain(routes.iter().map(|(n, _, _)| n))
+            .chain(route_requests.iter().map(|(n, _)| n))
+            .chain(route_attempts.iter().map(|(n, _)| n))
             .collect();
         names.sort();
         names.dedup();
@@ -196,6 +275,16 @@ impl DoHealth {
                     .iter()
                     .filter(|(n, _, _)| n == name)
                     .map(|(_, r, f)| (r.clone(), *f))
+                    .collect(),
+                route_requests: route_requests
+                    .iter()
+                    .filter(|(n, _)| n == name)
+                    .map(|(_, r)| r.clone())
+                    .collect(),
+                route_attempts: route_attempts
+                    .iter()
+                    .filter(|(n, _)| n == name)
+                    .map(|(_, a)| a.clone())
                     .collect(),
             };
             let started = outbox::post(&self.env, &self.ctx, name, batch, now);

@@ -4,6 +4,7 @@
 mod admin;
 mod admin_error;
 mod admin_keys;
+mod admin_stats;
 mod admin_table;
 mod alerts;
 mod auth;

@@ -14,6 +14,7 @@ use super::snapshot::{remember, remember_degraded, remember_speed, remember_ttft
 use crate::state::alerts::AlertSettings;
 use crate::state::breaker::{BreakerConfig, Report};
 use crate::state::degradation::DegradeConfig;
+use crate::state::route_stats::{RouteAttempt, RouteRequest};
 use crate::state::stats::Sample;
 use serde::Serialize;
 use std::cell::{Cell, RefCell};
@@ -41,11 +42,20 @@ pub struct Batch {
     pub name: Option<String>,
     /// Requests of routes whose first deployment this is: (route, fell back).
     pub routes: Vec<(String, bool)>,
+    /// Per-route statistics (`state::route_stats`): the requests this object counts (see
+    /// where in `route_stats`), and this deployment's attempts, by route.
+    pub route_requests: Vec<RouteRequest>,
+    pub route_attempts: Vec<RouteAttempt>,
 }
 
 impl Batch {
     fn len(&self) -> usize {
-        self.reports.len() + self.samples.len() + self.settles.len() + self.routes.len()
+        self.reports.len()
+            + self.samples.len()
+            + self.settles.len()
+            + self.routes.len()
+            + self.route_requests.len()
+            + self.route_attempts.len()
     }
     /// Failures and probe outcomes must reach the breaker now.
     fn urgent(&self) -> bool {
@@ -73,6 +83,8 @@ pub fn post(env: &Env, ctx: &Rc<dyn Background>, name: &str, add: Batch, now_ms:
             alerts: None,
             name: Some(name.to_string()),
             routes: Vec::new(),
+            route_requests: Vec::new(),
+            route_attempts: Vec::new(),
         });
         batch.config = add.config.clone();
         batch.alerts = add.alerts.clone();
@@ -81,6 +93,8 @@ pub fn post(env: &Env, ctx: &Rc<dyn Background>, name: &str, add: Batch, now_ms:
         batch.samples.extend(add.samples.iter().copied());
         batch.settles.extend(add.settles.iter().cloned());
         batch.routes.extend(add.routes.iter().cloned());
+        batch.route_requests.extend(add.route_requests);
+        batch.route_attempts.extend(add.route_attempts);
         batch.urgent() || batch.len() >= MAX_BATCH
     });
     let last = LAST_SENT.with(|l| l.borrow().get(name).copied());

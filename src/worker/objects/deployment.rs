@@ -1,5 +1,6 @@
 //! `DeploymentState`: the Durable Object of one deployment. It owns the deployment's circuit
-//! breaker, its usage counters and its own RPM/TPM window.
+//! breaker, its usage counters, the hourly figures of the routes that sent it traffic
+//! (`state::route_stats`, read by `GET /routes?hours=H`) and its own RPM/TPM window.
 //!
 //! Invariant: every change is written back before the reply (see `Stored`), so the breaker's
 //! transitions are serial and survive restarts. The breaker's settings travel with each call
@@ -14,7 +15,7 @@
 
 use super::key::AdmitCall;
 use super::stored::Stored;
-use super::{body, json, now_ms};
+use super::{body, hours_param, json, now_ms};
 use crate::state::alerts::{self, Alert, AlertSettings, Outbox, Subject};
 use crate::state::alerts_fallback::RouteFallbacks;
 use crate::state::breaker::{Breaker, BreakerConfig, Phase, Report, View};
@@ -23,6 +24,7 @@ use crate::state::breaker::{Breaker, BreakerConfig, Phase, Report, View};
 const UNREADABLE_RETRY_MS: u64 = 30_000;
 use crate::state::degradation::{Degradation, DegradeConfig, Reason};
 use crate::state::quota::{Actual, Admission, Denial, Headroom, Quota};
+use crate::state::route_stats::{RouteAttempt, RouteRequest, RouteStats};
 use crate::state::speed::Speed;
 use crate::state::stats::{Sample, Stats};
 use serde::{Deserialize, Serialize};
@@ -50,6 +52,12 @@ pub struct ReportCall {
     /// Requests of routes whose first deployment this is: (route, fell back).
     #[serde(default)]
     pub routes: Vec<(String, bool)>,
+    /// Per-route statistics (`state::route_stats`): the requests this object counts (see
+    /// where in `route_stats`), and this deployment's attempts.
+    #[serde(default)]
+    pub route_requests: Vec<RouteRequest>,
+    #[serde(default)]
+    pub route_attempts: Vec<RouteAttempt>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -89,6 +97,8 @@ pub struct DeploymentState {
     fallbacks: Stored<RouteFallbacks>,
     breaker: Stored<Breaker>,
     stats: Stored<Stats>,
+    /// Hourly figures of the routes that sent this deployment traffic (`state::route_stats`).
+    route_stats: Stored<RouteStats>,
     speed: Stored<Speed>,
     degradation: Stored<Degradation>,
     /// Only used when the table sets limits for this deployment.
@@ -137,6 +147,19 @@ impl DeploymentState {
             });
             if speed.is_ok() {
                 self.speed.save(&storage).await?;
+            }
+        }
+        if !call.route_requests.is_empty() || !call.route_attempts.is_empty() {
+            let recorded = self.route_stats.with(|r| {
+                for q in &call.route_requests {
+                    r.record_request(q, now);
+                }
+                for a in &call.route_attempts {
+                    r.record_attempt(a, now);
+                }
+            });
+            if recorded.is_ok() {
+                self.route_stats.save(&storage).await?;
             }
         }
         let degraded = self.degradation.with(|d| {
@@ -305,6 +328,7 @@ impl DeploymentState {
         [
             self.breaker.problem(),
             self.stats.problem(),
+            self.route_stats.problem(),
             self.speed.problem(),
             self.degradation.problem(),
             self.quota.problem(),
@@ -326,6 +350,7 @@ impl DurableObject for DeploymentState {
             fallbacks: Stored::new("route_fallbacks"),
             breaker: Stored::new("breaker"),
             stats: Stored::new("stats"),
+            route_stats: Stored::new("route_stats"),
             speed: Stored::new("speed"),
             degradation: Stored::new("degradation"),
             quota: Stored::new("quota"),
@@ -336,6 +361,7 @@ impl DurableObject for DeploymentState {
         let storage = self.state.storage();
         self.breaker.load(&storage).await;
         self.stats.load(&storage).await;
+        self.route_stats.load(&storage).await;
         self.speed.load(&storage).await;
         self.degradation.load(&storage).await;
         self.quota.load(&storage).await;
@@ -401,6 +427,13 @@ impl DurableObject for DeploymentState {
                 }))
             }
             (Method::Get, "/view") => json(&self.view(now)),
+            // Each route's figures over the last `hours` hours (`RouteStats::window`).
+            (Method::Get, "/routes") => {
+                match self.route_stats.with(|r| r.window(now, hours_param(&req))) {
+                    Ok(window) => json(&window),
+                    Err(e) => Response::error(e.to_string(), 503),
+                }
+            }
             (Method::Post, "/reset") => self.breaker_change(Breaker::reset, now).await,
             (Method::Post, "/force_open") => self.breaker_change(|b| b.force_open(now), now).await,
             _ => Response::error("not found", 404),

@@ -21,11 +21,13 @@
 //! (`worker::alerts`); the settle's reply never waits for the webhook.
 
 use super::stored::Stored;
-use super::{body, json, now_ms};
+use super::{body, hours_param, json, now_ms};
 use crate::keys::{apply_edit, StoredRecord};
 use crate::state::alerts::{self, Alert, AlertSettings, Outbox, Subject};
+use crate::state::hourly::Hourly;
 use crate::state::quota::{Actual, Admission, Denial, Estimate, Headroom, Limits, Quota, Spend};
 use crate::state::recent::RecentIds;
+use crate::state::route_stats::{Figures, RouteRequest};
 use crate::state::stats::{Sample, Stats};
 use serde::{Deserialize, Serialize};
 use worker::{
@@ -101,6 +103,10 @@ pub struct SettleCall {
     /// The table's `alerts` block and what budget alerts need, when the table has one.
     #[serde(default)]
     pub alerts: Option<KeyAlerts>,
+    /// The request's money figures (cost, prompt-cache savings, response-cache hit) for the
+    /// key's hourly money series (`route` is the request's route, unused here).
+    #[serde(default)]
+    pub money: Option<RouteRequest>,
 }
 
 /// What a settle carries for budget alerts.
@@ -124,6 +130,9 @@ struct Inner {
     /// Requests settled lately (see `SettleCall::request`).
     #[serde(default)]
     settled: RecentIds,
+    /// Hourly money figures, 48 h (`state::route_stats::Figures`'s request figures).
+    #[serde(default)]
+    money: Hourly<Figures>,
 }
 
 #[durable_object]
@@ -167,7 +176,7 @@ impl DurableObject for KeyState {
                 Ok(call) => self.settle(&storage, call, now).await,
                 Err(e) => Response::error(e, 400),
             },
-            (Method::Get, "/usage") => self.usage(now),
+            (Method::Get, "/usage") => self.usage(now, hours_param(&req)),
             (Method::Post, "/revoke") => {
                 let call: RevokeCall = body(&mut req).await.unwrap_or_default();
                 self.revoke(&storage, call).await
@@ -284,6 +293,9 @@ impl KeyState {
                 (None, None) => {}
             }
             i.stats.record(&call.sample, now);
+            if let Some(m) = &call.money {
+                i.money.add(now, |f| f.add_request(m));
+            }
             (before, i.quota.spend(now))
         });
         match settled {
@@ -356,7 +368,8 @@ impl KeyState {
         Ok(())
     }
 
-    fn usage(&self, now: u64) -> Result<Response> {
+    /// The key's record, spend, usage, and its money figures over the last `hours` hours.
+    fn usage(&self, now: u64, hours: u64) -> Result<Response> {
         // The record's copy here (None until the first edit through the object).
         let (record, rev) = self
             .record
@@ -369,16 +382,19 @@ impl KeyState {
             .into_iter()
             .flatten()
             .collect();
-        let body = match self
-            .inner
-            .with(|i| (i.revoked, i.quota.spend(now), i.stats.to_json(now)))
-        {
-            Ok((revoked, spend, usage)) => serde_json::json!({
-                "revoked": revoked, "spend": spend, "usage": usage,
+        let body = match self.inner.with(|i| {
+            let mut money = i.money.window(now, hours).requests_json();
+            if let Some(o) = money.as_object_mut() {
+                o.insert("hours".into(), hours.into());
+            }
+            (i.revoked, i.quota.spend(now), i.stats.to_json(now), money)
+        }) {
+            Ok((revoked, spend, usage, money)) => serde_json::json!({
+                "revoked": revoked, "spend": spend, "usage": usage, "money": money,
                 "record": record, "rev": rev, "state_errors": errors,
             }),
             Err(_) => serde_json::json!({
-                "revoked": null, "spend": null, "usage": null,
+                "revoked": null, "spend": null, "usage": null, "money": null,
                 "record": record, "rev": rev, "state_errors": errors,
             }),
         };
