@@ -36,13 +36,8 @@ pub const MAX_KEYS: usize = 30;
 
 /// The `offset` query parameter (0 when absent or not a number).
 pub fn offset_param(req: &worker::Request) -> usize {
-    req.url()
-        .ok()
-        .and_then(|u| {
-            u.query_pairs()
-                .find(|(k, _)| k == "offset")
-                .and_then(|(_, v)| v.parse::<usize>().ok())
-        })
+    crate::percent::query_param(&req.inner().url(), "offset")
+        .and_then(|v| v.parse::<usize>().ok())
         .unwrap_or(0)
 }
 

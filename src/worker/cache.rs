@@ -106,8 +106,9 @@ pub fn serve_hit(
     meta.cost_nanos = Some(0);
     meta.status = 200;
     meta.cache = Some(CacheStatus::Hit);
-    // The reserve and the lookup; nothing is stored.
-    meta.subrequests = RESERVED_CALLS + 1;
+    // The reserve, the lookup, and the hit's report to the route's first deployment's
+    // object (route statistics); nothing is stored.
+    meta.subrequests = RESERVED_CALLS + 2;
     let mut headers = response_headers(&meta, WorkerClock.now_ms());
     finish.done(&mut meta);
     let body = answer_for_client(client, &entry.completion, chat.stream, chat.include_usage);

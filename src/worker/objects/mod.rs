@@ -67,13 +67,8 @@ pub(crate) fn now_ms() -> u64 {
 
 /// The `hours` query parameter (1..=48; 24 when absent or not a number).
 pub(crate) fn hours_param(req: &Request) -> u64 {
-    req.url()
-        .ok()
-        .and_then(|u| {
-            u.query_pairs()
-                .find(|(k, _)| k == "hours")
-                .and_then(|(_, v)| v.parse::<u64>().ok())
-        })
+    crate::percent::query_param(&req.inner().url(), "hours")
+        .and_then(|v| v.parse::<u64>().ok())
         .unwrap_or(24)
         .clamp(1, crate::state::hourly::KEEP_HOURS)
 }
