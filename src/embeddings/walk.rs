@@ -138,6 +138,7 @@ impl<T: Transport, C: Clock, H: Health> EmbedWalk<'_, T, C, H> {
                                 ok: true,
                                 probe,
                                 retry_after_ms: None,
+                                started_ms: Some(now),
                             },
                         );
                         self.answered(&mut meta, dep, &embedded);
@@ -152,6 +153,7 @@ impl<T: Transport, C: Clock, H: Health> EmbedWalk<'_, T, C, H> {
                                     ok: !dep.breaker.counts(e.class),
                                     probe,
                                     retry_after_ms: e.retry_after_ms,
+                                    started_ms: Some(now),
                                 },
                             );
                         }

@@ -199,7 +199,7 @@ impl<T: Transport, C: Clock, H: Health> Engine<'_, T, C, H> {
                 usage,
                 model,
             } => {
-                self.report(dep, true, v.probe, None);
+                self.report(dep, true, v.probe, None, None);
                 if v.c.limited {
                     let used = usage.map_or(v.est_tokens, |u| {
                         u.prompt_tokens.saturating_add(u.completion_tokens)

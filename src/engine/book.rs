@@ -23,20 +23,23 @@ impl<T, C, H: Health> Engine<'_, T, C, H> {
         dep: &crate::config::Deployment,
         error: &UpstreamError,
         probe: bool,
+        started_ms: Option<u64>,
     ) {
         if dep.breaker.counts(error.class) {
-            self.report(dep, false, probe, error.retry_after_ms);
+            self.report(dep, false, probe, error.retry_after_ms, started_ms);
         } else if probe && error.class.is_client_fault() {
-            self.report(dep, true, probe, None);
+            self.report(dep, true, probe, None, started_ms);
         }
     }
 
+    /// `started_ms`: when the attempt started (a failure's start dates the breaker's trip).
     pub(crate) fn report(
         &self,
         dep: &crate::config::Deployment,
         ok: bool,
         probe: bool,
         retry_after_ms: Option<u64>,
+        started_ms: Option<u64>,
     ) {
         if dep.breaker.enabled {
             self.health.report(
@@ -45,6 +48,7 @@ impl<T, C, H: Health> Engine<'_, T, C, H> {
                     ok,
                     probe,
                     retry_after_ms,
+                    started_ms,
                 },
             );
         }
@@ -102,7 +106,7 @@ impl<T, C, H: Health> Engine<'_, T, C, H> {
                 None
             }
             Some(e) => {
-                self.report_attempt_failure(dep, &e, false);
+                self.report_attempt_failure(dep, &e, false, Some(l.started_ms));
                 meta.attempts.push(AttemptRecord {
                     deployment: dep.name.clone(),
                     class: Some(e.class),

@@ -198,7 +198,7 @@ impl<T: Transport, C: Clock, H: Health> Engine<'_, T, C, H> {
             if c.limited {
                 self.health.settle(c.dep, &reservation, None);
             }
-            self.report_attempt_failure(c.dep, &error, v.probe);
+            self.report_attempt_failure(c.dep, &error, v.probe, Some(now));
             let end = self.clock.now_ms();
             let duration_ms = end.saturating_sub(now);
             meta.waiting_ms += duration_ms;

@@ -81,7 +81,7 @@ impl<B: ResponseBody> CommittedStream<B> {
                 Ok(None) => {
                     if !self.finalised && self.live.end_error.is_none() {
                         if let Some(dep) = self.answering(engine.table) {
-                            engine.report(dep, true, self.probe, None);
+                            engine.report(dep, true, self.probe, None, None);
                         }
                     }
                     self.finalise();
@@ -89,7 +89,8 @@ impl<B: ResponseBody> CommittedStream<B> {
                 }
                 Err(broken) => {
                     if let Some(dep) = self.answering(engine.table) {
-                        engine.report_attempt_failure(dep, &broken, self.probe);
+                        let started = self.meta.attempts.last().map(|a| a.started_ms);
+                        engine.report_attempt_failure(dep, &broken, self.probe, started);
                     }
                     self.probe = false;
                     if !self.resume_after(engine, &broken).await {

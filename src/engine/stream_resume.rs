@@ -112,7 +112,7 @@ impl<B: ResponseBody> CommittedStream<B> {
                     return true;
                 }
                 AttemptOutcome::Failed(e) => {
-                    engine.report_attempt_failure(dep, &e, probe);
+                    engine.report_attempt_failure(dep, &e, probe, Some(started));
                     record.class = Some(e.class);
                     record.status = e.status;
                     self.meta.attempts.push(record);

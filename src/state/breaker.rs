@@ -21,6 +21,13 @@
 //!   previous grant. A forced probe (the whole chain open) comes early only by that much, so
 //!   with one probe at a time a deployment that stays down is probed at most once per
 //!   `cooldown_ms`, whatever asks (user requests, forced probes, the cron).
+//! - **A trip's cooldown counts from when the tripping attempt started**, as a failed probe's
+//!   does: the deployment was failing since then. An attempt that hangs until its timeout
+//!   (started before the deployment healed, failing after) then opens the breaker no later
+//!   than one cooldown after the healing, not one cooldown after the timeout.
+//! - **Failures of attempts started before a probe closed the breaker are not counted**: they
+//!   tell of the outage the probe saw end (a stale isolate's requests, hanging until their
+//!   timeout), not of the deployment now, so they cannot re-trip a healed deployment.
 //! - **A kill switch (`force_open`) overrides everything** until `reset`.
 //!
 //! Every method takes `now_ms`: the Durable Object passes its clock, the tests a manual one.
@@ -97,6 +104,9 @@ pub struct Report {
     /// The provider's Retry-After, if it sent one.
     #[serde(default)]
     pub retry_after_ms: Option<u64>,
+    /// When the attempt started (a failure's: see `Breaker::record`). Older reports have none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_ms: Option<u64>,
 }
 
 /// The part of the breaker a request needs: a small value to cache in each isolate.
@@ -132,6 +142,10 @@ pub struct Breaker {
     /// counts from it). Not written while None, so older stored shapes stay as they were.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub probed_at_ms: Option<u64>,
+    /// When a successful probe last closed it: failures of attempts started before then are
+    /// not counted. Not written while None.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub closed_at_ms: Option<u64>,
 }
 
 impl Default for Breaker {
@@ -144,6 +158,7 @@ impl Default for Breaker {
             opened_at_ms: None,
             total_trips: 0,
             probed_at_ms: None,
+            closed_at_ms: None,
         }
     }
 }
@@ -210,7 +225,7 @@ impl Breaker {
                     return;
                 }
                 if report.ok {
-                    self.close();
+                    self.close(now_ms);
                 } else {
                     // Free the lease (the earliest one) and re-open with a longer cooldown.
                     if let Some(pos) = leases
@@ -227,6 +242,13 @@ impl Breaker {
                 }
             }
             Phase::Closed => {
+                let before_close = report
+                    .started_ms
+                    .zip(self.closed_at_ms)
+                    .is_some_and(|(started, closed)| started < closed);
+                if !report.ok && before_close {
+                    return;
+                }
                 self.window.record(report.ok, cfg.window_ms, now_ms);
                 if report.ok {
                     self.consecutive_failures = 0;
@@ -240,7 +262,9 @@ impl Breaker {
                     && counts.total() >= u64::from(cfg.min_requests.max(1))
                     && counts.failure_bps() >= u64::from(cfg.failure_rate_bps);
                 if by_count || by_rate {
-                    self.trip(cfg, report.retry_after_ms, now_ms, now_ms);
+                    // The deployment was failing since this attempt started.
+                    let from = report.started_ms.unwrap_or(now_ms).min(now_ms);
+                    self.trip(cfg, report.retry_after_ms, from, now_ms);
                 }
             }
         }
@@ -270,7 +294,8 @@ impl Breaker {
         self.opened_at_ms = Some(now_ms);
     }
 
-    fn close(&mut self) {
+    fn close(&mut self, now_ms: u64) {
+        self.closed_at_ms = Some(now_ms);
         self.phase = Phase::Closed;
         self.trips = 0;
         self.consecutive_failures = 0;
@@ -280,8 +305,9 @@ impl Breaker {
 
     /// Operator reset: closed, with a clean history.
     pub fn reset(&mut self) {
-        self.close();
+        self.close(0);
         self.probed_at_ms = None;
+        self.closed_at_ms = None;
     }
 
     /// Operator kill switch.

@@ -18,6 +18,7 @@ fn fail() -> Report {
         ok: false,
         probe: false,
         retry_after_ms: None,
+        started_ms: None,
     }
 }
 fn ok() -> Report {
@@ -25,6 +26,7 @@ fn ok() -> Report {
         ok: true,
         probe: false,
         retry_after_ms: None,
+        started_ms: None,
     }
 }
 fn probe(ok: bool) -> Report {
@@ -32,6 +34,7 @@ fn probe(ok: bool) -> Report {
         ok,
         probe: true,
         retry_after_ms: None,
+        started_ms: None,
     }
 }
 
@@ -151,6 +154,7 @@ fn retry_after_lengthens_the_cooldown_up_to_the_cap() {
             ok: false,
             probe: false,
             retry_after_ms: Some(5_000),
+            started_ms: None,
         },
         0,
     );
@@ -165,6 +169,7 @@ fn retry_after_lengthens_the_cooldown_up_to_the_cap() {
             ok: false,
             probe: false,
             retry_after_ms: Some(3_600_000),
+            started_ms: None,
         },
         0,
     );
@@ -244,6 +249,7 @@ fn outage_at_one_request_per_second_sees_only_probes() {
                     ok: false,
                     probe: was_probe,
                     retry_after_ms: None,
+                    started_ms: None,
                 },
                 now + 10,
             );
@@ -345,4 +351,53 @@ fn the_defaults_probe_every_30_s_and_never_grow() {
     let gaps: Vec<u64> = probes.windows(2).map(|p| p[1] - p[0]).collect();
     assert!(gaps.iter().all(|&g| g == 30_000), "{gaps:?}");
     assert_eq!(probes.len(), 120, "one probe per 30 s over an hour");
+}
+
+fn fail_started(at: u64) -> Report {
+    Report {
+        started_ms: Some(at),
+        ..fail()
+    }
+}
+
+#[test]
+fn a_trip_counts_its_cooldown_from_when_the_tripping_attempt_started() {
+    let c = cfg();
+    let mut b = Breaker::default();
+    b.record(&c, fail_started(0), 100);
+    b.record(&c, fail_started(100), 200);
+    // The third failure hung for 700 ms: the deployment was failing since 300.
+    b.record(&c, fail_started(300), 1_000);
+    assert_eq!(b.view(1_000), View::Open { until_ms: 1_300 });
+    // A start older than a cooldown: the cooldown is over, a probe may go at once (probe
+    // rounds stay a cooldown apart).
+    let mut b = Breaker::default();
+    b.record(&c, fail(), 0);
+    b.record(&c, fail(), 1);
+    b.record(&c, fail_started(0), 5_000);
+    assert_eq!(b.view(5_000), View::HalfOpen);
+    assert!(b.acquire_probe(&c, false, 5_000));
+    assert!(!b.acquire_probe(&c, false, 5_001));
+}
+
+#[test]
+fn failures_of_attempts_started_before_a_probe_closed_it_do_not_count() {
+    let c = cfg();
+    let mut b = Breaker::default();
+    for t in 0..3 {
+        b.record(&c, fail_started(t), t);
+    }
+    assert!(b.acquire_probe(&c, false, 1_500));
+    b.record(&c, probe(true), 1_600);
+    assert_eq!(b.view(1_600), View::Closed);
+    // Attempts sent during the outage (stale isolates) time out after the probe closed it.
+    for t in 0..5 {
+        b.record(&c, fail_started(900 + t), 1_700 + t);
+    }
+    assert_eq!(b.view(1_800), View::Closed, "stale failures re-tripped it");
+    // Attempts started after the close count as before; so do reports without a start.
+    b.record(&c, fail_started(1_650), 1_900);
+    b.record(&c, fail(), 1_901);
+    b.record(&c, fail_started(1_700), 1_902);
+    assert!(matches!(b.view(1_902), View::Open { .. }));
 }

@@ -233,6 +233,7 @@ fn failure(probe: bool) -> Report {
         ok: false,
         probe,
         retry_after_ms: None,
+        started_ms: None,
     }
 }
 
@@ -241,6 +242,7 @@ fn success(probe: bool) -> Report {
         ok: true,
         probe,
         retry_after_ms: None,
+        started_ms: None,
     }
 }
 
