@@ -14,19 +14,10 @@ import assert from "node:assert/strict";
 import { createHash, randomBytes } from "node:crypto";
 import { startFake } from "./helpers/fake-openai.mjs";
 import { startWorker, chatOnce, USER_MSG, KV_BINDING } from "./helpers/worker.mjs";
-import { chromiumAvailable, CHROMIUM_PATH, launchBrowser, openPage, screenshotter } from "./helpers/browser.mjs";
+import { browserSuiteSkip, launchBrowser, openPage, screenshotter } from "./helpers/browser.mjs";
 
 const ADMIN = "admin-token-money-test";
-const CI = process.env.CI === "true" || process.env.CI === "1";
-const missing = !chromiumAvailable();
-const skip = missing ? `Chromium not found at ${CHROMIUM_PATH} (apt-get install chromium)` : false;
-
-// Under CI a missing browser is a failure, not a skip.
-if (missing && CI) {
-  test("Chromium is installed (required under CI)", () => {
-    assert.fail(`${CHROMIUM_PATH} is missing: scripts/setup.sh installs Debian's chromium (or set CHROMIUM_PATH)`);
-  });
-}
+const skip = browserSuiteSkip();
 
 /** `chat` falls back from gpt-main (openai) to llama-fast (groq); `faq` caches llama-fast's answers. */
 function gatewayTable(fake) {

@@ -14,19 +14,10 @@ import { test, describe, it, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { startFake } from "./helpers/fake-openai.mjs";
 import { startWorker, chatOnce, FAKE_SECRET, USER_MSG, KV_BINDING, TABLE_KEY } from "./helpers/worker.mjs";
-import { chromiumAvailable, CHROMIUM_PATH, launchBrowser, openPage, screenshotter } from "./helpers/browser.mjs";
+import { browserSuiteSkip, launchBrowser, openPage, screenshotter } from "./helpers/browser.mjs";
 
 const ADMIN = "admin-token-dashboard-test";
-const CI = process.env.CI === "true" || process.env.CI === "1";
-const missing = !chromiumAvailable();
-const skip = missing ? `Chromium not found at ${CHROMIUM_PATH} (apt-get install chromium)` : false;
-
-// Under CI a missing browser is a failure, not a skip.
-if (missing && CI) {
-  test("Chromium is installed (required under CI)", () => {
-    assert.fail(`${CHROMIUM_PATH} is missing: scripts/setup.sh installs Debian's chromium (or set CHROMIUM_PATH)`);
-  });
-}
+const skip = browserSuiteSkip();
 
 /** Providers `openai` and `groq` (both the fake, one scenario per deployment), breakers on. */
 function gatewayTable(fake) {

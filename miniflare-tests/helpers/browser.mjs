@@ -5,6 +5,8 @@
 
 import { existsSync, mkdirSync, readdirSync, rmSync } from "node:fs";
 import path from "node:path";
+import { test } from "node:test";
+import assert from "node:assert/strict";
 import { chromium } from "playwright-core";
 import { REPO_ROOT } from "./worker.mjs";
 
@@ -24,6 +26,20 @@ export const CHROMIUM_ARGS = [
 
 export function chromiumAvailable() {
   return existsSync(CHROMIUM_PATH);
+}
+
+/**
+ * The `skip` option for a browser suite: false when Chromium is there, else the reason. Under
+ * CI (CI=true) a missing browser is a failure, not a skip: a test that fails is registered.
+ */
+export function browserSuiteSkip() {
+  if (chromiumAvailable()) return false;
+  if (process.env.CI === "true" || process.env.CI === "1") {
+    test("Chromium is installed (required under CI)", () => {
+      assert.fail(`${CHROMIUM_PATH} is missing: scripts/setup.sh installs Debian's chromium (or set CHROMIUM_PATH)`);
+    });
+  }
+  return `Chromium not found at ${CHROMIUM_PATH} (apt-get install chromium)`;
 }
 
 /** Launch headless Chromium; throws with an install hint when it is missing. */
