@@ -1,6 +1,8 @@
 // Hedging (routes with `hedge.after_ms`, or `hedge.after: "p95"`): when the first deployment has not committed after the
 // delay, the next one starts in parallel; the first to commit answers, the other is cancelled,
 // and the answer is billed, plus the loser's prompt (the provider billed it: bill_failed_prompts).
+// A hedge that answered first with an answer off the request's schema is booked to its own
+// deployment.
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -93,6 +95,33 @@ test("the hedge fails, the first deployment still answers; both fail, the caller
   assert.equal(both.status, 502, both.text);
   // The failed hedge is not tried again after the first deployment's retries.
   assert.equal(t.hits(fast), 1);
+});
+
+test("a hedge whose answer is off the request's schema is booked to the hedge's deployment, not the first one's", async () => {
+  const n = ++seq;
+  const [slow, fast, third] = [`hs${n}-slow`, `hs${n}-fast`, `hs${n}-third`];
+  const route = `hs${n}`;
+  const t = await scenarioTable(w, fake, {
+    deployments: { [slow]: {}, [fast]: {}, [third]: {} },
+    routes: { [route]: { chain: [slow, fast, third], hedge: { after_ms: 150 } } },
+  });
+  t.script(slow, [{ ok: '{"rating": 3}', delayMs: 2500 }]);
+  t.script(fast, [{ ok: '{"rating": "high"}' }]);
+  t.script(third, [{ ok: '{"rating": 4}' }]);
+  const schema = { type: "object", additionalProperties: false, required: ["rating"], properties: { rating: { type: "number" } } };
+  const r = await chatOnce(w, {
+    model: route,
+    messages: USER_MSG,
+    response_format: { type: "json_schema", json_schema: { name: "rating", strict: true, schema } },
+  });
+  assert.equal(r.status, 200, r.text);
+  assert.equal(r.json.choices[0].message.content, '{"rating": 4}');
+  assert.equal(r.res.headers.get("x-router-deployment"), third);
+  const reasons = r.res.headers.get("x-router-fallback-reasons") ?? "";
+  assert.match(reasons, new RegExp(`${fast}:invalid_output`), reasons);
+  assert.doesNotMatch(reasons, new RegExp(`${slow}:invalid_output`), reasons);
+  assert.match(r.res.headers.get("x-router-hedge") ?? "", new RegExp(`${slow}:cancelled`));
+  assert.deepEqual([t.hits(slow), t.hits(fast), t.hits(third)], [1, 1, 1], "the refused hedge is not tried again");
 });
 
 test("hedge after the measured p95: a slow first token is hedged at about the deployment's p95 TTFT, not at the floor", async () => {

@@ -182,7 +182,14 @@ impl<T: Transport, C: Clock, H: Health> Engine<'_, T, C, H> {
                 }
             }
             let tried = self.first_or_hedged(walk, v, req, meta).await;
-            let checked = split(tried.outcome).and_then(|a| self.check_answer(a, c.dep, req, meta));
+            // A hedge that answered first: its answer is checked, and refused, as its own.
+            let hedge = tried.hedge_won.and_then(|(step, started)| {
+                let d = v.route.chain.steps().get(step)?;
+                Some((self.table.deployment(d.deployment)?, step, started))
+            });
+            let answering = hedge.map_or(c.dep, |(d, _, _)| d);
+            let checked =
+                split(tried.outcome).and_then(|a| self.check_answer(a, answering, req, meta));
             let error = match checked {
                 Err(error) => error,
                 Ok(answer) => {
@@ -198,18 +205,26 @@ impl<T: Transport, C: Clock, H: Health> Engine<'_, T, C, H> {
             if c.limited {
                 self.health.settle(c.dep, &reservation, None);
             }
-            self.report_attempt_failure(c.dep, &error, v.probe, Some(now));
+            // Booked to the deployment whose answer failed: the hedge's, when it answered
+            // first (the first attempt was then cancelled and billed as a loser).
+            let (failed_dep, started, probe) = match hedge {
+                Some((d, step, started)) => {
+                    walk.on_hedge_failed(step);
+                    (d, started, false)
+                }
+                None => (c.dep, now, v.probe),
+            };
+            self.report_attempt_failure(failed_dep, &error, probe, Some(started));
             let end = self.clock.now_ms();
-            let duration_ms = end.saturating_sub(now);
-            meta.waiting_ms += duration_ms;
+            meta.waiting_ms += end.saturating_sub(now);
             meta.attempts.push(AttemptRecord {
-                deployment: c.dep.name.clone(),
+                deployment: failed_dep.name.clone(),
                 class: Some(error.class),
                 status: error.status,
-                started_ms: now,
-                duration_ms,
+                started_ms: started,
+                duration_ms: end.saturating_sub(started),
             });
-            self.bill_failed(meta, c.dep, req, Some(error.class));
+            self.bill_failed(meta, failed_dep, req, Some(error.class));
             match walk.on_failure(c, v.probe, error, end) {
                 walk::AfterFailure::RetryAt(at) => {
                     let wait = at.saturating_sub(end);
