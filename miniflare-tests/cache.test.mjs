@@ -11,7 +11,7 @@ import assert from "node:assert/strict";
 import { createHash, randomBytes } from "node:crypto";
 import { startFake, steps } from "./helpers/fake-openai.mjs";
 import { startFakeAnthropic } from "./helpers/fake-anthropic.mjs";
-import { scenarioTable, mixedTable, chatOnce, chatStream, sseContent, parseSse, logOf, KV_BINDING } from "./helpers/worker.mjs";
+import { scenarioTable, mixedTable, chatOnce, chatStream, messagesOnce, sseContent, parseSse, logOf, KV_BINDING } from "./helpers/worker.mjs";
 import { useGateway } from "./helpers/harness.mjs";
 
 let fake, fakeA, w, wk;
@@ -59,20 +59,6 @@ async function putKey(worker, record) {
   const kv = await worker.mf.getKVNamespace(KV_BINDING);
   await kv.put(`gateway-key:${id}`, JSON.stringify(record));
   return { authorization: `Bearer ${key}` };
-}
-
-async function messages(worker, body, headers = {}) {
-  const res = await worker.fetch("/v1/messages", {
-    method: "POST",
-    headers: { "content-type": "application/json", "anthropic-version": "2023-06-01", ...headers },
-    body: JSON.stringify(body),
-  });
-  const text = await res.text();
-  let json;
-  try {
-    json = JSON.parse(text);
-  } catch {}
-  return { res, status: res.status, text, json };
 }
 
 test("miss, then hit: the same request (fields in another order) is answered from the cache at no cost, without the provider", async () => {
@@ -167,14 +153,14 @@ test("a stream that did not end cleanly is never stored: cut mid-answer, or with
 test("Anthropic clients: a cached answer serves a Messages body and a Messages stream", async () => {
   const { t, route } = await cachingRoute(w, { ttl_s: 60 }, "Hello Anthropic client");
   const body = { model: route, max_tokens: 100, temperature: 0, messages: MSGS };
-  const { misses } = await untilHit(() => messages(w, body));
-  const hit = await messages(w, body);
+  const { misses } = await untilHit(() => messagesOnce(w, body));
+  const hit = await messagesOnce(w, body);
   assert.equal(hit.res.headers.get("x-router-cache"), "hit");
   assert.equal(hit.json.type, "message");
   assert.equal(hit.json.content[0].text, "Hello Anthropic client");
   assert.equal(hit.json.stop_reason, "end_turn");
   assert.ok(hit.json.usage.output_tokens > 0);
-  const s = await messages(w, { ...body, stream: true });
+  const s = await messagesOnce(w, { ...body, stream: true });
   assert.equal(s.res.headers.get("x-router-cache"), "hit");
   const events = s.text.split("\n\n").filter(Boolean).map((e) => e.split("\n")[0].replace("event: ", ""));
   assert.equal(events[0], "message_start");
@@ -192,7 +178,7 @@ test("an Anthropic deployment's own answer to an Anthropic client is cached when
   const t = await mixedTable(w, { deployments: { claude: { fake: fakeA } }, routes: { [route]: { chain: ["claude"], cache: { ttl_s: 60 } } } });
   t.script("claude", [{ ok: "Native hello" }]);
   const body = { model: route, max_tokens: 100, temperature: 0, messages: MSGS };
-  const { r: hit, misses } = await untilHit(() => messages(w, body));
+  const { r: hit, misses } = await untilHit(() => messagesOnce(w, body));
   assert.equal(hit.json.content[0].text, "Native hello");
   assert.equal(hit.json.stop_reason, "end_turn");
   assert.equal(t.hits("claude"), misses);
@@ -201,10 +187,10 @@ test("an Anthropic deployment's own answer to an Anthropic client is cached when
   const t2 = await mixedTable(w, { deployments: { claude: { fake: fakeA } }, routes: { [thinkingRoute]: { chain: ["claude"], cache: { ttl_s: 60 } } } });
   t2.script("claude", [{ ok: "Thought about it", thinking: "hmm" }]);
   const tb = { model: thinkingRoute, max_tokens: 100, temperature: 0, messages: MSGS };
-  const a = await messages(w, tb);
+  const a = await messagesOnce(w, tb);
   assert.equal(a.status, 200);
   await sleep(200);
-  const b = await messages(w, tb);
+  const b = await messagesOnce(w, tb);
   assert.equal(b.res.headers.get("x-router-cache"), "miss");
   assert.ok(b.json.content.some((c) => c.type === "thinking" && c.signature), b.text);
   assert.equal(t2.hits("claude"), 2);

@@ -15,7 +15,7 @@ import { test, describe, it, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { startFake } from "./helpers/fake-openai.mjs";
 import { startWorker, chatOnce, USER_MSG } from "./helpers/worker.mjs";
-import { browserSuiteSkip, launchBrowser, openPage, screenshotter } from "./helpers/browser.mjs";
+import { browserSuiteSkip, launchBrowser, dashboardPage, logIn } from "./helpers/browser.mjs";
 
 const ADMIN = "admin-token-chains-test";
 const skip = browserSuiteSkip();
@@ -76,10 +76,7 @@ describe("chains as lists in the dashboard (headless Chromium)", { skip, timeout
     }
     [w, browser] = await Promise.all([startWorker({ table: gatewayTable(fake), bindings: { ADMIN_TOKEN: ADMIN } }), launchBrowser()]);
     expected = gatewayTable(fake);
-    const origin = w.url.replace(/\/$/, "");
-    ({ page, problems } = await openPage(browser, { origin, onResponse: (e) => w.seen.push(e) }));
-    page.setDefaultTimeout(10_000);
-    shot = screenshotter(page, "dashboard-chains");
+    ({ page, problems, shot } = await dashboardPage(browser, w, "dashboard-chains"));
   });
 
   after(async () => {
@@ -94,9 +91,7 @@ describe("chains as lists in the dashboard (headless Chromium)", { skip, timeout
   });
 
   it("logs in and shows every route's chain as a list", async () => {
-    await page.goto(`${w.url}admin`);
-    await page.fill("#login-token", ADMIN);
-    await page.click("#login-submit");
+    await logIn(page, w, ADMIN);
     await page.locator("#app").waitFor();
     await route("chat").waitFor();
     await editorIsExpected();

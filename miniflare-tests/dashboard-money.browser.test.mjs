@@ -14,7 +14,7 @@ import assert from "node:assert/strict";
 import { createHash, randomBytes } from "node:crypto";
 import { startFake } from "./helpers/fake-openai.mjs";
 import { startWorker, chatOnce, USER_MSG, KV_BINDING } from "./helpers/worker.mjs";
-import { browserSuiteSkip, launchBrowser, openPage, screenshotter } from "./helpers/browser.mjs";
+import { browserSuiteSkip, launchBrowser, dashboardPage, logIn } from "./helpers/browser.mjs";
 
 const ADMIN = "admin-token-money-test";
 const skip = browserSuiteSkip();
@@ -94,10 +94,7 @@ describe("dashboard routes panel and key money in headless Chromium", { skip, ti
       if (faq?.requests === faqRequests && faq.cache_hits === 1 && key?.money?.requests === 2 + faqRequests) break;
       await sleep(100);
     }
-    const origin = w.url.replace(/\/$/, "");
-    ({ page, problems } = await openPage(browser, { origin, onResponse: (e) => w.seen.push(e) }));
-    page.setDefaultTimeout(10_000);
-    shot = screenshotter(page, "money");
+    ({ page, problems, shot } = await dashboardPage(browser, w, "money"));
   });
 
   after(async () => {
@@ -107,9 +104,7 @@ describe("dashboard routes panel and key money in headless Chromium", { skip, ti
   });
 
   it("the routes panel shows each route's requests, fallbacks, cache hits, cost and savings, and each deployment's failover and p95", async () => {
-    await page.goto(`${w.url}admin`);
-    await page.fill("#login-token", ADMIN);
-    await page.click("#login-submit");
+    await logIn(page, w, ADMIN);
     await page.locator('#routes tr.route-row[data-route="chat"]').waitFor();
     const chat = '#routes tr.route-row[data-route="chat"]';
     assert.equal(await textOf(chat, "requests"), "2");

@@ -14,7 +14,7 @@ import { test, describe, it, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { startFake } from "./helpers/fake-openai.mjs";
 import { startWorker, chatOnce, FAKE_SECRET, USER_MSG, KV_BINDING, TABLE_KEY } from "./helpers/worker.mjs";
-import { browserSuiteSkip, launchBrowser, openPage, screenshotter } from "./helpers/browser.mjs";
+import { browserSuiteSkip, launchBrowser, dashboardPage } from "./helpers/browser.mjs";
 
 const ADMIN = "admin-token-dashboard-test";
 const skip = browserSuiteSkip();
@@ -79,10 +79,7 @@ describe("dashboard in headless Chromium", { skip, timeout: 110_000 }, () => {
     [w, browser] = await Promise.all([startWorker({ table: gatewayTable(fake), bindings: { ADMIN_TOKEN: ADMIN } }), launchBrowser()]);
     // Some traffic for the charts before the page opens.
     for (let i = 0; i < 4; i++) assert.equal((await chat()).deployment, "gpt-main");
-    const origin = w.url.replace(/\/$/, "");
-    ({ page, problems } = await openPage(browser, { origin, onResponse: (e) => w.seen.push(e) }));
-    page.setDefaultTimeout(10_000);
-    shot = screenshotter(page, "dashboard");
+    ({ page, problems, shot } = await dashboardPage(browser, w, "dashboard"));
   });
 
   after(async () => {

@@ -111,3 +111,19 @@ export function screenshotter(page, prefix) {
   shoot.taken = taken;
   return shoot;
 }
+
+/** A page on the worker `w`'s origin (responses recorded in `w.seen`, a 10 s default timeout),
+ *  the problems it reports, and its screenshotter (files `<prefix>-NN-<step>.png`). */
+export async function dashboardPage(browser, w, prefix) {
+  const origin = w.url.replace(/\/$/, "");
+  const { page, problems } = await openPage(browser, { origin, onResponse: (e) => w.seen.push(e) });
+  page.setDefaultTimeout(10_000);
+  return { page, problems, shot: screenshotter(page, prefix) };
+}
+
+/** Opens the dashboard and logs in with `token`. */
+export async function logIn(page, w, token) {
+  await page.goto(`${w.url}admin`);
+  await page.fill("#login-token", token);
+  await page.click("#login-submit");
+}

@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import { createHash, randomBytes } from "node:crypto";
 import { startFake } from "./fake-openai.mjs";
 import { scenarioTable, errorShape, KV_BINDING, USER_MSG } from "./worker.mjs";
+export { messagesOnce } from "./worker.mjs";
 import { useGateway } from "./harness.mjs";
 
 export const ADMIN_TOKEN = "admin-secret-1";
@@ -113,21 +114,6 @@ export function assertError(r, status, code, type) {
   assert.equal(e.code, code, r.text);
   if (type) assert.equal(e.type, type, r.text);
   return e;
-}
-
-/** POST /v1/messages (Anthropic ingress), raw. */
-export async function messagesOnce(w, body, headers = {}) {
-  const res = await w.fetch("/v1/messages", {
-    method: "POST",
-    headers: { "content-type": "application/json", "anthropic-version": "2023-06-01", ...headers },
-    body: JSON.stringify(body),
-  });
-  const text = await res.text();
-  let json;
-  try {
-    json = JSON.parse(text);
-  } catch {}
-  return { res, status: res.status, text, json };
 }
 
 /** One route `gw` over one fresh deployment `d` (unique scenario per test). */

@@ -356,6 +356,21 @@ export async function chatOnce(w, body, opts) {
   return { res, status: res.status, text, json, elapsedMs: Date.now() - t0 };
 }
 
+/** POST /v1/messages (Anthropic ingress), raw. */
+export async function messagesOnce(w, body, headers = {}) {
+  const res = await w.fetch("/v1/messages", {
+    method: "POST",
+    headers: { "content-type": "application/json", "anthropic-version": "2023-06-01", ...headers },
+    body: JSON.stringify(body),
+  });
+  const text = await res.text();
+  let json;
+  try {
+    json = JSON.parse(text);
+  } catch {}
+  return { res, status: res.status, text, json };
+}
+
 /** POST a streaming chat request and read the stream; returns readStream()'s result plus res. */
 export async function chatStream(w, body, { timeoutMs = 10_000, ...opts } = {}) {
   const t0 = Date.now();
