@@ -192,6 +192,12 @@ impl Meta {
     /// `deployment:degraded_<why>` for every degraded deployment moved back, then
     /// `deployment:class[:status]` for every failed attempt, then `deployment:skipped_<why>`
     /// for every deployment passed over, comma-separated.
+    /// The request went past its plan's first choice: more than one attempt, or a deployment
+    /// skipped or deferred on the way (what the statistics and alerts count as a fallback).
+    pub fn fell_back(&self) -> bool {
+        self.attempts.len() > 1 || !self.skipped.is_empty() || !self.deferred.is_empty()
+    }
+
     pub fn fallback_reasons(&self) -> String {
         let deferred = self
             .deferred

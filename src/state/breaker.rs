@@ -225,7 +225,8 @@ impl Breaker {
                     return;
                 }
                 if report.ok {
-                    self.close(now_ms);
+                    self.close();
+                    self.closed_at_ms = Some(now_ms);
                 } else {
                     // Free the lease (the earliest one) and re-open with a longer cooldown.
                     if let Some(pos) = leases
@@ -294,8 +295,7 @@ impl Breaker {
         self.opened_at_ms = Some(now_ms);
     }
 
-    fn close(&mut self, now_ms: u64) {
-        self.closed_at_ms = Some(now_ms);
+    fn close(&mut self) {
         self.phase = Phase::Closed;
         self.trips = 0;
         self.consecutive_failures = 0;
@@ -305,7 +305,7 @@ impl Breaker {
 
     /// Operator reset: closed, with a clean history.
     pub fn reset(&mut self) {
-        self.close(0);
+        self.close();
         self.probed_at_ms = None;
         self.closed_at_ms = None;
     }

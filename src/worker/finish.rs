@@ -81,7 +81,7 @@ impl Finish {
                 routing::remember_session(self.table(), route, session, dep, now);
             }
         }
-        self.health.add_samples(meta);
+        let figures = self.health.add_samples(meta);
         self.health.flush();
         if let Some(key) = &self.key {
             // A request that failed still spends what providers billed for its attempts.
@@ -95,9 +95,7 @@ impl Finish {
             });
             let sample = Sample {
                 ok: meta.status == 200 && meta.error.is_none(),
-                fallback: meta.attempts.len() > 1
-                    || !meta.skipped.is_empty()
-                    || !meta.deferred.is_empty(),
+                fallback: meta.fell_back(),
                 input_tokens: meta.usage.map_or(0, |u| u.prompt_tokens),
                 output_tokens: meta.usage.map_or(0, |u| u.completion_tokens),
                 cost_nanos: meta.cost_nanos.unwrap_or(0),
@@ -115,7 +113,7 @@ impl Finish {
                     key: key.id.clone(),
                     limits: key.limits,
                 }),
-                money: Some(self.health.request_figures(meta)),
+                money: Some(figures),
             };
             self.ctx.spawn(Box::pin(auth::settle(
                 self.env.clone(),

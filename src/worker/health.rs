@@ -82,8 +82,9 @@ impl DoHealth {
         self.background.set(self.background.get() + 1);
     }
 
-    /// Queues one usage sample per attempt of a finished request.
-    pub fn add_samples(&self, meta: &Meta) {
+    /// Queues one usage sample per attempt of a finished request, and its route figures;
+    /// returns those figures (the key's settle carries them too).
+    pub fn add_samples(&self, meta: &Meta) -> RouteRequest {
         let now = objects::now_ms();
         let last = if meta.deployment.is_some() {
             meta.attempts
@@ -93,15 +94,17 @@ impl DoHealth {
         } else {
             usize::MAX
         };
-        let fallback =
-            meta.attempts.len() > 1 || !meta.skipped.is_empty() || !meta.deferred.is_empty();
+        let fallback = meta.fell_back();
         self.add_route_outcome(meta, fallback);
+        let figures = self.request_figures(meta);
         if let Some(home) = self.request_home(meta) {
-            let figures = self.request_figures(meta);
-            self.route_requests.borrow_mut().push((home, figures));
+            self.route_requests
+                .borrow_mut()
+                .push((home, figures.clone()));
         }
         let mut samples = self.samples.borrow_mut();
         let mut route_attempts = self.route_attempts.borrow_mut();
+        let known_route = self.table.route(&meta.route).is_some();
         // Each billed failed attempt's prompt goes to its own deployment, in attempt order;
         // the answer's deployment gets the rest of the request's cost.
         let mut billed = meta.failed_prompts.iter().peekable();
@@ -137,7 +140,7 @@ impl DoHealth {
                 timeout: a.class.is_some_and(ErrorClass::is_timeout),
                 client_fault: a.class.is_some_and(ErrorClass::is_client_fault),
             };
-            if self.table.route(&meta.route).is_some() {
+            if known_route {
                 route_attempts.push((
                     a.deployment.clone(),
                     RouteAttempt {
@@ -150,6 +153,7 @@ impl DoHealth {
             }
             samples.push((a.deployment.clone(), sample));
         }
+        figures
     }
 
     /// The deployment whose object counts a request's route figures (`state::route_stats`):
@@ -175,7 +179,7 @@ impl DoHealth {
     /// A finished request's figures for the route and key statistics: fallback, failure,
     /// response-cache hit, cost, and what the provider's prompt cache saved (priced at the
     /// answering deployment's input and cached-input prices).
-    pub fn request_figures(&self, meta: &Meta) -> RouteRequest {
+    fn request_figures(&self, meta: &Meta) -> RouteRequest {
         let cache_hit = meta.cache == Some(CacheStatus::Hit);
         let answered = meta
             .deployment
@@ -190,11 +194,7 @@ impl DoHealth {
         };
         RouteRequest {
             route: meta.route.clone(),
-            fell_back: !cache_hit
-                && meta.deployment.is_some()
-                && (meta.attempts.len() > 1
-                    || !meta.skipped.is_empty()
-                    || !meta.deferred.is_empty()),
+            fell_back: !cache_hit && meta.deployment.is_some() && meta.fell_back(),
             failed: !cache_hit && meta.deployment.is_none(),
             cache_hit,
             cost_nanos: meta.cost_nanos.unwrap_or(0),
