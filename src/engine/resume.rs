@@ -85,12 +85,8 @@ impl Delivered {
 
     fn record(&mut self, seen: Seen<'_>) {
         if self.id.is_none() {
-            self.id = seen.id.as_ref().and_then(Value::as_str).map(str::to_string);
-            self.model = seen
-                .model
-                .as_ref()
-                .and_then(Value::as_str)
-                .map(str::to_string);
+            self.id = seen.id.map(Cow::into_owned);
+            self.model = seen.model.map(Cow::into_owned);
             self.created = seen.created;
         }
         let Some(choices) = seen.choices.as_ref() else {
@@ -168,8 +164,10 @@ impl Delivered {
 /// What `Delivered::observe` reads of a pivot chunk (`null` reads as absent, as in the tree).
 #[derive(Deserialize)]
 struct Seen<'a> {
-    id: Option<Value>,
-    model: Option<Value>,
+    #[serde(borrow)]
+    id: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    model: Option<Cow<'a, str>>,
     created: Option<Value>,
     #[serde(borrow)]
     choices: Option<Vec<SeenChoice<'a>>>,

@@ -3,6 +3,7 @@
 mod errors;
 mod request;
 mod response;
+mod shape;
 mod stream;
 
 pub use errors::classify_error;

@@ -5,6 +5,7 @@
 //! Invariant: after an `Error` event the translator emits nothing more; the stream is over.
 
 use super::errors::in_band_class;
+use super::shape::Shape;
 use crate::providers::framing::{AfterFinish, Decoder, SseTranslator};
 use crate::providers::StreamEvent;
 use crate::resilience::{ErrorClass, UpstreamError};
@@ -12,6 +13,7 @@ use crate::sse::{encode_data, SseEvent};
 use crate::usage::Usage;
 use serde::Deserialize;
 use serde_json::Value;
+use std::borrow::Cow;
 use std::collections::BTreeSet;
 
 /// Longest single SSE line accepted from an upstream (a chunk is normally < 2 KB).
@@ -21,13 +23,16 @@ const MAX_LINE: usize = 1 << 20;
 /// line holds tens of thousands of choice indexes: past this many the stream is malformed.
 const MAX_OPEN_CHOICES: usize = 1024;
 
+/// What a chunk's event is read for: nothing of a delta is copied, only whether it holds
+/// anything (once per chunk, so no `Value` tree and no string allocated for it).
 #[derive(Deserialize)]
-struct Chunk {
+struct Chunk<'a> {
     #[serde(default)]
     choices: Vec<Choice>,
     usage: Option<Value>,
     error: Option<Value>,
-    model: Option<String>,
+    #[serde(borrow)]
+    model: Option<Cow<'a, str>>,
 }
 
 #[derive(Deserialize)]
@@ -35,17 +40,24 @@ struct Choice {
     #[serde(default)]
     index: u64,
     delta: Option<Delta>,
-    finish_reason: Option<Value>,
+    #[serde(default)]
+    finish_reason: Shape,
 }
 
 #[derive(Deserialize)]
 struct Delta {
-    content: Option<Value>,
-    tool_calls: Option<Value>,
-    refusal: Option<Value>,
-    function_call: Option<Value>,
-    reasoning_content: Option<Value>,
-    reasoning: Option<Value>,
+    #[serde(default)]
+    content: Shape,
+    #[serde(default)]
+    tool_calls: Shape,
+    #[serde(default)]
+    refusal: Shape,
+    #[serde(default)]
+    function_call: Shape,
+    #[serde(default)]
+    reasoning_content: Shape,
+    #[serde(default)]
+    reasoning: Shape,
 }
 
 /// The OpenAI format's reading of its stream (the framing is `SseTranslator`'s).
@@ -112,7 +124,7 @@ impl Decoder for OpenAiDecoder {
             return Err(UpstreamError::new(ErrorClass::ServerError, msg));
         }
         if self.model.is_none() {
-            self.model = chunk.model;
+            self.model = chunk.model.map(Cow::into_owned);
         }
         let usage = chunk.usage.as_ref().and_then(Usage::from_openai);
         let mut content = false;
@@ -127,7 +139,7 @@ impl Decoder for OpenAiDecoder {
                     return Err(UpstreamError::new(ErrorClass::MalformedResponse, msg));
                 }
             }
-            if c.finish_reason.as_ref().is_some_and(|f| !f.is_null()) {
+            if c.finish_reason.present() {
                 content = true;
                 self.open_choices.remove(&c.index);
             }
@@ -152,18 +164,16 @@ impl Decoder for OpenAiDecoder {
 
 impl Delta {
     fn has_content(&self) -> bool {
-        let non_empty = |v: &Option<Value>| match v {
-            None | Some(Value::Null) => false,
-            Some(Value::String(s)) => !s.is_empty(),
-            Some(Value::Array(a)) => !a.is_empty(),
-            Some(_) => true,
-        };
-        non_empty(&self.content)
-            || non_empty(&self.tool_calls)
-            || non_empty(&self.refusal)
-            || non_empty(&self.function_call)
-            || non_empty(&self.reasoning_content)
-            || non_empty(&self.reasoning)
+        [
+            self.content,
+            self.tool_calls,
+            self.refusal,
+            self.function_call,
+            self.reasoning_content,
+            self.reasoning,
+        ]
+        .iter()
+        .any(|s| s.filled())
     }
 }
 
