@@ -48,6 +48,8 @@ extern "C" {
         timeout_ms: f64,
         controller: &web_sys::AbortController,
     ) -> js_sys::Promise;
+    #[wasm_bindgen(js_name = headOf)]
+    fn head_of(response: &web_sys::Response, names: &str) -> String;
     #[wasm_bindgen(js_name = bodyReader)]
     fn body_reader(response: &web_sys::Response) -> JsValue;
 }
@@ -189,19 +191,16 @@ fn head(
         guard.0 = None;
         return Err(TransportError::Timeout);
     }
-    let resp: web_sys::Response = value
-        .dyn_into()
-        .map_err(|e| TransportError::Connect(js_error(e)))?;
-    // Only the headers the engine reads: one lookup each, not every header.
-    let headers = resp.headers();
-    let head = READ_HEADERS
-        .iter()
-        .filter_map(|name| {
-            let value = headers.get(name).ok().flatten()?;
-            Some((name.to_string(), value))
-        })
-        .collect();
-    let status = resp.status();
+    // `upstream.js` resolves to nothing else than TIMEOUT or the Response.
+    let resp: web_sys::Response = value.unchecked_into();
+    // The status and only the headers the engine reads, in one call.
+    let text = head_of(&resp, &READ_HEADERS.join("\n"));
+    let mut lines = text.split('\n');
+    let status = lines.next().and_then(|s| s.parse().ok()).unwrap_or(0);
+    let mut head = Vec::new();
+    while let (Some(k), Some(v)) = (lines.next(), lines.next()) {
+        head.push((k.to_string(), v.to_string()));
+    }
     // `null`: the body was not read ahead (a redirect).
     let ahead = ahead.filter(|v| !v.is_null());
     let body = FetchBody {

@@ -134,6 +134,18 @@ export async function sendReading(url, headerText, body, timeoutMs, controller, 
   return [response, whole];
 }
 
+/** A response's status and the headers named in `names` ("a\nb") that it has, as
+ *  "status\nname\nvalue\n…": the head the engine reads, in one call. */
+export function headOf(response, names) {
+  let s = String(response.status) + "\n";
+  const headers = response.headers;
+  for (const name of names.split("\n")) {
+    const v = headers.get(name);
+    if (v !== null) s += name + "\n" + v + "\n";
+  }
+  return s;
+}
+
 /** The upstream body's reader, or undefined when it has no body. */
 export function bodyReader(response) {
   const body = response.body;
