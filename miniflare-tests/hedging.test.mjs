@@ -97,7 +97,7 @@ test("the hedge fails, the first deployment still answers; both fail, the caller
   assert.equal(t.hits(fast), 1);
 });
 
-test("a hedge whose answer is off the request's schema is booked to the hedge's deployment, not the first one's", async () => {
+test("a hedge whose answer is off the request's schema loses the race: it is booked to its own deployment and the first attempt still answers", async () => {
   const n = ++seq;
   const [slow, fast, third] = [`hs${n}-slow`, `hs${n}-fast`, `hs${n}-third`];
   const route = `hs${n}`;
@@ -105,7 +105,7 @@ test("a hedge whose answer is off the request's schema is booked to the hedge's 
     deployments: { [slow]: {}, [fast]: {}, [third]: {} },
     routes: { [route]: { chain: [slow, fast, third], hedge: { after_ms: 150 } } },
   });
-  t.script(slow, [{ ok: '{"rating": 3}', delayMs: 2500 }]);
+  t.script(slow, [{ ok: '{"rating": 3}', delayMs: 1200 }]);
   t.script(fast, [{ ok: '{"rating": "high"}' }]);
   t.script(third, [{ ok: '{"rating": 4}' }]);
   const schema = { type: "object", additionalProperties: false, required: ["rating"], properties: { rating: { type: "number" } } };
@@ -115,13 +115,40 @@ test("a hedge whose answer is off the request's schema is booked to the hedge's 
     response_format: { type: "json_schema", json_schema: { name: "rating", strict: true, schema } },
   });
   assert.equal(r.status, 200, r.text);
-  assert.equal(r.json.choices[0].message.content, '{"rating": 4}');
-  assert.equal(r.res.headers.get("x-router-deployment"), third);
+  // The refused hedge did not cancel the first attempt, whose valid answer is the one served.
+  assert.equal(r.json.choices[0].message.content, '{"rating": 3}');
+  assert.equal(r.res.headers.get("x-router-deployment"), slow);
   const reasons = r.res.headers.get("x-router-fallback-reasons") ?? "";
   assert.match(reasons, new RegExp(`${fast}:invalid_output`), reasons);
-  assert.doesNotMatch(reasons, new RegExp(`${slow}:invalid_output`), reasons);
-  assert.match(r.res.headers.get("x-router-hedge") ?? "", new RegExp(`${slow}:cancelled`));
-  assert.deepEqual([t.hits(slow), t.hits(fast), t.hits(third)], [1, 1, 1], "the refused hedge is not tried again");
+  assert.doesNotMatch(reasons, new RegExp(`${slow}:`), reasons);
+  assert.doesNotMatch(r.res.headers.get("x-router-hedge") ?? "", /cancelled/);
+  assert.deepEqual([t.hits(slow), t.hits(fast), t.hits(third)], [1, 1, 0], "no third attempt was needed");
+});
+
+test("the first attempt's off-schema answer does not end the race: the hedge's valid answer is served", async () => {
+  const n = ++seq;
+  const [first, hedge, third] = [`hr${n}-first`, `hr${n}-hedge`, `hr${n}-third`];
+  const route = `hr${n}`;
+  const t = await scenarioTable(w, fake, {
+    deployments: { [first]: {}, [hedge]: {}, [third]: {} },
+    routes: { [route]: { chain: [first, hedge, third], hedge: { after_ms: 150 } } },
+  });
+  t.script(first, [{ ok: '{"rating": "high"}', delayMs: 400 }]);
+  t.script(hedge, [{ ok: '{"rating": 5}', delayMs: 800 }]);
+  t.script(third, [{ ok: '{"rating": 4}' }]);
+  const schema = { type: "object", additionalProperties: false, required: ["rating"], properties: { rating: { type: "number" } } };
+  const r = await chatOnce(w, {
+    model: route,
+    messages: USER_MSG,
+    response_format: { type: "json_schema", json_schema: { name: "rating", strict: true, schema } },
+  });
+  assert.equal(r.status, 200, r.text);
+  assert.equal(r.json.choices[0].message.content, '{"rating": 5}');
+  assert.equal(r.res.headers.get("x-router-deployment"), hedge);
+  const reasons = r.res.headers.get("x-router-fallback-reasons") ?? "";
+  assert.match(reasons, new RegExp(`${first}:invalid_output`), reasons);
+  assert.match(r.res.headers.get("x-router-hedge") ?? "", new RegExp(`${hedge}:won`));
+  assert.deepEqual([t.hits(first), t.hits(hedge), t.hits(third)], [1, 1, 0], "the hedge was not sent twice, the third never");
 });
 
 test("hedge after the measured p95: a slow first token is hedged at about the deployment's p95 TTFT, not at the floor", async () => {

@@ -73,6 +73,28 @@ pub(super) fn split<B>(outcome: AttemptOutcome<B>) -> Result<Answer<B>, Upstream
     }
 }
 
+/// Why a complete answer is refused: it is off the strict schema its request asked for (an
+/// `invalid_output` failure of `dep`), with what its provider billed for it. Streams are
+/// checked when they end (`LiveStream`).
+pub(super) fn refusal<B>(
+    o: &AttemptOutcome<B>,
+    dep: &Deployment,
+    req: &ChatRequest,
+) -> Option<(UpstreamError, u64)> {
+    let schema = req.output_schema.as_ref()?;
+    let AttemptOutcome::Complete {
+        body,
+        client_ready: false,
+        usage,
+        ..
+    } = o
+    else {
+        return None;
+    };
+    let e = completion_off_schema(schema, body)?;
+    Some((e, usage.map_or(0, |u| u.cost_nanos(&dep.price))))
+}
+
 /// The deadline of the visit's first attempt: a half-open probe may use at most half of the
 /// time the request has left, so that a probe that hangs still leaves time to fall back (a
 /// user request is never failed by a probe). A forced probe (every deployment open) has
@@ -86,35 +108,6 @@ fn probe_deadline(v: &Visit<'_>, now: u64, request_deadline: u64) -> u64 {
 }
 
 impl<T: Transport, C: Clock, H: Health> Engine<'_, T, C, H> {
-    /// A complete answer off the strict schema its request asked for is an `invalid_output`
-    /// failure of `dep` (its cost, all of it billed by the provider, is kept in
-    /// `meta.failed_prompts`); streams are checked when they end (`LiveStream`).
-    pub(super) fn check_answer(
-        &self,
-        answer: Answer<T::Body>,
-        dep: &Deployment,
-        req: &ChatRequest,
-        meta: &mut Meta,
-    ) -> Result<Answer<T::Body>, UpstreamError> {
-        let Some(schema) = &req.output_schema else {
-            return Ok(answer);
-        };
-        if let Answer::Complete {
-            body,
-            client_ready: false,
-            usage,
-            ..
-        } = &answer
-        {
-            if let Some(e) = completion_off_schema(schema, body) {
-                let billed = usage.map_or(0, |u| u.cost_nanos(&dep.price));
-                meta.failed_prompts.push((dep.name.clone(), billed));
-                return Err(e);
-            }
-        }
-        Ok(answer)
-    }
-
     /// The visit's attempt, hedged when the walk says so. A hedge that failed is booked
     /// and not visited again; one that answered is named in `meta.hedges`.
     pub(super) async fn first_or_hedged(

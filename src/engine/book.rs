@@ -114,6 +114,9 @@ impl<T, C, H: Health> Engine<'_, T, C, H> {
                     started_ms: l.started_ms,
                     duration_ms: l.ended_ms.saturating_sub(l.started_ms),
                 });
+                if let Some(billed) = l.refused_billed {
+                    meta.failed_prompts.push((dep.name.clone(), billed));
+                }
                 self.bill_failed(meta, dep, req, Some(e.class));
                 Some(l.step_index)
             }

@@ -1,8 +1,9 @@
 //! Hedging, for latency-critical routes (`hedge.after_ms`): when the request's first attempt
 //! has not committed (first content chunk of a stream, or the whole answer) after the delay,
 //! the next eligible deployment of the plan is started in parallel; whichever commits first
-//! answers and the other is cancelled (dropping its attempt aborts its fetch), so only one is
-//! billed. At most two upstream requests are in flight per request, well inside the
+//! with an answer the request can take answers and the other is cancelled (dropping its
+//! attempt aborts its fetch), so only one is billed. A complete answer off the request's
+//! schema is its attempt's failure, not a win: the race waits for the other. At most two upstream requests are in flight per request, well inside the
 //! platform's six connections waiting for headers.
 //!
 //! Invariant: a hedge never changes what the caller can observe except latency: the loser is
@@ -12,12 +13,13 @@
 //! again). A hedge is paid from the request's subrequest budget like any attempt; when the
 //! budget cannot pay for one, the first attempt runs alone.
 
+use super::answer::refusal;
 use super::attempt::{AttemptInput, AttemptOutcome};
 use super::gate::{paid_gate, Gate};
 use super::ports::{Clock, Health, Transport};
 use super::Engine;
 use crate::api::ChatRequest;
-use crate::config::Route;
+use crate::config::{Deployment, Route};
 use crate::resilience::subrequests::SubrequestBudget;
 use crate::resilience::UpstreamError;
 use std::future::{poll_fn, Future};
@@ -31,6 +33,9 @@ pub(super) struct Loser {
     pub ended_ms: u64,
     /// None: cancelled because the other committed first.
     pub error: Option<UpstreamError>,
+    /// What its provider billed for its answer, when that answer was refused (off the
+    /// request's schema).
+    pub refused_billed: Option<u64>,
 }
 
 pub(super) enum Hedged<B> {
@@ -77,6 +82,18 @@ fn failed<B>(o: &AttemptOutcome<B>) -> Option<UpstreamError> {
     }
 }
 
+/// Why an attempt lost the race although it ended: it failed, or its answer is refused
+/// (with what its provider billed for that answer).
+fn lost<B>(
+    o: &AttemptOutcome<B>,
+    dep: Option<&Deployment>,
+    req: &ChatRequest,
+) -> Option<(UpstreamError, Option<u64>)> {
+    failed(o)
+        .map(|e| (e, None))
+        .or_else(|| refusal(o, dep?, req).map(|(e, billed)| (e, Some(billed))))
+}
+
 /// What the hedge needs to know about the request and the plan.
 pub(super) struct HedgePlan<'p> {
     /// The request's budget: the hedge's gate and attempt are charged to it.
@@ -118,45 +135,52 @@ impl<T: Transport, C: Clock, H: Health> Engine<'_, T, C, H> {
         };
         let b_started = self.clock.now_ms();
         let mut b = pin!(self.send(b_input));
-        let loser = |step_index, started_ms, error| Loser {
+        let loser = |step_index, started_ms, error, refused_billed| Loser {
             step_index,
             started_ms,
             ended_ms: self.clock.now_ms(),
             error,
+            refused_billed,
         };
+        let dep_of = |step: usize| {
+            let s = hp.route.chain.steps().get(step)?;
+            self.table.deployment(s.deployment)
+        };
+        let (a_dep, b_dep) = (dep_of(hp.primary_step), dep_of(b_step));
         match race(a.as_mut(), b.as_mut()).await {
-            Either::Left(oa) => match failed(&oa) {
+            Either::Left(oa) => match lost(&oa, a_dep, hp.req) {
                 // The first attempt committed: the hedge is cancelled (dropped on return).
                 None => Hedged::Primary {
                     outcome: oa,
-                    loser: Some(loser(b_step, b_started, None)),
+                    loser: Some(loser(b_step, b_started, None, None)),
                 },
-                Some(a_error) => {
+                Some((a_error, a_billed)) => {
                     let ob = b.await;
-                    match failed(&ob) {
+                    match lost(&ob, b_dep, hp.req) {
                         None => Hedged::Hedge {
                             outcome: ob,
                             step_index: b_step,
                             started_ms: b_started,
-                            loser: loser(hp.primary_step, a_started, Some(a_error)),
+                            loser: loser(hp.primary_step, a_started, Some(a_error), a_billed),
                         },
-                        Some(b_error) => Hedged::Primary {
+                        // Both lost: the first attempt's outcome goes on as if unhedged.
+                        Some((b_error, b_billed)) => Hedged::Primary {
                             outcome: oa,
-                            loser: Some(loser(b_step, b_started, Some(b_error))),
+                            loser: Some(loser(b_step, b_started, Some(b_error), b_billed)),
                         },
                     }
                 }
             },
-            Either::Right(ob) => match failed(&ob) {
+            Either::Right(ob) => match lost(&ob, b_dep, hp.req) {
                 None => Hedged::Hedge {
                     outcome: ob,
                     step_index: b_step,
                     started_ms: b_started,
-                    loser: loser(hp.primary_step, a_started, None),
+                    loser: loser(hp.primary_step, a_started, None, None),
                 },
-                Some(b_error) => Hedged::Primary {
+                Some((b_error, b_billed)) => Hedged::Primary {
                     outcome: a.await,
-                    loser: Some(loser(b_step, b_started, Some(b_error))),
+                    loser: Some(loser(b_step, b_started, Some(b_error), b_billed)),
                 },
             },
         }

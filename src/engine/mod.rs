@@ -188,8 +188,14 @@ impl<T: Transport, C: Clock, H: Health> Engine<'_, T, C, H> {
                 Some((self.table.deployment(d.deployment)?, step, started))
             });
             let answering = hedge.map_or(c.dep, |(d, _, _)| d);
-            let checked =
-                split(tried.outcome).and_then(|a| self.check_answer(a, answering, req, meta));
+            // Its cost, all of it billed by the provider, is kept in `meta.failed_prompts`.
+            let checked = match answer::refusal(&tried.outcome, answering, req) {
+                Some((e, billed)) => {
+                    meta.failed_prompts.push((answering.name.clone(), billed));
+                    Err(e)
+                }
+                None => split(tried.outcome),
+            };
             let error = match checked {
                 Err(error) => error,
                 Ok(answer) => {
