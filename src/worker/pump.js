@@ -27,7 +27,8 @@ export function newPipe() {
 /**
  * @param reader ReadableStreamDefaultReader of the upstream body
  * @param writer WritableStreamDefaultWriter of the client's pipe
- * @param feed (chunk: Uint8Array|string|undefined, kind: number, now: number) => Uint8Array|undefined
+ * @param feed (chunk: Uint8Array|string|undefined, kind: number, now: number) =>
+ *   Uint8Array|undefined|true (true: write the chunk just read, unchanged)
  * @param ctl Float64Array(3): [0] the next read's timeout in ms, [1] 1 once Rust says stop,
  *   [2] the latest the read may end (the attempt's deadline, ms since the epoch)
  */
@@ -94,7 +95,11 @@ export async function pump(reader, writer, feed, ctl) {
       now = Date.now();
       if (timedOut) out = feed(undefined, TIMEOUT, now);
       else if (read.done) out = feed(undefined, END, now);
-      else out = feed(read.value, DATA, now);
+      else {
+        out = feed(read.value, DATA, now);
+        // Rust forwards the chunk unchanged: it is written as read (no copy out of wasm).
+        if (out === true) out = read.value;
+      }
     }
   } finally {
     if (timer !== null) clearTimeout(timer);

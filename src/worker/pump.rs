@@ -109,12 +109,15 @@ impl Pump {
     }
 }
 
-/// One read's result in, what to write out; the next read's timeout or a stop in `ctl`.
+/// One read's result in, what to write out (`true`: the chunk read, unchanged); the next
+/// read's timeout or a stop in `ctl`.
 fn feed(stream: &mut Stream, ctl: &Float64Array, chunk: JsValue, kind: u32, now: u64) -> JsValue {
+    // The read's bytes, kept to see whether they go out unchanged.
+    let mut read = Vec::new();
     match kind {
         DATA => {
-            let bytes = Uint8Array::unchecked_from_js(chunk).to_vec();
-            stream.feed(Piece::Data(&bytes), now);
+            read = Uint8Array::unchecked_from_js(chunk).to_vec();
+            stream.feed(Piece::Data(&read), now);
         }
         END => {
             if let AttemptBody::Net(body) = stream.body_mut() {
@@ -152,6 +155,9 @@ fn feed(stream: &mut Stream, ctl: &Float64Array, chunk: JsValue, kind: u32, now:
         }
     }
     match out {
+        // What was read goes out as it came (the common case of a same-format stream):
+        // `pump.js` writes its own chunk, and nothing is copied out of wasm memory.
+        Some(bytes) if kind == DATA && bytes == read => JsValue::TRUE,
         Some(bytes) => Uint8Array::from(bytes.as_slice()).into(),
         None => JsValue::UNDEFINED,
     }
