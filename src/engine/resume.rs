@@ -11,6 +11,7 @@
 //! replay is an error, not output. After a resume every chunk is rewritten to carry the first
 //! attempt's `id` and `model`, and usage chunks include the tokens of the attempts before.
 
+use crate::providers::ChunkFacts;
 use crate::resilience::{ErrorClass, UpstreamError};
 use crate::sse::encode_data;
 use crate::usage::Usage;
@@ -75,90 +76,96 @@ impl Delivered {
         let Some(data) = chunk_data(chunk) else {
             return;
         };
-        // Once per forwarded chunk: read only the fields needed, without a JSON tree. A
-        // chunk of another shape (never one of ours) takes the general path.
-        match serde_json::from_str::<Seen>(data) {
-            Ok(seen) => self.record(seen),
-            Err(_) => self.observe_value(data),
-        }
+        // Read only the fields needed, without a JSON tree. A chunk of another shape (never
+        // one of ours) takes the general path.
+        let facts = match serde_json::from_str::<Seen>(data) {
+            Ok(seen) => facts_of_seen(seen),
+            Err(_) => match serde_json::from_str::<Value>(data) {
+                Ok(v) => facts_of_value(&v),
+                Err(_) => return,
+            },
+        };
+        self.record(facts);
     }
 
-    fn record(&mut self, seen: Seen<'_>) {
+    /// Records what a forwarded chunk said of choice 0 (read by `observe`, or by the
+    /// translator that made the chunk).
+    pub fn record(&mut self, f: ChunkFacts) {
         if self.id.is_none() {
-            self.id = seen.id.map(Cow::into_owned);
-            self.model = seen.model.map(Cow::into_owned);
-            self.created = seen.created;
+            self.id = f.id;
+            self.model = f.model;
+            self.created = f.created;
         }
-        let Some(choices) = seen.choices.as_ref() else {
-            return;
-        };
-        let Some(c) = choices.first() else { return };
-        if choices.len() > 1 || c.index.is_some_and(|i| i != 0) {
+        if f.other_choice {
             self.not_text_only = true;
         }
-        if let Some(delta) = &c.delta {
-            if let Some(t) = &delta.content {
-                self.push_text(t);
-            }
-            if delta.tool_calls.is_some() {
-                self.tool_partial = true;
-                self.not_text_only = true;
-            }
-            if delta.reasoning_content.is_some() || delta.refusal.is_some() {
-                self.not_text_only = true;
-            }
-        }
-        if let Some(f) = &c.finish_reason {
-            self.tool_partial = false;
-            self.finish_reason = Some(f.to_string());
-        }
-    }
-
-    fn observe_value(&mut self, data: &str) {
-        let Ok(v) = serde_json::from_str::<Value>(data) else {
-            return;
-        };
-        if self.id.is_none() {
-            self.id = v.get("id").and_then(Value::as_str).map(str::to_string);
-            self.model = v.get("model").and_then(Value::as_str).map(str::to_string);
-            self.created = v.get("created").cloned();
-        }
-        let Some(c) = first_choice(&v) else { return };
-        let more_choices = v
-            .get("choices")
-            .and_then(Value::as_array)
-            .is_some_and(|c| c.len() > 1);
-        if more_choices
-            || c.get("index")
-                .and_then(Value::as_u64)
-                .is_some_and(|i| i != 0)
-        {
-            self.not_text_only = true;
-        }
-        if let Some(t) = c
-            .get("delta")
-            .and_then(|d| d.get("content"))
-            .and_then(Value::as_str)
-        {
+        if let Some(t) = &f.text {
             self.push_text(t);
         }
-        let delta_has = |k: &str| {
-            c.get("delta")
-                .and_then(|d| d.get(k))
-                .is_some_and(|t| !t.is_null())
-        };
-        if delta_has("tool_calls") {
+        if f.tool_call {
             self.tool_partial = true;
             self.not_text_only = true;
         }
-        if delta_has("reasoning_content") || delta_has("refusal") {
+        if f.other_content {
             self.not_text_only = true;
         }
-        if let Some(f) = c.get("finish_reason").filter(|f| !f.is_null()) {
+        if let Some(reason) = f.finish_reason {
             self.tool_partial = false;
-            self.finish_reason = Some(f.as_str().unwrap_or_default().to_string());
+            self.finish_reason = Some(reason);
         }
     }
+}
+
+fn facts_of_seen(seen: Seen<'_>) -> ChunkFacts {
+    let mut f = ChunkFacts {
+        id: seen.id.map(Cow::into_owned),
+        model: seen.model.map(Cow::into_owned),
+        created: seen.created,
+        ..ChunkFacts::default()
+    };
+    let Some(choices) = seen.choices.as_ref() else {
+        return f;
+    };
+    let Some(c) = choices.first() else { return f };
+    f.other_choice = choices.len() > 1 || c.index.is_some_and(|i| i != 0);
+    if let Some(delta) = &c.delta {
+        f.text = delta.content.as_deref().map(str::to_string);
+        f.tool_call = delta.tool_calls.is_some();
+        f.other_content = delta.reasoning_content.is_some() || delta.refusal.is_some();
+    }
+    f.finish_reason = c.finish_reason.as_deref().map(str::to_string);
+    f
+}
+
+fn facts_of_value(v: &Value) -> ChunkFacts {
+    let mut f = ChunkFacts {
+        id: v.get("id").and_then(Value::as_str).map(str::to_string),
+        model: v.get("model").and_then(Value::as_str).map(str::to_string),
+        created: v.get("created").cloned(),
+        ..ChunkFacts::default()
+    };
+    let Some(c) = first_choice(v) else { return f };
+    let more_choices = v
+        .get("choices")
+        .and_then(Value::as_array)
+        .is_some_and(|c| c.len() > 1);
+    f.other_choice = more_choices
+        || c.get("index")
+            .and_then(Value::as_u64)
+            .is_some_and(|i| i != 0);
+    let delta = c.get("delta");
+    f.text = delta
+        .and_then(|d| d.get("content"))
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    let delta_has = |k: &str| delta.and_then(|d| d.get(k)).is_some_and(|t| !t.is_null());
+    f.tool_call = delta_has("tool_calls");
+    f.other_content = delta_has("reasoning_content") || delta_has("refusal");
+    f.finish_reason = c
+        .get("finish_reason")
+        .filter(|f| !f.is_null())
+        .map(|f| f.as_str().unwrap_or_default().to_string());
+    f
 }
 
 /// What `Delivered::observe` reads of a pivot chunk (`null` reads as absent, as in the tree).

@@ -21,7 +21,11 @@ fn the_fast_reading_of_a_chunk_agrees_with_the_json_tree() {
     let mut tree = Delivered::default();
     for c in chunks {
         fast.observe(format!("{c}\n\n").as_bytes());
-        tree.observe_value(chunk_data(format!("{c}\n\n").as_bytes()).unwrap());
+        if let Ok(v) =
+            serde_json::from_str::<Value>(chunk_data(format!("{c}\n\n").as_bytes()).unwrap())
+        {
+            tree.record(facts_of_value(&v));
+        }
         assert_eq!(
             (
                 &fast.text,
@@ -41,6 +45,73 @@ fn the_fast_reading_of_a_chunk_agrees_with_the_json_tree() {
         );
     }
     assert_eq!(fast.text, "hé \"q\"bdup");
+}
+
+/// Every field `Delivered` keeps, to compare two of them.
+fn kept(d: &Delivered) -> String {
+    format!("{d:?}")
+}
+
+#[test]
+fn the_translators_facts_record_what_observing_the_forwarded_chunk_records() {
+    use crate::providers::{openai::StreamTranslator, StreamEvent, Translator};
+    // Chunks an OpenAI-compatible upstream may send, odd ones included; each stream is fed
+    // whole to the translator, and its forwarded chunks are recorded both ways.
+    let streams: &[&[&str]] = &[
+        &[
+            r#"{"id":"c1","object":"chat.completion.chunk","model":"m","created":7,"choices":[{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}]}"#,
+            r#"{"id":"c1","model":"m","created":7,"choices":[{"index":0,"delta":{"content":"h\u00e9 \"q\""},"finish_reason":null}]}"#,
+            r#"{"id":"c1","choices":[{"index":0,"delta":{"content":"ok"},"finish_reason":"stop"}]}"#,
+            r#"{"id":"c1","choices":[],"usage":{"prompt_tokens":1,"completion_tokens":2}}"#,
+        ],
+        // No id until the second chunk; then tool calls, reasoning and refusals.
+        &[
+            r#"{"model":"first","choices":[{"index":0,"delta":{"content":"a"}}]}"#,
+            r#"{"id":"late","model":"second","created":9,"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"name":"f"}}]}}]}"#,
+            r#"{"choices":[{"index":0,"delta":{"reasoning_content":"think","content":null}}]}"#,
+            r#"{"choices":[{"index":0,"delta":{"refusal":"no"},"finish_reason":"tool_calls"}]}"#,
+        ],
+        // Odd values: a numeric id, content that is not a string, another choice first, a
+        // finish reason that is not a string, a repeated id.
+        &[
+            r#"{"id":5,"model":null,"choices":[{"index":0,"delta":{"content":["part"]}}]}"#,
+            r#"{"id":"x","id":"y","choices":[{"index":0,"delta":{"content":"dup"}}]}"#,
+            r#"{"choices":[{"index":1,"delta":{"content":"b"}},{"index":0,"delta":{"content":"c"}}]}"#,
+            r#"{"choices":[{"index":0,"delta":{},"finish_reason":7},{"index":1,"finish_reason":"stop"}]}"#,
+        ],
+    ];
+    for stream in streams {
+        let mut t = Translator::OpenAi(StreamTranslator::new(true));
+        let mut events = Vec::new();
+        for data in *stream {
+            t.feed(format!("data: {data}\n\n").as_bytes(), &mut events);
+        }
+        let (mut by_facts, mut by_bytes) = (Delivered::default(), Delivered::default());
+        let mut with_facts = 0;
+        for ev in events {
+            let StreamEvent::Chunk { bytes, facts, .. } = ev else {
+                continue;
+            };
+            by_bytes.observe(&bytes);
+            match facts {
+                Some(f) => {
+                    with_facts += 1;
+                    by_facts.record(*f);
+                }
+                None => by_facts.observe(&bytes),
+            }
+            assert_eq!(
+                kept(&by_facts),
+                kept(&by_bytes),
+                "after {}",
+                String::from_utf8_lossy(&bytes)
+            );
+        }
+        assert!(
+            with_facts >= stream.len() - 1,
+            "the translator read its chunks' facts"
+        );
+    }
 }
 
 fn chunk(id: &str, content: Option<&str>, finish: Option<&str>) -> Vec<u8> {

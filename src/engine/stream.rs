@@ -327,11 +327,20 @@ impl<B: ResponseBody> LiveStream<B> {
         let mut error = None;
         for ev in events {
             match ev {
-                StreamEvent::Chunk { bytes, content } => {
+                StreamEvent::Chunk {
+                    bytes,
+                    content,
+                    facts,
+                } => {
+                    // Unfiltered, the chunk goes out as the translator read it.
+                    let facts = facts.filter(|_| matches!(self.filter, Filter::Pass));
                     match self.filter.apply(bytes, &self.delivered) {
                         Ok(Some(forward)) => {
                             self.committed |= content;
-                            self.delivered.observe(&forward);
+                            match facts {
+                                Some(f) => self.delivered.record(*f),
+                                None => self.delivered.observe(&forward),
+                            }
                             self.egress.chunk(forward, &mut out);
                         }
                         Ok(None) => {}

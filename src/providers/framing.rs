@@ -149,6 +149,7 @@ mod tests {
                 text => out.push(StreamEvent::Chunk {
                     bytes: text.as_bytes().to_vec(),
                     content: true,
+                    facts: None,
                 }),
             }
             Ok(())

@@ -4,6 +4,7 @@
 //! does I/O. Egress encoders turn the pivot into whatever format the client speaks.
 
 pub mod anthropic;
+mod facts;
 pub mod framing;
 pub mod gemini;
 pub mod mock;
@@ -13,6 +14,7 @@ use crate::api::ChatRequest;
 use crate::config::{Deployment, HttpProvider, ProviderKind, RoutingTable};
 use crate::resilience::{ErrorClass, UpstreamError};
 use crate::usage::Usage;
+pub use facts::ChunkFacts;
 
 /// An upstream wire format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -100,6 +102,9 @@ pub enum StreamEvent {
     Chunk {
         bytes: Vec<u8>,
         content: bool,
+        /// What the chunk says of choice 0, when the translator read it anyway (OpenAI);
+        /// None: the engine reads it from `bytes`.
+        facts: Option<Box<ChunkFacts>>,
     },
     /// Every choice has finished: the answer is complete.
     Finish,

@@ -161,6 +161,7 @@ impl AnthropicDecoder {
                 out.push(StreamEvent::Chunk {
                     bytes,
                     content: false,
+                    facts: None,
                 });
             }
             "content_block_start" => self.block_start(&v, out),
@@ -213,6 +214,7 @@ impl AnthropicDecoder {
                 out.push(StreamEvent::Chunk {
                     bytes,
                     content: true,
+                    facts: None,
                 });
                 // Anthropic sends `input: {}` here and the real input as deltas; a proxy
                 // that sends the whole input up front is honoured.
@@ -276,6 +278,7 @@ impl AnthropicDecoder {
         out.push(StreamEvent::Chunk {
             bytes,
             content: true,
+            facts: None,
         });
         out.push(StreamEvent::Finish);
         if self.client_wants_usage {
@@ -291,6 +294,7 @@ impl AnthropicDecoder {
             out.push(StreamEvent::Chunk {
                 bytes,
                 content: false,
+                facts: None,
             });
         }
         out.push(StreamEvent::Usage(self.tokens.usage()));
@@ -304,6 +308,7 @@ impl AnthropicDecoder {
         out.push(StreamEvent::Chunk {
             bytes,
             content: true,
+            facts: None,
         });
     }
 
@@ -313,6 +318,7 @@ impl AnthropicDecoder {
         out.push(StreamEvent::Chunk {
             bytes,
             content: true,
+            facts: None,
         });
     }
 

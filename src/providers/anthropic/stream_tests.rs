@@ -45,7 +45,7 @@ fn assemble(events: &[StreamEvent]) -> Assembled {
         assert!(a.error.is_none(), "event after an error: {ev:?}");
         assert!(!a.done, "event {i} after Done: {ev:?}");
         match ev {
-            StreamEvent::Chunk { bytes, content } => {
+            StreamEvent::Chunk { bytes, content, .. } => {
                 let s = std::str::from_utf8(bytes).unwrap();
                 let json = s
                     .strip_prefix("data: ")

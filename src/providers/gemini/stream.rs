@@ -223,6 +223,7 @@ impl GeminiDecoder {
                 out.push(StreamEvent::Chunk {
                     bytes: encode_data(&chunk.to_string()),
                     content: false,
+                    facts: None,
                 });
             }
             out.push(StreamEvent::Usage(usage));
@@ -252,6 +253,7 @@ impl GeminiDecoder {
         out.push(StreamEvent::Chunk {
             bytes: encode_data(&chunk.to_string()),
             content,
+            facts: None,
         });
     }
 }

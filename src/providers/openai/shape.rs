@@ -1,9 +1,11 @@
 //! How much a JSON value holds, read without building it: a stream chunk's delta fields are
-//! only asked "is there anything here", so they need no `Value` (and no string copied) per
-//! chunk.
+//! only asked "is there anything here" (and, for a few, "which string"), so they need no
+//! `Value` per chunk, and a string is borrowed from the event unless it has escapes.
 
 use serde::de::{Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use std::borrow::Cow;
 use std::fmt;
+use std::marker::PhantomData;
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub enum Shape {
@@ -28,56 +30,88 @@ impl Shape {
 
 impl<'de> Deserialize<'de> for Shape {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_any(ShapeVisitor)
+        Field::deserialize(d).map(|f| f.shape)
     }
 }
 
-struct ShapeVisitor;
+/// A value's shape and, when it is a string, the string.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Field<'a> {
+    pub shape: Shape,
+    pub text: Option<Cow<'a, str>>,
+}
 
-impl<'de> Visitor<'de> for ShapeVisitor {
-    type Value = Shape;
+impl Field<'_> {
+    fn of(shape: Shape) -> Self {
+        Field { shape, text: None }
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Field<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(FieldVisitor(PhantomData))
+    }
+}
+
+struct FieldVisitor<'a>(PhantomData<&'a ()>);
+
+fn text_shape(s: &str) -> Shape {
+    if s.is_empty() {
+        Shape::Empty
+    } else {
+        Shape::Filled
+    }
+}
+
+impl<'de: 'a, 'a> Visitor<'de> for FieldVisitor<'a> {
+    type Value = Field<'a>;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("any JSON value")
     }
-    fn visit_unit<E>(self) -> Result<Shape, E> {
-        Ok(Shape::Null)
+    fn visit_unit<E>(self) -> Result<Field<'a>, E> {
+        Ok(Field::of(Shape::Null))
     }
-    fn visit_none<E>(self) -> Result<Shape, E> {
-        Ok(Shape::Null)
+    fn visit_none<E>(self) -> Result<Field<'a>, E> {
+        Ok(Field::of(Shape::Null))
     }
-    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Shape, D::Error> {
-        Shape::deserialize(d)
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Field<'a>, D::Error> {
+        Field::deserialize(d)
     }
-    fn visit_bool<E>(self, _: bool) -> Result<Shape, E> {
-        Ok(Shape::Filled)
+    fn visit_bool<E>(self, _: bool) -> Result<Field<'a>, E> {
+        Ok(Field::of(Shape::Filled))
     }
-    fn visit_i64<E>(self, _: i64) -> Result<Shape, E> {
-        Ok(Shape::Filled)
+    fn visit_i64<E>(self, _: i64) -> Result<Field<'a>, E> {
+        Ok(Field::of(Shape::Filled))
     }
-    fn visit_u64<E>(self, _: u64) -> Result<Shape, E> {
-        Ok(Shape::Filled)
+    fn visit_u64<E>(self, _: u64) -> Result<Field<'a>, E> {
+        Ok(Field::of(Shape::Filled))
     }
-    fn visit_f64<E>(self, _: f64) -> Result<Shape, E> {
-        Ok(Shape::Filled)
+    fn visit_f64<E>(self, _: f64) -> Result<Field<'a>, E> {
+        Ok(Field::of(Shape::Filled))
     }
-    fn visit_str<E>(self, s: &str) -> Result<Shape, E> {
-        Ok(if s.is_empty() {
-            Shape::Empty
-        } else {
-            Shape::Filled
+    fn visit_borrowed_str<E>(self, s: &'de str) -> Result<Field<'a>, E> {
+        Ok(Field {
+            shape: text_shape(s),
+            text: Some(Cow::Borrowed(s)),
         })
     }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Shape, A::Error> {
+    fn visit_str<E>(self, s: &str) -> Result<Field<'a>, E> {
+        Ok(Field {
+            shape: text_shape(s),
+            text: Some(Cow::Owned(s.to_string())),
+        })
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Field<'a>, A::Error> {
         let mut shape = Shape::Empty;
         while seq.next_element::<IgnoredAny>()?.is_some() {
             shape = Shape::Filled;
         }
-        Ok(shape)
+        Ok(Field::of(shape))
     }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Shape, A::Error> {
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Field<'a>, A::Error> {
         while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-        Ok(Shape::Filled)
+        Ok(Field::of(Shape::Filled))
     }
 }
 
@@ -109,5 +143,38 @@ mod tests {
         assert_eq!(shape(r#"{"v":-1.5}"#), Shape::Filled);
         assert_eq!(shape(r#"{"v":false}"#), Shape::Filled);
         assert!(serde_json::from_str::<Holder>(r#"{"v":[1,}"#).is_err());
+    }
+
+    #[test]
+    fn a_field_keeps_its_string_borrowed_unless_escaped() {
+        #[derive(serde::Deserialize)]
+        struct F<'a> {
+            #[serde(borrow, default)]
+            v: Field<'a>,
+        }
+        let f = |json: &'static str| serde_json::from_str::<F>(json).unwrap().v;
+        assert!(matches!(
+            f(r#"{"v":"abc"}"#).text,
+            Some(Cow::Borrowed("abc"))
+        ));
+        let escaped = f(r#"{"v":"a\nb"}"#);
+        assert_eq!(escaped.text.as_deref(), Some("a\nb"));
+        assert!(matches!(escaped.text, Some(Cow::Owned(_))));
+        assert_eq!(
+            f(r#"{"v":""}"#),
+            Field {
+                shape: Shape::Empty,
+                text: Some(Cow::Borrowed(""))
+            }
+        );
+        assert_eq!(
+            f(r#"{"v":[1]}"#),
+            Field {
+                shape: Shape::Filled,
+                text: None
+            }
+        );
+        assert_eq!(f(r#"{"v":null}"#), Field::default());
+        assert_eq!(f(r#"{}"#), Field::default());
     }
 }

@@ -5,9 +5,9 @@
 //! Invariant: after an `Error` event the translator emits nothing more; the stream is over.
 
 use super::errors::in_band_class;
-use super::shape::Shape;
+use super::shape::{Field, Shape};
 use crate::providers::framing::{AfterFinish, Decoder, SseTranslator};
-use crate::providers::StreamEvent;
+use crate::providers::{ChunkFacts, StreamEvent};
 use crate::resilience::{ErrorClass, UpstreamError};
 use crate::sse::{encode_data, SseEvent};
 use crate::usage::Usage;
@@ -24,30 +24,42 @@ const MAX_LINE: usize = 1 << 20;
 const MAX_OPEN_CHOICES: usize = 1024;
 
 /// What a chunk's event is read for: nothing of a delta is copied, only whether it holds
-/// anything (once per chunk, so no `Value` tree and no string allocated for it).
+/// anything, and the few strings the engine records are borrowed from the event (once per
+/// chunk, so no `Value` tree).
 #[derive(Deserialize)]
 struct Chunk<'a> {
-    #[serde(default)]
-    choices: Vec<Choice>,
+    #[serde(default, borrow)]
+    choices: Vec<Choice<'a>>,
     usage: Option<Value>,
     error: Option<Value>,
     #[serde(borrow)]
     model: Option<Cow<'a, str>>,
 }
 
+/// What names the answer, read from a stream's chunks until one names an id.
 #[derive(Deserialize)]
-struct Choice {
-    #[serde(default)]
-    index: u64,
-    delta: Option<Delta>,
-    #[serde(default)]
-    finish_reason: Shape,
+struct Naming<'a> {
+    #[serde(default, borrow)]
+    id: Field<'a>,
+    #[serde(default, borrow)]
+    model: Field<'a>,
+    created: Option<Value>,
 }
 
 #[derive(Deserialize)]
-struct Delta {
+struct Choice<'a> {
     #[serde(default)]
-    content: Shape,
+    index: u64,
+    #[serde(borrow)]
+    delta: Option<Delta<'a>>,
+    #[serde(default, borrow)]
+    finish_reason: Field<'a>,
+}
+
+#[derive(Deserialize)]
+struct Delta<'a> {
+    #[serde(default, borrow)]
+    content: Field<'a>,
     #[serde(default)]
     tool_calls: Shape,
     #[serde(default)]
@@ -69,6 +81,9 @@ pub struct OpenAiDecoder {
     open_choices: BTreeSet<u64>,
     finished: bool,
     model: Option<String>,
+    /// A chunk's facts named an id: later facts leave out `id`, `model` and `created` (the
+    /// engine keeps only the first named ones).
+    named: bool,
 }
 
 pub type StreamTranslator = SseTranslator<OpenAiDecoder>;
@@ -80,6 +95,7 @@ impl SseTranslator<OpenAiDecoder> {
             open_choices: BTreeSet::from([0]),
             finished: false,
             model: None,
+            named: false,
         })
     }
 }
@@ -116,15 +132,15 @@ impl Decoder for OpenAiDecoder {
                 return Err(UpstreamError::new(ErrorClass::MalformedResponse, msg));
             }
         };
-        if let Some(err) = chunk.error.filter(|e| !e.is_null()) {
-            return Err(in_band_error(&err));
+        if let Some(err) = chunk.error.as_ref().filter(|e| !e.is_null()) {
+            return Err(in_band_error(err));
         }
         if ev.event.as_deref() == Some("error") {
             let msg = format!("upstream error event: {data}");
             return Err(UpstreamError::new(ErrorClass::ServerError, msg));
         }
         if self.model.is_none() {
-            self.model = chunk.model.map(Cow::into_owned);
+            self.model = chunk.model.as_deref().map(str::to_string);
         }
         let usage = chunk.usage.as_ref().and_then(Usage::from_openai);
         let mut content = false;
@@ -139,7 +155,7 @@ impl Decoder for OpenAiDecoder {
                     return Err(UpstreamError::new(ErrorClass::MalformedResponse, msg));
                 }
             }
-            if c.finish_reason.present() {
+            if c.finish_reason.shape.present() {
                 content = true;
                 self.open_choices.remove(&c.index);
             }
@@ -149,6 +165,7 @@ impl Decoder for OpenAiDecoder {
             out.push(StreamEvent::Chunk {
                 bytes: encode_data(data),
                 content,
+                facts: self.facts(&chunk, data).map(Box::new),
             });
         }
         if let Some(u) = usage {
@@ -162,10 +179,43 @@ impl Decoder for OpenAiDecoder {
     }
 }
 
-impl Delta {
+impl OpenAiDecoder {
+    /// What the chunk (whose JSON is `data`) says of choice 0, as `Delivered::observe` would
+    /// read it from the forwarded bytes. None: left to `observe` (a chunk whose naming fields
+    /// are odd, such as a repeated key).
+    fn facts(&mut self, chunk: &Chunk<'_>, data: &str) -> Option<ChunkFacts> {
+        let first = chunk.choices.first();
+        let delta = first.and_then(|c| c.delta.as_ref());
+        let mut facts = ChunkFacts {
+            other_choice: chunk.choices.len() > 1 || first.is_some_and(|c| c.index != 0),
+            text: delta.and_then(|d| d.content.text.as_deref().map(str::to_string)),
+            tool_call: delta.is_some_and(|d| d.tool_calls.present()),
+            other_content: delta
+                .is_some_and(|d| d.reasoning_content.present() || d.refusal.present()),
+            finish_reason: first.and_then(|c| {
+                let f = &c.finish_reason;
+                f.shape
+                    .present()
+                    .then(|| f.text.as_deref().unwrap_or("").to_string())
+            }),
+            ..ChunkFacts::default()
+        };
+        if !self.named {
+            // Until a chunk names an id (normally only the first chunk is read again).
+            let naming: Naming = serde_json::from_str(data).ok()?;
+            facts.id = naming.id.text.map(Cow::into_owned);
+            facts.model = naming.model.text.map(Cow::into_owned);
+            facts.created = naming.created;
+            self.named = facts.id.is_some();
+        }
+        Some(facts)
+    }
+}
+
+impl Delta<'_> {
     fn has_content(&self) -> bool {
         [
-            self.content,
+            self.content.shape,
             self.tool_calls,
             self.refusal,
             self.function_call,
