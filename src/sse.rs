@@ -74,9 +74,8 @@ impl SseParser {
         }
         while let Some(pos) = rest.iter().position(|&b| b == b'\n' || b == b'\r') {
             let (head, tail) = rest.split_at(pos);
-            self.line.extend_from_slice(head);
             // The limit holds for every line, however the bytes were split.
-            if self.line.len() > self.max_line {
+            if self.line.len() + head.len() > self.max_line {
                 return Err(self.fail(TooLong::Line));
             }
             // `tail` starts with the line break found at `pos`.
@@ -89,8 +88,15 @@ impl SseParser {
                 [_, after @ ..] => after,
                 [] => &[],
             };
-            let line = std::mem::take(&mut self.line);
-            self.line_done(&line, out)?;
+            if self.line.is_empty() {
+                // The whole line is in these bytes: read in place, not copied.
+                self.line_done(head, out)?;
+            } else {
+                // Let go of its buffer: between feeds only an unfinished line is held.
+                let mut line = std::mem::take(&mut self.line);
+                line.extend_from_slice(head);
+                self.line_done(&line, out)?;
+            }
         }
         self.line.extend_from_slice(rest);
         if self.line.len() > self.max_line {
