@@ -27,6 +27,7 @@ mod pump;
 mod respond;
 mod routing;
 mod secrets;
+mod settle;
 mod snapshot;
 mod stream_out;
 mod table_current;

@@ -7,13 +7,13 @@
 //! overlap. Everything the engine must decide
 //! after a stop (end, in-band error, resume) runs in Rust's async code, outside this module.
 
+use super::settle::settle;
 use super::transport::FetchBody;
 use crate::engine::{AttemptBody, CommittedStream, Piece, Step};
 use js_sys::{Float64Array, Uint8Array};
 use std::cell::RefCell;
 use std::rc::Rc;
 use wasm_bindgen::prelude::*;
-use wasm_bindgen_futures::JsFuture;
 
 #[wasm_bindgen(module = "/src/worker/pump.js")]
 extern "C" {
@@ -101,7 +101,7 @@ impl Pump {
             AttemptBody::Mock(_) => return None,
         };
         self.ctl.set_index(1, 0.0);
-        let settled = JsFuture::from(pump_js(&reader, writer, &self.feed, &self.ctl)).await;
+        let settled = settle(&pump_js(&reader, writer, &self.feed, &self.ctl)).await;
         match settled {
             Ok(v) if v.as_f64() == Some(0.0) => Some(Settled::Stopped),
             _ => Some(Settled::Disconnected),

@@ -49,7 +49,7 @@ pub async fn read_body(
     request: &web_sys::Request,
     limit: usize,
 ) -> std::result::Result<Option<Vec<u8>>, String> {
-    let value = wasm_bindgen_futures::JsFuture::from(read_body_js(request, limit as f64))
+    let value = super::settle::settle(&read_body_js(request, limit as f64))
         .await
         .map_err(|e| {
             e.dyn_ref::<js_sys::Error>()

@@ -4,13 +4,13 @@
 //! deadline. Dropping a body, or a send still in flight (a hedge's loser), aborts its fetch.
 
 use super::respond::header_lines;
+use super::settle::settle;
 use crate::engine::ports::READ_HEADERS;
 use crate::engine::{Clock, ReadAhead, ResponseBody, ResponseHead, Transport, TransportError};
 use crate::providers::HttpRequest;
 use std::time::Duration;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::{JsCast, JsValue};
-use wasm_bindgen_futures::JsFuture;
 use worker::Delay;
 
 #[wasm_bindgen(module = "/src/worker/upstream.js")]
@@ -138,7 +138,7 @@ impl Transport for FetchTransport {
         )
         .map_err(|e| TransportError::Connect(format!("bad request: {}", js_error(e))))?;
         let guard = AbortOnDrop(Some(controller));
-        let value = JsFuture::from(sent).await;
+        let value = settle(&sent).await;
         head(value, guard, None)
     }
 
@@ -163,7 +163,7 @@ impl Transport for FetchTransport {
             ahead.deadline_ms as f64,
         );
         let guard = AbortOnDrop(Some(controller));
-        let value = match JsFuture::from(sent).await {
+        let value = match settle(&sent).await {
             Ok(v) if !timed_out(&v) => {
                 let pair: js_sys::Array = v.unchecked_into();
                 return head(Ok(pair.get(0)), guard, Some(pair.get(1)));
@@ -280,7 +280,7 @@ impl ResponseBody for FetchBody {
         };
         let controller = self.controller()?;
         let read = read_within_js(&reader, timeout_ms as f64, &controller);
-        match JsFuture::from(read).await {
+        match settle(&read).await {
             Ok(chunk) if chunk.is_undefined() => {
                 self.complete = true;
                 Ok(None)
@@ -314,7 +314,7 @@ impl ResponseBody for FetchBody {
             Err(e) => return Some(Err(e)),
         };
         let read = read_whole_js(&resp, limit as f64, timeout_ms as f64, &controller);
-        let whole = whole_from_js(JsFuture::from(read).await, limit);
+        let whole = whole_from_js(settle(&read).await, limit);
         if matches!(whole, Ok(Some(_))) {
             self.complete = true;
         }
