@@ -101,6 +101,10 @@ impl Future for Settled {
     type Output = Result<JsValue, JsValue>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        if self.done {
+            // Polled again after it was ready (futures are not): its slot may be reused.
+            return Poll::Pending;
+        }
         let id = self.id;
         let outcome = SLOTS.with(|s| {
             let mut s = s.borrow_mut();
