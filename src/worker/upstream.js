@@ -9,11 +9,13 @@
 /** What a helper resolves to when its deadline passed first (a value no read can return). */
 export const TIMEOUT = "timeout";
 
-/** `Headers` from "name\nvalue\n…" (see `respond::header_lines`). */
+/** Headers from "name\nvalue\n…" (see `respond::header_lines`), as the plain record that
+ *  `fetch` and `Response` take: names lower-cased, a later value replacing an earlier one, as
+ *  `Headers.set` would (cheaper than a `Headers` object and a call per header). */
 export function headersOf(text) {
-  const headers = new Headers();
+  const headers = Object.create(null);
   const parts = text.split("\n");
-  for (let i = 0; i + 1 < parts.length; i += 2) headers.set(parts[i], parts[i + 1]);
+  for (let i = 0; i + 1 < parts.length; i += 2) headers[parts[i].toLowerCase()] = parts[i + 1];
   return headers;
 }
 
