@@ -1,8 +1,8 @@
 // Hedging (routes with `hedge.after_ms`, or `hedge.after: "p95"`): when the first deployment has not committed after the
 // delay, the next one starts in parallel; the first to commit answers, the other is cancelled,
 // and the answer is billed, plus the loser's prompt (the provider billed it: bill_failed_prompts).
-// A hedge that answered first with an answer off the request's schema is booked to its own
-// deployment.
+// A complete answer off the request's schema is its attempt's failure, booked to its own
+// deployment: it never wins the race, and the other attempt is awaited.
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -97,58 +97,59 @@ test("the hedge fails, the first deployment still answers; both fail, the caller
   assert.equal(t.hits(fast), 1);
 });
 
-test("a hedge whose answer is off the request's schema loses the race: it is booked to its own deployment and the first attempt still answers", async () => {
+const RATING = { type: "object", additionalProperties: false, required: ["rating"], properties: { rating: { type: "number" } } };
+
+/** A strict-schema request on a route [first, hedge, third] hedged after 150 ms, each
+ *  deployment answering its one scripted answer. */
+async function hedgedRating(prefix, [first, hedge, third]) {
   const n = ++seq;
-  const [slow, fast, third] = [`hs${n}-slow`, `hs${n}-fast`, `hs${n}-third`];
-  const route = `hs${n}`;
+  const names = ["first", "hedge", "third"].map((x) => `${prefix}${n}-${x}`);
+  const route = `${prefix}${n}`;
   const t = await scenarioTable(w, fake, {
-    deployments: { [slow]: {}, [fast]: {}, [third]: {} },
-    routes: { [route]: { chain: [slow, fast, third], hedge: { after_ms: 150 } } },
+    deployments: Object.fromEntries(names.map((d) => [d, {}])),
+    routes: { [route]: { chain: names, hedge: { after_ms: 150 } } },
   });
-  t.script(slow, [{ ok: '{"rating": 3}', delayMs: 1200 }]);
-  t.script(fast, [{ ok: '{"rating": "high"}' }]);
-  t.script(third, [{ ok: '{"rating": 4}' }]);
-  const schema = { type: "object", additionalProperties: false, required: ["rating"], properties: { rating: { type: "number" } } };
+  [first, hedge, third].forEach((answer, i) => t.script(names[i], [answer]));
   const r = await chatOnce(w, {
     model: route,
     messages: USER_MSG,
-    response_format: { type: "json_schema", json_schema: { name: "rating", strict: true, schema } },
+    response_format: { type: "json_schema", json_schema: { name: "rating", strict: true, schema: RATING } },
   });
+  const reasons = r.res.headers.get("x-router-fallback-reasons") ?? "";
+  const hits = names.map((d) => t.hits(d));
+  return { r, names, reasons, hits };
+}
+
+test("a hedge whose answer is off the request's schema loses the race: it is booked to its own deployment and the first attempt still answers", async () => {
+  const { r, names, reasons, hits } = await hedgedRating("hs", [
+    { ok: '{"rating": 3}', delayMs: 1200 },
+    { ok: '{"rating": "high"}' },
+    { ok: '{"rating": 4}' },
+  ]);
+  const [slow, fast] = names;
   assert.equal(r.status, 200, r.text);
   // The refused hedge did not cancel the first attempt, whose valid answer is the one served.
   assert.equal(r.json.choices[0].message.content, '{"rating": 3}');
   assert.equal(r.res.headers.get("x-router-deployment"), slow);
-  const reasons = r.res.headers.get("x-router-fallback-reasons") ?? "";
   assert.match(reasons, new RegExp(`${fast}:invalid_output`), reasons);
   assert.doesNotMatch(reasons, new RegExp(`${slow}:`), reasons);
   assert.doesNotMatch(r.res.headers.get("x-router-hedge") ?? "", /cancelled/);
-  assert.deepEqual([t.hits(slow), t.hits(fast), t.hits(third)], [1, 1, 0], "no third attempt was needed");
+  assert.deepEqual(hits, [1, 1, 0], "no third attempt was needed");
 });
 
 test("the first attempt's off-schema answer does not end the race: the hedge's valid answer is served", async () => {
-  const n = ++seq;
-  const [first, hedge, third] = [`hr${n}-first`, `hr${n}-hedge`, `hr${n}-third`];
-  const route = `hr${n}`;
-  const t = await scenarioTable(w, fake, {
-    deployments: { [first]: {}, [hedge]: {}, [third]: {} },
-    routes: { [route]: { chain: [first, hedge, third], hedge: { after_ms: 150 } } },
-  });
-  t.script(first, [{ ok: '{"rating": "high"}', delayMs: 400 }]);
-  t.script(hedge, [{ ok: '{"rating": 5}', delayMs: 800 }]);
-  t.script(third, [{ ok: '{"rating": 4}' }]);
-  const schema = { type: "object", additionalProperties: false, required: ["rating"], properties: { rating: { type: "number" } } };
-  const r = await chatOnce(w, {
-    model: route,
-    messages: USER_MSG,
-    response_format: { type: "json_schema", json_schema: { name: "rating", strict: true, schema } },
-  });
+  const { r, names, reasons, hits } = await hedgedRating("hr", [
+    { ok: '{"rating": "high"}', delayMs: 400 },
+    { ok: '{"rating": 5}', delayMs: 800 },
+    { ok: '{"rating": 4}' },
+  ]);
+  const [first, hedge] = names;
   assert.equal(r.status, 200, r.text);
   assert.equal(r.json.choices[0].message.content, '{"rating": 5}');
   assert.equal(r.res.headers.get("x-router-deployment"), hedge);
-  const reasons = r.res.headers.get("x-router-fallback-reasons") ?? "";
   assert.match(reasons, new RegExp(`${first}:invalid_output`), reasons);
   assert.match(r.res.headers.get("x-router-hedge") ?? "", new RegExp(`${hedge}:won`));
-  assert.deepEqual([t.hits(first), t.hits(hedge), t.hits(third)], [1, 1, 0], "the hedge was not sent twice, the third never");
+  assert.deepEqual(hits, [1, 1, 0], "the hedge was not sent twice, the third never");
 });
 
 test("hedge after the measured p95: a slow first token is hedged at about the deployment's p95 TTFT, not at the floor", async () => {
