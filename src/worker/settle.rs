@@ -6,6 +6,9 @@
 //! Invariant: a slot is reused only after its promise settled and its outcome was taken or
 //! its future was dropped, so a late outcome never reaches another await; a future dropped
 //! before its promise settles leaves its slot abandoned until the outcome arrives, then free.
+//! A promise that never settled would keep its slot (a few bytes) for the isolate's life;
+//! every promise awaited here settles, since each carries its own timeout or is aborted when
+//! its future is dropped (`transport`), or ends with its stream (`pump`).
 
 use std::cell::RefCell;
 use std::future::Future;
