@@ -7,8 +7,9 @@
 //! its future was dropped, so a late outcome never reaches another await; a future dropped
 //! before its promise settles leaves its slot abandoned until the outcome arrives, then free.
 //! A promise that never settled would keep its slot (a few bytes) for the isolate's life;
-//! every promise awaited here settles, since each carries its own timeout or is aborted when
-//! its future is dropped (`transport`), or ends with its stream (`pump`).
+//! every promise awaited here settles: an upstream step carries its own timeout and is
+//! aborted when its future is dropped (`transport`), the pump ends with its stream, and the
+//! request body's read ends when the body does or the client goes.
 
 use std::cell::RefCell;
 use std::future::Future;
