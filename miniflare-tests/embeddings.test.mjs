@@ -9,7 +9,7 @@ import OpenAI from "openai";
 import { useGateway } from "./helpers/harness.mjs";
 import { startFake } from "./helpers/fake-openai.mjs";
 import { startFakeGemini } from "./helpers/fake-gemini.mjs";
-import { FAST_RETRY, FAST_TIMEOUTS, logOf } from "./helpers/worker.mjs";
+import { FAST_RETRY, FAST_TIMEOUTS, logOf, answerOf } from "./helpers/worker.mjs";
 import { ADMIN_TOKEN, createKey, settledKey, usdToNanos, auth } from "./helpers/keys-suite.mjs";
 
 let fake, gem, w, wk;
@@ -72,12 +72,7 @@ async function embedRaw(worker, body, headers = {}) {
     headers: { "content-type": "application/json", ...headers },
     body: typeof body === "string" ? body : JSON.stringify(body),
   });
-  const text = await res.text();
-  let json;
-  try {
-    json = JSON.parse(text);
-  } catch {}
-  return { res, status: res.status, text, json };
+  return answerOf(res);
 }
 
 const expected = (i, d) => Array.from({ length: d }, (_, j) => Math.fround((i + 1) / (j + 2)));

@@ -13,7 +13,7 @@ import OpenAI from "openai";
 import { startFake, steps } from "./helpers/fake-openai.mjs";
 import { startFakeAnthropic, anthropicSteps as A } from "./helpers/fake-anthropic.mjs";
 import { startFakeGemini, geminiSteps as G } from "./helpers/fake-gemini.mjs";
-import { mixedTable, reasons, readStream, errorShape, logOf, FAKE_SECRET } from "./helpers/worker.mjs";
+import { mixedTable, reasons, readStream, errorShape, logOf, FAKE_SECRET, answerOf } from "./helpers/worker.mjs";
 import { useGateway } from "./helpers/harness.mjs";
 import { openaiClient } from "./helpers/sdk.mjs";
 
@@ -63,12 +63,7 @@ async function responsesOnce(body, init = {}) {
     body: typeof body === "string" ? body : JSON.stringify(body),
     ...init,
   });
-  const text = await res.text();
-  let json;
-  try {
-    json = JSON.parse(text);
-  } catch {}
-  return { res, status: res.status, text, json };
+  return answerOf(res);
 }
 
 /** POST a streaming /v1/responses request (raw) and read it into named events. */

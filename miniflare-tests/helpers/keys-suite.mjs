@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { createHash, randomBytes } from "node:crypto";
 import { startFake } from "./fake-openai.mjs";
-import { scenarioTable, errorShape, KV_BINDING, USER_MSG } from "./worker.mjs";
+import { scenarioTable, errorShape, KV_BINDING, USER_MSG, answerOf } from "./worker.mjs";
 export { messagesOnce } from "./worker.mjs";
 import { useGateway } from "./harness.mjs";
 
@@ -60,12 +60,7 @@ export async function admin(w, method, p, { body, token = ADMIN_TOKEN, headers =
     },
     ...(body !== undefined ? { body: typeof body === "string" ? body : JSON.stringify(body) } : {}),
   });
-  const text = await res.text();
-  let json;
-  try {
-    json = JSON.parse(text);
-  } catch {}
-  return { res, status: res.status, text, json };
+  return answerOf(res);
 }
 
 /** POST /admin/api/keys; returns {id, key, record}. */

@@ -9,7 +9,7 @@ import path from "node:path";
 import { startFake } from "./fake-openai.mjs";
 import { startFakeAnthropic } from "./fake-anthropic.mjs";
 import { startFakeGemini } from "./fake-gemini.mjs";
-import { mixedTable, readStream, REPO_ROOT } from "./worker.mjs";
+import { mixedTable, readStream, REPO_ROOT, answerOf } from "./worker.mjs";
 import { useGateway } from "./harness.mjs";
 import { anthropicClient } from "./sdk.mjs";
 
@@ -44,12 +44,7 @@ export async function messagesOnce(body, headers = {}) {
     headers: { "content-type": "application/json", "anthropic-version": "2023-06-01", "x-api-key": "unused", ...headers },
     body: typeof body === "string" ? body : JSON.stringify(body),
   });
-  const text = await res.text();
-  let json;
-  try {
-    json = JSON.parse(text);
-  } catch {}
-  return { res, status: res.status, text, json };
+  return answerOf(res);
 }
 
 /** POST a streaming /v1/messages request and read the stream into named events. */

@@ -4,7 +4,7 @@
 
 import assert from "node:assert/strict";
 import { startFake } from "./fake-openai.mjs";
-import { fakeTable, chatOnce } from "./worker.mjs";
+import { fakeTable, chatOnce, answerOf } from "./worker.mjs";
 import { useGateway } from "./harness.mjs";
 
 export const ADMIN_TOKEN = "t";
@@ -87,12 +87,7 @@ export async function messagesOnce(body, headers = {}) {
     headers: { "content-type": "application/json", "anthropic-version": "2023-06-01", "x-api-key": "unused", ...headers },
     body: JSON.stringify(body),
   });
-  const text = await res.text();
-  let json;
-  try {
-    json = JSON.parse(text);
-  } catch {}
-  return { res, status: res.status, text, json };
+  return answerOf(res);
 }
 
 /** `n` chat requests, `parallel` at a time. */

@@ -344,16 +344,21 @@ export async function mixedTable(w, { deployments, routes, defaults = {} }) {
 // ---------------------------------------------------------------------------------------------
 // Response helpers
 
-/** POST a chat request, read the whole body; returns {res, status, text, json, elapsedMs}. */
-export async function chatOnce(w, body, opts) {
-  const t0 = Date.now();
-  const res = await w.chat(body, opts);
+/** A response read whole: {res, status, text, json} (json undefined when the body is not JSON). */
+export async function answerOf(res) {
   const text = await res.text();
   let json;
   try {
     json = JSON.parse(text);
   } catch {}
-  return { res, status: res.status, text, json, elapsedMs: Date.now() - t0 };
+  return { res, status: res.status, text, json };
+}
+
+/** POST a chat request, read the whole body; returns {res, status, text, json, elapsedMs}. */
+export async function chatOnce(w, body, opts) {
+  const t0 = Date.now();
+  const answer = await answerOf(await w.chat(body, opts));
+  return { ...answer, elapsedMs: Date.now() - t0 };
 }
 
 /** POST /v1/messages (Anthropic ingress), raw. */
@@ -363,12 +368,7 @@ export async function messagesOnce(w, body, headers = {}) {
     headers: { "content-type": "application/json", "anthropic-version": "2023-06-01", ...headers },
     body: JSON.stringify(body),
   });
-  const text = await res.text();
-  let json;
-  try {
-    json = JSON.parse(text);
-  } catch {}
-  return { res, status: res.status, text, json };
+  return answerOf(res);
 }
 
 /** POST a streaming chat request and read the stream; returns readStream()'s result plus res. */
