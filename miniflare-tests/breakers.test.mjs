@@ -282,6 +282,53 @@ test("the cron health probe closes an open breaker without user traffic", async 
   assert.equal((await breakerOf(w, s)).view.state, "closed");
 });
 
+test("a cron round stays within the invocation's subrequest budget; the next rounds reach the rest", async () => {
+  const n = ++seq;
+  const names = Array.from({ length: 8 }, (_, i) => `cr${n}-d${i}`);
+  const t = await scenarioTable(w, fake, {
+    deployments: Object.fromEntries(names.map((d) => [d, { retry: { max_attempts: 1 } }])),
+    routes: Object.fromEntries(names.map((d) => [`r-${d}`, { chain: [d] }])),
+    defaults: { breaker: { consecutive_failures: 2, failure_rate_bps: 0, cooldown_ms: 500, cooldown_max_ms: 500 } },
+  });
+  // A cron invocation may make 20 subrequests. The request reserve is 6; reading a breaker
+  // costs 1 and a probe at most 6, so a round fits (20 - 6) / (1 + 6) = 2 probes.
+  t.table.limits = { subrequests: 20 };
+  await w.putTable(t.table);
+  for (const d of names) {
+    t.script(d, [steps.r500()]);
+    for (let i = 0; i < 2; i++) await chatOnce(w, body(`r-${d}`));
+  }
+  const states = async () => Promise.all(names.map(async (d) => (await breakerOf(w, d)).view.state));
+  await until(async () => (await states()).every((s) => s === "open"), "every breaker open");
+  for (const d of names) t.script(d, [{ ok: "pong" }]); // (re-scripting resets the hit counts)
+  await sleep(600);
+
+  const worker = await w.mf.getWorker();
+  const minute = Date.UTC(2026, 0, 1);
+  const logsBefore = w.logs.join("").length;
+  await worker.scheduled({ cron: "* * * * *", scheduledTime: new Date(minute) });
+  const probes = () => Object.values(t.allHits()).reduce((a, b) => a + b, 0);
+  assert.equal(probes(), 2, "the first round probes what its budget pays for, no more");
+  const deferred = w.logs
+    .join("")
+    .slice(logsBefore)
+    .split("\n")
+    .find((l) => l.includes('"event":"health_probe_deferred"'));
+  assert.ok(deferred, "the round says it left deployments for later");
+  assert.equal(JSON.parse(deferred.slice(deferred.indexOf("{"))).left, 6);
+
+  let rounds = 1;
+  for (;;) {
+    const sent = probes();
+    await until(async () => (await states()).filter((s) => s === "closed").length === sent, "probed breakers closed");
+    if (sent === names.length) break;
+    assert.ok(rounds < names.length, `every breaker closed within ${names.length} rounds`);
+    await worker.scheduled({ cron: "* * * * *", scheduledTime: new Date(minute + rounds * 60_000) });
+    rounds++;
+  }
+  assert.deepEqual(t.allHits(), Object.fromEntries(names.map((d) => [d, 1])), "each deployment probed once");
+});
+
 test("breaker state survives a worker restart", async () => {
   const dir = mkdtempSync(path.join(os.tmpdir(), "edge-router-br-"));
   try {

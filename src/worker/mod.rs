@@ -134,9 +134,9 @@ async fn other(req: Request, env: Env, ctx: Context) -> Result<Response> {
 }
 
 #[event(scheduled)]
-async fn scheduled(_event: ScheduledEvent, env: Env, ctx: ScheduleContext) {
+async fn scheduled(event: ScheduledEvent, env: Env, ctx: ScheduleContext) {
     console_error_panic_hook::set_once();
-    cron::run(env, ctx).await;
+    cron::run(env, ctx, event.schedule() as u64).await;
 }
 
 /// The routes, as OpenAI's model list; in keys mode only for a caller with a valid key, and
