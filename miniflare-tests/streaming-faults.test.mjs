@@ -5,7 +5,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { startFake } from "./helpers/fake-openai.mjs";
-import { chatStream, sseContent, reasons, FAKE_SECRET, USER_MSG } from "./helpers/worker.mjs";
+import { chatStream, sseContent, parseSse, reasons, FAKE_SECRET, USER_MSG } from "./helpers/worker.mjs";
 import { useGateway, twoDeployments as twoDeploymentsOf } from "./helpers/harness.mjs";
 
 let fake, w;
@@ -133,6 +133,39 @@ test("slow but steady chunks (each gap < idle_ms) are not an idle timeout", asyn
   t.script("primary", [{ ok: "tick tock tick tock", chunkDelayMs: 250 }]);
   const r = await chatStream(w, body(), { timeoutMs: 5000 });
   assertCleanStream(r, "tick tock tick tock");
+  assert.deepEqual(t.allHits(), { primary: 1, secondary: 0 });
+});
+
+test("a client that stops reading for longer than idle_ms is not an upstream stall", async () => {
+  // The upstream sends its whole (large) answer at once; the client reads a little, then
+  // nothing for 3x idle_ms, so the gateway's writes wait on the client (socket buffers full).
+  const timeouts = { connect_ms: 500, first_token_ms: 800, idle_ms: 500, attempt_ms: 30_000 };
+  const t = await twoDeployments({ primary: { timeouts }, secondary: { timeouts } }, NO_RESUME);
+  const pieces = Array.from({ length: 60 }, (_, i) => String(i % 10).repeat(300_000));
+  t.script("primary", [{ ok: pieces.join(""), pieces }]);
+  t.script("secondary", [{ ok: "must not be used" }]);
+  const res = await fetch(w.url + "v1/chat/completions", {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify(body({ stream: true })),
+    signal: AbortSignal.timeout(30_000),
+  });
+  assert.equal(res.status, 200);
+  const reader = res.body.getReader();
+  const decoder = new TextDecoder();
+  let text = "";
+  const first = await reader.read();
+  text += decoder.decode(first.value, { stream: true });
+  await new Promise((r) => setTimeout(r, 1500));
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    text += decoder.decode(value, { stream: true });
+  }
+  const events = parseSse(text);
+  assert.ok(!events.some((e) => e.json?.error), `no error event: ${events.find((e) => e.json?.error)?.data}`);
+  assert.equal(sseContent(events), pieces.join(""), "the whole answer");
+  assert.equal(events.at(-1)?.data, "[DONE]");
   assert.deepEqual(t.allHits(), { primary: 1, secondary: 0 });
 });
 

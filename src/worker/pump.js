@@ -6,7 +6,8 @@
 //
 // Invariant: `pump` settles exactly once, after its last call to `feed`, and never leaves a
 // timer behind. One timer serves the whole loop: it is re-armed from a deadline that each
-// read moves forward, never re-created per read.
+// read moves forward, never re-created per read. It only counts while a read is pending: the
+// time a write waits for a slow client is never an upstream stall.
 
 // What `feed` is told about a read (same numbers as `worker::pump::Kind`).
 const NONE = 0; // no read: only step (the loop's first call)
@@ -38,6 +39,7 @@ export async function pump(reader, writer, feed, ctl) {
   let timer = null;
   let timerAt = 0;
   let deadline = 0;
+  let reading = false;
   const stopReading = () => {
     reader.cancel().catch(() => {});
   };
@@ -47,6 +49,7 @@ export async function pump(reader, writer, feed, ctl) {
   };
   const onTimer = () => {
     timer = null;
+    if (!reading) return;
     const now = Date.now();
     if (deadline > now) return setTimer(now);
     timedOut = true;
@@ -55,6 +58,7 @@ export async function pump(reader, writer, feed, ctl) {
   // The timer is only re-created when the new deadline is earlier than the one it waits for.
   const arm = (now) => {
     deadline = Math.min(now + ctl[0], ctl[2]);
+    reading = true;
     if (timer !== null && deadline < timerAt) {
       clearTimeout(timer);
       timer = null;
@@ -86,11 +90,13 @@ export async function pump(reader, writer, feed, ctl) {
       try {
         read = await reader.read();
       } catch (e) {
+        reading = false;
         if (disconnected) return DISCONNECTED;
         now = Date.now();
         out = timedOut ? feed(undefined, TIMEOUT, now) : feed(String(e?.message ?? e), BROKEN, now);
         continue;
       }
+      reading = false;
       if (disconnected) return DISCONNECTED;
       now = Date.now();
       if (timedOut) out = feed(undefined, TIMEOUT, now);
