@@ -185,3 +185,32 @@ test("hedge after the measured p95: a slow first token is hedged at about the de
   const hedgedAfter = t.requests(fast)[0].at - sent;
   assert.ok(hedgedAfter >= 400 && hedgedAfter < 2000, `hedge started after ${hedgedAfter} ms`);
 });
+
+test("hedge after p95: a deployment its hedge always beats is still measured, and is soon no longer hedged", async () => {
+  const n = ++seq;
+  const slow = `hg${n}-slow`;
+  const fast = `hg${n}-fast`;
+  const route = `hg${n}`;
+  const t = await scenarioTable(w, fake, {
+    deployments: { [slow]: {}, [fast]: {} },
+    routes: { [route]: { chain: [slow, fast], hedge: { after: "p95", floor_ms: 100, cap_ms: 4000 } } },
+  });
+  t.table.defaults.degradation = { min_recent: 3, min_baseline: 3 };
+  await w.putTable(t.table);
+  // A first token at 700 ms, every time; the hedge's comes 150 ms after it starts. Hedged at
+  // the 100 ms floor, the slow deployment never answers first, so only the time it waited
+  // before being cancelled can measure it.
+  t.script(slow, [{ ok: "the slow deployment answers", firstTokenDelayMs: 700 }]);
+  t.script(fast, [{ ok: "the hedge answers", firstTokenDelayMs: 150 }]);
+  const hedges = [];
+  for (let i = 0; i < 20; i++) {
+    const r = await chatStream(w, { model: route, messages: USER_MSG, stream: true });
+    assert.equal(r.status, 200);
+    hedges.push(r.res.headers.get("x-router-hedge"));
+    if (hedges.length >= 3 && hedges.slice(-3).every((h) => h === null)) break;
+    // Reports reach the deployment's object within a second; its reply carries the p95.
+    await sleep(1_100);
+  }
+  assert.equal(hedges[0], `${slow}:cancelled,${fast}:won`, "hedged at the floor while unmeasured");
+  assert.deepEqual(hedges.slice(-3), [null, null, null], `no longer hedged: ${JSON.stringify(hedges)}`);
+});

@@ -142,6 +142,12 @@ impl<T: Transport, C: Clock, H: Health> Engine<'_, T, C, H> {
                 started_ms,
                 loser,
             } => {
+                // The first attempt was hedged at its p95 and lost: how long it waited is a
+                // lower bound of its first-token time, which its p95 must still see.
+                if req.stream && loser.error.is_none() {
+                    let waited = loser.ended_ms.saturating_sub(loser.started_ms);
+                    meta.ttft_floors.push((v.c.dep.name.clone(), waited));
+                }
                 let _ = self.note_loser(v.route, req, meta, loser);
                 Tried {
                     outcome,

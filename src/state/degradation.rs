@@ -138,6 +138,12 @@ fn bucket_floor(b: u8) -> u64 {
     (4 + frac).checked_shl((e - 2) as u32).unwrap_or(u64::MAX)
 }
 
+/// The largest value in bucket `b`.
+fn bucket_ceiling(b: u8) -> u64 {
+    b.checked_add(1)
+        .map_or(u64::MAX, |next| bucket_floor(next).saturating_sub(1))
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 struct Slot {
@@ -177,17 +183,22 @@ impl Figures {
         h.iter().map(|(_, n)| u64::from(*n)).sum()
     }
 
-    fn p95(h: &Histogram) -> Option<u64> {
+    /// The bucket that holds the p95.
+    fn p95_bucket(h: &Histogram) -> Option<u8> {
         let n = Self::count(h);
         let rank = (n * 95).div_ceil(100).max(1);
         let mut seen = 0;
         for (b, c) in h {
             seen += u64::from(*c);
             if seen >= rank {
-                return Some(bucket_floor(*b));
+                return Some(*b);
             }
         }
         None
+    }
+
+    fn p95(h: &Histogram) -> Option<u64> {
+        Self::p95_bucket(h).map(bucket_floor)
     }
 
     pub fn latency_p95_ms(&self) -> Option<u64> {
@@ -232,20 +243,9 @@ impl Degradation {
         if s.client_fault || !cfg.enabled {
             return;
         }
-        let slot_ms = cfg.slot_ms();
-        let start = now_ms - now_ms % slot_ms;
-        let degraded = self.state.is_some();
-        if self.slots.last().is_none_or(|last| last.start != start) {
-            self.slots.push(Slot {
-                start,
-                ..Slot::default()
-            });
-            self.prune(cfg, now_ms);
-        }
-        let Some(slot) = self.slots.last_mut() else {
+        let Some(slot) = self.slot_at(cfg, now_ms) else {
             return;
         };
-        slot.degraded |= degraded;
         slot.requests = slot.requests.saturating_add(1);
         if s.timeout {
             slot.timeouts = slot.timeouts.saturating_add(1);
@@ -256,6 +256,41 @@ impl Degradation {
         } else {
             bump(&mut slot.latency, bucket(s.latency_ms), 1);
         }
+    }
+
+    /// A streamed attempt cancelled by a hedge after waiting `waited_ms` for its first content
+    /// chunk: its time to first token is at least that. Without it a deployment that its
+    /// hedge always beats is never measured, and the hedge keeps firing at its floor on every
+    /// request. A lower bound ranks like the true value above it, so it is counted (as a TTFT
+    /// sample) only when it is in or above the bucket of the p95 the hedge uses now, or when
+    /// there is none yet; the p95 then climbs to the deployment's real first-token time.
+    pub fn record_ttft_floor(&mut self, cfg: &DegradeConfig, waited_ms: u64, now_ms: u64) {
+        if !cfg.enabled {
+            return;
+        }
+        let counts = self
+            .hedge_p95_bucket(cfg, now_ms)
+            .is_none_or(|b| bucket(waited_ms) >= b);
+        if let (true, Some(slot)) = (counts, self.slot_at(cfg, now_ms)) {
+            bump(&mut slot.ttft, bucket(waited_ms), 1);
+        }
+    }
+
+    /// The slot that records at `now_ms` (a new one when its time has come).
+    fn slot_at(&mut self, cfg: &DegradeConfig, now_ms: u64) -> Option<&mut Slot> {
+        let slot_ms = cfg.slot_ms();
+        let start = now_ms - now_ms % slot_ms;
+        let degraded = self.state.is_some();
+        if self.slots.last().is_none_or(|last| last.start != start) {
+            self.slots.push(Slot {
+                start,
+                ..Slot::default()
+            });
+            self.prune(cfg, now_ms);
+        }
+        let slot = self.slots.last_mut()?;
+        slot.degraded |= degraded;
+        Some(slot)
     }
 
     /// (recent, baseline) figures at `now_ms`. The baseline is the newest `baseline_ms` of
@@ -330,15 +365,22 @@ impl Degradation {
     }
 
     /// The p95 time to first token to hedge on: the recent window's when it holds
-    /// `min_recent` streamed answers, else the baseline's when it holds `min_baseline`.
+    /// `min_recent` streamed answers, else the baseline's when it holds `min_baseline`. It is
+    /// the top of the p95's bucket (at most 25 % above the true p95, never below it), so that
+    /// a deployment whose first tokens all come at about the same time is not hedged on every
+    /// request.
     pub fn ttft_p95_ms(&self, cfg: &DegradeConfig, now_ms: u64) -> Option<u64> {
+        self.hedge_p95_bucket(cfg, now_ms).map(bucket_ceiling)
+    }
+
+    fn hedge_p95_bucket(&self, cfg: &DegradeConfig, now_ms: u64) -> Option<u8> {
         let (recent, base) = self.figures(cfg, now_ms);
         let enough = |h: &Histogram, min: u32| Figures::count(h) >= u64::from(min.max(1));
         if enough(&recent.ttft, cfg.min_recent) {
-            return recent.ttft_p95_ms();
+            return Figures::p95_bucket(&recent.ttft);
         }
         enough(&base.ttft, cfg.min_baseline)
-            .then(|| base.ttft_p95_ms())
+            .then(|| Figures::p95_bucket(&base.ttft))
             .flatten()
     }
 

@@ -221,12 +221,67 @@ fn the_hedge_p95_comes_from_the_recent_window_else_the_baseline() {
     feed(&mut d, 60, 0, 55 * MIN, |_| streamed(300));
     assert_eq!(
         d.ttft_p95_ms(&cfg(), 55 * MIN),
-        Some(bucket_floor(bucket(300)))
+        Some(bucket_ceiling(bucket(300)))
     );
     // Too few recent samples (the last five minutes hold some): still the baseline's.
     feed(&mut d, 25, 60 * MIN, 62 * MIN, |_| streamed(1_200));
     assert_eq!(
         d.ttft_p95_ms(&cfg(), 62 * MIN),
-        Some(bucket_floor(bucket(1_200)))
+        Some(bucket_ceiling(bucket(1_200)))
     );
+}
+
+#[test]
+fn the_hedge_waits_no_less_than_the_first_token_of_a_steady_deployment() {
+    let mut d = Degradation::default();
+    feed(&mut d, 30, 0, MIN, |_| streamed(700));
+    let p95 = d.ttft_p95_ms(&cfg(), MIN).unwrap();
+    assert!((700..=875).contains(&p95), "{p95}");
+}
+
+#[test]
+fn a_deployment_its_hedge_always_beats_is_measured_by_when_it_was_cancelled() {
+    let mut d = Degradation::default();
+    let c = cfg();
+    // Cancelled by a hedge that answered 150 ms after the hedge started, the hedge starting
+    // at the p95 (or at a 100 ms floor while there is none): the p95 climbs.
+    let mut hedge_at = 100;
+    let mut seen = Vec::new();
+    for i in 0..200 {
+        let now = i * 1_000;
+        d.record_ttft_floor(&c, hedge_at + 150, now);
+        hedge_at = d.ttft_p95_ms(&c, now).unwrap_or(100);
+        seen.push(hedge_at);
+        if hedge_at >= 700 {
+            break;
+        }
+    }
+    assert!(
+        *seen.last().unwrap() >= 700,
+        "the hedge delay reaches a first token at 700 ms: {seen:?}"
+    );
+    assert!(seen.windows(2).all(|w| w[0] <= w[1]), "{seen:?}");
+}
+
+#[test]
+fn a_lower_bound_below_the_p95_is_not_counted() {
+    let mut d = Degradation::default();
+    let c = cfg();
+    feed(&mut d, 30, 0, MIN, |_| streamed(1_000));
+    let before = d.ttft_p95_ms(&c, MIN);
+    for _ in 0..100 {
+        d.record_ttft_floor(&c, 200, MIN);
+    }
+    assert_eq!(
+        d.ttft_p95_ms(&c, MIN),
+        before,
+        "a hedge cancelled early says little"
+    );
+    let off = DegradeConfig {
+        enabled: false,
+        ..c
+    };
+    let mut cold = Degradation::default();
+    cold.record_ttft_floor(&off, 500, 0);
+    assert_eq!(cold, Degradation::default());
 }

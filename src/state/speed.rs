@@ -2,7 +2,8 @@
 //! second, as exponentially weighted moving averages (weight 1/5 for each new sample) in
 //! integers. The "fastest" routing strategy reads it.
 //!
-//! Invariant: only successful answers move it (a failure says nothing about speed), and a
+//! Invariant: only successful answers, and a hedge's cancelled loser's wait as a lower bound
+//! of its time to first token, move it (a failure says nothing about speed), and a
 //! deployment with no measurement has `None`, never a made-up figure.
 
 use super::stats::Sample;
@@ -35,6 +36,15 @@ impl Speed {
         if s.output_tokens > 0 && generating_ms > 0 {
             let tps = s.output_tokens.saturating_mul(1000) / generating_ms;
             self.tokens_per_s = Some(ewma(self.tokens_per_s, tps));
+        }
+    }
+
+    /// A streamed attempt cancelled by a hedge after `waited_ms` without a first token: its
+    /// TTFT is at least that, so the average moves up to it when it is below (a lower bound
+    /// under the average says nothing).
+    pub fn record_ttft_floor(&mut self, waited_ms: u64) {
+        if self.ttft_ms.is_none_or(|t| waited_ms > t) {
+            self.ttft_ms = Some(ewma(self.ttft_ms, waited_ms));
         }
     }
 
@@ -80,5 +90,17 @@ mod tests {
         let mut s = Speed::default();
         s.record(&answer(None, 800, 0));
         assert_eq!((s.ttft_ms, s.first_token_ms()), (None, Some(800)));
+    }
+
+    #[test]
+    fn a_cancelled_wait_only_moves_the_first_token_time_up() {
+        let mut s = Speed::default();
+        s.record_ttft_floor(300);
+        assert_eq!(s.ttft_ms, Some(300));
+        s.record_ttft_floor(100);
+        assert_eq!(s.ttft_ms, Some(300), "a lower bound under the average");
+        s.record_ttft_floor(800);
+        assert_eq!(s.ttft_ms, Some(400), "(4*300 + 800) / 5");
+        assert_eq!(s.latency_ms, None);
     }
 }

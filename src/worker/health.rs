@@ -38,6 +38,8 @@ pub struct DoHealth {
     /// Reports not yet sent, by deployment name.
     pending: RefCell<Vec<(String, Report)>>,
     samples: RefCell<Vec<(String, Sample)>>,
+    /// Hedged streams' cancelled waits: (deployment, ms), lower bounds of its TTFT.
+    ttft_floors: RefCell<Vec<(String, u64)>>,
     /// Rate-limit reservations to settle: (deployment, id, tokens).
     settles: RefCell<Vec<(String, String, Option<u64>)>>,
     /// Route outcomes for alerts: (the route's first deployment, route, fell back).
@@ -59,6 +61,7 @@ impl DoHealth {
             table,
             pending: RefCell::new(Vec::new()),
             samples: RefCell::new(Vec::new()),
+            ttft_floors: RefCell::new(Vec::new()),
             settles: RefCell::new(Vec::new()),
             routes: RefCell::new(Vec::new()),
             route_requests: RefCell::new(Vec::new()),
@@ -102,6 +105,9 @@ impl DoHealth {
                 .borrow_mut()
                 .push((home, figures.clone()));
         }
+        self.ttft_floors
+            .borrow_mut()
+            .extend(meta.ttft_floors.iter().cloned());
         let mut samples = self.samples.borrow_mut();
         let mut route_attempts = self.route_attempts.borrow_mut();
         let known_route = self.table.route(&meta.route).is_some();
@@ -231,6 +237,7 @@ impl DoHealth {
     pub fn flush(&self) {
         let reports = std::mem::take(&mut *self.pending.borrow_mut());
         let samples = std::mem::take(&mut *self.samples.borrow_mut());
+        let ttft_floors = std::mem::take(&mut *self.ttft_floors.borrow_mut());
         let settles = std::mem::take(&mut *self.settles.borrow_mut());
         let routes = std::mem::take(&mut *self.routes.borrow_mut());
         let route_requests = std::mem::take(&mut *self.route_requests.borrow_mut());
@@ -239,6 +246,7 @@ impl DoHealth {
             .iter()
             .map(|(n, _)| n)
             .chain(samples.iter().map(|(n, _)| n))
+            .chain(ttft_floors.iter().map(|(n, _)| n))
             .chain(settles.iter().map(|(n, _, _)| n))
             .chain(routes.iter().map(|(n, _, _)| n))
             .chain(route_requests.iter().map(|(n, _)| n))
@@ -263,6 +271,11 @@ impl DoHealth {
                     .iter()
                     .filter(|(n, _)| n == name)
                     .map(|(_, s)| *s)
+                    .collect(),
+                ttft_floors: ttft_floors
+                    .iter()
+                    .filter(|(n, _)| n == name)
+                    .map(|(_, w)| *w)
                     .collect(),
                 settles: settles
                     .iter()

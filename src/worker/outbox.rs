@@ -34,6 +34,8 @@ pub struct Batch {
     pub degradation: DegradeConfig,
     pub reports: Vec<Report>,
     pub samples: Vec<Sample>,
+    /// First-token waits of streamed attempts cancelled by a hedge (lower bounds).
+    pub ttft_floors: Vec<u64>,
     /// Rate-limit reservations to settle: (id, tokens used; None = release).
     pub settles: Vec<(String, Option<u64>)>,
     /// The table's `alerts` block: the object raises alerts with it (`state::alerts`).
@@ -52,6 +54,7 @@ impl Batch {
     fn len(&self) -> usize {
         self.reports.len()
             + self.samples.len()
+            + self.ttft_floors.len()
             + self.settles.len()
             + self.routes.len()
             + self.route_requests.len()
@@ -79,6 +82,7 @@ pub fn post(env: &Env, ctx: &Rc<dyn Background>, name: &str, add: Batch, now_ms:
             degradation: add.degradation,
             reports: Vec::new(),
             samples: Vec::new(),
+            ttft_floors: Vec::new(),
             settles: Vec::new(),
             alerts: None,
             name: Some(name.to_string()),
@@ -91,6 +95,7 @@ pub fn post(env: &Env, ctx: &Rc<dyn Background>, name: &str, add: Batch, now_ms:
         batch.degradation = add.degradation;
         batch.reports.extend(add.reports.iter().copied());
         batch.samples.extend(add.samples.iter().copied());
+        batch.ttft_floors.extend(add.ttft_floors.iter().copied());
         batch.settles.extend(add.settles.iter().cloned());
         batch.routes.extend(add.routes.iter().cloned());
         batch.route_requests.extend(add.route_requests);

@@ -40,6 +40,9 @@ pub struct ReportCall {
     pub reports: Vec<Report>,
     #[serde(default)]
     pub samples: Vec<Sample>,
+    /// First-token waits of streamed attempts cancelled by a hedge (lower bounds).
+    #[serde(default)]
+    pub ttft_floors: Vec<u64>,
     /// Rate-limit reservations to settle: (id, tokens used; None = release).
     #[serde(default)]
     pub settles: Vec<(String, Option<u64>)>,
@@ -131,7 +134,7 @@ impl DeploymentState {
             }
             Err(_) => View::ForcedOpen,
         };
-        if !call.samples.is_empty() {
+        if !call.samples.is_empty() || !call.ttft_floors.is_empty() {
             let stats = self.stats.with(|s| {
                 for sample in &call.samples {
                     s.record(sample, now);
@@ -143,6 +146,9 @@ impl DeploymentState {
             let speed = self.speed.with(|s| {
                 for sample in &call.samples {
                     s.record(sample);
+                }
+                for waited in &call.ttft_floors {
+                    s.record_ttft_floor(*waited);
                 }
             });
             if speed.is_ok() {
@@ -166,6 +172,9 @@ impl DeploymentState {
             let before = d.clone();
             for sample in &call.samples {
                 d.record(&call.degradation, sample, now);
+            }
+            for waited in &call.ttft_floors {
+                d.record_ttft_floor(&call.degradation, *waited, now);
             }
             let verdict = d.update(&call.degradation, now);
             let edge = alerts::degradation_edge(before.current(), verdict);
