@@ -214,3 +214,35 @@ test("hedge after p95: a deployment its hedge always beats is still measured, an
   assert.equal(hedges[0], `${slow}:cancelled,${fast}:won`, "hedged at the floor while unmeasured");
   assert.deepEqual(hedges.slice(-3), [null, null, null], `no longer hedged: ${JSON.stringify(hedges)}`);
 });
+
+test("hedge after p95, non-streaming: the hedge waits for the whole answer's p95, not the first token's", async () => {
+  const n = ++seq;
+  const slow = `hg${n}-slow`;
+  const fast = `hg${n}-fast`;
+  const t = await scenarioTable(w, fake, {
+    deployments: { [slow]: {}, [fast]: {} },
+    routes: {
+      [`hg${n}-measure`]: { chain: [slow] },
+      [`hg${n}`]: { chain: [slow, fast], hedge: { after: "p95", floor_ms: 100, cap_ms: 4000 } },
+    },
+  });
+  t.table.defaults.degradation = { min_recent: 5, min_baseline: 5 };
+  await w.putTable(t.table);
+  // Measured: first tokens at 200 ms, whole answers at 900 ms.
+  t.script(slow, [{ ok: "measured answer", firstTokenDelayMs: 200 }]);
+  for (let i = 0; i < 6; i++) {
+    assert.equal((await chatStream(w, { model: `hg${n}-measure`, messages: USER_MSG, stream: true })).status, 200);
+  }
+  t.script(slow, [{ ok: "measured answer", firstTokenDelayMs: 900 }]);
+  for (let i = 0; i < 6; i++) {
+    assert.equal((await chatOnce(w, { model: `hg${n}-measure`, messages: USER_MSG })).status, 200);
+  }
+  await sleep(2_000);
+  // An ordinary whole answer (900 ms) is not hedged; a first token at 900 ms would be.
+  t.script(fast, [{ ok: "the hedge answers" }]);
+  const r = await chatOnce(w, { model: `hg${n}`, messages: USER_MSG });
+  assert.equal(r.status, 200);
+  assert.equal(r.res.headers.get("x-router-hedge"), null, "not hedged");
+  assert.equal(r.json.choices[0].message.content, "measured answer");
+  assert.equal(t.hits(fast), 0);
+});

@@ -119,7 +119,7 @@ impl<T: Transport, C: Clock, H: Health> Engine<'_, T, C, H> {
     ) -> Tried<T::Body> {
         let deadline = probe_deadline(v, self.clock.now_ms(), walk.request_deadline_ms());
         let primary = self.attempt_once(v.c.dep, req, deadline, None);
-        let p95 = self.health.ttft_p95_ms(v.c.dep);
+        let p95 = self.health.hedge_p95_ms(v.c.dep, req.stream);
         let Some((after, hp)) = walk.hedge(&v.c, v.probe, req, meta, p95) else {
             return Tried {
                 outcome: primary.await,
@@ -142,11 +142,11 @@ impl<T: Transport, C: Clock, H: Health> Engine<'_, T, C, H> {
                 started_ms,
                 loser,
             } => {
-                // The first attempt was hedged at its p95 and lost: how long it waited is a
-                // lower bound of its first-token time, which its p95 must still see.
-                if req.stream && loser.error.is_none() {
+                // The first attempt was hedged and lost: how long it waited is a lower bound
+                // of its time to commit, which its p95 must still see.
+                if loser.error.is_none() {
                     let waited = loser.ended_ms.saturating_sub(loser.started_ms);
-                    meta.ttft_floors.push((v.c.dep.name.clone(), waited));
+                    meta.hedge_waits.push((v.c.dep.name.clone(), waited));
                 }
                 let _ = self.note_loser(v.route, req, meta, loser);
                 Tried {

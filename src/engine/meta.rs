@@ -157,9 +157,9 @@ pub struct Meta {
     pub resumes: Vec<(String, Method)>,
     /// Hedging: the hedge that answered, and the attempt that lost the race.
     pub hedges: Vec<(String, Hedge)>,
-    /// Streamed attempts cancelled by a hedge before their first content chunk: the
-    /// deployment, and how long it had waited (its time to first token is at least that).
-    pub ttft_floors: Vec<(String, u64)>,
+    /// First attempts cancelled by their hedge before they committed: the deployment, and
+    /// how long it had waited (its time to commit is at least that).
+    pub hedge_waits: Vec<(String, u64)>,
     /// The task the request was classified as, and what decided the route (`header`,
     /// `metadata`, `rule:<name>`, `default`, `model`).
     pub task: Option<String>,

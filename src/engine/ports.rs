@@ -118,8 +118,9 @@ pub trait Health {
     }
     /// Settles an admitted attempt to the tokens it used (None: release, nothing was used).
     fn settle(&self, _deployment: &Deployment, _reservation: &str, _tokens: Option<u64>) {}
-    /// The deployment's measured p95 time to first token, if known (p95 hedges).
-    fn ttft_p95_ms(&self, _deployment: &Deployment) -> Option<u64> {
+    /// The deployment's measured p95 time to commit, if known (p95 hedges): to the first
+    /// token for a stream, to the whole answer otherwise.
+    fn hedge_p95_ms(&self, _deployment: &Deployment, _stream: bool) -> Option<u64> {
         None
     }
 }

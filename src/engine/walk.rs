@@ -282,7 +282,7 @@ impl<'r> ChainWalk<'r> {
 
     /// The hedge of the attempt just started on `c`, when the route hedges and this is the
     /// request's first attempt (never a probe, never a deployment with limits): the delay
-    /// (`Route::hedge_delay_ms`, from `c`'s measured p95 time to first token on a p95 route)
+    /// (`Route::hedge_delay_ms`, from `c`'s measured p95 time to commit on a p95 route)
     /// and what the hedge may use.
     pub fn hedge<'h>(
         &'h mut self,
@@ -290,12 +290,12 @@ impl<'r> ChainWalk<'r> {
         probe: bool,
         req: &'h ChatRequest,
         meta: &Meta,
-        ttft_p95_ms: Option<u64>,
+        p95_ms: Option<u64>,
     ) -> Option<(u64, HedgePlan<'h>)> {
         let first = meta.attempts.is_empty() && self.starts.len() == 1;
         let after = self
             .route
-            .hedge_delay_ms(ttft_p95_ms)
+            .hedge_delay_ms(p95_ms)
             .filter(|_| first && !probe && !c.limited)?;
         let steps = self.route.chain.steps();
         let fits = |&(i, forced): &(usize, bool)| {

@@ -138,6 +138,14 @@ fn bucket_floor(b: u8) -> u64 {
     (4 + frac).checked_shl((e - 2) as u32).unwrap_or(u64::MAX)
 }
 
+/// A first attempt that its hedge beat, cancelled after `waited_ms` without committing
+/// (`stream`: no first content chunk; else no whole answer).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HedgeWait {
+    pub stream: bool,
+    pub waited_ms: u64,
+}
+
 /// The largest value in bucket `b`.
 fn bucket_ceiling(b: u8) -> u64 {
     b.checked_add(1)
@@ -258,21 +266,31 @@ impl Degradation {
         }
     }
 
-    /// A streamed attempt cancelled by a hedge after waiting `waited_ms` for its first content
-    /// chunk: its time to first token is at least that. Without it a deployment that its
-    /// hedge always beats is never measured, and the hedge keeps firing at its floor on every
-    /// request. A lower bound ranks like the true value above it, so it is counted (as a TTFT
-    /// sample) only when it is in or above the bucket of the p95 the hedge uses now, or when
-    /// there is none yet; the p95 then climbs to the deployment's real first-token time.
-    pub fn record_ttft_floor(&mut self, cfg: &DegradeConfig, waited_ms: u64, now_ms: u64) {
+    /// A first attempt cancelled by its hedge before it committed: its time to commit (the
+    /// first content chunk of a stream, the whole answer otherwise) is at least `w.waited_ms`.
+    /// Without it a deployment that its hedge always beats is never measured, and the hedge
+    /// keeps firing at its floor on every request. A lower bound ranks like the true value
+    /// above it, so it is counted (as a TTFT or a latency sample) only when it is in or above
+    /// the bucket of the p95 the hedge uses now, or when there is none yet; the p95 then
+    /// climbs to the deployment's real time.
+    pub fn record_hedge_wait(&mut self, cfg: &DegradeConfig, w: HedgeWait, now_ms: u64) {
         if !cfg.enabled {
             return;
         }
+        let b = bucket(w.waited_ms);
         let counts = self
-            .hedge_p95_bucket(cfg, now_ms)
-            .is_none_or(|b| bucket(waited_ms) >= b);
+            .hedge_p95_bucket(cfg, w.stream, now_ms)
+            .is_none_or(|p95| b >= p95);
         if let (true, Some(slot)) = (counts, self.slot_at(cfg, now_ms)) {
-            bump(&mut slot.ttft, bucket(waited_ms), 1);
+            bump(
+                if w.stream {
+                    &mut slot.ttft
+                } else {
+                    &mut slot.latency
+                },
+                b,
+                1,
+            );
         }
     }
 
@@ -364,23 +382,26 @@ impl Degradation {
         self.current()
     }
 
-    /// The p95 time to first token to hedge on: the recent window's when it holds
-    /// `min_recent` streamed answers, else the baseline's when it holds `min_baseline`. It is
-    /// the top of the p95's bucket (at most 25 % above the true p95, never below it), so that
-    /// a deployment whose first tokens all come at about the same time is not hedged on every
-    /// request.
-    pub fn ttft_p95_ms(&self, cfg: &DegradeConfig, now_ms: u64) -> Option<u64> {
-        self.hedge_p95_bucket(cfg, now_ms).map(bucket_ceiling)
+    /// The p95 time to commit to hedge on: of the first token for streams (`stream`), of the
+    /// whole answer otherwise. The recent window's when it holds `min_recent` such answers,
+    /// else the baseline's when it holds `min_baseline`. It is the top of the p95's bucket (at
+    /// most 25 % above the true p95, never below it), so that a deployment that always takes
+    /// about the same time is not hedged on every request.
+    pub fn hedge_p95_ms(&self, cfg: &DegradeConfig, stream: bool, now_ms: u64) -> Option<u64> {
+        self.hedge_p95_bucket(cfg, stream, now_ms)
+            .map(bucket_ceiling)
     }
 
-    fn hedge_p95_bucket(&self, cfg: &DegradeConfig, now_ms: u64) -> Option<u8> {
+    fn hedge_p95_bucket(&self, cfg: &DegradeConfig, stream: bool, now_ms: u64) -> Option<u8> {
         let (recent, base) = self.figures(cfg, now_ms);
+        let pick = |f: Figures| if stream { f.ttft } else { f.latency };
+        let (recent, base) = (pick(recent), pick(base));
         let enough = |h: &Histogram, min: u32| Figures::count(h) >= u64::from(min.max(1));
-        if enough(&recent.ttft, cfg.min_recent) {
-            return Figures::p95_bucket(&recent.ttft);
+        if enough(&recent, cfg.min_recent) {
+            return Figures::p95_bucket(&recent);
         }
-        enough(&base.ttft, cfg.min_baseline)
-            .then(|| Figures::p95_bucket(&base.ttft))
+        enough(&base, cfg.min_baseline)
+            .then(|| Figures::p95_bucket(&base))
             .flatten()
     }
 

@@ -217,16 +217,16 @@ fn the_stored_state_reads_back_the_same() {
 #[test]
 fn the_hedge_p95_comes_from_the_recent_window_else_the_baseline() {
     let mut d = Degradation::default();
-    assert_eq!(d.ttft_p95_ms(&cfg(), 0), None);
+    assert_eq!(d.hedge_p95_ms(&cfg(), true, 0), None);
     feed(&mut d, 60, 0, 55 * MIN, |_| streamed(300));
     assert_eq!(
-        d.ttft_p95_ms(&cfg(), 55 * MIN),
+        d.hedge_p95_ms(&cfg(), true, 55 * MIN),
         Some(bucket_ceiling(bucket(300)))
     );
     // Too few recent samples (the last five minutes hold some): still the baseline's.
     feed(&mut d, 25, 60 * MIN, 62 * MIN, |_| streamed(1_200));
     assert_eq!(
-        d.ttft_p95_ms(&cfg(), 62 * MIN),
+        d.hedge_p95_ms(&cfg(), true, 62 * MIN),
         Some(bucket_ceiling(bucket(1_200)))
     );
 }
@@ -235,7 +235,7 @@ fn the_hedge_p95_comes_from_the_recent_window_else_the_baseline() {
 fn the_hedge_waits_no_less_than_the_first_token_of_a_steady_deployment() {
     let mut d = Degradation::default();
     feed(&mut d, 30, 0, MIN, |_| streamed(700));
-    let p95 = d.ttft_p95_ms(&cfg(), MIN).unwrap();
+    let p95 = d.hedge_p95_ms(&cfg(), true, MIN).unwrap();
     assert!((700..=875).contains(&p95), "{p95}");
 }
 
@@ -249,8 +249,8 @@ fn a_deployment_its_hedge_always_beats_is_measured_by_when_it_was_cancelled() {
     let mut seen = Vec::new();
     for i in 0..200 {
         let now = i * 1_000;
-        d.record_ttft_floor(&c, hedge_at + 150, now);
-        hedge_at = d.ttft_p95_ms(&c, now).unwrap_or(100);
+        d.record_hedge_wait(&c, wait(true, hedge_at + 150), now);
+        hedge_at = d.hedge_p95_ms(&c, true, now).unwrap_or(100);
         seen.push(hedge_at);
         if hedge_at >= 700 {
             break;
@@ -268,12 +268,12 @@ fn a_lower_bound_below_the_p95_is_not_counted() {
     let mut d = Degradation::default();
     let c = cfg();
     feed(&mut d, 30, 0, MIN, |_| streamed(1_000));
-    let before = d.ttft_p95_ms(&c, MIN);
+    let before = d.hedge_p95_ms(&c, true, MIN);
     for _ in 0..100 {
-        d.record_ttft_floor(&c, 200, MIN);
+        d.record_hedge_wait(&c, wait(true, 200), MIN);
     }
     assert_eq!(
-        d.ttft_p95_ms(&c, MIN),
+        d.hedge_p95_ms(&c, true, MIN),
         before,
         "a hedge cancelled early says little"
     );
@@ -282,6 +282,35 @@ fn a_lower_bound_below_the_p95_is_not_counted() {
         ..c
     };
     let mut cold = Degradation::default();
-    cold.record_ttft_floor(&off, 500, 0);
+    cold.record_hedge_wait(&off, wait(true, 500), 0);
     assert_eq!(cold, Degradation::default());
+}
+
+fn wait(stream: bool, waited_ms: u64) -> HedgeWait {
+    HedgeWait { stream, waited_ms }
+}
+
+#[test]
+fn a_non_streamed_request_hedges_on_the_whole_answers_p95() {
+    let mut d = Degradation::default();
+    let c = cfg();
+    // First tokens at 200 ms, whole answers at 2 s.
+    let mixed = |i: u64| {
+        if i % 2 == 0 {
+            streamed(200)
+        } else {
+            answer(2_000)
+        }
+    };
+    feed(&mut d, 60, 0, 2 * MIN, mixed);
+    let stream = d.hedge_p95_ms(&c, true, 2 * MIN).unwrap();
+    let whole = d.hedge_p95_ms(&c, false, 2 * MIN).unwrap();
+    assert!((200..=250).contains(&stream), "{stream}");
+    assert!((2_000..=2_500).contains(&whole), "{whole}");
+    // A whole answer cancelled by its hedge is a latency lower bound, not a TTFT one.
+    let mut e = Degradation::default();
+    e.record_hedge_wait(&c, wait(false, 900), 0);
+    let f = e.figures(&c, 0).0;
+    assert_eq!(f.ttft_p95_ms(), None);
+    assert_eq!(f.latency_p95_ms(), Some(bucket_floor(bucket(900))));
 }

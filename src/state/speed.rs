@@ -6,6 +6,7 @@
 //! of its time to first token, move it (a failure says nothing about speed), and a
 //! deployment with no measurement has `None`, never a made-up figure.
 
+use super::degradation::HedgeWait;
 use super::stats::Sample;
 use serde::{Deserialize, Serialize};
 
@@ -39,12 +40,17 @@ impl Speed {
         }
     }
 
-    /// A streamed attempt cancelled by a hedge after `waited_ms` without a first token: its
-    /// TTFT is at least that, so the average moves up to it when it is below (a lower bound
-    /// under the average says nothing).
-    pub fn record_ttft_floor(&mut self, waited_ms: u64) {
-        if self.ttft_ms.is_none_or(|t| waited_ms > t) {
-            self.ttft_ms = Some(ewma(self.ttft_ms, waited_ms));
+    /// A first attempt cancelled by its hedge after `w.waited_ms` without committing: its
+    /// time to first token (a stream) or to the whole answer is at least that, so that average
+    /// moves up to it when it is below (a lower bound under the average says nothing).
+    pub fn record_hedge_wait(&mut self, w: HedgeWait) {
+        let avg = if w.stream {
+            &mut self.ttft_ms
+        } else {
+            &mut self.latency_ms
+        };
+        if avg.is_none_or(|t| w.waited_ms > t) {
+            *avg = Some(ewma(*avg, w.waited_ms));
         }
     }
 
@@ -93,14 +99,17 @@ mod tests {
     }
 
     #[test]
-    fn a_cancelled_wait_only_moves_the_first_token_time_up() {
+    fn a_cancelled_wait_only_moves_its_average_up() {
+        let wait = |stream, waited_ms| HedgeWait { stream, waited_ms };
         let mut s = Speed::default();
-        s.record_ttft_floor(300);
+        s.record_hedge_wait(wait(true, 300));
         assert_eq!(s.ttft_ms, Some(300));
-        s.record_ttft_floor(100);
+        s.record_hedge_wait(wait(true, 100));
         assert_eq!(s.ttft_ms, Some(300), "a lower bound under the average");
-        s.record_ttft_floor(800);
+        s.record_hedge_wait(wait(true, 800));
         assert_eq!(s.ttft_ms, Some(400), "(4*300 + 800) / 5");
         assert_eq!(s.latency_ms, None);
+        s.record_hedge_wait(wait(false, 2_000));
+        assert_eq!((s.ttft_ms, s.latency_ms), (Some(400), Some(2_000)));
     }
 }

@@ -24,6 +24,7 @@ use crate::config::{Deployment, RoutingTable};
 use crate::engine::{CacheStatus, Health, Meta};
 use crate::resilience::ErrorClass;
 use crate::state::breaker::{Report, View};
+use crate::state::degradation::HedgeWait;
 use crate::state::quota::{Admission, Estimate, Limits};
 use crate::state::route_stats::{RouteAttempt, RouteRequest};
 use crate::state::stats::Sample;
@@ -38,8 +39,8 @@ pub struct DoHealth {
     /// Reports not yet sent, by deployment name.
     pending: RefCell<Vec<(String, Report)>>,
     samples: RefCell<Vec<(String, Sample)>>,
-    /// Hedged streams' cancelled waits: (deployment, ms), lower bounds of its TTFT.
-    ttft_floors: RefCell<Vec<(String, u64)>>,
+    /// First attempts cancelled by their hedge: (deployment, the wait, a lower bound).
+    hedge_waits: RefCell<Vec<(String, HedgeWait)>>,
     /// Rate-limit reservations to settle: (deployment, id, tokens).
     settles: RefCell<Vec<(String, String, Option<u64>)>>,
     /// Route outcomes for alerts: (the route's first deployment, route, fell back).
@@ -61,7 +62,7 @@ impl DoHealth {
             table,
             pending: RefCell::new(Vec::new()),
             samples: RefCell::new(Vec::new()),
-            ttft_floors: RefCell::new(Vec::new()),
+            hedge_waits: RefCell::new(Vec::new()),
             settles: RefCell::new(Vec::new()),
             routes: RefCell::new(Vec::new()),
             route_requests: RefCell::new(Vec::new()),
@@ -105,9 +106,15 @@ impl DoHealth {
                 .borrow_mut()
                 .push((home, figures.clone()));
         }
-        self.ttft_floors
+        self.hedge_waits
             .borrow_mut()
-            .extend(meta.ttft_floors.iter().cloned());
+            .extend(meta.hedge_waits.iter().map(|(d, waited_ms)| {
+                let wait = HedgeWait {
+                    stream: meta.stream,
+                    waited_ms: *waited_ms,
+                };
+                (d.clone(), wait)
+            }));
         let mut samples = self.samples.borrow_mut();
         let mut route_attempts = self.route_attempts.borrow_mut();
         let known_route = self.table.route(&meta.route).is_some();
@@ -237,7 +244,7 @@ impl DoHealth {
     pub fn flush(&self) {
         let reports = std::mem::take(&mut *self.pending.borrow_mut());
         let samples = std::mem::take(&mut *self.samples.borrow_mut());
-        let ttft_floors = std::mem::take(&mut *self.ttft_floors.borrow_mut());
+        let hedge_waits = std::mem::take(&mut *self.hedge_waits.borrow_mut());
         let settles = std::mem::take(&mut *self.settles.borrow_mut());
         let routes = std::mem::take(&mut *self.routes.borrow_mut());
         let route_requests = std::mem::take(&mut *self.route_requests.borrow_mut());
@@ -246,7 +253,7 @@ impl DoHealth {
             .iter()
             .map(|(n, _)| n)
             .chain(samples.iter().map(|(n, _)| n))
-            .chain(ttft_floors.iter().map(|(n, _)| n))
+            .chain(hedge_waits.iter().map(|(n, _)| n))
             .chain(settles.iter().map(|(n, _, _)| n))
             .chain(routes.iter().map(|(n, _, _)| n))
             .chain(route_requests.iter().map(|(n, _)| n))
@@ -272,7 +279,7 @@ impl DoHealth {
                     .filter(|(n, _)| n == name)
                     .map(|(_, s)| *s)
                     .collect(),
-                ttft_floors: ttft_floors
+                hedge_waits: hedge_waits
                     .iter()
                     .filter(|(n, _)| n == name)
                     .map(|(_, w)| *w)
@@ -400,8 +407,8 @@ impl Health for DoHealth {
         }
     }
 
-    fn ttft_p95_ms(&self, dep: &Deployment) -> Option<u64> {
-        super::snapshot::ttft_p95_ms(&dep.name)
+    fn hedge_p95_ms(&self, dep: &Deployment, stream: bool) -> Option<u64> {
+        super::snapshot::hedge_p95_ms(&dep.name, stream)
     }
 
     fn settle(&self, dep: &Deployment, reservation: &str, tokens: Option<u64>) {

@@ -10,10 +10,10 @@
 
 use super::background::Background;
 use super::objects::{self, deployment::ReportReply, DEPLOYMENTS};
-use super::snapshot::{remember, remember_degraded, remember_speed, remember_ttft_p95};
+use super::snapshot::{remember, remember_degraded, remember_hedge_p95, remember_speed};
 use crate::state::alerts::AlertSettings;
 use crate::state::breaker::{BreakerConfig, Report};
-use crate::state::degradation::DegradeConfig;
+use crate::state::degradation::{DegradeConfig, HedgeWait};
 use crate::state::route_stats::{RouteAttempt, RouteRequest};
 use crate::state::stats::Sample;
 use serde::Serialize;
@@ -34,8 +34,8 @@ pub struct Batch {
     pub degradation: DegradeConfig,
     pub reports: Vec<Report>,
     pub samples: Vec<Sample>,
-    /// First-token waits of streamed attempts cancelled by a hedge (lower bounds).
-    pub ttft_floors: Vec<u64>,
+    /// First attempts cancelled by their hedge, and how long they waited (lower bounds).
+    pub hedge_waits: Vec<HedgeWait>,
     /// Rate-limit reservations to settle: (id, tokens used; None = release).
     pub settles: Vec<(String, Option<u64>)>,
     /// The table's `alerts` block: the object raises alerts with it (`state::alerts`).
@@ -54,7 +54,7 @@ impl Batch {
     fn len(&self) -> usize {
         self.reports.len()
             + self.samples.len()
-            + self.ttft_floors.len()
+            + self.hedge_waits.len()
             + self.settles.len()
             + self.routes.len()
             + self.route_requests.len()
@@ -82,7 +82,7 @@ pub fn post(env: &Env, ctx: &Rc<dyn Background>, name: &str, add: Batch, now_ms:
             degradation: add.degradation,
             reports: Vec::new(),
             samples: Vec::new(),
-            ttft_floors: Vec::new(),
+            hedge_waits: Vec::new(),
             settles: Vec::new(),
             alerts: None,
             name: Some(name.to_string()),
@@ -95,7 +95,7 @@ pub fn post(env: &Env, ctx: &Rc<dyn Background>, name: &str, add: Batch, now_ms:
         batch.degradation = add.degradation;
         batch.reports.extend(add.reports.iter().copied());
         batch.samples.extend(add.samples.iter().copied());
-        batch.ttft_floors.extend(add.ttft_floors.iter().copied());
+        batch.hedge_waits.extend(add.hedge_waits.iter().copied());
         batch.settles.extend(add.settles.iter().cloned());
         batch.routes.extend(add.routes.iter().cloned());
         batch.route_requests.extend(add.route_requests);
@@ -149,6 +149,6 @@ async fn send(env: &Env, name: &str, batch: &Batch) {
         remember(name, r.view, objects::now_ms());
         remember_speed(name, r.speed);
         remember_degraded(name, r.degraded);
-        remember_ttft_p95(name, r.ttft_p95_ms);
+        remember_hedge_p95(name, r.ttft_p95_ms, r.answer_p95_ms);
     }
 }

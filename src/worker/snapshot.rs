@@ -22,8 +22,9 @@ thread_local! {
     static SNAPSHOT: RefCell<HashMap<String, (View, u64)>> = RefCell::new(HashMap::new());
     /// deployment name → why it is degraded (from report replies; absent: it is not).
     static DEGRADED: RefCell<HashMap<String, Reason>> = RefCell::new(HashMap::new());
-    /// deployment name → measured p95 time to first token (from report replies).
-    static TTFT_P95: RefCell<HashMap<String, u64>> = RefCell::new(HashMap::new());
+    /// deployment name → measured p95 times to commit, (first token, whole answer), for
+    /// p95 hedges (from report replies).
+    static HEDGE_P95: RefCell<HashMap<String, (Option<u64>, Option<u64>)>> = RefCell::new(HashMap::new());
     /// deployment name → measured speed (from report replies).
     static SPEED: RefCell<HashMap<String, Speed>> = RefCell::new(HashMap::new());
     /// deployment name → share of its own rate limit left, in basis points (from admissions).
@@ -40,19 +41,29 @@ pub(super) fn remember_degraded(name: &str, degraded: Option<Reason>) {
     });
 }
 
-pub(super) fn remember_ttft_p95(name: &str, p95: Option<u64>) {
-    TTFT_P95.with(|m| {
+/// `ttft`: the p95 time to first token of streams; `answer`: to the whole answer of the others.
+pub(super) fn remember_hedge_p95(name: &str, ttft: Option<u64>, answer: Option<u64>) {
+    HEDGE_P95.with(|m| {
         let mut m = m.borrow_mut();
-        match p95 {
-            Some(v) => m.insert(name.to_string(), v),
-            None => m.remove(name),
-        };
+        if ttft.is_none() && answer.is_none() {
+            m.remove(name);
+        } else {
+            m.insert(name.to_string(), (ttft, answer));
+        }
     });
 }
 
-/// The deployment's measured p95 time to first token, as its object last said.
-pub(super) fn ttft_p95_ms(name: &str) -> Option<u64> {
-    TTFT_P95.with(|m| m.borrow().get(name).copied())
+/// The deployment's measured p95 time to commit (`stream`: to the first token), as its object
+/// last said.
+pub(super) fn hedge_p95_ms(name: &str, stream: bool) -> Option<u64> {
+    HEDGE_P95.with(|m| {
+        let (ttft, answer) = m.borrow().get(name).copied()?;
+        if stream {
+            ttft
+        } else {
+            answer
+        }
+    })
 }
 
 pub(super) fn remember_speed(name: &str, speed: Speed) {

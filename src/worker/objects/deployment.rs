@@ -22,7 +22,7 @@ use crate::state::breaker::{Breaker, BreakerConfig, Phase, Report, View};
 
 /// How long a deployment whose rate-limit state is unreadable is skipped before it is asked again.
 const UNREADABLE_RETRY_MS: u64 = 30_000;
-use crate::state::degradation::{Degradation, DegradeConfig, Reason};
+use crate::state::degradation::{Degradation, DegradeConfig, HedgeWait, Reason};
 use crate::state::quota::{Actual, Admission, Denial, Headroom, Quota};
 use crate::state::route_stats::{RouteAttempt, RouteRequest, RouteStats};
 use crate::state::speed::Speed;
@@ -40,9 +40,9 @@ pub struct ReportCall {
     pub reports: Vec<Report>,
     #[serde(default)]
     pub samples: Vec<Sample>,
-    /// First-token waits of streamed attempts cancelled by a hedge (lower bounds).
+    /// First attempts cancelled by their hedge, and how long they waited (lower bounds).
     #[serde(default)]
-    pub ttft_floors: Vec<u64>,
+    pub hedge_waits: Vec<HedgeWait>,
     /// Rate-limit reservations to settle: (id, tokens used; None = release).
     #[serde(default)]
     pub settles: Vec<(String, Option<u64>)>,
@@ -79,9 +79,12 @@ pub struct ReportReply {
     /// Why the deployment is degraded, if it is (`state::degradation`).
     #[serde(default)]
     pub degraded: Option<Reason>,
-    /// Its measured p95 time to first token (p95 hedges).
+    /// Its measured p95 time to first token of streams, and to the whole answer of the
+    /// others (p95 hedges).
     #[serde(default)]
     pub ttft_p95_ms: Option<u64>,
+    #[serde(default)]
+    pub answer_p95_ms: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize)]
@@ -134,7 +137,7 @@ impl DeploymentState {
             }
             Err(_) => View::ForcedOpen,
         };
-        if !call.samples.is_empty() || !call.ttft_floors.is_empty() {
+        if !call.samples.is_empty() || !call.hedge_waits.is_empty() {
             let stats = self.stats.with(|s| {
                 for sample in &call.samples {
                     s.record(sample, now);
@@ -147,8 +150,8 @@ impl DeploymentState {
                 for sample in &call.samples {
                     s.record(sample);
                 }
-                for waited in &call.ttft_floors {
-                    s.record_ttft_floor(*waited);
+                for w in &call.hedge_waits {
+                    s.record_hedge_wait(*w);
                 }
             });
             if speed.is_ok() {
@@ -173,15 +176,18 @@ impl DeploymentState {
             for sample in &call.samples {
                 d.record(&call.degradation, sample, now);
             }
-            for waited in &call.ttft_floors {
-                d.record_ttft_floor(&call.degradation, *waited, now);
+            for w in &call.hedge_waits {
+                d.record_hedge_wait(&call.degradation, *w, now);
             }
             let verdict = d.update(&call.degradation, now);
             let edge = alerts::degradation_edge(before.current(), verdict);
-            let p95 = d.ttft_p95_ms(&call.degradation, now);
+            let p95 = (
+                d.hedge_p95_ms(&call.degradation, true, now),
+                d.hedge_p95_ms(&call.degradation, false, now),
+            );
             (verdict, p95, *d != before, edge)
         });
-        let (degraded, ttft_p95_ms) = match degraded {
+        let (degraded, (ttft_p95_ms, answer_p95_ms)) = match degraded {
             Ok((verdict, p95, changed, edge)) => {
                 if changed {
                     self.degradation.save(&storage).await?;
@@ -189,7 +195,7 @@ impl DeploymentState {
                 raised.extend(edge);
                 (verdict, p95)
             }
-            Err(_) => (None, None),
+            Err(_) => (None, (None, None)),
         };
         if !call.settles.is_empty() {
             let settled = self.quota.with(|q| {
@@ -237,6 +243,7 @@ impl DeploymentState {
             speed: self.speed.with(|s| *s).unwrap_or_default(),
             degraded,
             ttft_p95_ms,
+            answer_p95_ms,
         })
     }
 
