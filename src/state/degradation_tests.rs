@@ -296,7 +296,7 @@ fn a_non_streamed_request_hedges_on_the_whole_answers_p95() {
     let c = cfg();
     // First tokens at 200 ms, whole answers at 2 s.
     let mixed = |i: u64| {
-        if i % 2 == 0 {
+        if i.is_multiple_of(2) {
             streamed(200)
         } else {
             answer(2_000)

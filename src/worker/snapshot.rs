@@ -17,6 +17,9 @@ use std::collections::HashMap;
 /// After this long a snapshot is refreshed in the background (it is still used meanwhile).
 pub const SNAPSHOT_TTL_MS: u64 = 2_000;
 
+/// (p95 to the first token of streams, p95 to the whole answer of the others).
+type HedgeP95 = (Option<u64>, Option<u64>);
+
 thread_local! {
     /// deployment name → (view, when it was learned).
     static SNAPSHOT: RefCell<HashMap<String, (View, u64)>> = RefCell::new(HashMap::new());
@@ -24,7 +27,7 @@ thread_local! {
     static DEGRADED: RefCell<HashMap<String, Reason>> = RefCell::new(HashMap::new());
     /// deployment name → measured p95 times to commit, (first token, whole answer), for
     /// p95 hedges (from report replies).
-    static HEDGE_P95: RefCell<HashMap<String, (Option<u64>, Option<u64>)>> = RefCell::new(HashMap::new());
+    static HEDGE_P95: RefCell<HashMap<String, HedgeP95>> = RefCell::new(HashMap::new());
     /// deployment name → measured speed (from report replies).
     static SPEED: RefCell<HashMap<String, Speed>> = RefCell::new(HashMap::new());
     /// deployment name → share of its own rate limit left, in basis points (from admissions).
