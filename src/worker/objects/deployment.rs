@@ -137,7 +137,7 @@ impl DeploymentState {
             }
             Err(_) => View::ForcedOpen,
         };
-        if !call.samples.is_empty() || !call.hedge_waits.is_empty() {
+        if !call.samples.is_empty() {
             let stats = self.stats.with(|s| {
                 for sample in &call.samples {
                     s.record(sample, now);
@@ -146,6 +146,8 @@ impl DeploymentState {
             if stats.is_ok() {
                 self.stats.save(&storage).await?;
             }
+        }
+        if !call.samples.is_empty() || !call.hedge_waits.is_empty() {
             let speed = self.speed.with(|s| {
                 for sample in &call.samples {
                     s.record(sample);
