@@ -203,7 +203,9 @@ test("hedge after p95: a deployment its hedge always beats is still measured, an
   t.script(slow, [{ ok: "the slow deployment answers", firstTokenDelayMs: 700 }]);
   t.script(fast, [{ ok: "the hedge answers", firstTokenDelayMs: 150 }]);
   const hedges = [];
-  for (let i = 0; i < 20; i++) {
+  // Each step up needs the previous report at the object (≤ 1 s): 30 requests leave room
+  // on a loaded machine (≈ 10 are needed).
+  for (let i = 0; i < 30; i++) {
     const r = await chatStream(w, { model: route, messages: USER_MSG, stream: true });
     assert.equal(r.status, 200);
     hedges.push(r.res.headers.get("x-router-hedge"));
