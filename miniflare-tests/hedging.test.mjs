@@ -152,24 +152,32 @@ test("the first attempt's off-schema answer does not end the race: the hedge's v
   assert.deepEqual(hits, [1, 1, 0], "the hedge was not sent twice, the third never");
 });
 
-test("hedge after the measured p95: a slow first token is hedged at about the deployment's p95 TTFT, not at the floor", async () => {
+/**
+ * A p95-hedged route `hg<n>` over [slow, fast] (floor 100 ms, cap 4 s), and `hg<n>-measure`
+ * over slow alone (it measures the deployment without hedging). `minSamples`: answers needed
+ * for a p95 (the default needs 20 in the recent window).
+ */
+async function p95Hedged(minSamples) {
   const n = ++seq;
   const slow = `hg${n}-slow`;
   const fast = `hg${n}-fast`;
   const t = await scenarioTable(w, fake, {
     deployments: { [slow]: {}, [fast]: {} },
     routes: {
-      // The same deployment measured through a route that does not hedge.
       [`hg${n}-measure`]: { chain: [slow] },
       [`hg${n}`]: { chain: [slow, fast], hedge: { after: "p95", floor_ms: 100, cap_ms: 4000 } },
     },
   });
-  // A p95 from a handful of streams (the default needs 20 in the recent window).
-  t.table.defaults.degradation = { min_recent: 5, min_baseline: 5 };
+  t.table.defaults.degradation = { min_recent: minSamples, min_baseline: minSamples };
   await w.putTable(t.table);
+  return { t, slow, fast, route: `hg${n}`, measure: `hg${n}-measure` };
+}
+
+test("hedge after the measured p95: a slow first token is hedged at about the deployment's p95 TTFT, not at the floor", async () => {
+  const { t, slow, fast, route, measure } = await p95Hedged(5);
   t.script(slow, [{ ok: "measured answer", firstTokenDelayMs: 600 }]);
   for (let i = 0; i < 6; i++) {
-    const r = await chatStream(w, { model: `hg${n}-measure`, messages: USER_MSG, stream: true });
+    const r = await chatStream(w, { model: measure, messages: USER_MSG, stream: true });
     assert.equal(r.status, 200);
   }
   // The reports reach the deployment's object within a second; its reply carries the p95.
@@ -177,7 +185,7 @@ test("hedge after the measured p95: a slow first token is hedged at about the de
   t.script(slow, [{ ok: "slow answer never seen", firstTokenDelayMs: 3000 }]);
   t.script(fast, [{ ok: "fast answer wins" }]);
   const sent = Date.now();
-  const r = await chatStream(w, { model: `hg${n}`, messages: USER_MSG, stream: true });
+  const r = await chatStream(w, { model: route, messages: USER_MSG, stream: true });
   assert.equal(sseContent(r.events), "fast answer wins");
   assert.equal(r.res.headers.get("x-router-hedge"), `${slow}:cancelled,${fast}:won`);
   // The hedge started after the measured p95 (≈ 600 ms; buckets are within 25 %), not at
@@ -187,16 +195,7 @@ test("hedge after the measured p95: a slow first token is hedged at about the de
 });
 
 test("hedge after p95: a deployment its hedge always beats is still measured, and is soon no longer hedged", async () => {
-  const n = ++seq;
-  const slow = `hg${n}-slow`;
-  const fast = `hg${n}-fast`;
-  const route = `hg${n}`;
-  const t = await scenarioTable(w, fake, {
-    deployments: { [slow]: {}, [fast]: {} },
-    routes: { [route]: { chain: [slow, fast], hedge: { after: "p95", floor_ms: 100, cap_ms: 4000 } } },
-  });
-  t.table.defaults.degradation = { min_recent: 3, min_baseline: 3 };
-  await w.putTable(t.table);
+  const { t, slow, fast, route } = await p95Hedged(3);
   // A first token at 700 ms, every time; the hedge's comes 150 ms after it starts. Hedged at
   // the 100 ms floor, the slow deployment never answers first, so only the time it waited
   // before being cancelled can measure it.
@@ -218,31 +217,20 @@ test("hedge after p95: a deployment its hedge always beats is still measured, an
 });
 
 test("hedge after p95, non-streaming: the hedge waits for the whole answer's p95, not the first token's", async () => {
-  const n = ++seq;
-  const slow = `hg${n}-slow`;
-  const fast = `hg${n}-fast`;
-  const t = await scenarioTable(w, fake, {
-    deployments: { [slow]: {}, [fast]: {} },
-    routes: {
-      [`hg${n}-measure`]: { chain: [slow] },
-      [`hg${n}`]: { chain: [slow, fast], hedge: { after: "p95", floor_ms: 100, cap_ms: 4000 } },
-    },
-  });
-  t.table.defaults.degradation = { min_recent: 5, min_baseline: 5 };
-  await w.putTable(t.table);
+  const { t, slow, fast, route, measure } = await p95Hedged(5);
   // Measured: first tokens at 200 ms, whole answers at 900 ms.
   t.script(slow, [{ ok: "measured answer", firstTokenDelayMs: 200 }]);
   for (let i = 0; i < 6; i++) {
-    assert.equal((await chatStream(w, { model: `hg${n}-measure`, messages: USER_MSG, stream: true })).status, 200);
+    assert.equal((await chatStream(w, { model: measure, messages: USER_MSG, stream: true })).status, 200);
   }
   t.script(slow, [{ ok: "measured answer", firstTokenDelayMs: 900 }]);
   for (let i = 0; i < 6; i++) {
-    assert.equal((await chatOnce(w, { model: `hg${n}-measure`, messages: USER_MSG })).status, 200);
+    assert.equal((await chatOnce(w, { model: measure, messages: USER_MSG })).status, 200);
   }
   await sleep(2_000);
   // An ordinary whole answer (900 ms) is not hedged; a first token at 900 ms would be.
   t.script(fast, [{ ok: "the hedge answers" }]);
-  const r = await chatOnce(w, { model: `hg${n}`, messages: USER_MSG });
+  const r = await chatOnce(w, { model: route, messages: USER_MSG });
   assert.equal(r.status, 200);
   assert.equal(r.res.headers.get("x-router-hedge"), null, "not hedged");
   assert.equal(r.json.choices[0].message.content, "measured answer");
