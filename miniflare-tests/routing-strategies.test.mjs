@@ -246,9 +246,11 @@ test("fastest: after both deployments are measured, traffic goes to the faster o
     },
   });
   t.script("fst-slow", [{ ok: "answer from fst-slow", delayMs: 150 }]);
+  // The explore share (5 % of requests) tries the other deployment first, and says so.
+  const expected = (r, usual, other) => (h(r, "x-router-explore") === "true" ? other : usual);
   // Unmeasured: chain order.
   const cold = await chatOnce(w, { model: "fst-route", messages: USER_MSG });
-  assert.equal(h(cold, "x-router-deployment"), "fst-slow");
+  assert.equal(h(cold, "x-router-deployment"), expected(cold, "fst-slow", "fst-quick"));
   for (let i = 0; i < 3; i++) {
     assert.equal((await chatOnce(w, { model: "fst-only-slow", messages: USER_MSG })).status, 200);
     assert.equal((await chatOnce(w, { model: "fst-only-quick", messages: USER_MSG })).status, 200);
@@ -259,17 +261,50 @@ test("fastest: after both deployments are measured, traffic goes to the faster o
   for (;;) {
     r = await chatOnce(w, { model: "fst-route", messages: USER_MSG });
     assert.equal(r.status, 200, r.text);
-    if (h(r, "x-router-deployment") === "fst-quick" || Date.now() - t0 > 5000) break;
+    const explored = h(r, "x-router-explore") === "true";
+    if ((h(r, "x-router-deployment") === "fst-quick" && !explored) || Date.now() - t0 > 5000) break;
     await new Promise((res) => setTimeout(res, 200));
   }
   assert.equal(h(r, "x-router-deployment"), "fst-quick", `switched after ${Date.now() - t0} ms`);
   for (let i = 0; i < 5; i++) {
     const again = await chatOnce(w, { model: "fst-route", messages: USER_MSG });
-    assert.equal(h(again, "x-router-deployment"), "fst-quick", `request ${i + 1} after the switch`);
+    assert.equal(h(again, "x-router-deployment"), expected(again, "fst-quick", "fst-slow"), `request ${i + 1} after the switch`);
   }
   // The slow one is still the fallback.
   t.script("fst-quick", [steps.r503()]);
   const fb = await chatOnce(w, { model: "fst-route", messages: USER_MSG });
   assert.equal(fb.status, 200, fb.text);
   assert.equal(h(fb, "x-router-deployment"), "fst-slow");
+});
+
+test("fastest: a deployment without a measured speed is explored, and once measured faster it goes first", async () => {
+  const t = await setup({
+    deployments: { "fx-known": {}, "fx-new": {} },
+    routes: {
+      "fx-route": { strategy: "fastest", chain: ["fx-known", "fx-new"] },
+      "fx-only-known": { chain: ["fx-known"] },
+    },
+  });
+  t.script("fx-known", [{ ok: "answer from fx-known", delayMs: 60 }]);
+  for (let i = 0; i < 3; i++) {
+    assert.equal((await chatOnce(w, { model: "fx-only-known", messages: USER_MSG })).status, 200);
+  }
+  await new Promise((res) => setTimeout(res, 1_200));
+  // Measured known first; the new one only when the explore share (5 %) draws it.
+  let explored;
+  let sent = 0;
+  for (; sent < 300 && !explored; sent++) {
+    const r = await chatOnce(w, { model: "fx-route", messages: USER_MSG });
+    assert.equal(r.status, 200, r.text);
+    if (h(r, "x-router-explore") === "true") explored = r;
+    else assert.equal(h(r, "x-router-deployment"), "fx-known", `request ${sent + 1}`);
+  }
+  assert.ok(explored, `explored within ${sent} requests`);
+  assert.equal(h(explored, "x-router-deployment"), "fx-new");
+  // Its speed reaches the isolate with the object's reply; then it is the fastest.
+  await new Promise((res) => setTimeout(res, 1_200));
+  for (let i = 0; i < 5; i++) {
+    const r = await chatOnce(w, { model: "fx-route", messages: USER_MSG });
+    assert.equal(h(r, "x-router-deployment"), h(r, "x-router-explore") === "true" ? "fx-known" : "fx-new", `request ${i + 1}`);
+  }
 });

@@ -11,6 +11,11 @@
 //! Degraded deployments (`state::degradation`) are moved behind the healthy ones of the plan,
 //! in their order, and stay in it as fallbacks; in `recovery_share_bps` of requests they keep
 //! their place, so their figures keep coming and their recovery is seen.
+//!
+//! `fastest` explores: in `EXPLORE_SHARE_BPS` of its plans (a draw of its own, mixed from
+//! `random`) another candidate goes first, an unmeasured one if there is one. Without it a
+//! deployment the isolate has no speed for (a new one) would never be tried while the others
+//! answer, and one whose average was once slow would never be seen to recover.
 
 use crate::config::{ChainStep, Deployment, Route, RoutingTable, Strategy};
 use crate::state::degradation::Reason;
@@ -76,7 +81,12 @@ pub struct Plan {
     pub sticky: bool,
     /// Degraded deployments moved behind healthy ones, with why.
     pub deferred: Vec<(String, Reason)>,
+    /// `fastest` explored: a deployment other than the fastest known was put first.
+    pub explored: bool,
 }
+
+/// Share of `fastest` plans that try another deployment first (5 %).
+pub const EXPLORE_SHARE_BPS: u32 = 500;
 
 pub const REMOVED_TAG: &str = "tag";
 pub const REMOVED_COST: &str = "cost_ceiling";
@@ -123,7 +133,7 @@ pub fn plan(input: &PlanInput, stats: &dyn DeploymentStats) -> Plan {
         .copied()
         .filter(|&i| steps.get(i).is_some_and(|s| !s.canary_only))
         .collect();
-    let mut order = strategy_order(input, stats, listed);
+    let (mut order, explored) = strategy_order(input, stats, listed);
     let first = sticky_step.or(canary_step.filter(|i| kept.contains(i)));
     if let Some(f) = first {
         order.retain(|&i| i != f);
@@ -131,24 +141,36 @@ pub fn plan(input: &PlanInput, stats: &dyn DeploymentStats) -> Plan {
     }
     let deferred = defer_degraded(input, stats, &mut order);
     let first = first.filter(|f| order.first() == Some(f));
+    let explored = explored.is_some_and(|e| order.first() == Some(&e));
     Plan {
         order,
         removed,
         canary: sticky_step.is_none() && first.is_some(),
         sticky: sticky_step.is_some() && first.is_some(),
         deferred,
+        explored,
     }
+}
+
+/// The exploration draw: 0..10000, and a second number to pick with, mixed from `random` with
+/// a salt of their own, so they are independent of the other draws.
+pub fn explore_draw(random: u64) -> (u32, u64) {
+    let z = splitmix(random ^ 0xA076_1D64_78BD_642F);
+    ((z % 10_000) as u32, z >> 32)
+}
+
+fn splitmix(random: u64) -> u64 {
+    let mut z = random ^ (random >> 30);
+    z = z.wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z ^= z >> 27;
+    z = z.wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
 }
 
 /// The recovery draw: 0..10000 from all 64 bits of `random`, mixed (splitmix64's finalizer),
 /// so it is independent of the weighted and canary draws.
 fn recovery_draw(random: u64) -> u32 {
-    let mut z = random ^ (random >> 30);
-    z = z.wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z ^= z >> 27;
-    z = z.wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^= z >> 31;
-    (z % 10_000) as u32
+    (splitmix(random) % 10_000) as u32
 }
 
 /// Moves degraded deployments behind the healthy ones (stable), unless the recovery draw
@@ -210,7 +232,12 @@ fn verdict(input: &PlanInput, step: &ChainStep) -> Option<&'static str> {
     over.then_some(REMOVED_COST)
 }
 
-fn strategy_order(input: &PlanInput, stats: &dyn DeploymentStats, mut v: Vec<usize>) -> Vec<usize> {
+/// The strategy's order, and for `fastest` the step it explored (put first), if it did.
+fn strategy_order(
+    input: &PlanInput,
+    stats: &dyn DeploymentStats,
+    mut v: Vec<usize>,
+) -> (Vec<usize>, Option<usize>) {
     let steps = input.route.chain.steps();
     let dep = |i: &usize| -> Option<&Deployment> {
         steps
@@ -230,15 +257,31 @@ fn strategy_order(input: &PlanInput, stats: &dyn DeploymentStats, mut v: Vec<usi
         Strategy::Cheapest => {
             v.sort_by_key(|i| dep(i).map_or(u64::MAX, |d| input.est.cost_nanos(&d.price)));
         }
-        Strategy::Fastest => v.sort_by_key(|i| match stats.ttft_ms(name(i)) {
-            Some(t) => (false, t, Reverse(stats.tokens_per_s(name(i)).unwrap_or(0))),
-            None => (true, 0, Reverse(0)),
-        }),
+        Strategy::Fastest => {
+            v.sort_by_key(|i| match stats.ttft_ms(name(i)) {
+                Some(t) => (false, t, Reverse(stats.tokens_per_s(name(i)).unwrap_or(0))),
+                None => (true, 0, Reverse(0)),
+            });
+            let (draw, pick) = explore_draw(input.random);
+            let others = v.len().saturating_sub(1);
+            if draw < EXPLORE_SHARE_BPS && others > 0 {
+                // An unmeasured one first (they are sorted last, in chain order), else any.
+                let pos = v
+                    .iter()
+                    .skip(1)
+                    .position(|i| stats.ttft_ms(name(i)).is_none())
+                    .unwrap_or((pick % others as u64) as usize)
+                    + 1;
+                let explored = v.remove(pos);
+                v.insert(0, explored);
+                return (v, Some(explored));
+            }
+        }
         Strategy::LeastUsed => {
             v.sort_by_key(|i| Reverse(stats.headroom_bps(name(i)).unwrap_or(FULL_HEADROOM_BPS)))
         }
     }
-    v
+    (v, None)
 }
 
 /// Position in `candidates` of the weighted first pick; None when every weight is 0.
@@ -328,6 +371,11 @@ pub fn explain(input: &PlanInput, stats: &dyn DeploymentStats) -> Value {
         "canary": canary,
         "sticky": {"ttl_ms": route.sticky_ttl_ms, "remembered": sticky_name, "first": p.sticky},
         "deferred": p.deferred.iter().map(|(d, why)| json!({"deployment": d, "reason": why.as_str()})).collect::<Vec<_>>(),
+        "explore": (route.strategy == Strategy::Fastest).then(|| json!({
+            "share_bps": EXPLORE_SHARE_BPS,
+            "draw": explore_draw(input.random).0,
+            "first": p.explored,
+        })),
         "order": p.order.iter().filter_map(|&i| name_of(i)).collect::<Vec<_>>(),
         "order_steps": p.order,
     })

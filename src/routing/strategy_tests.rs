@@ -468,3 +468,71 @@ fn deployments_with_degradation_off_are_never_deferred() {
     };
     assert_eq!(names(&t, &i, &plan(&i, &stats)), ["b", "a"]);
 }
+
+#[test]
+fn fastest_tries_another_deployment_first_in_about_the_explore_share() {
+    let t = table(json!({"fast": {"chain": ["a", "b", "c", "d"], "strategy": "fastest"}}));
+    let mut stats = Stats::default();
+    stats.ttft.extend([("a", 300), ("b", 100), ("c", 200)]);
+    // The fixed input's draw is outside the share: the order is by speed, d unmeasured last.
+    assert!(explore_draw(0).0 >= EXPLORE_SHARE_BPS);
+    let p = plan(&input(&t, "fast"), &stats);
+    assert_eq!(names(&t, &input(&t, "fast"), &p), ["b", "c", "a", "d"]);
+    assert!(!p.explored);
+    let mut rng = XorShift(7);
+    let n = 20_000;
+    let mut firsts: HashMap<String, u32> = HashMap::new();
+    for _ in 0..n {
+        let mut i = input(&t, "fast");
+        i.random = rng.next();
+        let p = plan(&i, &stats);
+        let order = names(&t, &i, &p);
+        assert_eq!(p.explored, order[0] != "b", "{order:?}");
+        // The rest keeps its order by speed.
+        let rest: Vec<&String> = order.iter().filter(|d| *d != &order[0]).collect();
+        let mut sorted = vec!["b", "c", "a", "d"];
+        sorted.retain(|d| *d != order[0]);
+        assert_eq!(rest, sorted, "{order:?}");
+        *firsts.entry(order[0].clone()).or_default() += 1;
+    }
+    // 5 % explore (1000 expected), and the unmeasured deployment is the one explored.
+    let explored = n - firsts["b"];
+    assert!((850..1150).contains(&explored), "{firsts:?}");
+    assert_eq!(
+        firsts.get("d").copied().unwrap_or(0),
+        explored,
+        "{firsts:?}"
+    );
+
+    // All measured: any of the others, about evenly.
+    stats.ttft.insert("d", 400);
+    let mut firsts: HashMap<String, u32> = HashMap::new();
+    for _ in 0..n {
+        let mut i = input(&t, "fast");
+        i.random = rng.next();
+        *firsts
+            .entry(names(&t, &i, &plan(&i, &stats))[0].clone())
+            .or_default() += 1;
+    }
+    for d in ["a", "c", "d"] {
+        let got = firsts.get(d).copied().unwrap_or(0);
+        assert!((230..440).contains(&got), "{d}: {firsts:?}");
+    }
+}
+
+#[test]
+fn only_fastest_explores() {
+    let t = table(json!({
+        "ordered": {"chain": ["a", "b"]},
+        "least": {"chain": ["a", "b"], "strategy": "least_used"},
+        "cheapest": {"chain": ["a", "b"], "strategy": "cheapest"},
+    }));
+    let mut rng = XorShift(9);
+    for _ in 0..5_000 {
+        for r in ["ordered", "least", "cheapest"] {
+            let mut i = input(&t, r);
+            i.random = rng.next();
+            assert!(!plan(&i, &NoStats).explored, "{r}");
+        }
+    }
+}

@@ -91,6 +91,7 @@ async fn serve(
                 canary: false,
                 sticky: false,
                 deferred: Vec::new(),
+                explored: false,
             },
             session: None,
         },

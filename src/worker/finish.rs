@@ -66,6 +66,9 @@ impl Finish {
         if r.plan.sticky {
             meta.extra_headers.push(("x-router-sticky", "true".into()));
         }
+        if r.plan.explored {
+            meta.extra_headers.push(("x-router-explore", "true".into()));
+        }
     }
 
     /// Breaker reports gathered so far (failed attempts before a stream committed).
