@@ -15,4 +15,6 @@ mod classify_tests;
 #[cfg(test)]
 mod prepare_tests;
 #[cfg(test)]
+mod strategy_draws_tests;
+#[cfg(test)]
 mod strategy_tests;

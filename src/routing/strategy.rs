@@ -169,7 +169,7 @@ fn splitmix(random: u64) -> u64 {
 
 /// The recovery draw: 0..10000 from all 64 bits of `random`, mixed (splitmix64's finalizer),
 /// so it is independent of the weighted and canary draws.
-fn recovery_draw(random: u64) -> u32 {
+pub(crate) fn recovery_draw(random: u64) -> u32 {
     (splitmix(random) % 10_000) as u32
 }
 

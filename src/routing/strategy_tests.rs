@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 use std::collections::HashMap;
 
 /// Prices (USD per million input / output tokens): a 1/2, b 3/6, c 0.5/1, d (canary) 1/1.
-fn table(routes: Value) -> RoutingTable {
+pub(super) fn table(routes: Value) -> RoutingTable {
     let dep = |price_in: &str, price_out: &str, tags: Value| {
         json!({"provider": "mock", "model": "m", "context_window": 100000, "tags": tags,
                "price": {"input_per_mtok_usd": price_in, "output_per_mtok_usd": price_out}})
@@ -37,7 +37,7 @@ const EST: Usage = Usage {
     reasoning_tokens: None,
 };
 
-fn input<'a>(t: &'a RoutingTable, route: &str) -> PlanInput<'a> {
+pub(super) fn input<'a>(t: &'a RoutingTable, route: &str) -> PlanInput<'a> {
     PlanInput {
         route: t.route(route).unwrap(),
         table: t,
@@ -48,7 +48,7 @@ fn input<'a>(t: &'a RoutingTable, route: &str) -> PlanInput<'a> {
     }
 }
 
-fn names(t: &RoutingTable, input: &PlanInput, p: &Plan) -> Vec<String> {
+pub(super) fn names(t: &RoutingTable, input: &PlanInput, p: &Plan) -> Vec<String> {
     let steps = input.route.chain.steps();
     p.order
         .iter()
@@ -56,20 +56,24 @@ fn names(t: &RoutingTable, input: &PlanInput, p: &Plan) -> Vec<String> {
         .collect()
 }
 
-fn order(t: &RoutingTable, input: &PlanInput, stats: &dyn DeploymentStats) -> Vec<String> {
+pub(super) fn order(
+    t: &RoutingTable,
+    input: &PlanInput,
+    stats: &dyn DeploymentStats,
+) -> Vec<String> {
     names(t, input, &plan(input, stats))
 }
 
-fn dep_index(t: &RoutingTable, name: &str) -> usize {
+pub(super) fn dep_index(t: &RoutingTable, name: &str) -> usize {
     t.deployments.iter().position(|d| d.name == name).unwrap()
 }
 
 #[derive(Default)]
-struct Stats {
-    ttft: HashMap<&'static str, u64>,
-    tps: HashMap<&'static str, u64>,
-    headroom: HashMap<&'static str, u32>,
-    degraded: HashMap<&'static str, Reason>,
+pub(super) struct Stats {
+    pub ttft: HashMap<&'static str, u64>,
+    pub tps: HashMap<&'static str, u64>,
+    pub headroom: HashMap<&'static str, u32>,
+    pub degraded: HashMap<&'static str, Reason>,
 }
 
 impl DeploymentStats for Stats {
@@ -88,10 +92,10 @@ impl DeploymentStats for Stats {
 }
 
 /// xorshift64*: a seeded, dependency-free source of uniform u64s for the distribution tests.
-struct XorShift(u64);
+pub(super) struct XorShift(pub u64);
 
 impl XorShift {
-    fn next(&mut self) -> u64 {
+    pub fn next(&mut self) -> u64 {
         self.0 ^= self.0 >> 12;
         self.0 ^= self.0 << 25;
         self.0 ^= self.0 >> 27;
@@ -365,174 +369,4 @@ fn explain_lists_every_candidate_and_the_order() {
     );
     assert_eq!(v["canary"]["first"], false);
     assert_eq!(v["sticky"]["first"], false);
-}
-
-/// A random whose recovery draw is at or past `min` (out of 10000) (found by search).
-fn draw_at_least(min: u32) -> u64 {
-    (0u64..).find(|r| recovery_draw_of(*r) >= min).unwrap()
-}
-
-fn recovery_draw_of(random: u64) -> u32 {
-    // Same mix as the plan's; checked against the plan's behaviour below.
-    let mut z = random ^ (random >> 30);
-    z = z.wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z ^= z >> 27;
-    z = z.wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^= z >> 31;
-    (z % 10_000) as u32
-}
-
-#[test]
-fn degraded_deployments_go_behind_healthy_ones_and_stay_as_fallbacks() {
-    let t = table(json!({"r": {"chain": ["a", "b", "c"]}}));
-    let mut stats = Stats::default();
-    stats.degraded.insert("a", Reason::Latency);
-    let mut i = input(&t, "r");
-    i.random = draw_at_least(500);
-    let p = plan(&i, &stats);
-    assert_eq!(names(&t, &i, &p), ["b", "c", "a"]);
-    assert_eq!(p.deferred, vec![("a".to_string(), Reason::Latency)]);
-    // Already last: nothing moved, nothing to report.
-    let mut stats = Stats::default();
-    stats.degraded.insert("c", Reason::Errors);
-    let p = plan(&i, &stats);
-    assert_eq!(names(&t, &i, &p), ["a", "b", "c"]);
-    assert!(p.deferred.is_empty());
-    // All degraded: the order stands.
-    let mut stats = Stats::default();
-    for d in ["a", "b", "c"] {
-        stats.degraded.insert(d, Reason::Timeouts);
-    }
-    let p = plan(&i, &stats);
-    assert_eq!(names(&t, &i, &p), ["a", "b", "c"]);
-    assert!(p.deferred.is_empty());
-}
-
-#[test]
-fn a_degraded_deployment_keeps_its_place_in_about_the_recovery_share() {
-    let t = table(json!({"r": {"chain": ["a", "b"]}}));
-    let mut stats = Stats::default();
-    stats.degraded.insert("a", Reason::Ttft);
-    let mut rng = XorShift(42);
-    let n = 20_000;
-    let mut first = 0;
-    for _ in 0..n {
-        let mut i = input(&t, "r");
-        i.random = rng.next();
-        if names(&t, &i, &plan(&i, &stats))[0] == "a" {
-            first += 1;
-        }
-    }
-    // 5 % by default: 1000 expected.
-    assert!((850..1150).contains(&first), "{first}");
-}
-
-#[test]
-fn a_degraded_sticky_or_canary_deployment_loses_its_first_place_and_its_flag() {
-    let t = table(json!({
-        "r": {"chain": ["a", "b", "c"], "sticky": {"ttl_ms": 60000}}
-    }));
-    let mut stats = Stats::default();
-    stats.degraded.insert("b", Reason::Latency);
-    let mut i = input(&t, "r");
-    i.random = draw_at_least(500);
-    i.sticky = Some(dep_index(&t, "b"));
-    let p = plan(&i, &stats);
-    assert_eq!(names(&t, &i, &p), ["a", "c", "b"]);
-    assert!(!p.sticky);
-}
-
-#[test]
-fn deployments_with_degradation_off_are_never_deferred() {
-    let mut raw = json!({
-        "version": 1,
-        "providers": {"mock": {"kind": "mock"}},
-        "deployments": {
-            "a": {"provider": "mock", "model": "m", "context_window": 1000, "degradation": "off"},
-            "b": {"provider": "mock", "model": "m", "context_window": 1000},
-        },
-        "routes": {"r": {"chain": ["a", "b"]}},
-    });
-    let t = parse_table(&raw.to_string()).unwrap();
-    let mut stats = Stats::default();
-    stats.degraded.insert("a", Reason::Latency);
-    let mut i = input(&t, "r");
-    i.random = draw_at_least(500);
-    assert_eq!(names(&t, &i, &plan(&i, &stats)), ["a", "b"]);
-    // And on by default.
-    raw["deployments"]["a"] = json!({"provider": "mock", "model": "m", "context_window": 1000});
-    let t = parse_table(&raw.to_string()).unwrap();
-    let i = PlanInput {
-        random: i.random,
-        ..input(&t, "r")
-    };
-    assert_eq!(names(&t, &i, &plan(&i, &stats)), ["b", "a"]);
-}
-
-#[test]
-fn fastest_tries_another_deployment_first_in_about_the_explore_share() {
-    let t = table(json!({"fast": {"chain": ["a", "b", "c", "d"], "strategy": "fastest"}}));
-    let mut stats = Stats::default();
-    stats.ttft.extend([("a", 300), ("b", 100), ("c", 200)]);
-    // The fixed input's draw is outside the share: the order is by speed, d unmeasured last.
-    assert!(explore_draw(0).0 >= EXPLORE_SHARE_BPS);
-    let p = plan(&input(&t, "fast"), &stats);
-    assert_eq!(names(&t, &input(&t, "fast"), &p), ["b", "c", "a", "d"]);
-    assert!(!p.explored);
-    let mut rng = XorShift(7);
-    let n = 20_000;
-    let mut firsts: HashMap<String, u32> = HashMap::new();
-    for _ in 0..n {
-        let mut i = input(&t, "fast");
-        i.random = rng.next();
-        let p = plan(&i, &stats);
-        let order = names(&t, &i, &p);
-        assert_eq!(p.explored, order[0] != "b", "{order:?}");
-        // The rest keeps its order by speed.
-        let rest: Vec<&String> = order.iter().filter(|d| *d != &order[0]).collect();
-        let mut sorted = vec!["b", "c", "a", "d"];
-        sorted.retain(|d| *d != order[0]);
-        assert_eq!(rest, sorted, "{order:?}");
-        *firsts.entry(order[0].clone()).or_default() += 1;
-    }
-    // 5 % explore (1000 expected), and the unmeasured deployment is the one explored.
-    let explored = n - firsts["b"];
-    assert!((850..1150).contains(&explored), "{firsts:?}");
-    assert_eq!(
-        firsts.get("d").copied().unwrap_or(0),
-        explored,
-        "{firsts:?}"
-    );
-
-    // All measured: any of the others, about evenly.
-    stats.ttft.insert("d", 400);
-    let mut firsts: HashMap<String, u32> = HashMap::new();
-    for _ in 0..n {
-        let mut i = input(&t, "fast");
-        i.random = rng.next();
-        *firsts
-            .entry(names(&t, &i, &plan(&i, &stats))[0].clone())
-            .or_default() += 1;
-    }
-    for d in ["a", "c", "d"] {
-        let got = firsts.get(d).copied().unwrap_or(0);
-        assert!((230..440).contains(&got), "{d}: {firsts:?}");
-    }
-}
-
-#[test]
-fn only_fastest_explores() {
-    let t = table(json!({
-        "ordered": {"chain": ["a", "b"]},
-        "least": {"chain": ["a", "b"], "strategy": "least_used"},
-        "cheapest": {"chain": ["a", "b"], "strategy": "cheapest"},
-    }));
-    let mut rng = XorShift(9);
-    for _ in 0..5_000 {
-        for r in ["ordered", "least", "cheapest"] {
-            let mut i = input(&t, r);
-            i.random = rng.next();
-            assert!(!plan(&i, &NoStats).explored, "{r}");
-        }
-    }
 }
